@@ -1,0 +1,32 @@
+//! Settings from flags and environment. Every command shares these.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://127.0.0.1:5432/reviewloop";
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// PostgreSQL URL; the database is created if missing and migrated at start.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    /// Folder for model versions and other artefacts.
+    #[arg(long, env = "REVIEWLOOP_DATA_DIR", default_value = "models", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Longest review text accepted, in characters.
+    #[arg(long, env = "REVIEWLOOP_MAX_TEXT_CHARS", default_value_t = 5000, global = true)]
+    pub max_text_chars: usize,
+}
+
+impl Settings {
+    pub fn for_database(database_url: &str) -> Self {
+        Settings {
+            database_url: database_url.to_string(),
+            data_dir: PathBuf::from("models"),
+            max_text_chars: 5000,
+        }
+    }
+}

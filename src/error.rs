@@ -1,0 +1,72 @@
+//! Errors of the web layer, mapped to HTTP in one place.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("login required")]
+    Unauthenticated { wants_json: bool },
+    #[error("your role may not use this page")]
+    Forbidden,
+    #[error("the form expired or did not come from this site (CSRF check failed); reload and try again")]
+    Csrf,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Unauthenticated { wants_json: false } => StatusCode::SEE_OTHER,
+            AppError::Unauthenticated { wants_json: true } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let AppError::Unauthenticated { wants_json: false } = self {
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish();
+        }
+        // Internal details go to the log, not to the browser.
+        let message = if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+            "internal error".to_string()
+        } else {
+            self.to_string()
+        };
+        HttpResponse::build(status).json(serde_json::json!({
+            "error": { "code": self.code(), "message": message }
+        }))
+    }
+}
+
+impl AppError {
+    /// A stable machine-readable code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated { .. } => "unauthenticated",
+            AppError::Forbidden => "forbidden",
+            AppError::Csrf => "csrf",
+            AppError::NotFound => "not_found",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Conflict(_) => "conflict",
+            AppError::Database(_) | AppError::Internal(_) => "internal",
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

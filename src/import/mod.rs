@@ -1,0 +1,270 @@
+//! Import of reviews and labels: streaming, idempotent and forgiving. Rows are read
+//! one at a time and written in batches; a bad row is reported with its line number
+//! while the good rows land.
+
+pub mod formats;
+
+use std::collections::HashSet;
+use std::io::BufRead;
+
+use sqlx::PgPool;
+
+pub use formats::Format;
+use formats::{RawRow, RowProblem};
+
+use crate::store::annotations::{self, LabelSource};
+use crate::store::reviews::{self, NewReview};
+use crate::taxonomy::{ResolvedLabels, Taxonomy};
+use crate::text;
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub taxonomy: String,
+    pub format: Format,
+    pub label_source: LabelSource,
+    /// Used when a row names no mall / category.
+    pub default_mall: String,
+    pub default_category: String,
+    /// Shown in the batch list and stored as each review's `source`.
+    pub filename: String,
+    pub created_by: Option<i64>,
+    pub max_text_chars: usize,
+    pub batch_size: usize,
+}
+
+impl ImportOptions {
+    pub fn new(taxonomy: &str, format: Format, filename: &str) -> Self {
+        ImportOptions {
+            taxonomy: taxonomy.to_string(),
+            format,
+            label_source: LabelSource::Human,
+            default_mall: String::new(),
+            default_category: String::new(),
+            filename: filename.to_string(),
+            created_by: None,
+            max_text_chars: 5000,
+            batch_size: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub line: u64,
+    pub severity: &'static str,
+    pub reason: String,
+}
+
+/// How many problems a summary keeps in memory; all of them are in `import_problems`.
+const PROBLEMS_KEPT: usize = 1000;
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImportSummary {
+    pub batch_id: i64,
+    pub imported: u64,
+    pub duplicates: u64,
+    pub updated: u64,
+    pub rejected: u64,
+    pub labels_added: u64,
+    pub warnings: u64,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    File(#[from] formats::FileError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A row that passed every check, ready for the database.
+struct ValidRow {
+    review: NewReview,
+    labels: Option<ResolvedLabels>,
+}
+
+pub async fn import<R: BufRead + Send>(
+    pool: &PgPool,
+    reader: R,
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let taxonomy = crate::store::taxonomies::load_by_name(pool, &options.taxonomy).await?;
+    let rows = formats::rows(options.format, reader)?;
+    let batch_id = start_batch(pool, &taxonomy, options).await?;
+    let mut summary = ImportSummary { batch_id, ..Default::default() };
+    let mut batch = Vec::with_capacity(options.batch_size);
+    let mut problems = Vec::new();
+    for row in rows {
+        match row.and_then(|raw| validate(raw, &taxonomy, options, &mut problems)) {
+            Ok(valid) => batch.push(valid),
+            Err(RowProblem { line, reason }) => problems.push(Problem { line, severity: "rejected", reason }),
+        }
+        if batch.len() >= options.batch_size {
+            write_batch(pool, &taxonomy, options, &mut batch, &mut problems, &mut summary).await?;
+        }
+    }
+    write_batch(pool, &taxonomy, options, &mut batch, &mut problems, &mut summary).await?;
+    finish_batch(pool, &summary).await?;
+    Ok(summary)
+}
+
+fn validate(
+    raw: RawRow,
+    taxonomy: &Taxonomy,
+    options: &ImportOptions,
+    problems: &mut Vec<Problem>,
+) -> Result<ValidRow, RowProblem> {
+    let line = raw.line;
+    let reject = |reason: String| RowProblem { line, reason };
+    let normalized = text::normalize(&raw.text);
+    if normalized.is_empty() {
+        return Err(reject("missing text".into()));
+    }
+    let chars = normalized.chars().count();
+    if chars > options.max_text_chars {
+        return Err(reject(format!("text is {chars} characters, over the limit of {}", options.max_text_chars)));
+    }
+    let labels = match &raw.labels {
+        Some(set) => Some(taxonomy.resolve(set).map_err(|e| reject(e.to_string()))?),
+        None => None,
+    };
+    if let Some(reason) = raw.warning {
+        problems.push(Problem { line, severity: "warning", reason });
+    }
+    let mall = raw.mall.map(|m| m.trim().to_string()).unwrap_or_else(|| options.default_mall.clone());
+    let category = raw.category.map(|c| c.trim().to_string()).unwrap_or_else(|| options.default_category.clone());
+    let content_hash = text::content_hash(&mall, &category, &normalized);
+    let split = raw.split.unwrap_or_else(|| text::split_for(&content_hash));
+    Ok(ValidRow {
+        review: NewReview {
+            text: normalized,
+            mall,
+            category,
+            source: options.filename.clone(),
+            external_id: raw.external_id,
+            content_hash,
+            split,
+        },
+        labels: labels.map(sorted),
+    })
+}
+
+fn sorted(mut labels: ResolvedLabels) -> ResolvedLabels {
+    labels.labels.sort();
+    labels
+}
+
+async fn start_batch(pool: &PgPool, taxonomy: &Taxonomy, options: &ImportOptions) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO import_batches (taxonomy_id, filename, format, label_source, created_by)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(taxonomy.id)
+    .bind(&options.filename)
+    .bind(options.format.as_str())
+    .bind(options.label_source)
+    .bind(options.created_by)
+    .fetch_one(pool)
+    .await
+}
+
+/// Writes one batch of rows and the problems seen since the last one, in one transaction.
+async fn write_batch(
+    pool: &PgPool,
+    taxonomy: &Taxonomy,
+    options: &ImportOptions,
+    batch: &mut Vec<ValidRow>,
+    problems: &mut Vec<Problem>,
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
+    let mut tx = pool.begin().await?;
+    if !batch.is_empty() {
+        let new_reviews: Vec<NewReview> = batch.iter().map(|r| r.review.clone()).collect();
+        let (ids, created) = reviews::insert_batch(&mut tx, taxonomy.id, summary.batch_id, &new_reviews).await?;
+        let mut created: HashSet<Vec<u8>> = created.into_iter().collect();
+        let labelled: Vec<i64> = batch.iter().filter(|r| r.labels.is_some()).map(|r| ids[&r.review.content_hash]).collect();
+        let mut latest = annotations::latest_imported(&mut tx, &labelled, options.label_source).await?;
+        let mut new_labels = Vec::new();
+        for row in batch.iter() {
+            let review_id = ids[&row.review.content_hash];
+            let is_new_review = created.remove(&row.review.content_hash);
+            let adds_label = match &row.labels {
+                Some(labels) if latest.get(&review_id) != Some(labels) => {
+                    latest.insert(review_id, labels.clone());
+                    new_labels.push((review_id, labels.clone()));
+                    true
+                }
+                _ => false,
+            };
+            match (is_new_review, adds_label) {
+                (true, _) => summary.imported += 1,
+                (false, true) => summary.updated += 1,
+                (false, false) => summary.duplicates += 1,
+            }
+        }
+        summary.labels_added += new_labels.len() as u64;
+        annotations::insert_imported(&mut tx, summary.batch_id, options.label_source, taxonomy.guideline_revision, &new_labels)
+            .await?;
+        batch.clear();
+    }
+    record_problems(&mut tx, summary, problems).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn record_problems(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    summary: &mut ImportSummary,
+    problems: &mut Vec<Problem>,
+) -> sqlx::Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO import_problems (batch_id, line, severity, reason)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[])",
+    )
+    .bind(summary.batch_id)
+    .bind(problems.iter().map(|p| p.line as i64).collect::<Vec<_>>())
+    .bind(problems.iter().map(|p| p.severity).collect::<Vec<_>>())
+    .bind(problems.iter().map(|p| p.reason.clone()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    for p in problems.drain(..) {
+        match p.severity {
+            "rejected" => summary.rejected += 1,
+            _ => summary.warnings += 1,
+        }
+        if summary.problems.len() < PROBLEMS_KEPT {
+            summary.problems.push(p);
+        }
+    }
+    Ok(())
+}
+
+async fn finish_batch(pool: &PgPool, summary: &ImportSummary) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE import_batches SET finished_at = now(), imported = $2, duplicates = $3, rejected = $4, labels_added = $5
+         WHERE id = $1",
+    )
+    .bind(summary.batch_id)
+    .bind(summary.imported as i32)
+    .bind(summary.duplicates as i32)
+    .bind(summary.rejected as i32)
+    .bind(summary.labels_added as i32)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Problems of a past batch, for the upload page.
+pub async fn problems_of(pool: &PgPool, batch_id: i64, limit: i64) -> sqlx::Result<Vec<(i64, String, String)>> {
+    sqlx::query_as("SELECT line, severity, reason FROM import_problems WHERE batch_id = $1 ORDER BY line LIMIT $2")
+        .bind(batch_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}

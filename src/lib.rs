@@ -1,0 +1,15 @@
+//! reviewloop: Korean review analysis with an active-learning loop.
+//! See DESIGN.md for the map; each module below is one stage of the loop.
+
+pub mod bench;
+pub mod config;
+pub mod consensus;
+pub mod error;
+pub mod export;
+pub mod import;
+pub mod labels;
+pub mod rounds;
+pub mod store;
+pub mod taxonomy;
+pub mod text;
+pub mod web;

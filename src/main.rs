@@ -1,0 +1,304 @@
+//! The `reviewloop` command line: a thin layer over the library.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use reviewloop::config::Settings;
+use reviewloop::export::{ExportFormat, ExportOptions};
+use reviewloop::import::{Format, ImportOptions, ImportSummary};
+use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
+use reviewloop::store::{self, annotations::LabelSource, users::Role};
+
+#[derive(Parser)]
+#[command(name = "reviewloop", version, about = "Label, train and serve Korean review analysis models in an active-learning loop")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web app (annotation, engineer pages) on --bind.
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, env = "REVIEWLOOP_BIND", default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Mark session cookies Secure (set this behind HTTPS).
+        #[arg(long, env = "REVIEWLOOP_SECURE_COOKIES")]
+        secure_cookies: bool,
+    },
+    /// Create the database if missing and apply migrations, then exit.
+    Migrate,
+    /// Import reviews (and labels) from CSV, TSV, JSONL or the NIKL ABSA format.
+    Import(ImportArgs),
+    /// Export the current label of each review as CSV or JSONL.
+    Export(ExportArgs),
+    /// Create, list and close labelling rounds.
+    #[command(subcommand)]
+    Round(RoundCommand),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List or add keyword taxonomies.
+    #[command(subcommand)]
+    Taxonomy(TaxonomyCommand),
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// File to import.
+    file: PathBuf,
+    /// File format; guessed from the extension when omitted (NIKL needs `nikl-absa`).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Taxonomy the reviews belong to (`nikl-absa` by default for that format, else `fashion`).
+    #[arg(long)]
+    taxonomy: Option<String>,
+    /// Who made the labels in the file: human, silver (an external API's output) or gold.
+    #[arg(long, default_value = "human", value_parser = ["human", "silver", "gold", "review"])]
+    label_source: String,
+    /// Mall for rows that name none.
+    #[arg(long, default_value = "")]
+    mall: String,
+    /// Category for rows that name none.
+    #[arg(long, default_value = "")]
+    category: String,
+    /// Rows written per transaction.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Print every rejected row and warning (default: the first 20).
+    #[arg(long)]
+    all_problems: bool,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Output file; standard output when omitted.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: ExportFormat,
+    #[arg(long, default_value = "fashion")]
+    taxonomy: String,
+    /// Also export reviews without labels.
+    #[arg(long)]
+    include_unlabelled: bool,
+}
+
+#[derive(Subcommand)]
+enum RoundCommand {
+    /// Sample a new round from the unlabelled, unqueued reviews.
+    New {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+        /// Number of reviews.
+        #[arg(long)]
+        size: usize,
+        #[arg(long, value_enum, default_value = "random")]
+        sampling: Sampling,
+        /// Groups kept in proportion with --sampling proportional.
+        #[arg(long, value_enum, default_value = "mall-category")]
+        by: GroupBy,
+        /// Share of items given to two annotators (0–1), for agreement.
+        #[arg(long, default_value_t = 0.0)]
+        double_share: f64,
+        /// Comma-separated annotator usernames; everyone when omitted.
+        #[arg(long, value_delimiter = ',')]
+        annotators: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Rounds with their progress.
+    List,
+    /// Close a round: its unlabelled reviews return to the pool.
+    Close { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password comes from --password or the REVIEWLOOP_PASSWORD variable.
+    Add {
+        username: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        #[arg(long, env = "REVIEWLOOP_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Set a new password (ends the user's sessions).
+    Passwd {
+        username: String,
+        #[arg(long, env = "REVIEWLOOP_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum TaxonomyCommand {
+    List,
+    /// Add a taxonomy from a JSON file: {name, description, scale_min, scale_max, keywords: [{name, guideline}]}.
+    Add { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Import N generated reviews into a scratch database and print rows/second.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+    },
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let settings = cli.settings;
+    match cli.command {
+        Command::Bench(BenchCommand::Import { rows }) => reviewloop::bench::import(&settings, rows).await,
+        command => {
+            let pool = store::connect(&settings.database_url).await?;
+            run(command, &settings, pool).await
+        }
+    }
+}
+
+async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { bind, secure_cookies } => {
+            let app = reviewloop::web::Application::build(pool, settings.clone(), &bind, secure_cookies).await?;
+            eprintln!("reviewloop listening on http://{}", app.address());
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => eprintln!("database is up to date"),
+        Command::Import(args) => import(&pool, settings, args).await?,
+        Command::Export(args) => export(&pool, args).await?,
+        Command::Round(cmd) => round(&pool, cmd).await?,
+        Command::User(cmd) => user(&pool, cmd).await?,
+        Command::Taxonomy(cmd) => taxonomy(&pool, cmd).await?,
+        Command::Bench(_) => unreachable!("handled before connecting"),
+    }
+    Ok(())
+}
+
+async fn import(pool: &sqlx::PgPool, settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
+    let path = args.file.display().to_string();
+    let format = args
+        .format
+        .or_else(|| Format::from_path(&path))
+        .context("cannot guess the format from the file name: pass --format csv|tsv|jsonl|nikl-absa")?;
+    let taxonomy = args.taxonomy.unwrap_or_else(|| if format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
+    let file = File::open(&args.file).with_context(|| format!("cannot open {path}"))?;
+    let bar = ProgressBar::new(file.metadata()?.len());
+    bar.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")?);
+    let mut options = ImportOptions::new(&taxonomy, format, &path);
+    options.label_source = LabelSource::parse(&args.label_source).expect("clap checked the value");
+    options.default_mall = args.mall;
+    options.default_category = args.category;
+    options.max_text_chars = settings.max_text_chars;
+    options.batch_size = args.batch_size.max(1);
+    let reader = BufReader::new(bar.wrap_read(file));
+    let summary = reviewloop::import::import(pool, reader, &options).await?;
+    bar.finish_and_clear();
+    print_summary(&summary, args.all_problems);
+    Ok(())
+}
+
+fn print_summary(summary: &ImportSummary, all: bool) {
+    let shown = if all { usize::MAX } else { 20 };
+    for p in summary.problems.iter().take(shown) {
+        eprintln!("line {}: {}: {}", p.line, p.severity, p.reason);
+    }
+    let total = summary.rejected + summary.warnings;
+    if total as usize > shown.min(summary.problems.len()) {
+        eprintln!("… {} problems in all (stored with batch {})", total, summary.batch_id);
+    }
+    println!(
+        "imported {} · duplicates {} · updated {} · rejected {} · labels added {} · warnings {} (batch {})",
+        summary.imported, summary.duplicates, summary.updated, summary.rejected, summary.labels_added, summary.warnings, summary.batch_id
+    );
+}
+
+async fn export(pool: &sqlx::PgPool, args: ExportArgs) -> anyhow::Result<()> {
+    let options = ExportOptions { taxonomy: args.taxonomy, format: args.format, include_unlabelled: args.include_unlabelled };
+    let writer: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let rows = reviewloop::export::export(pool, BufWriter::new(writer), &options).await?;
+    eprintln!("exported {rows} reviews");
+    Ok(())
+}
+
+async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
+    match cmd {
+        RoundCommand::New { name, taxonomy, size, sampling, by, double_share, annotators, seed } => {
+            let taxonomy_id = store::taxonomies::load_by_name(pool, &taxonomy).await?.id;
+            let spec = RoundSpec { name, size, sampling, group_by: by, double_share, seed, members: annotators };
+            let round = store::rounds::create(pool, taxonomy_id, &spec, None).await?;
+            println!("round {} created: {} items, {} double-assigned", round.id, round.items, round.doubled);
+        }
+        RoundCommand::List => {
+            println!("{:>5}  {:<24} {:<13} {:<7} {:>6} {:>9}", "id", "name", "sampling", "status", "items", "done");
+            for r in store::rounds::list(pool).await? {
+                println!("{:>5}  {:<24} {:<13} {:<7} {:>6} {:>4}/{:<4}", r.id, r.name, r.sampling, r.status, r.items, r.done, r.required);
+            }
+        }
+        RoundCommand::Close { id } => {
+            anyhow::ensure!(store::rounds::close(pool, id, None).await?, "round {id} is not open");
+            println!("round {id} closed");
+        }
+    }
+    Ok(())
+}
+
+async fn user(pool: &sqlx::PgPool, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add { username, role, password } => {
+            let user = store::users::create(pool, &username, &password, role).await?;
+            println!("user {} ({}) created", user.username, user.role.as_str());
+        }
+        UserCommand::Passwd { username, password } => {
+            anyhow::ensure!(store::users::set_password(pool, &username, &password).await?, "no user named {username}");
+            println!("password of {username} changed");
+        }
+        UserCommand::List => {
+            for u in store::users::list(pool).await? {
+                println!("{:<24} {}", u.username, u.role.as_str());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn taxonomy(pool: &sqlx::PgPool, cmd: TaxonomyCommand) -> anyhow::Result<()> {
+    match cmd {
+        TaxonomyCommand::List => {
+            for t in store::taxonomies::list(pool).await? {
+                println!("{:<16} {:>3} keywords {:>9} reviews  {}", t.name, t.keywords, t.reviews, t.description);
+            }
+        }
+        TaxonomyCommand::Add { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let def: reviewloop::taxonomy::TaxonomyDefinition = serde_json::from_str(&text).context("taxonomy file is not valid")?;
+            let id = store::taxonomies::create(pool, &def).await?;
+            println!("taxonomy {} created (id {id})", def.name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Login sessions. The cookie holds a random token; the database holds its hash, so a
+//! leaked database does not leak usable sessions.
+
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use super::users::User;
+
+pub const SESSION_DAYS: i64 = 14;
+
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Starts a session and returns the cookie token.
+pub async fn start(pool: &PgPool, user_id: i64) -> sqlx::Result<String> {
+    let token = random_token();
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(days => $4))",
+    )
+    .bind(hash(&token))
+    .bind(user_id)
+    .bind(random_token())
+    .bind(SESSION_DAYS as i32)
+    .execute(pool)
+    .await?;
+    Ok(token)
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub csrf_token: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    csrf_token: String,
+    id: i64,
+    username: String,
+    display_name: String,
+    role: super::users::Role,
+    locale: String,
+}
+
+pub async fn lookup(pool: &PgPool, token: &str) -> sqlx::Result<Option<Session>> {
+    let row: Option<SessionRow> = sqlx::query_as(
+        "UPDATE sessions s SET last_seen_at = now()
+         FROM users u
+         WHERE s.token_hash = $1 AND s.expires_at > now() AND u.id = s.user_id AND u.disabled_at IS NULL
+         RETURNING s.csrf_token, u.id, u.username, u.display_name, u.role, u.locale",
+    )
+    .bind(hash(token))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| Session {
+        csrf_token: r.csrf_token,
+        user: User { id: r.id, username: r.username, display_name: r.display_name, role: r.role, locale: r.locale },
+    }))
+}
+
+pub async fn end(pool: &PgPool, token: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash(token)).execute(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Users and roles. Passwords are stored as argon2id hashes only.
+
+use std::collections::HashMap;
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::Serialize;
+use sqlx::PgPool;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, Serialize, clap::ValueEnum)]
+#[sqlx(type_name = "user_role", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Annotator,
+    Reviewer,
+    Engineer,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Annotator, Role::Reviewer, Role::Engineer, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Annotator => "annotator",
+            Role::Reviewer => "reviewer",
+            Role::Engineer => "engineer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub locale: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("username must be 1–64 characters without spaces")]
+    BadUsername,
+    #[error("password must be at least 8 characters")]
+    WeakPassword,
+    #[error("a user named `{0}` already exists")]
+    Taken(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+pub fn hash_password(password: &str) -> Result<String, UserError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Hash(e.to_string()))
+}
+
+pub async fn create(pool: &PgPool, username: &str, password: &str, role: Role) -> Result<User, UserError> {
+    let username = username.trim();
+    if username.is_empty() || username.chars().count() > 64 || username.contains(char::is_whitespace) {
+        return Err(UserError::BadUsername);
+    }
+    if password.chars().count() < 8 {
+        return Err(UserError::WeakPassword);
+    }
+    let hash = hash_password(password)?;
+    sqlx::query_as(
+        "INSERT INTO users (username, display_name, password_hash, role) VALUES ($1, $1, $2, $3)
+         RETURNING id, username, display_name, role, locale",
+    )
+    .bind(username)
+    .bind(hash)
+    .bind(role)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("users_username_key") => UserError::Taken(username.to_string()),
+        _ => UserError::Database(e),
+    })
+}
+
+/// Checks a password; the same work is done for unknown users so that timing does not
+/// reveal which usernames exist.
+pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> sqlx::Result<Option<User>> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1 AND disabled_at IS NULL")
+            .bind(username.trim())
+            .fetch_optional(pool)
+            .await?;
+    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$mvH8vBQXdSdFWc1VLzyP2Ww5nbc2XHsVb0x6w9x7dQs";
+    let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or(DUMMY);
+    let ok = PasswordHash::new(stored)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false);
+    match (row, ok) {
+        (Some((id, _)), true) => get(pool, id).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
+pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<User> {
+    sqlx::query_as("SELECT id, username, display_name, role, locale FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+pub async fn find(pool: &PgPool, username: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as("SELECT id, username, display_name, role, locale FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<User>> {
+    sqlx::query_as("SELECT id, username, display_name, role, locale FROM users ORDER BY username")
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn usernames(pool: &PgPool) -> sqlx::Result<HashMap<i64, String>> {
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, username FROM users").fetch_all(pool).await?;
+    Ok(rows.into_iter().collect())
+}
+
+pub async fn set_password(pool: &PgPool, username: &str, password: &str) -> Result<bool, UserError> {
+    if password.chars().count() < 8 {
+        return Err(UserError::WeakPassword);
+    }
+    let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE username = $1")
+        .bind(username)
+        .bind(hash_password(password)?)
+        .execute(pool)
+        .await?;
+    // Existing sessions end with the old password.
+    sqlx::query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = $1)")
+        .bind(username)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,251 @@
+//! The annotator's pages: my rounds, the next item, labelling with the keyboard,
+//! skip, back and correct.
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::auth::{AnnotateArea, Authorized, CsrfForm, Nav};
+use super::i18n::{level_name, Tr};
+use super::{render, see_other, AppState};
+use crate::error::{AppError, AppResult};
+use crate::store::assignments::{self, Assignment};
+use crate::store::reviews::{self, Review};
+use crate::store::rounds::{self, RoundProgress};
+use crate::store::taxonomies;
+use crate::taxonomy::{ResolvedLabels, Taxonomy};
+
+type Annotator = Authorized<AnnotateArea>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/annotate", web::get().to(index))
+        .route("/annotate/rounds/{id}/next", web::get().to(next))
+        .route("/annotate/rounds/{id}/back", web::get().to(back))
+        .route("/annotate/items/{id}", web::get().to(item))
+        .route("/annotate/items/{id}", web::post().to(submit))
+        .route("/annotate/items/{id}/skip", web::post().to(skip));
+}
+
+/// Keys for keyword toggles, in keyword order: 1–9, 0, then letters.
+const KEYS: &str = "1234567890qwertyuiopasdfghjklzxcvbnm";
+
+#[derive(Template)]
+#[template(path = "annotate_index.html")]
+struct IndexPage {
+    t: &'static Tr,
+    nav: Nav,
+    rounds: Vec<RoundProgress>,
+    finished: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct IndexQuery {
+    finished: Option<i64>,
+}
+
+async fn index(user: Annotator, state: web::Data<AppState>, query: web::Query<IndexQuery>) -> AppResult<HttpResponse> {
+    let rounds = rounds::open_for(&state.pool, user.user_id()).await?;
+    Ok(render(&IndexPage { t: user.tr(), nav: user.nav(), rounds, finished: query.finished }))
+}
+
+async fn next(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>) -> AppResult<HttpResponse> {
+    let round_id = path.into_inner();
+    if !rounds::may_work_on(&state.pool, round_id, user.user_id()).await? {
+        return Err(AppError::Forbidden);
+    }
+    Ok(match assignments::next(&state.pool, round_id, user.user_id()).await? {
+        Some(id) => see_other(&format!("/annotate/items/{id}")),
+        None => see_other(&format!("/annotate?finished={round_id}")),
+    })
+}
+
+#[derive(Deserialize)]
+struct BackQuery {
+    before: Option<i64>,
+}
+
+async fn back(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>, query: web::Query<BackQuery>) -> AppResult<HttpResponse> {
+    let round_id = path.into_inner();
+    match assignments::previous(&state.pool, round_id, user.user_id(), query.before).await? {
+        Some(id) => Ok(see_other(&format!("/annotate/items/{id}"))),
+        None => Ok(see_other(&format!("/annotate/rounds/{round_id}/next"))),
+    }
+}
+
+/// The assignment, if it is this user's; someone else's is as good as missing.
+async fn own_assignment(state: &AppState, user: &Annotator, id: i64) -> AppResult<Assignment> {
+    match assignments::get(&state.pool, id).await? {
+        Some(a) if a.annotator_id == user.user_id() => Ok(a),
+        Some(_) => Err(AppError::Forbidden),
+        None => Err(AppError::NotFound),
+    }
+}
+
+struct KeywordView {
+    id: i64,
+    name: String,
+    key: String,
+    guideline: String,
+    selected: bool,
+    level: i16,
+}
+
+struct LevelView {
+    value: i16,
+    label: String,
+}
+
+#[derive(Template)]
+#[template(path = "annotate_item.html")]
+struct ItemPage {
+    t: &'static Tr,
+    nav: Nav,
+    assignment_id: i64,
+    round_id: i64,
+    review: Review,
+    keywords: Vec<KeywordView>,
+    levels: Vec<LevelView>,
+    no_keyword: bool,
+    token: String,
+    correcting: bool,
+    error: Option<&'static str>,
+    done: i64,
+    required: i64,
+    last_hour: i64,
+    default_level: i16,
+}
+
+async fn item(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>) -> AppResult<HttpResponse> {
+    let assignment = own_assignment(&state, &user, path.into_inner()).await?;
+    let answer = assignments::current_answer(&state.pool, assignment.id).await?;
+    item_page(&state, &user, &assignment, answer.as_ref(), None).await.map(|page| render(&page))
+}
+
+async fn item_page(
+    state: &AppState,
+    user: &Annotator,
+    assignment: &Assignment,
+    answer: Option<&ResolvedLabels>,
+    error: Option<&'static str>,
+) -> AppResult<ItemPage> {
+    let taxonomy = taxonomies::load(&state.pool, assignment.taxonomy_id).await?;
+    let review = reviews::get(&state.pool, assignment.review_id).await?;
+    let progress = assignments::progress(&state.pool, assignment.round_id, user.user_id()).await?;
+    let default_level = default_level(&taxonomy);
+    let keywords = taxonomy
+        .keywords
+        .iter()
+        .zip(KEYS.chars().map(Some).chain(std::iter::repeat(None)))
+        .map(|(k, key)| {
+            let chosen = answer.and_then(|a| a.labels.iter().find(|(id, _)| *id == k.id));
+            KeywordView {
+                id: k.id,
+                name: k.name.clone(),
+                key: key.map(String::from).unwrap_or_default(),
+                guideline: k.guideline.clone(),
+                selected: chosen.is_some(),
+                level: chosen.map(|c| c.1).unwrap_or(default_level),
+            }
+        })
+        .collect();
+    let levels = taxonomy
+        .levels()
+        .map(|value| LevelView { value, label: level_name(user.lang, taxonomy.scale_min, taxonomy.scale_max, value) })
+        .collect();
+    Ok(ItemPage {
+        t: user.tr(),
+        nav: user.nav(),
+        assignment_id: assignment.id,
+        round_id: assignment.round_id,
+        review,
+        keywords,
+        levels,
+        no_keyword: answer.map(|a| a.no_keyword).unwrap_or(false),
+        token: uuid::Uuid::new_v4().to_string(),
+        correcting: assignment.status == "done",
+        error,
+        done: progress.done,
+        required: progress.required,
+        last_hour: progress.last_hour,
+        default_level,
+    })
+}
+
+/// Neutral where the scale has it, else its lowest level.
+fn default_level(taxonomy: &Taxonomy) -> i16 {
+    if taxonomy.levels().any(|l| l == 0) {
+        0
+    } else {
+        taxonomy.scale_min
+    }
+}
+
+/// The form as submitted: `k{id}=on` for each ticked keyword, `s{id}=level`,
+/// `no_keyword`, `token` (and `csrf`, checked before parsing).
+struct Answer {
+    token: Option<uuid::Uuid>,
+    no_keyword: bool,
+    labels: Vec<(i64, i16)>,
+}
+
+impl Answer {
+    fn parse(fields: &[(String, String)], taxonomy: &Taxonomy) -> Result<Answer, String> {
+        let value = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let mut labels = Vec::new();
+        for (name, _) in fields.iter().filter(|(k, _)| k.starts_with('k')) {
+            let id: i64 = name[1..].parse().map_err(|_| format!("bad field {name}"))?;
+            let keyword = taxonomy.keyword_by_id(id).ok_or_else(|| format!("unknown keyword {id}"))?;
+            let level: i16 = value(&format!("s{id}"))
+                .ok_or_else(|| format!("no sentiment for {}", keyword.name))?
+                .parse()
+                .map_err(|_| format!("bad sentiment for {}", keyword.name))?;
+            taxonomy.check_level(&keyword.name, level).map_err(|e| e.to_string())?;
+            labels.push((id, level));
+        }
+        labels.sort();
+        Ok(Answer {
+            token: value("token").and_then(|t| uuid::Uuid::parse_str(t).ok()),
+            no_keyword: value("no_keyword").is_some(),
+            labels,
+        })
+    }
+}
+
+async fn submit(
+    user: Annotator,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    form: web::Form<Vec<(String, String)>>,
+) -> AppResult<HttpResponse> {
+    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+    user.check_csrf(csrf)?;
+    let assignment = own_assignment(&state, &user, path.into_inner()).await?;
+    let taxonomy = taxonomies::load(&state.pool, assignment.taxonomy_id).await?;
+    let answer = Answer::parse(&form, &taxonomy).map_err(AppError::BadRequest)?;
+    let token = answer.token.ok_or_else(|| AppError::BadRequest("missing submit token".into()))?;
+    if assignment.status == "skipped" {
+        return Err(AppError::Conflict("this item was skipped and has gone to someone else".into()));
+    }
+    let problem = match (answer.no_keyword, answer.labels.is_empty()) {
+        (true, false) => Some(user.tr().both_chosen),
+        (false, true) => Some(user.tr().choose_something),
+        _ => None,
+    };
+    let labels = ResolvedLabels { no_keyword: answer.no_keyword, labels: answer.labels };
+    if let Some(message) = problem {
+        let mut page = item_page(&state, &user, &assignment, Some(&labels), Some(message)).await?;
+        page.correcting = assignment.status == "done";
+        let mut response = render(&page);
+        *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(response);
+    }
+    assignments::submit(&state.pool, &assignment, &labels, taxonomy.guideline_revision, token).await?;
+    Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
+}
+
+async fn skip(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>, form: web::Form<CsrfForm>) -> AppResult<HttpResponse> {
+    user.check_csrf(&form.csrf)?;
+    let assignment = own_assignment(&state, &user, path.into_inner()).await?;
+    assignments::skip(&state.pool, &assignment).await?;
+    Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
+}

@@ -1,0 +1,257 @@
+//! The engineer's pages: the overview, rounds, and the import upload.
+
+use std::io::{BufReader, Write};
+
+use actix_multipart::Multipart;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::auth::{Authorized, CsrfForm, EngineerArea, Nav};
+use super::i18n::Tr;
+use super::{render, see_other, AppState};
+use crate::error::{AppError, AppResult};
+use crate::import::{self, Format, ImportOptions, ImportSummary};
+use crate::rounds::{GroupBy, RoundSpec, Sampling};
+use crate::store::annotations::{self, LabelSource, LabelStats};
+use crate::store::rounds::{self, RoundProgress};
+use crate::store::taxonomies::{self, TaxonomySummary};
+
+type Engineer = Authorized<EngineerArea>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/engineer", web::get().to(overview))
+        .route("/engineer/rounds", web::get().to(rounds_page))
+        .route("/engineer/rounds", web::post().to(create_round))
+        .route("/engineer/rounds/{id}/close", web::post().to(close_round))
+        .route("/engineer/import", web::get().to(import_page))
+        .route("/engineer/import", web::post().to(upload));
+}
+
+#[derive(Deserialize)]
+pub struct TaxonomyQuery {
+    pub taxonomy: Option<String>,
+}
+
+/// The named taxonomy, or the first one holding reviews.
+pub async fn pick_taxonomy(state: &AppState, name: Option<&str>) -> AppResult<(Vec<TaxonomySummary>, TaxonomySummary)> {
+    let all = taxonomies::list(&state.pool).await?;
+    let chosen = match name {
+        Some(n) => all.iter().find(|t| t.name == n).ok_or(AppError::NotFound)?,
+        None => all.iter().find(|t| t.reviews > 0).or(all.first()).ok_or(AppError::NotFound)?,
+    };
+    let chosen = TaxonomySummary { id: chosen.id, name: chosen.name.clone(), description: chosen.description.clone(), keywords: chosen.keywords, reviews: chosen.reviews };
+    Ok((all, chosen))
+}
+
+#[derive(Template)]
+#[template(path = "engineer_overview.html")]
+struct OverviewPage {
+    t: &'static Tr,
+    nav: Nav,
+    taxonomies: Vec<TaxonomySummary>,
+    taxonomy: TaxonomySummary,
+    stats: LabelStats,
+    max_count: i64,
+    rounds: Vec<RoundProgress>,
+}
+
+async fn overview(user: Engineer, state: web::Data<AppState>, query: web::Query<TaxonomyQuery>) -> AppResult<HttpResponse> {
+    let (taxonomies, taxonomy) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
+    let stats = annotations::label_stats(&state.pool, taxonomy.id).await?;
+    let max_count = stats.per_keyword.iter().map(|k| k.1).max().unwrap_or(0).max(1);
+    let rounds = rounds::list(&state.pool).await?.into_iter().filter(|r| r.taxonomy_id == taxonomy.id).collect();
+    Ok(render(&OverviewPage { t: user.tr(), nav: user.nav(), taxonomies, taxonomy, stats, max_count, rounds }))
+}
+
+#[derive(Template)]
+#[template(path = "engineer_rounds.html")]
+struct RoundsPage {
+    t: &'static Tr,
+    nav: Nav,
+    taxonomies: Vec<TaxonomySummary>,
+    rounds: Vec<RoundProgress>,
+    error: Option<String>,
+    created: Option<String>,
+}
+
+async fn rounds_page(user: Engineer, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    rounds_response(&user, &state, None, None).await
+}
+
+async fn rounds_response(user: &Engineer, state: &AppState, error: Option<String>, created: Option<String>) -> AppResult<HttpResponse> {
+    let taxonomies = taxonomies::list(&state.pool).await?;
+    let rounds = rounds::list(&state.pool).await?;
+    let status = if error.is_some() { actix_web::http::StatusCode::BAD_REQUEST } else { actix_web::http::StatusCode::OK };
+    let mut response = render(&RoundsPage { t: user.tr(), nav: user.nav(), taxonomies, rounds, error, created });
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct RoundForm {
+    csrf: String,
+    taxonomy: String,
+    name: String,
+    size: usize,
+    sampling: String,
+    group_by: String,
+    #[serde(default)]
+    double_share_percent: f64,
+    #[serde(default)]
+    annotators: String,
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+async fn create_round(user: Engineer, state: web::Data<AppState>, form: web::Form<RoundForm>) -> AppResult<HttpResponse> {
+    user.check_csrf(&form.csrf)?;
+    let taxonomy = taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
+    let sampling = match form.sampling.as_str() {
+        "proportional" => Sampling::Proportional,
+        _ => Sampling::Random,
+    };
+    let group_by = match form.group_by.as_str() {
+        "mall" => GroupBy::Mall,
+        "category" => GroupBy::Category,
+        _ => GroupBy::MallCategory,
+    };
+    let spec = RoundSpec {
+        name: form.name.trim().to_string(),
+        size: form.size,
+        sampling,
+        group_by,
+        double_share: (form.double_share_percent / 100.0).clamp(0.0, 1.0),
+        seed: form.seed.unwrap_or_else(rand::random),
+        members: form.annotators.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+    };
+    match rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
+        Ok(round) => {
+            let message = format!("#{} {} ({} {}, 2× {})", round.id, spec.name, round.items, user.tr().items, round.doubled);
+            rounds_response(&user, &state, None, Some(message)).await
+        }
+        Err(rounds::RoundError::Database(e)) => Err(e.into()),
+        Err(e) => rounds_response(&user, &state, Some(e.to_string()), None).await,
+    }
+}
+
+async fn close_round(user: Engineer, state: web::Data<AppState>, path: web::Path<i64>, form: web::Form<CsrfForm>) -> AppResult<HttpResponse> {
+    user.check_csrf(&form.csrf)?;
+    rounds::close(&state.pool, path.into_inner(), Some(user.user_id())).await?;
+    Ok(see_other("/engineer/rounds"))
+}
+
+#[derive(Template)]
+#[template(path = "engineer_import.html")]
+struct ImportPage {
+    t: &'static Tr,
+    nav: Nav,
+    taxonomies: Vec<TaxonomySummary>,
+    summary: Option<ImportSummary>,
+    error: Option<String>,
+}
+
+async fn import_page(user: Engineer, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let taxonomies = taxonomies::list(&state.pool).await?;
+    Ok(render(&ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary: None, error: None }))
+}
+
+/// The upload's text fields and the file, which is streamed to a temporary file so a
+/// large upload never sits in memory.
+#[derive(Default)]
+struct Upload {
+    fields: Vec<(String, String)>,
+    file: Option<(tempfile_path::TempPath, String)>,
+}
+
+impl Upload {
+    fn field(&self, name: &str) -> &str {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+async fn read_upload(mut payload: Multipart) -> AppResult<Upload> {
+    let mut upload = Upload::default();
+    while let Some(field) = payload.next().await {
+        let mut field = field.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?;
+        let name = field.name().unwrap_or_default().to_string();
+        let filename = field.content_disposition().and_then(|d| d.get_filename()).map(str::to_string);
+        if let Some(filename) = filename {
+            let temp = tempfile_path::TempPath::new()?;
+            let mut file = std::fs::File::create(temp.path()).map_err(anyhow::Error::from)?;
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
+                file.write_all(&chunk).map_err(anyhow::Error::from)?;
+            }
+            upload.file = Some((temp, filename));
+        } else {
+            let mut value = Vec::new();
+            while let Some(chunk) = field.next().await {
+                value.extend_from_slice(&chunk.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?);
+                if value.len() > 4096 {
+                    return Err(AppError::BadRequest(format!("field {name} is too long")));
+                }
+            }
+            upload.fields.push((name, String::from_utf8_lossy(&value).to_string()));
+        }
+    }
+    Ok(upload)
+}
+
+async fn upload(user: Engineer, state: web::Data<AppState>, payload: Multipart) -> AppResult<HttpResponse> {
+    let upload = read_upload(payload).await?;
+    user.check_csrf(upload.field("csrf"))?;
+    let taxonomies = taxonomies::list(&state.pool).await?;
+    let page = |summary, error| ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary, error };
+    let Some((temp, filename)) = &upload.file else {
+        return Ok(render(&page(None, Some("no file".into()))));
+    };
+    let format = match upload.field("format") {
+        "auto" | "" => Format::from_path(filename),
+        "csv" => Some(Format::Csv),
+        "tsv" => Some(Format::Tsv),
+        "jsonl" => Some(Format::Jsonl),
+        "nikl-absa" => Some(Format::NiklAbsa),
+        other => return Err(AppError::BadRequest(format!("unknown format {other}"))),
+    };
+    let Some(format) = format else {
+        return Ok(render(&page(None, Some(format!("cannot tell the format of {filename}; choose one")))));
+    };
+    let mut options = ImportOptions::new(upload.field("taxonomy"), format, filename);
+    options.label_source = LabelSource::parse(upload.field("label_source")).unwrap_or(LabelSource::Human);
+    options.default_mall = upload.field("mall").trim().to_string();
+    options.default_category = upload.field("category").trim().to_string();
+    options.created_by = Some(user.user_id());
+    options.max_text_chars = state.settings.max_text_chars;
+    let file = std::fs::File::open(temp.path()).map_err(anyhow::Error::from)?;
+    match import::import(&state.pool, BufReader::new(file), &options).await {
+        Ok(summary) => Ok(render(&page(Some(summary), None))),
+        Err(import::ImportError::Database(e)) => Err(e.into()),
+        Err(e) => Ok(render(&page(None, Some(e.to_string())))),
+    }
+}
+
+/// A temporary file path removed when dropped.
+mod tempfile_path {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempPath(PathBuf);
+
+    impl TempPath {
+        pub fn new() -> anyhow::Result<Self> {
+            let name = format!("reviewloop-upload-{}", uuid::Uuid::new_v4());
+            Ok(TempPath(std::env::temp_dir().join(name)))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Error pages for people. Handlers return `AppError`, which answers JSON; for pages
+//! outside `/api/` this turns that answer into an HTML page from a template.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header;
+use actix_web::middleware::ErrorHandlerResponse;
+use askama::Template;
+
+use super::i18n::{Lang, Tr};
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    t: &'static Tr,
+    status: u16,
+    message: String,
+}
+
+pub fn render_error_page<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_api = res.request().path().starts_with("/api/");
+    let status = res.status();
+    if is_api || status.is_redirection() || status.is_success() {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let t = Lang::from_request(res.request()).tr();
+    let (req, response) = res.into_parts();
+    let body = actix_web::body::to_bytes(response.into_body());
+    let status_code = status.as_u16();
+    Ok(ErrorHandlerResponse::Future(Box::pin(async move {
+        let message = match body.await {
+            Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).to_string()),
+            Err(_) => String::new(),
+        };
+        let page = ErrorPage { t, status: status_code, message };
+        let html = page.render().unwrap_or_else(|_| format!("error {status_code}"));
+        let response = actix_web::HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .body(BoxBody::new(html));
+        Ok(ServiceResponse::new(req, response).map_into_right_body())
+    })))
+}

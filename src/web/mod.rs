@@ -1,0 +1,101 @@
+//! The web app: one router per audience, merged here, over one shared state.
+
+pub mod admin;
+pub mod annotate;
+pub mod api;
+pub mod auth;
+pub mod engineer;
+pub mod errors;
+pub mod i18n;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use askama::Template;
+use sqlx::PgPool;
+
+use crate::config::Settings;
+
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub secure_cookies: bool,
+}
+
+/// A bound server. Binding happens in `build` so that tests can ask for port 0 and
+/// read the real port back.
+pub struct Application {
+    port: u16,
+    host: String,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(pool: PgPool, settings: Settings, bind: &str, secure_cookies: bool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        let address = listener.local_addr()?;
+        let state = web::Data::new(AppState { pool, settings, secure_cookies });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
+                .wrap(security_headers())
+                .configure(routes)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application { port: address.port(), host: address.ip().to_string(), server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "same-origin"))
+}
+
+/// Every route of the app. `tests/api/roles.rs` lists them all with the roles allowed.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+        .route("/login", web::get().to(auth::login_form))
+        .route("/login", web::post().to(auth::login))
+        .route("/logout", web::post().to(auth::logout))
+        .route("/lang/{code}", web::get().to(auth::set_lang))
+        .route("/", web::get().to(auth::home))
+        .configure(annotate::routes)
+        .configure(engineer::routes)
+        .configure(admin::routes)
+        .configure(api::routes)
+        .service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));
+}
+
+/// Renders a page; a template error is a bug, logged and answered with 500.
+pub fn render<T: Template>(page: &T) -> HttpResponse {
+    match page.render() {
+        Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            HttpResponse::InternalServerError().body("template error")
+        }
+    }
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header(("Location", location.to_string())).finish()
+}
