@@ -11,9 +11,28 @@ use crate::import::{self, Format, ImportOptions};
 
 /// Korean-looking reviews with malls, categories and compact labels, reproducible.
 pub fn generated_csv(rows: usize) -> Vec<u8> {
-    const OPENINGS: [&str; 6] = ["옷은 예쁘지만", "색상이 화면과 똑같고", "사이즈가 조금 작아서", "소재가 부드러워서", "가격 대비", "배송이 빨라서"];
-    const ENDINGS: [&str; 5] = ["배송은 늦어요", "만족합니다 👍", "재구매 의사 있어요", "교환했어요", "핏이 예뻐요"];
-    const LABELS: [&str; 5] = ["디자인1, 배송-1", "만족도 2", "사이즈-1, 만족도 1", "", "핏1, 색상 2"];
+    const OPENINGS: [&str; 6] = [
+        "옷은 예쁘지만",
+        "색상이 화면과 똑같고",
+        "사이즈가 조금 작아서",
+        "소재가 부드러워서",
+        "가격 대비",
+        "배송이 빨라서",
+    ];
+    const ENDINGS: [&str; 5] = [
+        "배송은 늦어요",
+        "만족합니다 👍",
+        "재구매 의사 있어요",
+        "교환했어요",
+        "핏이 예뻐요",
+    ];
+    const LABELS: [&str; 5] = [
+        "디자인1, 배송-1",
+        "만족도 2",
+        "사이즈-1, 만족도 1",
+        "",
+        "핏1, 색상 2",
+    ];
     let mut out = Vec::with_capacity(rows * 80);
     out.extend_from_slice(b"external_id,mall,category,text,labels\n");
     for i in 0..rows {

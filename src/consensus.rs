@@ -66,13 +66,20 @@ mod tests {
             annotator_id: annotator,
             source,
             created_at: chrono::Utc::now(),
-            labels: ResolvedLabels { no_keyword: false, labels: vec![(keyword, 1)] },
+            labels: ResolvedLabels {
+                no_keyword: false,
+                labels: vec![(keyword, 1)],
+            },
         }
     }
 
     #[test]
     fn a_correction_replaces_the_same_annotators_earlier_answer() {
-        let all = [ann(1, Some(7), LabelSource::Human, 1), ann(2, Some(8), LabelSource::Human, 2), ann(3, Some(7), LabelSource::Human, 3)];
+        let all = [
+            ann(1, Some(7), LabelSource::Human, 1),
+            ann(2, Some(8), LabelSource::Human, 2),
+            ann(3, Some(7), LabelSource::Human, 3),
+        ];
         let latest: Vec<i64> = latest_per_labeller(&all).iter().map(|a| a.id).collect();
         assert_eq!(latest, vec![2, 3]);
         assert_eq!(current(&all).unwrap().id, 3);
@@ -80,7 +87,11 @@ mod tests {
 
     #[test]
     fn gold_wins_over_newer_human_and_silver_labels() {
-        let all = [ann(1, None, LabelSource::Silver, 1), ann(2, Some(9), LabelSource::Gold, 2), ann(3, Some(7), LabelSource::Human, 3)];
+        let all = [
+            ann(1, None, LabelSource::Silver, 1),
+            ann(2, Some(9), LabelSource::Gold, 2),
+            ann(3, Some(7), LabelSource::Human, 3),
+        ];
         assert_eq!(current(&all).unwrap().id, 2);
         assert_eq!(current(&all[..1]).unwrap().id, 1);
         assert!(current(&[]).is_none());

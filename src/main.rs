@@ -15,7 +15,11 @@ use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
 use reviewloop::store::{self, annotations::LabelSource, users::Role};
 
 #[derive(Parser)]
-#[command(name = "reviewloop", version, about = "Label, train and serve Korean review analysis models in an active-learning loop")]
+#[command(
+    name = "reviewloop",
+    version,
+    about = "Label, train and serve Korean review analysis models in an active-learning loop"
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
@@ -149,7 +153,9 @@ enum UserCommand {
 enum TaxonomyCommand {
     List,
     /// Add a taxonomy from a JSON file: {name, description, scale_min, scale_max, keywords: [{name, guideline}]}.
-    Add { file: PathBuf },
+    Add {
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,16 +167,31 @@ enum BenchCommand {
     },
 }
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    // Errors are for people: the message and its causes, without a backtrace.
+    match actix_web::rt::System::new().block_on(start()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let settings = cli.settings;
     match cli.command {
-        Command::Bench(BenchCommand::Import { rows }) => reviewloop::bench::import(&settings, rows).await,
+        Command::Bench(BenchCommand::Import { rows }) => {
+            reviewloop::bench::import(&settings, rows).await
+        }
         command => {
             let pool = store::connect(&settings.database_url).await?;
             run(command, &settings, pool).await
@@ -180,8 +201,13 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<()> {
     match command {
-        Command::Serve { bind, secure_cookies } => {
-            let app = reviewloop::web::Application::build(pool, settings.clone(), &bind, secure_cookies).await?;
+        Command::Serve {
+            bind,
+            secure_cookies,
+        } => {
+            let app =
+                reviewloop::web::Application::build(pool, settings.clone(), &bind, secure_cookies)
+                    .await?;
             eprintln!("reviewloop listening on http://{}", app.address());
             app.run_until_stopped().await?;
         }
@@ -198,14 +224,22 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
 
 async fn import(pool: &sqlx::PgPool, settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
     let path = args.file.display().to_string();
-    let format = args
-        .format
-        .or_else(|| Format::from_path(&path))
-        .context("cannot guess the format from the file name: pass --format csv|tsv|jsonl|nikl-absa")?;
-    let taxonomy = args.taxonomy.unwrap_or_else(|| if format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
+    let format = args.format.or_else(|| Format::from_path(&path)).context(
+        "cannot guess the format from the file name: pass --format csv|tsv|jsonl|nikl-absa",
+    )?;
+    let taxonomy = args.taxonomy.unwrap_or_else(|| {
+        if format == Format::NiklAbsa {
+            "nikl-absa"
+        } else {
+            "fashion"
+        }
+        .into()
+    });
     let file = File::open(&args.file).with_context(|| format!("cannot open {path}"))?;
     let bar = ProgressBar::new(file.metadata()?.len());
-    bar.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")?);
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )?);
     let mut options = ImportOptions::new(&taxonomy, format, &path);
     options.label_source = LabelSource::parse(&args.label_source).expect("clap checked the value");
     options.default_mall = args.mall;
@@ -226,7 +260,10 @@ fn print_summary(summary: &ImportSummary, all: bool) {
     }
     let total = summary.rejected + summary.warnings;
     if total as usize > shown.min(summary.problems.len()) {
-        eprintln!("… {} problems in all (stored with batch {})", total, summary.batch_id);
+        eprintln!(
+            "… {} problems in all (stored with batch {})",
+            total, summary.batch_id
+        );
     }
     println!(
         "imported {} · duplicates {} · updated {} · rejected {} · labels added {} · warnings {} (batch {})",
@@ -235,9 +272,15 @@ fn print_summary(summary: &ImportSummary, all: bool) {
 }
 
 async fn export(pool: &sqlx::PgPool, args: ExportArgs) -> anyhow::Result<()> {
-    let options = ExportOptions { taxonomy: args.taxonomy, format: args.format, include_unlabelled: args.include_unlabelled };
+    let options = ExportOptions {
+        taxonomy: args.taxonomy,
+        format: args.format,
+        include_unlabelled: args.include_unlabelled,
+    };
     let writer: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?),
+        Some(path) => Box::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let rows = reviewloop::export::export(pool, BufWriter::new(writer), &options).await?;
@@ -247,20 +290,49 @@ async fn export(pool: &sqlx::PgPool, args: ExportArgs) -> anyhow::Result<()> {
 
 async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
     match cmd {
-        RoundCommand::New { name, taxonomy, size, sampling, by, double_share, annotators, seed } => {
+        RoundCommand::New {
+            name,
+            taxonomy,
+            size,
+            sampling,
+            by,
+            double_share,
+            annotators,
+            seed,
+        } => {
             let taxonomy_id = store::taxonomies::load_by_name(pool, &taxonomy).await?.id;
-            let spec = RoundSpec { name, size, sampling, group_by: by, double_share, seed, members: annotators };
+            let spec = RoundSpec {
+                name,
+                size,
+                sampling,
+                group_by: by,
+                double_share,
+                seed,
+                members: annotators,
+            };
             let round = store::rounds::create(pool, taxonomy_id, &spec, None).await?;
-            println!("round {} created: {} items, {} double-assigned", round.id, round.items, round.doubled);
+            println!(
+                "round {} created: {} items, {} double-assigned",
+                round.id, round.items, round.doubled
+            );
         }
         RoundCommand::List => {
-            println!("{:>5}  {:<24} {:<13} {:<7} {:>6} {:>9}", "id", "name", "sampling", "status", "items", "done");
+            println!(
+                "{:>5}  {:<24} {:<13} {:<7} {:>6} {:>9}",
+                "id", "name", "sampling", "status", "items", "done"
+            );
             for r in store::rounds::list(pool).await? {
-                println!("{:>5}  {:<24} {:<13} {:<7} {:>6} {:>4}/{:<4}", r.id, r.name, r.sampling, r.status, r.items, r.done, r.required);
+                println!(
+                    "{:>5}  {:<24} {:<13} {:<7} {:>6} {:>4}/{:<4}",
+                    r.id, r.name, r.sampling, r.status, r.items, r.done, r.required
+                );
             }
         }
         RoundCommand::Close { id } => {
-            anyhow::ensure!(store::rounds::close(pool, id, None).await?, "round {id} is not open");
+            anyhow::ensure!(
+                store::rounds::close(pool, id, None).await?,
+                "round {id} is not open"
+            );
             println!("round {id} closed");
         }
     }
@@ -269,12 +341,19 @@ async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
 
 async fn user(pool: &sqlx::PgPool, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { username, role, password } => {
+        UserCommand::Add {
+            username,
+            role,
+            password,
+        } => {
             let user = store::users::create(pool, &username, &password, role).await?;
             println!("user {} ({}) created", user.username, user.role.as_str());
         }
         UserCommand::Passwd { username, password } => {
-            anyhow::ensure!(store::users::set_password(pool, &username, &password).await?, "no user named {username}");
+            anyhow::ensure!(
+                store::users::set_password(pool, &username, &password).await?,
+                "no user named {username}"
+            );
             println!("password of {username} changed");
         }
         UserCommand::List => {
@@ -290,12 +369,17 @@ async fn taxonomy(pool: &sqlx::PgPool, cmd: TaxonomyCommand) -> anyhow::Result<(
     match cmd {
         TaxonomyCommand::List => {
             for t in store::taxonomies::list(pool).await? {
-                println!("{:<16} {:>3} keywords {:>9} reviews  {}", t.name, t.keywords, t.reviews, t.description);
+                println!(
+                    "{:<16} {:>3} keywords {:>9} reviews  {}",
+                    t.name, t.keywords, t.reviews, t.description
+                );
             }
         }
         TaxonomyCommand::Add { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let def: reviewloop::taxonomy::TaxonomyDefinition = serde_json::from_str(&text).context("taxonomy file is not valid")?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let def: reviewloop::taxonomy::TaxonomyDefinition =
+                serde_json::from_str(&text).context("taxonomy file is not valid")?;
             let id = store::taxonomies::create(pool, &def).await?;
             println!("taxonomy {} created (id {id})", def.name);
         }

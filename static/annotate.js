@@ -54,7 +54,7 @@
     if (any && noKeyword.checked) { alert(messages.dataset.both); return; }
     if (submitting) return;
     submitting = true;
-    form.submit();
+    HTMLFormElement.prototype.submit.call(form);
   }
 
   form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
@@ -82,7 +82,7 @@
       noKeyword.dispatchEvent(new Event("change"));
     } else if (e.shiftKey && k === "S") {
       const skip = document.getElementById("skip-form");
-      if (skip) skip.submit();
+      if (skip) HTMLFormElement.prototype.submit.call(skip);
     } else if (e.shiftKey && k === "B") {
       document.getElementById("back").click();
     } else if (e.shiftKey && k === "G") {

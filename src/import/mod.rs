@@ -94,19 +94,42 @@ pub async fn import<R: BufRead + Send>(
     let taxonomy = crate::store::taxonomies::load_by_name(pool, &options.taxonomy).await?;
     let rows = formats::rows(options.format, reader)?;
     let batch_id = start_batch(pool, &taxonomy, options).await?;
-    let mut summary = ImportSummary { batch_id, ..Default::default() };
+    let mut summary = ImportSummary {
+        batch_id,
+        ..Default::default()
+    };
     let mut batch = Vec::with_capacity(options.batch_size);
     let mut problems = Vec::new();
     for row in rows {
         match row.and_then(|raw| validate(raw, &taxonomy, options, &mut problems)) {
             Ok(valid) => batch.push(valid),
-            Err(RowProblem { line, reason }) => problems.push(Problem { line, severity: "rejected", reason }),
+            Err(RowProblem { line, reason }) => problems.push(Problem {
+                line,
+                severity: "rejected",
+                reason,
+            }),
         }
         if batch.len() >= options.batch_size {
-            write_batch(pool, &taxonomy, options, &mut batch, &mut problems, &mut summary).await?;
+            write_batch(
+                pool,
+                &taxonomy,
+                options,
+                &mut batch,
+                &mut problems,
+                &mut summary,
+            )
+            .await?;
         }
     }
-    write_batch(pool, &taxonomy, options, &mut batch, &mut problems, &mut summary).await?;
+    write_batch(
+        pool,
+        &taxonomy,
+        options,
+        &mut batch,
+        &mut problems,
+        &mut summary,
+    )
+    .await?;
     finish_batch(pool, &summary).await?;
     Ok(summary)
 }
@@ -125,17 +148,30 @@ fn validate(
     }
     let chars = normalized.chars().count();
     if chars > options.max_text_chars {
-        return Err(reject(format!("text is {chars} characters, over the limit of {}", options.max_text_chars)));
+        return Err(reject(format!(
+            "text is {chars} characters, over the limit of {}",
+            options.max_text_chars
+        )));
     }
     let labels = match &raw.labels {
         Some(set) => Some(taxonomy.resolve(set).map_err(|e| reject(e.to_string()))?),
         None => None,
     };
     if let Some(reason) = raw.warning {
-        problems.push(Problem { line, severity: "warning", reason });
+        problems.push(Problem {
+            line,
+            severity: "warning",
+            reason,
+        });
     }
-    let mall = raw.mall.map(|m| m.trim().to_string()).unwrap_or_else(|| options.default_mall.clone());
-    let category = raw.category.map(|c| c.trim().to_string()).unwrap_or_else(|| options.default_category.clone());
+    let mall = raw
+        .mall
+        .map(|m| m.trim().to_string())
+        .unwrap_or_else(|| options.default_mall.clone());
+    let category = raw
+        .category
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|| options.default_category.clone());
     let content_hash = text::content_hash(&mall, &category, &normalized);
     let split = raw.split.unwrap_or_else(|| text::split_for(&content_hash));
     Ok(ValidRow {
@@ -157,7 +193,11 @@ fn sorted(mut labels: ResolvedLabels) -> ResolvedLabels {
     labels
 }
 
-async fn start_batch(pool: &PgPool, taxonomy: &Taxonomy, options: &ImportOptions) -> sqlx::Result<i64> {
+async fn start_batch(
+    pool: &PgPool,
+    taxonomy: &Taxonomy,
+    options: &ImportOptions,
+) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO import_batches (taxonomy_id, filename, format, label_source, created_by)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -183,10 +223,16 @@ async fn write_batch(
     let mut tx = pool.begin().await?;
     if !batch.is_empty() {
         let new_reviews: Vec<NewReview> = batch.iter().map(|r| r.review.clone()).collect();
-        let (ids, created) = reviews::insert_batch(&mut tx, taxonomy.id, summary.batch_id, &new_reviews).await?;
+        let (ids, created) =
+            reviews::insert_batch(&mut tx, taxonomy.id, summary.batch_id, &new_reviews).await?;
         let mut created: HashSet<Vec<u8>> = created.into_iter().collect();
-        let labelled: Vec<i64> = batch.iter().filter(|r| r.labels.is_some()).map(|r| ids[&r.review.content_hash]).collect();
-        let mut latest = annotations::latest_imported(&mut tx, &labelled, options.label_source).await?;
+        let labelled: Vec<i64> = batch
+            .iter()
+            .filter(|r| r.labels.is_some())
+            .map(|r| ids[&r.review.content_hash])
+            .collect();
+        let mut latest =
+            annotations::latest_imported(&mut tx, &labelled, options.label_source).await?;
         let mut new_labels = Vec::new();
         for row in batch.iter() {
             let review_id = ids[&row.review.content_hash];
@@ -206,8 +252,14 @@ async fn write_batch(
             }
         }
         summary.labels_added += new_labels.len() as u64;
-        annotations::insert_imported(&mut tx, summary.batch_id, options.label_source, taxonomy.guideline_revision, &new_labels)
-            .await?;
+        annotations::insert_imported(
+            &mut tx,
+            summary.batch_id,
+            options.label_source,
+            taxonomy.guideline_revision,
+            &new_labels,
+        )
+        .await?;
         batch.clear();
     }
     record_problems(&mut tx, summary, problems).await?;
@@ -230,7 +282,12 @@ async fn record_problems(
     .bind(summary.batch_id)
     .bind(problems.iter().map(|p| p.line as i64).collect::<Vec<_>>())
     .bind(problems.iter().map(|p| p.severity).collect::<Vec<_>>())
-    .bind(problems.iter().map(|p| p.reason.clone()).collect::<Vec<_>>())
+    .bind(
+        problems
+            .iter()
+            .map(|p| p.reason.clone())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await?;
     for p in problems.drain(..) {
@@ -261,7 +318,11 @@ async fn finish_batch(pool: &PgPool, summary: &ImportSummary) -> sqlx::Result<()
 }
 
 /// Problems of a past batch, for the upload page.
-pub async fn problems_of(pool: &PgPool, batch_id: i64, limit: i64) -> sqlx::Result<Vec<(i64, String, String)>> {
+pub async fn problems_of(
+    pool: &PgPool,
+    batch_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<(i64, String, String)>> {
     sqlx::query_as("SELECT line, severity, reason FROM import_problems WHERE batch_id = $1 ORDER BY line LIMIT $2")
         .bind(batch_id)
         .bind(limit)

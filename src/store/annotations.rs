@@ -164,7 +164,10 @@ pub async fn latest_imported(
 }
 
 /// Keyword rows of the given annotations, sorted by keyword id for comparison.
-pub async fn labels_of<'e, E>(executor: E, annotation_ids: &[i64]) -> sqlx::Result<HashMap<i64, Vec<(i64, i16)>>>
+pub async fn labels_of<'e, E>(
+    executor: E,
+    annotation_ids: &[i64],
+) -> sqlx::Result<HashMap<i64, Vec<(i64, i16)>>>
 where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
@@ -212,7 +215,10 @@ struct AnnotationRow {
 }
 
 /// The latest annotation of an assignment (its current answer), if any.
-pub async fn latest_for_assignment(pool: &PgPool, assignment_id: i64) -> sqlx::Result<Option<StoredAnnotation>> {
+pub async fn latest_for_assignment(
+    pool: &PgPool,
+    assignment_id: i64,
+) -> sqlx::Result<Option<StoredAnnotation>> {
     let row: Option<AnnotationRow> = sqlx::query_as(
         "SELECT id, review_id, annotator_id, source, no_keyword, created_at FROM annotations
          WHERE assignment_id = $1 ORDER BY id DESC LIMIT 1",
@@ -226,7 +232,10 @@ pub async fn latest_for_assignment(pool: &PgPool, assignment_id: i64) -> sqlx::R
     })
 }
 
-async fn with_labels(pool: &PgPool, rows: Vec<AnnotationRow>) -> sqlx::Result<Vec<StoredAnnotation>> {
+async fn with_labels(
+    pool: &PgPool,
+    rows: Vec<AnnotationRow>,
+) -> sqlx::Result<Vec<StoredAnnotation>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut labels = labels_of(pool, &ids).await?;
     Ok(rows
@@ -237,7 +246,10 @@ async fn with_labels(pool: &PgPool, rows: Vec<AnnotationRow>) -> sqlx::Result<Ve
             annotator_id: r.annotator_id,
             source: r.source,
             created_at: r.created_at,
-            labels: ResolvedLabels { no_keyword: r.no_keyword, labels: labels.remove(&r.id).unwrap_or_default() },
+            labels: ResolvedLabels {
+                no_keyword: r.no_keyword,
+                labels: labels.remove(&r.id).unwrap_or_default(),
+            },
         })
         .collect())
 }
@@ -294,5 +306,9 @@ pub async fn label_stats(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<LabelS
     .bind(taxonomy_id)
     .fetch_all(pool)
     .await?;
-    Ok(LabelStats { labelled, no_keyword, per_keyword })
+    Ok(LabelStats {
+        labelled,
+        no_keyword,
+        per_keyword,
+    })
 }

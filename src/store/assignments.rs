@@ -22,7 +22,10 @@ const SELECT: &str = "
     FROM assignments a JOIN round_items i ON i.id = a.round_item_id JOIN rounds o ON o.id = i.round_id";
 
 pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<Assignment>> {
-    sqlx::query_as(&format!("{SELECT} WHERE a.id = $1")).bind(id).fetch_optional(pool).await
+    sqlx::query_as(&format!("{SELECT} WHERE a.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
 }
 
 /// The annotator's open item in the round, claiming a new one if there is none.
@@ -66,7 +69,12 @@ async fn claim(pool: &PgPool, round_id: i64, annotator_id: i64) -> sqlx::Result<
 }
 
 /// The annotator's done item before `before` (or their latest), for "back".
-pub async fn previous(pool: &PgPool, round_id: i64, annotator_id: i64, before: Option<i64>) -> sqlx::Result<Option<i64>> {
+pub async fn previous(
+    pool: &PgPool,
+    round_id: i64,
+    annotator_id: i64,
+    before: Option<i64>,
+) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "SELECT a.id FROM assignments a JOIN round_items i ON i.id = a.round_item_id
          WHERE i.round_id = $1 AND a.annotator_id = $2 AND a.status = 'done' AND a.id < coalesce($3, 9223372036854775807)
@@ -101,10 +109,11 @@ pub async fn submit(
         .bind(assignment.id)
         .execute(&mut *tx)
         .await?;
-    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM annotations WHERE client_token = $1")
-        .bind(client_token)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let existing: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM annotations WHERE client_token = $1")
+            .bind(client_token)
+            .fetch_optional(&mut *tx)
+            .await?;
     if let Some(id) = existing {
         return Ok(Submitted::Repeat(id));
     }
@@ -165,6 +174,11 @@ pub async fn progress(pool: &PgPool, round_id: i64, annotator_id: i64) -> sqlx::
     .await
 }
 
-pub async fn current_answer(pool: &PgPool, assignment_id: i64) -> sqlx::Result<Option<ResolvedLabels>> {
-    Ok(annotations::latest_for_assignment(pool, assignment_id).await?.map(|a| a.labels))
+pub async fn current_answer(
+    pool: &PgPool,
+    assignment_id: i64,
+) -> sqlx::Result<Option<ResolvedLabels>> {
+    Ok(annotations::latest_for_assignment(pool, assignment_id)
+        .await?
+        .map(|a| a.labels))
 }

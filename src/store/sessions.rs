@@ -64,11 +64,20 @@ pub async fn lookup(pool: &PgPool, token: &str) -> sqlx::Result<Option<Session>>
     .await?;
     Ok(row.map(|r| Session {
         csrf_token: r.csrf_token,
-        user: User { id: r.id, username: r.username, display_name: r.display_name, role: r.role, locale: r.locale },
+        user: User {
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            role: r.role,
+            locale: r.locale,
+        },
     }))
 }
 
 pub async fn end(pool: &PgPool, token: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash(token)).execute(pool).await?;
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(hash(token))
+        .execute(pool)
+        .await?;
     Ok(())
 }

@@ -22,8 +22,14 @@ pub async fn find_id(pool: &PgPool, name: &str) -> sqlx::Result<Option<i64>> {
 }
 
 pub async fn create(pool: &PgPool, def: &TaxonomyDefinition) -> anyhow::Result<i64> {
-    anyhow::ensure!(def.scale_min < def.scale_max, "scale_min must be below scale_max");
-    anyhow::ensure!(!def.keywords.is_empty(), "a taxonomy needs at least one keyword");
+    anyhow::ensure!(
+        def.scale_min < def.scale_max,
+        "scale_min must be below scale_max"
+    );
+    anyhow::ensure!(
+        !def.keywords.is_empty(),
+        "a taxonomy needs at least one keyword"
+    );
     let mut tx = pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO taxonomies (name, description, scale_min, scale_max) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -43,11 +49,13 @@ pub async fn create(pool: &PgPool, def: &TaxonomyDefinition) -> anyhow::Result<i
         .bind(position as i32)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO keyword_guidelines (keyword_id, version, body) VALUES ($1, 1, $2)")
-            .bind(keyword_id)
-            .bind(&kw.guideline)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO keyword_guidelines (keyword_id, version, body) VALUES ($1, 1, $2)",
+        )
+        .bind(keyword_id)
+        .bind(&kw.guideline)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(id)
@@ -102,7 +110,12 @@ pub async fn load(pool: &PgPool, id: i64) -> anyhow::Result<Taxonomy> {
         guideline_revision: row.guideline_revision,
         keywords: keywords
             .into_iter()
-            .map(|k| Keyword { id: k.id, name: k.name, position: k.position, guideline: k.guideline.unwrap_or_default() })
+            .map(|k| Keyword {
+                id: k.id,
+                name: k.name,
+                position: k.position,
+                guideline: k.guideline.unwrap_or_default(),
+            })
             .collect(),
     })
 }

@@ -5,7 +5,7 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{AdminArea, Authorized, Nav};
+use super::auth::{AdminArea, Authorized, Nav, Permitted};
 use super::i18n::Tr;
 use super::{render, AppState};
 use crate::error::AppResult;
@@ -14,7 +14,8 @@ use crate::store::users::{self, Role, User, UserError};
 type Admin = Authorized<AdminArea>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/users", web::get().to(users_page)).route("/admin/users", web::post().to(add_user));
+    cfg.route("/admin/users", web::get().to(users_page))
+        .route("/admin/users", web::post().to(add_user));
 }
 
 #[derive(Template)]
@@ -35,7 +36,13 @@ async fn respond(user: &Admin, state: &AppState, error: Option<String>) -> AppRe
     let users = users::list(&state.pool).await?;
     let roles = Role::ALL.iter().map(|r| r.as_str()).collect();
     let failed = error.is_some();
-    let mut response = render(&UsersPage { t: user.tr(), nav: user.nav(), users, roles, error });
+    let mut response = render(&UsersPage {
+        t: user.tr(),
+        nav: user.nav(),
+        users,
+        roles,
+        error,
+    });
     if failed {
         *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
     }
@@ -50,7 +57,11 @@ struct NewUser {
     role: String,
 }
 
-async fn add_user(user: Admin, state: web::Data<AppState>, form: web::Form<NewUser>) -> AppResult<HttpResponse> {
+async fn add_user(
+    request: Permitted<AdminArea, web::Form<NewUser>>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
     user.check_csrf(&form.csrf)?;
     let Some(role) = Role::parse(&form.role) else {
         return respond(&user, &state, Some(format!("unknown role {}", form.role))).await;
@@ -58,7 +69,14 @@ async fn add_user(user: Admin, state: web::Data<AppState>, form: web::Form<NewUs
     match users::create(&state.pool, &form.username, &form.password, role).await {
         Ok(created) => {
             let details = json!({"role": role.as_str()});
-            crate::store::audit::record(&state.pool, Some(user.user_id()), "user.create", &format!("user:{}", created.id), details).await?;
+            crate::store::audit::record(
+                &state.pool,
+                Some(user.user_id()),
+                "user.create",
+                &format!("user:{}", created.id),
+                details,
+            )
+            .await?;
             respond(&user, &state, None).await
         }
         Err(UserError::Database(e)) => Err(e.into()),

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{AnnotateArea, Authorized, CsrfForm, Nav};
+use super::auth::{AnnotateArea, Authorized, CsrfForm, Nav, Permitted};
 use super::i18n::{level_name, Tr};
 use super::{render, see_other, AppState};
 use crate::error::{AppError, AppResult};
@@ -43,20 +43,39 @@ struct IndexQuery {
     finished: Option<i64>,
 }
 
-async fn index(user: Annotator, state: web::Data<AppState>, query: web::Query<IndexQuery>) -> AppResult<HttpResponse> {
+async fn index(
+    user: Annotator,
+    state: web::Data<AppState>,
+    query: web::Query<IndexQuery>,
+) -> AppResult<HttpResponse> {
     let rounds = rounds::open_for(&state.pool, user.user_id()).await?;
-    Ok(render(&IndexPage { t: user.tr(), nav: user.nav(), rounds, finished: query.finished }))
+    Ok(render(&IndexPage {
+        t: user.tr(),
+        nav: user.nav(),
+        rounds,
+        finished: query.finished,
+    }))
 }
 
-async fn next(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>) -> AppResult<HttpResponse> {
+async fn next(
+    user: Annotator,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
     let round_id = path.into_inner();
+    match rounds::get(&state.pool, round_id).await? {
+        Some(round) if round.status == "open" => {}
+        _ => return Err(AppError::NotFound),
+    }
     if !rounds::may_work_on(&state.pool, round_id, user.user_id()).await? {
         return Err(AppError::Forbidden);
     }
-    Ok(match assignments::next(&state.pool, round_id, user.user_id()).await? {
-        Some(id) => see_other(&format!("/annotate/items/{id}")),
-        None => see_other(&format!("/annotate?finished={round_id}")),
-    })
+    Ok(
+        match assignments::next(&state.pool, round_id, user.user_id()).await? {
+            Some(id) => see_other(&format!("/annotate/items/{id}")),
+            None => see_other(&format!("/annotate?finished={round_id}")),
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -64,7 +83,12 @@ struct BackQuery {
     before: Option<i64>,
 }
 
-async fn back(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>, query: web::Query<BackQuery>) -> AppResult<HttpResponse> {
+async fn back(
+    user: Annotator,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    query: web::Query<BackQuery>,
+) -> AppResult<HttpResponse> {
     let round_id = path.into_inner();
     match assignments::previous(&state.pool, round_id, user.user_id(), query.before).await? {
         Some(id) => Ok(see_other(&format!("/annotate/items/{id}"))),
@@ -115,10 +139,16 @@ struct ItemPage {
     default_level: i16,
 }
 
-async fn item(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>) -> AppResult<HttpResponse> {
+async fn item(
+    user: Annotator,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     let answer = assignments::current_answer(&state.pool, assignment.id).await?;
-    item_page(&state, &user, &assignment, answer.as_ref(), None).await.map(|page| render(&page))
+    item_page(&state, &user, &assignment, answer.as_ref(), None)
+        .await
+        .map(|page| render(&page))
 }
 
 async fn item_page(
@@ -150,7 +180,10 @@ async fn item_page(
         .collect();
     let levels = taxonomy
         .levels()
-        .map(|value| LevelView { value, label: level_name(user.lang, taxonomy.scale_min, taxonomy.scale_max, value) })
+        .map(|value| LevelView {
+            value,
+            label: level_name(user.lang, taxonomy.scale_min, taxonomy.scale_max, value),
+        })
         .collect();
     Ok(ItemPage {
         t: user.tr(),
@@ -190,16 +223,25 @@ struct Answer {
 
 impl Answer {
     fn parse(fields: &[(String, String)], taxonomy: &Taxonomy) -> Result<Answer, String> {
-        let value = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let value = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         let mut labels = Vec::new();
         for (name, _) in fields.iter().filter(|(k, _)| k.starts_with('k')) {
             let id: i64 = name[1..].parse().map_err(|_| format!("bad field {name}"))?;
-            let keyword = taxonomy.keyword_by_id(id).ok_or_else(|| format!("unknown keyword {id}"))?;
+            let keyword = taxonomy
+                .keyword_by_id(id)
+                .ok_or_else(|| format!("unknown keyword {id}"))?;
             let level: i16 = value(&format!("s{id}"))
                 .ok_or_else(|| format!("no sentiment for {}", keyword.name))?
                 .parse()
                 .map_err(|_| format!("bad sentiment for {}", keyword.name))?;
-            taxonomy.check_level(&keyword.name, level).map_err(|e| e.to_string())?;
+            taxonomy
+                .check_level(&keyword.name, level)
+                .map_err(|e| e.to_string())?;
             labels.push((id, level));
         }
         labels.sort();
@@ -212,26 +254,37 @@ impl Answer {
 }
 
 async fn submit(
-    user: Annotator,
+    request: Permitted<AnnotateArea, web::Form<Vec<(String, String)>>>,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    form: web::Form<Vec<(String, String)>>,
 ) -> AppResult<HttpResponse> {
-    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let Permitted { user, input: form } = request;
+    let csrf = form
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
     user.check_csrf(csrf)?;
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     let taxonomy = taxonomies::load(&state.pool, assignment.taxonomy_id).await?;
     let answer = Answer::parse(&form, &taxonomy).map_err(AppError::BadRequest)?;
-    let token = answer.token.ok_or_else(|| AppError::BadRequest("missing submit token".into()))?;
+    let token = answer
+        .token
+        .ok_or_else(|| AppError::BadRequest("missing submit token".into()))?;
     if assignment.status == "skipped" {
-        return Err(AppError::Conflict("this item was skipped and has gone to someone else".into()));
+        return Err(AppError::Conflict(
+            "this item was skipped and has gone to someone else".into(),
+        ));
     }
     let problem = match (answer.no_keyword, answer.labels.is_empty()) {
         (true, false) => Some(user.tr().both_chosen),
         (false, true) => Some(user.tr().choose_something),
         _ => None,
     };
-    let labels = ResolvedLabels { no_keyword: answer.no_keyword, labels: answer.labels };
+    let labels = ResolvedLabels {
+        no_keyword: answer.no_keyword,
+        labels: answer.labels,
+    };
     if let Some(message) = problem {
         let mut page = item_page(&state, &user, &assignment, Some(&labels), Some(message)).await?;
         page.correcting = assignment.status == "done";
@@ -239,13 +292,31 @@ async fn submit(
         *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
         return Ok(response);
     }
-    assignments::submit(&state.pool, &assignment, &labels, taxonomy.guideline_revision, token).await?;
-    Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
+    assignments::submit(
+        &state.pool,
+        &assignment,
+        &labels,
+        taxonomy.guideline_revision,
+        token,
+    )
+    .await?;
+    Ok(see_other(&format!(
+        "/annotate/rounds/{}/next",
+        assignment.round_id
+    )))
 }
 
-async fn skip(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>, form: web::Form<CsrfForm>) -> AppResult<HttpResponse> {
+async fn skip(
+    request: Permitted<AnnotateArea, web::Form<CsrfForm>>,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
     user.check_csrf(&form.csrf)?;
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     assignments::skip(&state.pool, &assignment).await?;
-    Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
+    Ok(see_other(&format!(
+        "/annotate/rounds/{}/next",
+        assignment.round_id
+    )))
 }

@@ -20,7 +20,11 @@ async fn me(user: Authorized<AnnotateArea>) -> HttpResponse {
     HttpResponse::Ok().json(&user.session.user)
 }
 
-async fn overview(_: Authorized<EngineerArea>, state: web::Data<AppState>, query: web::Query<TaxonomyQuery>) -> AppResult<HttpResponse> {
+async fn overview(
+    _: Authorized<EngineerArea>,
+    state: web::Data<AppState>,
+    query: web::Query<TaxonomyQuery>,
+) -> AppResult<HttpResponse> {
     let (_, taxonomy) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
     let stats = annotations::label_stats(&state.pool, taxonomy.id).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -32,6 +36,9 @@ async fn overview(_: Authorized<EngineerArea>, state: web::Data<AppState>, query
     })))
 }
 
-async fn list_rounds(_: Authorized<EngineerArea>, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+async fn list_rounds(
+    _: Authorized<EngineerArea>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(rounds::list(&state.pool).await?))
 }

@@ -84,16 +84,52 @@ impl<A: Area + 'static> FromRequest for Authorized<A> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
-            let unauthenticated = AppError::Unauthenticated { wants_json: wants_json(&req) };
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .expect("AppState is registered")
+                .clone();
+            let unauthenticated = AppError::Unauthenticated {
+                wants_json: wants_json(&req),
+            };
             let token = req.cookie(SESSION_COOKIE).ok_or(unauthenticated)?;
-            let session = sessions::lookup(&state.pool, token.value())
-                .await?
-                .ok_or(AppError::Unauthenticated { wants_json: wants_json(&req) })?;
+            let session = sessions::lookup(&state.pool, token.value()).await?.ok_or(
+                AppError::Unauthenticated {
+                    wants_json: wants_json(&req),
+                },
+            )?;
             if !A::ROLES.contains(&session.user.role) {
                 return Err(AppError::Forbidden);
             }
-            Ok(Authorized { session, lang: Lang::from_request(&req), _area: PhantomData })
+            Ok(Authorized {
+                session,
+                lang: Lang::from_request(&req),
+                _area: PhantomData,
+            })
+        })
+    }
+}
+
+/// An authorized user and a request body, extracted in that order. Actix polls a
+/// handler's extractors together, so a bad body could otherwise answer 400 before the
+/// role check answers 403; here the body is not even read for the wrong role.
+pub struct Permitted<A: Area, T> {
+    pub user: Authorized<A>,
+    pub input: T,
+}
+
+impl<A: Area + 'static, T: FromRequest + 'static> FromRequest for Permitted<A, T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let user = Authorized::<A>::from_request(&req, &mut Payload::None).await?;
+            let input = T::from_request(&req, &mut payload)
+                .await
+                .map_err(Into::into)?;
+            Ok(Permitted { user, input })
         })
     }
 }
@@ -135,12 +171,21 @@ struct LoginPage {
 
 fn login_page(t: &'static Tr, failed: bool, username: String) -> HttpResponse {
     let csrf = sessions::random_token();
-    let page = LoginPage { t, csrf: csrf.clone(), failed, username };
+    let page = LoginPage {
+        t,
+        csrf: csrf.clone(),
+        failed,
+        username,
+    };
     let mut response = render(&page);
     if failed {
         *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
     }
-    let cookie = Cookie::build(LOGIN_CSRF_COOKIE, csrf).path("/login").http_only(true).same_site(SameSite::Strict).finish();
+    let cookie = Cookie::build(LOGIN_CSRF_COOKIE, csrf)
+        .path("/login")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish();
     let _ = response.add_cookie(&cookie);
     response
 }
@@ -156,8 +201,15 @@ pub struct LoginForm {
     csrf: String,
 }
 
-pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form<LoginForm>) -> AppResult<HttpResponse> {
-    let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> AppResult<HttpResponse> {
+    let expected = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
         return Err(AppError::Csrf);
     }
@@ -172,9 +224,14 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>, form: web::Form
         .http_only(true)
         .secure(state.secure_cookies)
         .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::days(sessions::SESSION_DAYS))
+        .max_age(actix_web::cookie::time::Duration::days(
+            sessions::SESSION_DAYS,
+        ))
         .finish();
-    Ok(HttpResponse::SeeOther().insert_header(("Location", home_of(user.role))).cookie(cookie).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", home_of(user.role)))
+        .cookie(cookie)
+        .finish())
 }
 
 pub fn home_of(role: Role) -> &'static str {
@@ -189,19 +246,28 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-pub async fn logout(user: Authorized<AnnotateArea>, req: HttpRequest, state: web::Data<AppState>, form: web::Form<CsrfForm>) -> AppResult<HttpResponse> {
-    user.check_csrf(&form.csrf)?;
+pub async fn logout(
+    request: Permitted<AnnotateArea, web::Form<CsrfForm>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    request.user.check_csrf(&request.input.csrf)?;
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
         sessions::end(&state.pool, cookie.value()).await?;
     }
     let mut expired = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     expired.make_removal();
-    Ok(HttpResponse::SeeOther().insert_header(("Location", "/login")).cookie(expired).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", "/login"))
+        .cookie(expired)
+        .finish())
 }
 
 /// `/`: each role lands on its own start page.
 pub async fn home(user: Authorized<AnnotateArea>) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header(("Location", home_of(user.session.user.role))).finish()
+    HttpResponse::SeeOther()
+        .insert_header(("Location", home_of(user.session.user.role)))
+        .finish()
 }
 
 #[derive(Deserialize)]
@@ -210,14 +276,24 @@ pub struct LangQuery {
 }
 
 /// Switches the UI language and returns to the page (only local paths, no open redirect).
-pub async fn set_lang(path: web::Path<String>, query: web::Query<LangQuery>) -> AppResult<HttpResponse> {
+pub async fn set_lang(
+    path: web::Path<String>,
+    query: web::Query<LangQuery>,
+) -> AppResult<HttpResponse> {
     let lang = Lang::parse(&path).ok_or(AppError::NotFound)?;
-    let next = query.next.as_deref().filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or("/");
+    let next = query
+        .next
+        .as_deref()
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or("/");
     let code = if lang == Lang::En { "en" } else { "ko" };
     let cookie = Cookie::build(super::i18n::LANG_COOKIE, code)
         .path("/")
         .same_site(SameSite::Lax)
         .max_age(actix_web::cookie::time::Duration::days(365))
         .finish();
-    Ok(HttpResponse::SeeOther().insert_header(("Location", next.to_string())).cookie(cookie).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", next.to_string()))
+        .cookie(cookie)
+        .finish())
 }

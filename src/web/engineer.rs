@@ -8,7 +8,7 @@ use askama::Template;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::auth::{Authorized, CsrfForm, EngineerArea, Nav};
+use super::auth::{Authorized, CsrfForm, EngineerArea, Nav, Permitted};
 use super::i18n::Tr;
 use super::{render, see_other, AppState};
 use crate::error::{AppError, AppResult};
@@ -35,13 +35,26 @@ pub struct TaxonomyQuery {
 }
 
 /// The named taxonomy, or the first one holding reviews.
-pub async fn pick_taxonomy(state: &AppState, name: Option<&str>) -> AppResult<(Vec<TaxonomySummary>, TaxonomySummary)> {
+pub async fn pick_taxonomy(
+    state: &AppState,
+    name: Option<&str>,
+) -> AppResult<(Vec<TaxonomySummary>, TaxonomySummary)> {
     let all = taxonomies::list(&state.pool).await?;
     let chosen = match name {
         Some(n) => all.iter().find(|t| t.name == n).ok_or(AppError::NotFound)?,
-        None => all.iter().find(|t| t.reviews > 0).or(all.first()).ok_or(AppError::NotFound)?,
+        None => all
+            .iter()
+            .find(|t| t.reviews > 0)
+            .or(all.first())
+            .ok_or(AppError::NotFound)?,
     };
-    let chosen = TaxonomySummary { id: chosen.id, name: chosen.name.clone(), description: chosen.description.clone(), keywords: chosen.keywords, reviews: chosen.reviews };
+    let chosen = TaxonomySummary {
+        id: chosen.id,
+        name: chosen.name.clone(),
+        description: chosen.description.clone(),
+        keywords: chosen.keywords,
+        reviews: chosen.reviews,
+    };
     Ok((all, chosen))
 }
 
@@ -57,12 +70,34 @@ struct OverviewPage {
     rounds: Vec<RoundProgress>,
 }
 
-async fn overview(user: Engineer, state: web::Data<AppState>, query: web::Query<TaxonomyQuery>) -> AppResult<HttpResponse> {
+async fn overview(
+    user: Engineer,
+    state: web::Data<AppState>,
+    query: web::Query<TaxonomyQuery>,
+) -> AppResult<HttpResponse> {
     let (taxonomies, taxonomy) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
     let stats = annotations::label_stats(&state.pool, taxonomy.id).await?;
-    let max_count = stats.per_keyword.iter().map(|k| k.1).max().unwrap_or(0).max(1);
-    let rounds = rounds::list(&state.pool).await?.into_iter().filter(|r| r.taxonomy_id == taxonomy.id).collect();
-    Ok(render(&OverviewPage { t: user.tr(), nav: user.nav(), taxonomies, taxonomy, stats, max_count, rounds }))
+    let max_count = stats
+        .per_keyword
+        .iter()
+        .map(|k| k.1)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let rounds = rounds::list(&state.pool)
+        .await?
+        .into_iter()
+        .filter(|r| r.taxonomy_id == taxonomy.id)
+        .collect();
+    Ok(render(&OverviewPage {
+        t: user.tr(),
+        nav: user.nav(),
+        taxonomies,
+        taxonomy,
+        stats,
+        max_count,
+        rounds,
+    }))
 }
 
 #[derive(Template)]
@@ -80,11 +115,27 @@ async fn rounds_page(user: Engineer, state: web::Data<AppState>) -> AppResult<Ht
     rounds_response(&user, &state, None, None).await
 }
 
-async fn rounds_response(user: &Engineer, state: &AppState, error: Option<String>, created: Option<String>) -> AppResult<HttpResponse> {
+async fn rounds_response(
+    user: &Engineer,
+    state: &AppState,
+    error: Option<String>,
+    created: Option<String>,
+) -> AppResult<HttpResponse> {
     let taxonomies = taxonomies::list(&state.pool).await?;
     let rounds = rounds::list(&state.pool).await?;
-    let status = if error.is_some() { actix_web::http::StatusCode::BAD_REQUEST } else { actix_web::http::StatusCode::OK };
-    let mut response = render(&RoundsPage { t: user.tr(), nav: user.nav(), taxonomies, rounds, error, created });
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::BAD_REQUEST
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    let mut response = render(&RoundsPage {
+        t: user.tr(),
+        nav: user.nav(),
+        taxonomies,
+        rounds,
+        error,
+        created,
+    });
     *response.status_mut() = status;
     Ok(response)
 }
@@ -105,9 +156,15 @@ struct RoundForm {
     seed: Option<u64>,
 }
 
-async fn create_round(user: Engineer, state: web::Data<AppState>, form: web::Form<RoundForm>) -> AppResult<HttpResponse> {
+async fn create_round(
+    request: Permitted<EngineerArea, web::Form<RoundForm>>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
     user.check_csrf(&form.csrf)?;
-    let taxonomy = taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
+    let taxonomy = taxonomies::find_id(&state.pool, &form.taxonomy)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let sampling = match form.sampling.as_str() {
         "proportional" => Sampling::Proportional,
         _ => Sampling::Random,
@@ -124,11 +181,24 @@ async fn create_round(user: Engineer, state: web::Data<AppState>, form: web::For
         group_by,
         double_share: (form.double_share_percent / 100.0).clamp(0.0, 1.0),
         seed: form.seed.unwrap_or_else(rand::random),
-        members: form.annotators.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        members: form
+            .annotators
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
     };
     match rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
         Ok(round) => {
-            let message = format!("#{} {} ({} {}, 2× {})", round.id, spec.name, round.items, user.tr().items, round.doubled);
+            let message = format!(
+                "#{} {} ({} {}, 2× {})",
+                round.id,
+                spec.name,
+                round.items,
+                user.tr().items,
+                round.doubled
+            );
             rounds_response(&user, &state, None, Some(message)).await
         }
         Err(rounds::RoundError::Database(e)) => Err(e.into()),
@@ -136,7 +206,12 @@ async fn create_round(user: Engineer, state: web::Data<AppState>, form: web::For
     }
 }
 
-async fn close_round(user: Engineer, state: web::Data<AppState>, path: web::Path<i64>, form: web::Form<CsrfForm>) -> AppResult<HttpResponse> {
+async fn close_round(
+    request: Permitted<EngineerArea, web::Form<CsrfForm>>,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
     user.check_csrf(&form.csrf)?;
     rounds::close(&state.pool, path.into_inner(), Some(user.user_id())).await?;
     Ok(see_other("/engineer/rounds"))
@@ -154,7 +229,13 @@ struct ImportPage {
 
 async fn import_page(user: Engineer, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let taxonomies = taxonomies::list(&state.pool).await?;
-    Ok(render(&ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary: None, error: None }))
+    Ok(render(&ImportPage {
+        t: user.tr(),
+        nav: user.nav(),
+        taxonomies,
+        summary: None,
+        error: None,
+    }))
 }
 
 /// The upload's text fields and the file, which is streamed to a temporary file so a
@@ -167,7 +248,11 @@ struct Upload {
 
 impl Upload {
     fn field(&self, name: &str) -> &str {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 }
 
@@ -176,34 +261,55 @@ async fn read_upload(mut payload: Multipart) -> AppResult<Upload> {
     while let Some(field) = payload.next().await {
         let mut field = field.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?;
         let name = field.name().unwrap_or_default().to_string();
-        let filename = field.content_disposition().and_then(|d| d.get_filename()).map(str::to_string);
+        let filename = field
+            .content_disposition()
+            .and_then(|d| d.get_filename())
+            .map(str::to_string);
         if let Some(filename) = filename {
             let temp = tempfile_path::TempPath::new()?;
             let mut file = std::fs::File::create(temp.path()).map_err(anyhow::Error::from)?;
             while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
+                let chunk =
+                    chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
                 file.write_all(&chunk).map_err(anyhow::Error::from)?;
             }
             upload.file = Some((temp, filename));
         } else {
             let mut value = Vec::new();
             while let Some(chunk) = field.next().await {
-                value.extend_from_slice(&chunk.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?);
+                value.extend_from_slice(
+                    &chunk.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?,
+                );
                 if value.len() > 4096 {
                     return Err(AppError::BadRequest(format!("field {name} is too long")));
                 }
             }
-            upload.fields.push((name, String::from_utf8_lossy(&value).to_string()));
+            upload
+                .fields
+                .push((name, String::from_utf8_lossy(&value).to_string()));
         }
     }
     Ok(upload)
 }
 
-async fn upload(user: Engineer, state: web::Data<AppState>, payload: Multipart) -> AppResult<HttpResponse> {
+async fn upload(
+    request: Permitted<EngineerArea, Multipart>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted {
+        user,
+        input: payload,
+    } = request;
     let upload = read_upload(payload).await?;
     user.check_csrf(upload.field("csrf"))?;
     let taxonomies = taxonomies::list(&state.pool).await?;
-    let page = |summary, error| ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary, error };
+    let page = |summary, error| ImportPage {
+        t: user.tr(),
+        nav: user.nav(),
+        taxonomies,
+        summary,
+        error,
+    };
     let Some((temp, filename)) = &upload.file else {
         return Ok(render(&page(None, Some("no file".into()))));
     };
@@ -216,10 +322,14 @@ async fn upload(user: Engineer, state: web::Data<AppState>, payload: Multipart) 
         other => return Err(AppError::BadRequest(format!("unknown format {other}"))),
     };
     let Some(format) = format else {
-        return Ok(render(&page(None, Some(format!("cannot tell the format of {filename}; choose one")))));
+        return Ok(render(&page(
+            None,
+            Some(format!("cannot tell the format of {filename}; choose one")),
+        )));
     };
     let mut options = ImportOptions::new(upload.field("taxonomy"), format, filename);
-    options.label_source = LabelSource::parse(upload.field("label_source")).unwrap_or(LabelSource::Human);
+    options.label_source =
+        LabelSource::parse(upload.field("label_source")).unwrap_or(LabelSource::Human);
     options.default_mall = upload.field("mall").trim().to_string();
     options.default_category = upload.field("category").trim().to_string();
     options.created_by = Some(user.user_id());

@@ -17,7 +17,9 @@ struct ErrorPage {
     message: String,
 }
 
-pub fn render_error_page<B: MessageBody + 'static>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+pub fn render_error_page<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let is_api = res.request().path().starts_with("/api/");
     let status = res.status();
     if is_api || status.is_redirection() || status.is_success() {
@@ -35,8 +37,14 @@ pub fn render_error_page<B: MessageBody + 'static>(res: ServiceResponse<B>) -> a
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).to_string()),
             Err(_) => String::new(),
         };
-        let page = ErrorPage { t, status: status_code, message };
-        let html = page.render().unwrap_or_else(|_| format!("error {status_code}"));
+        let page = ErrorPage {
+            t,
+            status: status_code,
+            message,
+        };
+        let html = page
+            .render()
+            .unwrap_or_else(|_| format!("error {status_code}"));
         let response = actix_web::HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
             .body(BoxBody::new(html));

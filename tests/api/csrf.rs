@@ -1,0 +1,154 @@
+//! Forms without the session's CSRF token change nothing.
+
+use reviewloop::import::Format;
+use reviewloop::store::users::Role;
+
+use crate::helpers::{client, pairs, Browser, TestApp};
+
+#[tokio::test]
+async fn posts_with_a_missing_or_wrong_token_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(4, 1))
+        .await;
+    let admin = app.logged_in(Role::Admin).await;
+    let round_form = |csrf: &str| {
+        pairs(&[
+            ("csrf", csrf),
+            ("taxonomy", "fashion"),
+            ("name", "r"),
+            ("size", "2"),
+            ("sampling", "random"),
+            ("group_by", "mall"),
+        ])
+    };
+    let user_form = |csrf: &str| {
+        pairs(&[
+            ("csrf", csrf),
+            ("username", "newbie"),
+            ("password", "long-enough-1"),
+            ("role", "annotator"),
+        ])
+    };
+    for token in ["", "forged-token"] {
+        assert_eq!(
+            admin
+                .post_form("/engineer/rounds", &round_form(token))
+                .await
+                .status(),
+            403
+        );
+        assert_eq!(
+            admin
+                .post_form("/admin/users", &user_form(token))
+                .await
+                .status(),
+            403
+        );
+        assert_eq!(
+            admin
+                .post_form("/logout", &pairs(&[("csrf", token)]))
+                .await
+                .status(),
+            403
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM rounds").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username = 'newbie'")
+            .await,
+        0
+    );
+
+    // The same forms with the real token work, so the refusals above were the token's doing.
+    let csrf = admin.csrf().await;
+    assert_eq!(
+        admin
+            .post_form("/engineer/rounds", &round_form(&csrf))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        admin
+            .post_form("/admin/users", &user_form(&csrf))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.count("SELECT count(*) FROM rounds").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username = 'newbie'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn another_sessions_token_does_not_work() {
+    let app = TestApp::spawn().await;
+    let first = app.logged_in(Role::Engineer).await;
+    let second = app.logged_in(Role::Engineer).await;
+    let foreign = first.csrf().await;
+    let form = pairs(&[
+        ("csrf", &foreign),
+        ("taxonomy", "fashion"),
+        ("name", "r"),
+        ("size", "1"),
+        ("sampling", "random"),
+        ("group_by", "mall"),
+    ]);
+    assert_eq!(
+        second.post_form("/engineer/rounds", &form).await.status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn the_login_form_needs_its_own_token() {
+    let app = TestApp::spawn().await;
+    let name = app.user(Role::Annotator).await;
+    // A cross-site login post has no token cookie.
+    let response = client()
+        .post(app.url("/login"))
+        .form(&[
+            ("username", name.as_str()),
+            ("password", crate::helpers::PASSWORD),
+            ("csrf", "guess"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let browser = Browser {
+        client: client(),
+        app: app.address.clone(),
+    };
+    assert_eq!(
+        browser
+            .login(&name, crate::helpers::PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_and_same_site() {
+    let app = TestApp::spawn().await;
+    let name = app.user(Role::Annotator).await;
+    let browser = Browser {
+        client: client(),
+        app: app.address.clone(),
+    };
+    let response = browser.login(&name, crate::helpers::PASSWORD).await;
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("rl_session="))
+        .expect("session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("rl_session=;"));
+}

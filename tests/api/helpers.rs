@@ -1,0 +1,196 @@
+//! A running app on a fresh database per test, and typed helpers to drive it.
+
+use reqwest::redirect::Policy;
+use reqwest::{Client, Response};
+use sqlx::PgPool;
+
+use reviewloop::config::{Settings, DEFAULT_DATABASE_URL};
+use reviewloop::import::{self, Format, ImportOptions, ImportSummary};
+use reviewloop::store::{self, users::Role};
+use reviewloop::taxonomy::Taxonomy;
+use reviewloop::web::Application;
+
+pub const PASSWORD: &str = "정말-안전한-비밀번호-123";
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+}
+
+/// A fresh database with a random name on the configured server.
+pub async fn fresh_database() -> (PgPool, String) {
+    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
+    let name = format!("reviewloop_test_{}", uuid::Uuid::new_v4().simple());
+    let url = reviewloop::bench::scratch_url(&base, &name);
+    let pool = store::connect(&url)
+        .await
+        .expect("PostgreSQL must be running for the tests (see README)");
+    (pool, url)
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let (pool, url) = fresh_database().await;
+        let app = Application::build(
+            pool.clone(),
+            Settings::for_database(&url),
+            "127.0.0.1:0",
+            false,
+        )
+        .await
+        .expect("app binds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp { address, pool }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A user with a unique name and the shared test password.
+    pub async fn user(&self, role: Role) -> String {
+        let name = format!(
+            "{}-{}",
+            role.as_str(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        store::users::create(&self.pool, &name, PASSWORD, role)
+            .await
+            .expect("user created");
+        name
+    }
+
+    /// A browser-like client (cookies, no automatic redirects) logged in as `username`.
+    pub async fn login(&self, username: &str) -> Browser {
+        let browser = Browser {
+            client: client(),
+            app: self.address.clone(),
+        };
+        let response = browser.login(username, PASSWORD).await;
+        assert_eq!(
+            response.status(),
+            303,
+            "login of {username} should redirect"
+        );
+        browser
+    }
+
+    pub async fn logged_in(&self, role: Role) -> Browser {
+        let name = self.user(role).await;
+        self.login(&name).await
+    }
+
+    pub async fn import_text(&self, taxonomy: &str, format: Format, body: &str) -> ImportSummary {
+        let options = ImportOptions::new(taxonomy, format, "test-input");
+        import::import(&self.pool, body.as_bytes(), &options)
+            .await
+            .expect("import runs")
+    }
+
+    pub async fn taxonomy(&self, name: &str) -> Taxonomy {
+        store::taxonomies::load_by_name(&self.pool, name)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+pub fn client() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A logged-in session, with the CSRF token its pages carry.
+#[derive(Clone)]
+pub struct Browser {
+    pub client: Client,
+    pub app: String,
+}
+
+impl Browser {
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        let page = self.get("/login").await.text().await.unwrap();
+        let csrf = csrf_in(&page).expect("login form has a CSRF field");
+        self.client
+            .post(format!("{}/login", self.app))
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("csrf", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{}", self.app, path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(String, String)]) -> Response {
+        self.client
+            .post(format!("{}{}", self.app, path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The session's CSRF token, read from a page as a browser would.
+    pub async fn csrf(&self) -> String {
+        let page = self.get("/annotate").await.text().await.unwrap();
+        csrf_in(&page).expect("pages carry the CSRF token")
+    }
+}
+
+pub fn csrf_in(html: &str) -> Option<String> {
+    attribute_after(html, "name=\"csrf\" value=\"")
+}
+
+pub fn token_in(html: &str) -> Option<String> {
+    attribute_after(html, "name=\"token\" value=\"")
+}
+
+fn attribute_after(html: &str, marker: &str) -> Option<String> {
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+pub fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `n` unlabelled fashion reviews, `mall{i % malls}`.
+pub fn fashion_csv(n: usize, malls: usize) -> String {
+    let mut csv = String::from("external_id,mall,category,text\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "r{i},mall{},상의,\"리뷰 {i}번: 옷이 예쁘고 배송이 빨라요\"\n",
+            i % malls.max(1)
+        ));
+    }
+    csv
+}

@@ -1,0 +1,191 @@
+//! Every route, every role: who gets in and who gets 403.
+
+use reviewloop::import::Format;
+use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
+use reviewloop::store::{self, users::Role};
+
+use crate::helpers::{client, location, TestApp};
+
+use Role::*;
+
+const EVERYONE: &[Role] = &[Annotator, Reviewer, Engineer, Admin];
+const ENGINEERS: &[Role] = &[Engineer, Admin];
+const ADMINS: &[Role] = &[Admin];
+
+/// The app's routes (see `web::routes`) with the roles allowed on each. `{round}` is
+/// an open round, `{item}` an assignment id that does not exist.
+const ROUTES: &[(&str, &str, &[Role])] = &[
+    ("GET", "/", EVERYONE),
+    ("POST", "/logout", EVERYONE),
+    ("GET", "/annotate", EVERYONE),
+    ("GET", "/annotate/rounds/{round}/next", EVERYONE),
+    ("GET", "/annotate/rounds/{round}/back", EVERYONE),
+    ("GET", "/annotate/items/{item}", EVERYONE),
+    ("POST", "/annotate/items/{item}", EVERYONE),
+    ("POST", "/annotate/items/{item}/skip", EVERYONE),
+    ("GET", "/engineer", ENGINEERS),
+    ("GET", "/engineer/rounds", ENGINEERS),
+    ("POST", "/engineer/rounds", ENGINEERS),
+    ("POST", "/engineer/rounds/{round}/close", ENGINEERS),
+    ("GET", "/engineer/import", ENGINEERS),
+    ("POST", "/engineer/import", ENGINEERS),
+    ("GET", "/admin/users", ADMINS),
+    ("POST", "/admin/users", ADMINS),
+    ("GET", "/api/v1/me", EVERYONE),
+    ("GET", "/api/v1/overview", ENGINEERS),
+    ("GET", "/api/v1/rounds", ENGINEERS),
+];
+
+async fn app_with_round() -> (TestApp, i64) {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(5, 1))
+        .await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let spec = RoundSpec {
+        name: "r".into(),
+        size: 5,
+        sampling: Sampling::Random,
+        group_by: GroupBy::Mall,
+        double_share: 0.0,
+        seed: 1,
+        members: vec![],
+    };
+    let round = store::rounds::create(&app.pool, taxonomy.id, &spec, None)
+        .await
+        .unwrap();
+    (app, round.id)
+}
+
+fn concrete(path: &str, round: i64) -> String {
+    path.replace("{round}", &round.to_string())
+        .replace("{item}", "999999")
+}
+
+#[tokio::test]
+async fn every_route_refuses_the_roles_it_does_not_serve() {
+    let (app, round) = app_with_round().await;
+    for role in EVERYONE {
+        let browser = app.logged_in(*role).await;
+        let csrf = browser.csrf().await;
+        for (method, path, allowed) in ROUTES {
+            // `/logout` would end the session the rest of the loop needs.
+            if *path == "/logout" {
+                continue;
+            }
+            let url = app.url(&concrete(path, round));
+            let response = match *method {
+                "GET" => browser.client.get(&url).send().await.unwrap(),
+                _ => browser
+                    .client
+                    .post(&url)
+                    .form(&[("csrf", csrf.as_str())])
+                    .send()
+                    .await
+                    .unwrap(),
+            };
+            let status = response.status().as_u16();
+            if allowed.contains(role) {
+                assert!(
+                    ![401, 403].contains(&status),
+                    "{role:?} should reach {method} {path}, got {status}"
+                );
+                assert_ne!(
+                    location(&response),
+                    "/login",
+                    "{role:?} was sent to login by {path}"
+                );
+            } else {
+                assert_eq!(status, 403, "{role:?} must not reach {method} {path}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_for_every_role() {
+    let app = TestApp::spawn().await;
+    for role in EVERYONE {
+        let browser = app.logged_in(*role).await;
+        let csrf = browser.csrf().await;
+        let response = browser.post_form("/logout", &[("csrf".into(), csrf)]).await;
+        assert_eq!(location(&response), "/login");
+        assert_eq!(location(&browser.get("/annotate").await), "/login");
+    }
+}
+
+#[tokio::test]
+async fn anonymous_visitors_are_sent_to_login_and_api_calls_get_401() {
+    let (app, round) = app_with_round().await;
+    let anonymous = client();
+    for (method, path, _) in ROUTES {
+        let url = app.url(&concrete(path, round));
+        let response = match *method {
+            "GET" => anonymous.get(&url).send().await.unwrap(),
+            _ => anonymous
+                .post(&url)
+                .form(&[("csrf", "x")])
+                .send()
+                .await
+                .unwrap(),
+        };
+        if path.starts_with("/api/") {
+            assert_eq!(response.status(), 401, "{method} {path}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "unauthenticated");
+        } else {
+            assert_eq!(response.status(), 303, "{method} {path}");
+            assert_eq!(location(&response), "/login", "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_does_not_log_in() {
+    let app = TestApp::spawn().await;
+    let name = app.user(Annotator).await;
+    let browser = crate::helpers::Browser {
+        client: client(),
+        app: app.address.clone(),
+    };
+    let response = browser.login(&name, "wrong-password").await;
+    assert_eq!(response.status(), 401);
+    let response = browser.login("nobody-here", "wrong-password").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(location(&browser.get("/annotate").await), "/login");
+}
+
+#[tokio::test]
+async fn a_members_only_round_is_closed_to_other_annotators() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(3, 1))
+        .await;
+    let member = app.user(Annotator).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let spec = RoundSpec {
+        name: "private".into(),
+        size: 3,
+        sampling: Sampling::Random,
+        group_by: GroupBy::Mall,
+        double_share: 0.0,
+        seed: 1,
+        members: vec![member.clone()],
+    };
+    let round = store::rounds::create(&app.pool, taxonomy.id, &spec, None)
+        .await
+        .unwrap();
+    let outsider = app.logged_in(Annotator).await;
+    assert_eq!(
+        outsider
+            .get(&format!("/annotate/rounds/{}/next", round.id))
+            .await
+            .status(),
+        403
+    );
+    let insider = app.login(&member).await;
+    let response = insider
+        .get(&format!("/annotate/rounds/{}/next", round.id))
+        .await;
+    assert!(location(&response).starts_with("/annotate/items/"));
+    // Someone else's item is not theirs to see.
+    assert_eq!(outsider.get(&location(&response)).await.status(), 403);
+}
