@@ -9,8 +9,9 @@ use sqlx::migrate::MigrateDatabase;
 use crate::config::Settings;
 use crate::import::{self, Format, ImportOptions};
 
-/// Korean-looking reviews with malls, categories and compact labels, reproducible.
-pub fn generated_csv(rows: usize) -> Vec<u8> {
+/// Korean-looking reviews with malls and categories, reproducible; with compact labels
+/// on four rows of five when `labelled`.
+pub fn generated_csv(rows: usize, labelled: bool) -> Vec<u8> {
     const OPENINGS: [&str; 6] = [
         "옷은 예쁘지만",
         "색상이 화면과 똑같고",
@@ -43,7 +44,11 @@ pub fn generated_csv(rows: usize) -> Vec<u8> {
             i % 4,
             OPENINGS[i % OPENINGS.len()],
             ENDINGS[(i / 6) % ENDINGS.len()],
-            LABELS[i % LABELS.len()]
+            if labelled {
+                LABELS[i % LABELS.len()]
+            } else {
+                ""
+            }
         );
     }
     out
@@ -52,10 +57,10 @@ pub fn generated_csv(rows: usize) -> Vec<u8> {
 pub async fn import(settings: &Settings, rows: usize) -> anyhow::Result<()> {
     let url = scratch_url(&settings.database_url, "reviewloop_bench");
     if sqlx::Postgres::database_exists(&url).await? {
-        sqlx::Postgres::drop_database(&url).await?;
+        sqlx::Postgres::force_drop_database(&url).await?;
     }
     let pool = crate::store::connect(&url).await?;
-    let data = generated_csv(rows);
+    let data = generated_csv(rows, true);
     let options = ImportOptions::new("fashion", Format::Csv, "bench.csv");
     let started = Instant::now();
     let summary = import::import(&pool, &data[..], &options).await?;
@@ -78,8 +83,143 @@ pub async fn import(settings: &Settings, rows: usize) -> anyhow::Result<()> {
         rows as f64 / elapsed
     );
     pool.close().await;
-    sqlx::Postgres::drop_database(&url).await?;
+    sqlx::Postgres::force_drop_database(&url).await?;
     Ok(())
+}
+
+/// Latency of the annotator's loop over real HTTP: ask for the next item, load its
+/// page, submit an answer. The pool is `pool_size` generated reviews, the round
+/// `items` of them.
+pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> anyhow::Result<()> {
+    let url = scratch_url(&settings.database_url, "reviewloop_bench_annotate");
+    if sqlx::Postgres::database_exists(&url).await? {
+        sqlx::Postgres::force_drop_database(&url).await?;
+    }
+    let pool = crate::store::connect(&url).await?;
+    let data = generated_csv(pool_size, false);
+    import::import(
+        &pool,
+        &data[..],
+        &ImportOptions::new("fashion", Format::Csv, "bench.csv"),
+    )
+    .await?;
+    let taxonomy = crate::store::taxonomies::load_by_name(&pool, "fashion").await?;
+    let spec = crate::rounds::RoundSpec {
+        name: "bench".into(),
+        size: items,
+        sampling: crate::rounds::Sampling::Proportional,
+        group_by: crate::rounds::GroupBy::MallCategory,
+        double_share: 0.0,
+        seed: 1,
+        members: vec![],
+    };
+    let round = crate::store::rounds::create(&pool, taxonomy.id, &spec, None).await?;
+    let user = crate::store::users::create(
+        &pool,
+        "bench",
+        "bench-password",
+        crate::store::users::Role::Annotator,
+    )
+    .await?;
+    let session = crate::store::sessions::start(&pool, user.id).await?;
+    let csrf: String = sqlx::query_scalar("SELECT csrf_token FROM sessions WHERE user_id = $1")
+        .bind(user.id)
+        .fetch_one(&pool)
+        .await?;
+    let app = crate::web::Application::build(pool.clone(), settings.clone(), "127.0.0.1:0", false)
+        .await?;
+    let address = format!("127.0.0.1:{}", app.port());
+    let server = actix_web::rt::spawn(app.run_until_stopped());
+    let keyword = taxonomy.keywords[0].id;
+    let (mut next_ms, mut page_ms, mut submit_ms) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        let started = Instant::now();
+        let next = http::request(
+            &address,
+            "GET",
+            &format!("/annotate/rounds/{}/next", round.id),
+            &session,
+            None,
+        )
+        .await?;
+        next_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let Some(item) = http::location(&next).filter(|l| l.starts_with("/annotate/items/")) else {
+            break;
+        };
+        let started = Instant::now();
+        let page = http::request(&address, "GET", &item, &session, None).await?;
+        page_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let token = http::attribute(&page, "name=\"token\" value=\"").unwrap_or_default();
+        let form = format!("csrf={csrf}&token={token}&k{keyword}=on&s{keyword}=1");
+        let started = Instant::now();
+        http::request(&address, "POST", &item, &session, Some(&form)).await?;
+        submit_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    server.abort();
+    println!(
+        "annotate loop over HTTP: pool {pool_size} reviews, round {} items",
+        round.items
+    );
+    for (name, mut times) in [
+        ("next item (claim)", next_ms),
+        ("item page", page_ms),
+        ("submit", submit_ms),
+    ] {
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "  {name:<18} p50 {:6.2} ms   p99 {:6.2} ms   max {:6.2} ms",
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
+    pool.close().await;
+    sqlx::Postgres::force_drop_database(&url).await?;
+    Ok(())
+}
+
+/// Just enough HTTP/1.1 for the benchmark, so the binary needs no client library.
+mod http {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    pub async fn request(
+        address: &str,
+        method: &str,
+        path: &str,
+        session: &str,
+        form: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        let body = form.unwrap_or("");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nCookie: rl_session={session}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok(String::from_utf8_lossy(&response).to_string())
+    }
+
+    pub fn location(response: &str) -> Option<String> {
+        response
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                l.strip_prefix("location: ")
+                    .or_else(|| l.strip_prefix("Location: "))
+            })
+            .map(|l| l.trim().to_string())
+    }
+
+    pub fn attribute(html: &str, marker: &str) -> Option<String> {
+        let start = html.find(marker)? + marker.len();
+        let end = html[start..].find('"')? + start;
+        Some(html[start..end].to_string())
+    }
 }
 
 /// The same server, another database name.

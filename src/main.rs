@@ -165,6 +165,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
     },
+    /// Latency of next item / item page / submit over HTTP, on a scratch database.
+    Annotate {
+        /// Reviews in the pool.
+        #[arg(long, default_value_t = 100_000)]
+        pool: usize,
+        /// Items in the round (each is claimed, shown and answered once).
+        #[arg(long, default_value_t = 500)]
+        items: usize,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -189,8 +198,12 @@ async fn start() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = cli.settings;
     match cli.command {
+        // Benchmarks make their own scratch databases.
         Command::Bench(BenchCommand::Import { rows }) => {
             reviewloop::bench::import(&settings, rows).await
+        }
+        Command::Bench(BenchCommand::Annotate { pool, items }) => {
+            reviewloop::bench::annotate(&settings, pool, items).await
         }
         command => {
             let pool = store::connect(&settings.database_url).await?;

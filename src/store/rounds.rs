@@ -205,11 +205,32 @@ pub async fn open_for(pool: &PgPool, user_id: i64) -> sqlx::Result<Vec<RoundProg
     .await
 }
 
-pub async fn may_work_on(pool: &PgPool, round_id: i64, user_id: i64) -> sqlx::Result<bool> {
-    Ok(open_for(pool, user_id)
-        .await?
-        .iter()
-        .any(|r| r.id == round_id))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No such round, or it is closed.
+    NotOpen,
+    /// Open, but for its members only.
+    NotMember,
+    Allowed,
+}
+
+/// Whether this user may take items from the round; one cheap query, asked on every
+/// "next item".
+pub async fn access(pool: &PgPool, round_id: i64, user_id: i64) -> sqlx::Result<Access> {
+    let row: Option<(bool,)> = sqlx::query_as(
+        "SELECT NOT EXISTS (SELECT 1 FROM round_members m WHERE m.round_id = o.id)
+                OR EXISTS (SELECT 1 FROM round_members m WHERE m.round_id = o.id AND m.user_id = $2)
+         FROM rounds o WHERE o.id = $1 AND o.status = 'open'",
+    )
+    .bind(round_id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        None => Access::NotOpen,
+        Some((false,)) => Access::NotMember,
+        Some((true,)) => Access::Allowed,
+    })
 }
 
 pub async fn close(pool: &PgPool, round_id: i64, actor: Option<i64>) -> sqlx::Result<bool> {

@@ -44,6 +44,8 @@ pub struct Session {
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
+    session_id: i64,
+    stale: bool,
     csrf_token: String,
     id: i64,
     username: String,
@@ -54,15 +56,24 @@ struct SessionRow {
 
 pub async fn lookup(pool: &PgPool, token: &str) -> sqlx::Result<Option<Session>> {
     let row: Option<SessionRow> = sqlx::query_as(
-        "UPDATE sessions s SET last_seen_at = now()
-         FROM users u
-         WHERE s.token_hash = $1 AND s.expires_at > now() AND u.id = s.user_id AND u.disabled_at IS NULL
-         RETURNING s.csrf_token, u.id, u.username, u.display_name, u.role, u.locale",
+        "SELECT s.id AS session_id, s.last_seen_at < now() - interval '5 minutes' AS stale, s.csrf_token,
+                u.id, u.username, u.display_name, u.role, u.locale
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL",
     )
     .bind(hash(token))
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| Session {
+    let Some(r) = row else { return Ok(None) };
+    // A write (and its commit) on every request would cost more than the request
+    // itself; "last seen" to the nearest five minutes is enough.
+    if r.stale {
+        sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE id = $1")
+            .bind(r.session_id)
+            .execute(pool)
+            .await?;
+    }
+    Ok(Some(Session {
         csrf_token: r.csrf_token,
         user: User {
             id: r.id,

@@ -176,3 +176,17 @@ pub async fn set_password(
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// On a database without users, creates `admin` with a random password and returns
+/// it, so that a fresh install can be logged into. `None` when users exist.
+pub async fn create_first_admin(pool: &PgPool) -> Result<Option<String>, UserError> {
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(pool)
+        .await?;
+    if users > 0 {
+        return Ok(None);
+    }
+    let password = super::sessions::random_token()[..16].to_string();
+    create(pool, "admin", &password, Role::Admin).await?;
+    Ok(Some(password))
+}

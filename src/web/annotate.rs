@@ -63,12 +63,10 @@ async fn next(
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let round_id = path.into_inner();
-    match rounds::get(&state.pool, round_id).await? {
-        Some(round) if round.status == "open" => {}
-        _ => return Err(AppError::NotFound),
-    }
-    if !rounds::may_work_on(&state.pool, round_id, user.user_id()).await? {
-        return Err(AppError::Forbidden);
+    match rounds::access(&state.pool, round_id, user.user_id()).await? {
+        rounds::Access::NotOpen => return Err(AppError::NotFound),
+        rounds::Access::NotMember => return Err(AppError::Forbidden),
+        rounds::Access::Allowed => {}
     }
     Ok(
         match assignments::next(&state.pool, round_id, user.user_id()).await? {

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Brings a Debian machine to the point where reviewloop builds and its tests run:
+# system packages, a PostgreSQL answering on 127.0.0.1:5432, and playwright-core.
+# Safe to run again: each step checks first. Sourced by serve.sh and test.sh.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+need_packages() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null; then
+    echo "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again." >&2
+    exit 1
+  fi
+}
+
+# A local PostgreSQL is only set up when nothing answers on 127.0.0.1:5432.
+ensure_postgres() {
+  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then return; fi
+  need_packages postgresql postgresql-client
+  local version
+  version="$(ls /etc/postgresql | sort -n | tail -1)"
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    # Local development only: connections from this machine need no password.
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    if ! $SUDO grep -q "reviewloop-local" "$hba"; then
+      $SUDO sed -i '1i host all all 127.0.0.1/32 trust # reviewloop-local\nhost all all ::1/128 trust # reviewloop-local' "$hba"
+    fi
+    $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || $SUDO pg_ctlcluster "$version" main restart
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  # sqlx connects as the current OS user by default.
+  local me; me="$(id -un)"
+  $SUDO -u postgres psql -h 127.0.0.1 -qtAc "SELECT 1 FROM pg_roles WHERE rolname = '$me'" | grep -q 1 \
+    || $SUDO -u postgres createuser -h 127.0.0.1 --superuser "$me"
+}
+
+ensure_browser() {
+  need_packages chromium nodejs npm
+  if [ ! -d "$ROOT/node_modules/playwright-core" ]; then
+    (cd "$ROOT" && npm install --no-audit --no-fund --silent)
+  fi
+}
+
+need_packages build-essential cmake pkg-config ca-certificates
+ensure_rust
+ensure_postgres
