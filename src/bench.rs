@@ -20,20 +20,9 @@ pub fn generated_csv(rows: usize, labelled: bool) -> Vec<u8> {
         "가격 대비",
         "배송이 빨라서",
     ];
-    const ENDINGS: [&str; 5] = [
-        "배송은 늦어요",
-        "만족합니다 👍",
-        "재구매 의사 있어요",
-        "교환했어요",
-        "핏이 예뻐요",
-    ];
-    const LABELS: [&str; 5] = [
-        "디자인1, 배송-1",
-        "만족도 2",
-        "사이즈-1, 만족도 1",
-        "",
-        "핏1, 색상 2",
-    ];
+    const ENDINGS: [&str; 5] =
+        ["배송은 늦어요", "만족합니다 👍", "재구매 의사 있어요", "교환했어요", "핏이 예뻐요"];
+    const LABELS: [&str; 5] = ["디자인1, 배송-1", "만족도 2", "사이즈-1, 만족도 1", "", "핏1, 색상 2"];
     let mut out = Vec::with_capacity(rows * 80);
     out.extend_from_slice(b"external_id,mall,category,text,labels\n");
     for i in 0..rows {
@@ -44,11 +33,7 @@ pub fn generated_csv(rows: usize, labelled: bool) -> Vec<u8> {
             i % 4,
             OPENINGS[i % OPENINGS.len()],
             ENDINGS[(i / 6) % ENDINGS.len()],
-            if labelled {
-                LABELS[i % LABELS.len()]
-            } else {
-                ""
-            }
+            if labelled { LABELS[i % LABELS.len()] } else { "" }
         );
     }
     out
@@ -97,12 +82,7 @@ pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> an
     }
     let pool = crate::store::connect(&url).await?;
     let data = generated_csv(pool_size, false);
-    import::import(
-        &pool,
-        &data[..],
-        &ImportOptions::new("fashion", Format::Csv, "bench.csv"),
-    )
-    .await?;
+    import::import(&pool, &data[..], &ImportOptions::new("fashion", Format::Csv, "bench.csv")).await?;
     let taxonomy = crate::store::taxonomies::load_by_name(&pool, "fashion").await?;
     let spec = crate::rounds::RoundSpec {
         name: "bench".into(),
@@ -114,34 +94,24 @@ pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> an
         members: vec![],
     };
     let round = crate::store::rounds::create(&pool, taxonomy.id, &spec, None).await?;
-    let user = crate::store::users::create(
-        &pool,
-        "bench",
-        "bench-password",
-        crate::store::users::Role::Annotator,
-    )
-    .await?;
+    let user =
+        crate::store::users::create(&pool, "bench", "bench-password", crate::store::users::Role::Annotator)
+            .await?;
     let session = crate::store::sessions::start(&pool, user.id).await?;
     let csrf: String = sqlx::query_scalar("SELECT csrf_token FROM sessions WHERE user_id = $1")
         .bind(user.id)
         .fetch_one(&pool)
         .await?;
-    let app = crate::web::Application::build(pool.clone(), settings.clone(), "127.0.0.1:0", false)
-        .await?;
+    let app = crate::web::Application::build(pool.clone(), settings.clone(), "127.0.0.1:0", false).await?;
     let address = format!("127.0.0.1:{}", app.port());
     let server = actix_web::rt::spawn(app.run_until_stopped());
     let keyword = taxonomy.keywords[0].id;
     let (mut next_ms, mut page_ms, mut submit_ms) = (Vec::new(), Vec::new(), Vec::new());
     loop {
         let started = Instant::now();
-        let next = http::request(
-            &address,
-            "GET",
-            &format!("/annotate/rounds/{}/next", round.id),
-            &session,
-            None,
-        )
-        .await?;
+        let next =
+            http::request(&address, "GET", &format!("/annotate/rounds/{}/next", round.id), &session, None)
+                .await?;
         next_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         let Some(item) = http::location(&next).filter(|l| l.starts_with("/annotate/items/")) else {
             break;
@@ -156,23 +126,11 @@ pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> an
         submit_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     server.abort();
-    println!(
-        "annotate loop over HTTP: pool {pool_size} reviews, round {} items",
-        round.items
-    );
-    for (name, mut times) in [
-        ("next item (claim)", next_ms),
-        ("item page", page_ms),
-        ("submit", submit_ms),
-    ] {
+    println!("annotate loop over HTTP: pool {pool_size} reviews, round {} items", round.items);
+    for (name, mut times) in [("next item (claim)", next_ms), ("item page", page_ms), ("submit", submit_ms)] {
         times.sort_by(f64::total_cmp);
         let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-        println!(
-            "  {name:<18} p50 {:6.2} ms   p99 {:6.2} ms   max {:6.2} ms",
-            at(0.5),
-            at(0.99),
-            at(1.0)
-        );
+        println!("  {name:<18} p50 {:6.2} ms   p99 {:6.2} ms   max {:6.2} ms", at(0.5), at(0.99), at(1.0));
     }
     pool.close().await;
     sqlx::Postgres::force_drop_database(&url).await?;
@@ -208,10 +166,7 @@ mod http {
         response
             .lines()
             .take_while(|l| !l.is_empty())
-            .find_map(|l| {
-                l.strip_prefix("location: ")
-                    .or_else(|| l.strip_prefix("Location: "))
-            })
+            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
             .map(|l| l.trim().to_string())
     }
 

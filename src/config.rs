@@ -13,21 +13,11 @@ pub struct Settings {
     pub database_url: String,
 
     /// Folder for model versions and other artefacts.
-    #[arg(
-        long,
-        env = "REVIEWLOOP_DATA_DIR",
-        default_value = "models",
-        global = true
-    )]
+    #[arg(long, env = "REVIEWLOOP_DATA_DIR", default_value = "models", global = true)]
     pub data_dir: PathBuf,
 
     /// Longest review text accepted, in characters.
-    #[arg(
-        long,
-        env = "REVIEWLOOP_MAX_TEXT_CHARS",
-        default_value_t = 5000,
-        global = true
-    )]
+    #[arg(long, env = "REVIEWLOOP_MAX_TEXT_CHARS", default_value_t = 5000, global = true)]
     pub max_text_chars: usize,
 }
 

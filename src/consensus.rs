@@ -49,9 +49,7 @@ pub fn latest_per_labeller(annotations: &[StoredAnnotation]) -> Vec<&StoredAnnot
 /// The label that counts: among each labeller's latest answer, the most authoritative
 /// source wins, and within a source the most recent answer.
 pub fn current(annotations: &[StoredAnnotation]) -> Option<&StoredAnnotation> {
-    latest_per_labeller(annotations)
-        .into_iter()
-        .max_by_key(|a| (authority(a.source), a.id))
+    latest_per_labeller(annotations).into_iter().max_by_key(|a| (authority(a.source), a.id))
 }
 
 #[cfg(test)]
@@ -66,10 +64,7 @@ mod tests {
             annotator_id: annotator,
             source,
             created_at: chrono::Utc::now(),
-            labels: ResolvedLabels {
-                no_keyword: false,
-                labels: vec![(keyword, 1)],
-            },
+            labels: ResolvedLabels { no_keyword: false, labels: vec![(keyword, 1)] },
         }
     }
 

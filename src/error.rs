@@ -9,9 +9,7 @@ pub enum AppError {
     Unauthenticated { wants_json: bool },
     #[error("your role may not use this page")]
     Forbidden,
-    #[error(
-        "the form expired or did not come from this site (CSRF check failed); reload and try again"
-    )]
+    #[error("the form expired or did not come from this site (CSRF check failed); reload and try again")]
     Csrf,
     #[error("not found")]
     NotFound,
@@ -41,9 +39,7 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         if let AppError::Unauthenticated { wants_json: false } = self {
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/login"))
-                .finish();
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish();
         }
         // Internal details go to the log, not to the browser.
         let message = if status.is_server_error() {

@@ -27,24 +27,12 @@ pub struct ExportOptions {
 }
 
 const PAGE: i64 = 1000;
-const CSV_HEADER: [&str; 8] = [
-    "external_id",
-    "text",
-    "mall",
-    "category",
-    "split",
-    "labels",
-    "label_source",
-    "labellers",
-];
+const CSV_HEADER: [&str; 8] =
+    ["external_id", "text", "mall", "category", "split", "labels", "label_source", "labellers"];
 
 /// Writes every review of the taxonomy (labelled ones, unless asked otherwise) and
 /// returns how many rows were written. Reads the database a page at a time.
-pub async fn export<W: Write>(
-    pool: &PgPool,
-    writer: W,
-    options: &ExportOptions,
-) -> anyhow::Result<u64> {
+pub async fn export<W: Write>(pool: &PgPool, writer: W, options: &ExportOptions) -> anyhow::Result<u64> {
     let taxonomy = crate::store::taxonomies::load_by_name(pool, &options.taxonomy).await?;
     let usernames = crate::store::users::usernames(pool).await?;
     let mut out = RowWriter::new(writer, options.format)?;
@@ -113,10 +101,7 @@ impl<W: Write> RowWriter<W> {
                 &review.mall,
                 &review.category,
                 review.split.as_str(),
-                &label_set
-                    .as_ref()
-                    .map(|s| s.to_compact())
-                    .unwrap_or_default(),
+                &label_set.as_ref().map(|s| s.to_compact()).unwrap_or_default(),
                 current.map(|a| a.source.as_str()).unwrap_or(""),
                 &latest.len().to_string(),
             ])?,

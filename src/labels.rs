@@ -41,10 +41,7 @@ impl LabelSet {
         if input.is_empty() {
             return Ok(None);
         }
-        if NO_KEYWORD_TOKENS
-            .iter()
-            .any(|t| input.eq_ignore_ascii_case(t))
-        {
+        if NO_KEYWORD_TOKENS.iter().any(|t| input.eq_ignore_ascii_case(t)) {
             return Ok(Some(LabelSet::NoKeyword));
         }
         let labels = input
@@ -65,12 +62,7 @@ impl LabelSet {
             Value::String(s) => return Self::parse_compact(s),
             Value::Object(map) => map
                 .iter()
-                .map(|(k, v)| {
-                    level_of(v).map(|s| Label {
-                        keyword: k.clone(),
-                        sentiment: s,
-                    })
-                })
+                .map(|(k, v)| level_of(v).map(|s| Label { keyword: k.clone(), sentiment: s }))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(bad)?,
             Value::Array(items) => items
@@ -102,22 +94,16 @@ impl LabelSet {
                 None => out.push(label),
             }
         }
-        Ok(if out.is_empty() {
-            LabelSet::NoKeyword
-        } else {
-            LabelSet::Keywords(out)
-        })
+        Ok(if out.is_empty() { LabelSet::NoKeyword } else { LabelSet::Keywords(out) })
     }
 
     /// The compact form, in the given order: `디자인1, 배송-1`, or `없음`.
     pub fn to_compact(&self) -> String {
         match self {
             LabelSet::NoKeyword => NO_KEYWORD_TOKENS[0].to_string(),
-            LabelSet::Keywords(labels) => labels
-                .iter()
-                .map(|l| format!("{}{}", l.keyword, l.sentiment))
-                .collect::<Vec<_>>()
-                .join(", "),
+            LabelSet::Keywords(labels) => {
+                labels.iter().map(|l| format!("{}{}", l.keyword, l.sentiment)).collect::<Vec<_>>().join(", ")
+            }
         }
     }
 
@@ -161,23 +147,15 @@ fn parse_one(part: &str) -> Result<Label, LabelParseError> {
     let (head, digits) = part.split_at(digits_start);
     let (keyword, negative) = match head.trim_end().strip_suffix('-') {
         Some(k) => (k, true),
-        None => (
-            head.trim_end().strip_suffix('+').unwrap_or(head.trim_end()),
-            false,
-        ),
+        None => (head.trim_end().strip_suffix('+').unwrap_or(head.trim_end()), false),
     };
     let keyword = keyword.trim();
     if keyword.is_empty() {
         return Err(LabelParseError::MissingKeyword(part.to_string()));
     }
-    let magnitude: i16 = digits
-        .parse()
-        .map_err(|_| LabelParseError::MissingLevel(part.to_string()))?;
+    let magnitude: i16 = digits.parse().map_err(|_| LabelParseError::MissingLevel(part.to_string()))?;
     let sentiment = if negative { -magnitude } else { magnitude };
-    Ok(Label {
-        keyword: keyword.to_string(),
-        sentiment,
-    })
+    Ok(Label { keyword: keyword.to_string(), sentiment })
 }
 
 #[cfg(test)]
@@ -186,10 +164,7 @@ mod tests {
     use serde_json::json;
 
     fn l(k: &str, s: i16) -> Label {
-        Label {
-            keyword: k.into(),
-            sentiment: s,
-        }
+        Label { keyword: k.into(), sentiment: s }
     }
 
     #[test]
@@ -204,24 +179,15 @@ mod tests {
         );
         assert_eq!(
             LabelSet::parse_compact("제품 전체#일반 -1; 패키지/구성품#디자인 +1").unwrap(),
-            Some(LabelSet::Keywords(vec![
-                l("제품 전체#일반", -1),
-                l("패키지/구성품#디자인", 1)
-            ]))
+            Some(LabelSet::Keywords(vec![l("제품 전체#일반", -1), l("패키지/구성품#디자인", 1)]))
         );
     }
 
     #[test]
     fn empty_means_unlabelled_and_none_means_no_keyword() {
         assert_eq!(LabelSet::parse_compact("  ").unwrap(), None);
-        assert_eq!(
-            LabelSet::parse_compact("없음").unwrap(),
-            Some(LabelSet::NoKeyword)
-        );
-        assert_eq!(
-            LabelSet::parse_json(&json!([])).unwrap(),
-            Some(LabelSet::NoKeyword)
-        );
+        assert_eq!(LabelSet::parse_compact("없음").unwrap(), Some(LabelSet::NoKeyword));
+        assert_eq!(LabelSet::parse_json(&json!([])).unwrap(), Some(LabelSet::NoKeyword));
         assert_eq!(LabelSet::parse_json(&json!(null)).unwrap(), None);
     }
 
@@ -231,10 +197,7 @@ mod tests {
             LabelSet::parse_compact("디자인, 배송-1"),
             Err(LabelParseError::MissingLevel("디자인".into()))
         );
-        assert_eq!(
-            LabelSet::parse_compact("-1"),
-            Err(LabelParseError::MissingKeyword("-1".into()))
-        );
+        assert_eq!(LabelSet::parse_compact("-1"), Err(LabelParseError::MissingKeyword("-1".into())));
         assert_eq!(
             LabelSet::parse_compact("배송1, 배송-1"),
             Err(LabelParseError::Conflicting("배송".into()))
@@ -243,22 +206,12 @@ mod tests {
 
     #[test]
     fn json_forms_parse_and_round_trip() {
-        let set = LabelSet::parse_json(&json!({"디자인": 1, "배송": "-1"}))
-            .unwrap()
-            .unwrap();
+        let set = LabelSet::parse_json(&json!({"디자인": 1, "배송": "-1"})).unwrap().unwrap();
         assert_eq!(set.labels().len(), 2);
-        let set = LabelSet::parse_json(&json!([{"keyword": "색상", "sentiment": 2}]))
-            .unwrap()
-            .unwrap();
+        let set = LabelSet::parse_json(&json!([{"keyword": "색상", "sentiment": 2}])).unwrap().unwrap();
         assert_eq!(set, LabelSet::Keywords(vec![l("색상", 2)]));
-        assert_eq!(
-            LabelSet::parse_json(&set.to_json()).unwrap(),
-            Some(set.clone())
-        );
-        assert_eq!(
-            LabelSet::parse_compact(&set.to_compact()).unwrap(),
-            Some(set)
-        );
+        assert_eq!(LabelSet::parse_json(&set.to_json()).unwrap(), Some(set.clone()));
+        assert_eq!(LabelSet::parse_compact(&set.to_compact()).unwrap(), Some(set));
         assert!(LabelSet::parse_json(&json!([{"keyword": "색상"}])).is_err());
     }
 }

@@ -199,9 +199,7 @@ async fn start() -> anyhow::Result<()> {
     let settings = cli.settings;
     match cli.command {
         // Benchmarks make their own scratch databases.
-        Command::Bench(BenchCommand::Import { rows }) => {
-            reviewloop::bench::import(&settings, rows).await
-        }
+        Command::Bench(BenchCommand::Import { rows }) => reviewloop::bench::import(&settings, rows).await,
         Command::Bench(BenchCommand::Annotate { pool, items }) => {
             reviewloop::bench::annotate(&settings, pool, items).await
         }
@@ -214,13 +212,9 @@ async fn start() -> anyhow::Result<()> {
 
 async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<()> {
     match command {
-        Command::Serve {
-            bind,
-            secure_cookies,
-        } => {
+        Command::Serve { bind, secure_cookies } => {
             let app =
-                reviewloop::web::Application::build(pool, settings.clone(), &bind, secure_cookies)
-                    .await?;
+                reviewloop::web::Application::build(pool, settings.clone(), &bind, secure_cookies).await?;
             eprintln!("reviewloop listening on http://{}", app.address());
             app.run_until_stopped().await?;
         }
@@ -237,22 +231,16 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
 
 async fn import(pool: &sqlx::PgPool, settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
     let path = args.file.display().to_string();
-    let format = args.format.or_else(|| Format::from_path(&path)).context(
-        "cannot guess the format from the file name: pass --format csv|tsv|jsonl|nikl-absa",
-    )?;
-    let taxonomy = args.taxonomy.unwrap_or_else(|| {
-        if format == Format::NiklAbsa {
-            "nikl-absa"
-        } else {
-            "fashion"
-        }
-        .into()
-    });
+    let format = args
+        .format
+        .or_else(|| Format::from_path(&path))
+        .context("cannot guess the format from the file name: pass --format csv|tsv|jsonl|nikl-absa")?;
+    let taxonomy = args
+        .taxonomy
+        .unwrap_or_else(|| if format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
     let file = File::open(&args.file).with_context(|| format!("cannot open {path}"))?;
     let bar = ProgressBar::new(file.metadata()?.len());
-    bar.set_style(ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )?);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")?);
     let mut options = ImportOptions::new(&taxonomy, format, &path);
     options.label_source = LabelSource::parse(&args.label_source).expect("clap checked the value");
     options.default_mall = args.mall;
@@ -273,14 +261,17 @@ fn print_summary(summary: &ImportSummary, all: bool) {
     }
     let total = summary.rejected + summary.warnings;
     if total as usize > shown.min(summary.problems.len()) {
-        eprintln!(
-            "… {} problems in all (stored with batch {})",
-            total, summary.batch_id
-        );
+        eprintln!("… {} problems in all (stored with batch {})", total, summary.batch_id);
     }
     println!(
         "imported {} · duplicates {} · updated {} · rejected {} · labels added {} · warnings {} (batch {})",
-        summary.imported, summary.duplicates, summary.updated, summary.rejected, summary.labels_added, summary.warnings, summary.batch_id
+        summary.imported,
+        summary.duplicates,
+        summary.updated,
+        summary.rejected,
+        summary.labels_added,
+        summary.warnings,
+        summary.batch_id
     );
 }
 
@@ -291,9 +282,9 @@ async fn export(pool: &sqlx::PgPool, args: ExportArgs) -> anyhow::Result<()> {
         include_unlabelled: args.include_unlabelled,
     };
     let writer: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
+        Some(path) => {
+            Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let rows = reviewloop::export::export(pool, BufWriter::new(writer), &options).await?;
@@ -303,31 +294,12 @@ async fn export(pool: &sqlx::PgPool, args: ExportArgs) -> anyhow::Result<()> {
 
 async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
     match cmd {
-        RoundCommand::New {
-            name,
-            taxonomy,
-            size,
-            sampling,
-            by,
-            double_share,
-            annotators,
-            seed,
-        } => {
+        RoundCommand::New { name, taxonomy, size, sampling, by, double_share, annotators, seed } => {
             let taxonomy_id = store::taxonomies::load_by_name(pool, &taxonomy).await?.id;
-            let spec = RoundSpec {
-                name,
-                size,
-                sampling,
-                group_by: by,
-                double_share,
-                seed,
-                members: annotators,
-            };
+            let spec =
+                RoundSpec { name, size, sampling, group_by: by, double_share, seed, members: annotators };
             let round = store::rounds::create(pool, taxonomy_id, &spec, None).await?;
-            println!(
-                "round {} created: {} items, {} double-assigned",
-                round.id, round.items, round.doubled
-            );
+            println!("round {} created: {} items, {} double-assigned", round.id, round.items, round.doubled);
         }
         RoundCommand::List => {
             println!(
@@ -342,10 +314,7 @@ async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
             }
         }
         RoundCommand::Close { id } => {
-            anyhow::ensure!(
-                store::rounds::close(pool, id, None).await?,
-                "round {id} is not open"
-            );
+            anyhow::ensure!(store::rounds::close(pool, id, None).await?, "round {id} is not open");
             println!("round {id} closed");
         }
     }
@@ -354,11 +323,7 @@ async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
 
 async fn user(pool: &sqlx::PgPool, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add {
-            username,
-            role,
-            password,
-        } => {
+        UserCommand::Add { username, role, password } => {
             let user = store::users::create(pool, &username, &password, role).await?;
             println!("user {} ({}) created", user.username, user.role.as_str());
         }
@@ -389,8 +354,8 @@ async fn taxonomy(pool: &sqlx::PgPool, cmd: TaxonomyCommand) -> anyhow::Result<(
             }
         }
         TaxonomyCommand::Add { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let def: reviewloop::taxonomy::TaxonomyDefinition =
                 serde_json::from_str(&text).context("taxonomy file is not valid")?;
             let id = store::taxonomies::create(pool, &def).await?;

@@ -35,12 +35,7 @@ pub enum LabelError {
     #[error("unknown keyword `{0}`")]
     UnknownKeyword(String),
     #[error("sentiment {level} of `{keyword}` is outside the scale {min}..{max}")]
-    OutOfScale {
-        keyword: String,
-        level: i16,
-        min: i16,
-        max: i16,
-    },
+    OutOfScale { keyword: String, level: i16, min: i16, max: i16 },
 }
 
 impl Taxonomy {
@@ -68,10 +63,7 @@ impl Taxonomy {
                 Ok((keyword.id, label.sentiment))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ResolvedLabels {
-            no_keyword: labels.is_empty(),
-            labels,
-        })
+        Ok(ResolvedLabels { no_keyword: labels.is_empty(), labels })
     }
 
     pub fn check_level(&self, keyword: &str, level: i16) -> Result<(), LabelError> {
@@ -94,10 +86,7 @@ impl Taxonomy {
         }
         let mut named: Vec<_> = labels
             .iter()
-            .filter_map(|(id, s)| {
-                self.keyword_by_id(*id)
-                    .map(|k| (k.position, k.name.clone(), *s))
-            })
+            .filter_map(|(id, s)| self.keyword_by_id(*id).map(|k| (k.position, k.name.clone(), *s)))
             .collect();
         named.sort();
         LabelSet::Keywords(
@@ -128,10 +117,7 @@ pub struct KeywordDefinition {
 }
 
 fn kw(name: &str, guideline: &str) -> KeywordDefinition {
-    KeywordDefinition {
-        name: name.into(),
-        guideline: guideline.into(),
-    }
+    KeywordDefinition { name: name.into(), guideline: guideline.into() }
 }
 
 /// The seed's fashion keywords with its guideline rules (기준 재확립).
@@ -165,22 +151,11 @@ pub fn fashion() -> TaxonomyDefinition {
 /// mapped to −1/0/1.
 pub fn nikl_absa() -> TaxonomyDefinition {
     let entities = ["제품 전체", "본품", "패키지/구성품", "브랜드"];
-    let attributes = [
-        "일반",
-        "가격",
-        "디자인",
-        "품질",
-        "편의성",
-        "다양성",
-        "인지도",
-    ];
+    let attributes = ["일반", "가격", "디자인", "품질", "편의성", "다양성", "인지도"];
     let keywords = entities
         .iter()
         .flat_map(|e| attributes.iter().map(move |a| format!("{e}#{a}")))
-        .map(|name| KeywordDefinition {
-            guideline: format!("NIKL 속성 범주 {name}"),
-            name,
-        })
+        .map(|name| KeywordDefinition { guideline: format!("NIKL 속성 범주 {name}"), name })
         .collect();
     TaxonomyDefinition {
         name: "nikl-absa".into(),
@@ -211,14 +186,7 @@ mod tests {
                 guideline: String::new(),
             })
             .collect();
-        Taxonomy {
-            id: 1,
-            name: "t".into(),
-            scale_min: -2,
-            scale_max: 2,
-            guideline_revision: 1,
-            keywords,
-        }
+        Taxonomy { id: 1, name: "t".into(), scale_min: -2, scale_max: 2, guideline_revision: 1, keywords }
     }
 
     #[test]
@@ -227,40 +195,22 @@ mod tests {
         let set = LabelSet::parse_compact("디자인1, 배송-1").unwrap().unwrap();
         let resolved = t.resolve(&set).unwrap();
         assert_eq!(resolved.labels, vec![(11, 1), (10, -1)]);
-        assert_eq!(
-            t.label_set(false, &resolved.labels).to_compact(),
-            "배송-1, 디자인1"
-        );
+        assert_eq!(t.label_set(false, &resolved.labels).to_compact(), "배송-1, 디자인1");
     }
 
     #[test]
     fn unknown_keywords_and_out_of_scale_levels_are_refused() {
         let t = tiny();
-        let unknown = LabelSet::Keywords(vec![Label {
-            keyword: "향".into(),
-            sentiment: 1,
-        }]);
-        assert_eq!(
-            t.resolve(&unknown),
-            Err(LabelError::UnknownKeyword("향".into()))
-        );
-        let loud = LabelSet::Keywords(vec![Label {
-            keyword: "배송".into(),
-            sentiment: 3,
-        }]);
-        assert!(matches!(
-            t.resolve(&loud),
-            Err(LabelError::OutOfScale { level: 3, .. })
-        ));
+        let unknown = LabelSet::Keywords(vec![Label { keyword: "향".into(), sentiment: 1 }]);
+        assert_eq!(t.resolve(&unknown), Err(LabelError::UnknownKeyword("향".into())));
+        let loud = LabelSet::Keywords(vec![Label { keyword: "배송".into(), sentiment: 3 }]);
+        assert!(matches!(t.resolve(&loud), Err(LabelError::OutOfScale { level: 3, .. })));
     }
 
     #[test]
     fn builtin_taxonomies_match_the_seed_and_nikl() {
         assert_eq!(fashion().keywords.len(), 15);
         assert_eq!(nikl_absa().keywords.len(), 28);
-        assert!(nikl_absa()
-            .keywords
-            .iter()
-            .any(|k| k.name == "패키지/구성품#디자인"));
+        assert!(nikl_absa().keywords.iter().any(|k| k.name == "패키지/구성품#디자인"));
     }
 }

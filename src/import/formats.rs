@@ -82,10 +82,7 @@ pub fn rows<'a, R: BufRead + Send + 'a>(
 }
 
 fn problem(line: u64, reason: impl Into<String>) -> RowProblem {
-    RowProblem {
-        line,
-        reason: reason.into(),
-    }
+    RowProblem { line, reason: reason.into() }
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -131,30 +128,16 @@ impl Columns {
     fn from_header(header: &csv::ByteRecord) -> Result<Self, FileError> {
         let names: Vec<String> = header
             .iter()
-            .map(|h| {
-                String::from_utf8_lossy(h)
-                    .trim()
-                    .trim_start_matches('\u{feff}')
-                    .to_lowercase()
-            })
+            .map(|h| String::from_utf8_lossy(h).trim().trim_start_matches('\u{feff}').to_lowercase())
             .collect();
         let find = |aliases: &[&str]| names.iter().position(|n| aliases.contains(&n.as_str()));
-        let text = find(&[
-            "text",
-            "review",
-            "sentence",
-            "sentence_form",
-            "content",
-            "리뷰",
-            "내용",
-            "본문",
-        ])
-        .ok_or_else(|| {
-            FileError(format!(
-                "no text column in the header (found: {}); name it `text`",
-                names.join(", ")
-            ))
-        })?;
+        let text = find(&["text", "review", "sentence", "sentence_form", "content", "리뷰", "내용", "본문"])
+            .ok_or_else(|| {
+                FileError(format!(
+                    "no text column in the header (found: {}); name it `text`",
+                    names.join(", ")
+                ))
+            })?;
         Ok(Columns {
             text,
             mall: find(&["mall", "shop", "store", "몰", "쇼핑몰"]),
@@ -181,10 +164,8 @@ impl<R: BufRead> DelimitedRows<R> {
             .flexible(true)
             .has_headers(true)
             .from_reader(reader);
-        let header = reader
-            .byte_headers()
-            .map_err(|e| FileError(format!("cannot read the header: {e}")))?
-            .clone();
+        let header =
+            reader.byte_headers().map_err(|e| FileError(format!("cannot read the header: {e}")))?.clone();
         Ok(DelimitedRows {
             columns: Columns::from_header(&header)?,
             width: header.len(),
@@ -194,12 +175,7 @@ impl<R: BufRead> DelimitedRows<R> {
         })
     }
 
-    fn field(
-        &self,
-        index: Option<usize>,
-        line: u64,
-        name: &str,
-    ) -> Result<Option<String>, RowProblem> {
+    fn field(&self, index: Option<usize>, line: u64, name: &str) -> Result<Option<String>, RowProblem> {
         let Some(bytes) = index.and_then(|i| self.record.get(i)) else {
             return Ok(None);
         };
@@ -212,11 +188,7 @@ impl<R: BufRead> DelimitedRows<R> {
         if self.record.len() != self.width {
             return Err(problem(
                 line,
-                format!(
-                    "expected {} fields, found {}",
-                    self.width,
-                    self.record.len()
-                ),
+                format!("expected {} fields, found {}", self.width, self.record.len()),
             ));
         }
         let c = &self.columns;
@@ -232,9 +204,7 @@ impl<R: BufRead> DelimitedRows<R> {
             text,
             mall: self.field(c.mall, line, "mall")?,
             category: self.field(c.category, line, "category")?,
-            external_id: self
-                .field(c.external_id, line, "external_id")?
-                .and_then(|s| non_empty(&s)),
+            external_id: self.field(c.external_id, line, "external_id")?.and_then(|s| non_empty(&s)),
             labels,
             split,
             warning: None,
@@ -280,13 +250,7 @@ struct JsonLines<R: BufRead> {
 
 impl<R: BufRead> JsonLines<R> {
     fn new(reader: R, parse: fn(u64, Value) -> RowResult) -> Self {
-        JsonLines {
-            reader,
-            line: 0,
-            buffer: Vec::new(),
-            parse,
-            failed: false,
-        }
+        JsonLines { reader, line: 0, buffer: Vec::new(), parse, failed: false }
     }
 }
 
@@ -339,8 +303,8 @@ fn parse_jsonl_row(line: u64, value: Value) -> RowResult {
         Some(v) => LabelSet::parse_json(v).map_err(|e| problem(line, e.to_string()))?,
         None => None,
     };
-    let split = parse_split(&string_field(&value, &["split"]).unwrap_or_default())
-        .map_err(|e| problem(line, e))?;
+    let split =
+        parse_split(&string_field(&value, &["split"]).unwrap_or_default()).map_err(|e| problem(line, e))?;
     Ok(RawRow {
         line,
         text: string_field(&value, &["text", "review", "sentence_form"]).unwrap_or_default(),
@@ -356,13 +320,9 @@ fn parse_jsonl_row(line: u64, value: Value) -> RowResult {
 /// NIKL 2022 ABSA: `{"id", "sentence_form", "annotation": [[category, [target, s, e], polarity], ..]}`.
 /// An empty annotation list is how the corpus marks unlabelled sentences.
 fn parse_nikl_row(line: u64, value: Value) -> RowResult {
-    let text = string_field(&value, &["sentence_form"])
-        .ok_or_else(|| problem(line, "missing `sentence_form`"))?;
-    let annotation = value
-        .get("annotation")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let text =
+        string_field(&value, &["sentence_form"]).ok_or_else(|| problem(line, "missing `sentence_form`"))?;
+    let annotation = value.get("annotation").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut labels: Vec<Label> = Vec::new();
     let mut conflicts = Vec::new();
     for item in &annotation {
@@ -375,12 +335,7 @@ fn parse_nikl_row(line: u64, value: Value) -> RowResult {
             "positive" => 1,
             "neutral" => 0,
             "negative" => -1,
-            other => {
-                return Err(problem(
-                    line,
-                    format!("unknown polarity `{other}` for `{category}`"),
-                ))
-            }
+            other => return Err(problem(line, format!("unknown polarity `{other}` for `{category}`"))),
         };
         match labels.iter_mut().find(|l| l.keyword == category) {
             // The rule for one category named twice with different polarities: the
@@ -390,17 +345,11 @@ fn parse_nikl_row(line: u64, value: Value) -> RowResult {
                 conflicts.push(category.to_string());
             }
             Some(_) => {}
-            None => labels.push(Label {
-                keyword: category.to_string(),
-                sentiment: level,
-            }),
+            None => labels.push(Label { keyword: category.to_string(), sentiment: level }),
         }
     }
     let warning = (!conflicts.is_empty()).then(|| {
-        format!(
-            "{} has different polarities in one sentence; labelled neutral (0)",
-            conflicts.join(", ")
-        )
+        format!("{} has different polarities in one sentence; labelled neutral (0)", conflicts.join(", "))
     });
     Ok(RawRow {
         line,
@@ -422,10 +371,8 @@ mod tests {
 
     #[test]
     fn csv_columns_are_found_by_header_name_in_any_order() {
-        let rows = collect(
-            Format::Csv,
-            "labels,몰,text\n\"디자인1, 배송-1\",A몰,옷은 예쁘지만 배송은 늦어요\n",
-        );
+        let rows =
+            collect(Format::Csv, "labels,몰,text\n\"디자인1, 배송-1\",A몰,옷은 예쁘지만 배송은 늦어요\n");
         let row = rows[0].as_ref().unwrap();
         assert_eq!(row.text, "옷은 예쁘지만 배송은 늦어요");
         assert_eq!(row.mall.as_deref(), Some("A몰"));
@@ -441,29 +388,18 @@ mod tests {
     #[test]
     fn bad_rows_carry_their_line_numbers() {
         let input =
-            b"text,labels\n\xff\xfe,\nok,\"\xec\xa2\x8b,,\"\nfine,\xeb\xb0\xb0\xec\x86\xa1\n"
-                .to_vec();
+            b"text,labels\n\xff\xfe,\nok,\"\xec\xa2\x8b,,\"\nfine,\xeb\xb0\xb0\xec\x86\xa1\n".to_vec();
         let rows: Vec<_> = rows(Format::Csv, &input[..]).unwrap().collect();
         assert_eq!(rows[0].as_ref().unwrap_err().line, 2);
         assert!(rows[0].as_ref().unwrap_err().reason.contains("UTF-8"));
-        assert!(
-            rows[2]
-                .as_ref()
-                .unwrap_err()
-                .reason
-                .contains("sentiment level"),
-            "{:?}",
-            rows[2]
-        );
+        assert!(rows[2].as_ref().unwrap_err().reason.contains("sentiment level"), "{:?}", rows[2]);
         assert_eq!(rows[2].as_ref().unwrap_err().line, 4);
     }
 
     #[test]
     fn jsonl_reports_broken_lines_and_skips_blank_ones() {
-        let rows = collect(
-            Format::Jsonl,
-            "{\"text\":\"좋아요\",\"labels\":{\"만족도\":2}}\n\n{broken\n[1]\n",
-        );
+        let rows =
+            collect(Format::Jsonl, "{\"text\":\"좋아요\",\"labels\":{\"만족도\":2}}\n\n{broken\n[1]\n");
         assert!(rows[0].is_ok());
         assert_eq!(rows[1].as_ref().unwrap_err().line, 3);
         assert_eq!(rows[2].as_ref().unwrap_err().line, 4);
@@ -476,10 +412,6 @@ mod tests {
         assert_eq!(row.labels.unwrap().to_compact(), "본품#품질0, 브랜드#일반0");
         assert!(row.warning.unwrap().contains("본품#품질"));
         let unlabelled = r#"{"id":"u-1","sentence_form":"그냥","annotation":[]}"#;
-        assert!(collect(Format::NiklAbsa, unlabelled)
-            .remove(0)
-            .unwrap()
-            .labels
-            .is_none());
+        assert!(collect(Format::NiklAbsa, unlabelled).remove(0).unwrap().labels.is_none());
     }
 }

@@ -94,44 +94,88 @@ pub async fn import<R: BufRead + Send>(
     let taxonomy = crate::store::taxonomies::load_by_name(pool, &options.taxonomy).await?;
     let rows = formats::rows(options.format, reader)?;
     let batch_id = start_batch(pool, &taxonomy, options).await?;
-    let mut summary = ImportSummary {
-        batch_id,
-        ..Default::default()
+    let mut run = ImportRun {
+        pool,
+        taxonomy: &taxonomy,
+        options,
+        batch: Vec::with_capacity(options.batch_size),
+        problems: Vec::new(),
+        summary: ImportSummary { batch_id, ..Default::default() },
     };
-    let mut batch = Vec::with_capacity(options.batch_size);
-    let mut problems = Vec::new();
     for row in rows {
-        match row.and_then(|raw| validate(raw, &taxonomy, options, &mut problems)) {
-            Ok(valid) => batch.push(valid),
-            Err(RowProblem { line, reason }) => problems.push(Problem {
-                line,
-                severity: "rejected",
-                reason,
-            }),
+        match row.and_then(|raw| validate(raw, &taxonomy, options, &mut run.problems)) {
+            Ok(valid) => run.batch.push(valid),
+            Err(RowProblem { line, reason }) => {
+                run.problems.push(Problem { line, severity: "rejected", reason })
+            }
         }
-        if batch.len() >= options.batch_size {
-            write_batch(
-                pool,
-                &taxonomy,
-                options,
-                &mut batch,
-                &mut problems,
-                &mut summary,
-            )
-            .await?;
+        if run.batch.len() >= options.batch_size {
+            run.flush().await?;
         }
     }
-    write_batch(
-        pool,
-        &taxonomy,
-        options,
-        &mut batch,
-        &mut problems,
-        &mut summary,
-    )
-    .await?;
-    finish_batch(pool, &summary).await?;
-    Ok(summary)
+    run.flush().await?;
+    finish_batch(pool, &run.summary).await?;
+    Ok(run.summary)
+}
+
+/// An import in progress: rows waiting to be written and problems not yet recorded.
+struct ImportRun<'a> {
+    pool: &'a PgPool,
+    taxonomy: &'a Taxonomy,
+    options: &'a ImportOptions,
+    batch: Vec<ValidRow>,
+    problems: Vec<Problem>,
+    summary: ImportSummary,
+}
+
+impl ImportRun<'_> {
+    /// Writes the waiting rows and problems in one transaction.
+    async fn flush(&mut self) -> Result<(), ImportError> {
+        let mut tx = self.pool.begin().await?;
+        if !self.batch.is_empty() {
+            self.write_rows(&mut tx).await?;
+        }
+        record_problems(&mut tx, &mut self.summary, &mut self.problems).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn write_rows(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> Result<(), ImportError> {
+        let (taxonomy, summary) = (self.taxonomy, &mut self.summary);
+        let new_reviews: Vec<NewReview> = self.batch.iter().map(|r| r.review.clone()).collect();
+        let (ids, created) = reviews::insert_batch(tx, taxonomy.id, summary.batch_id, &new_reviews).await?;
+        let mut created: HashSet<Vec<u8>> = created.into_iter().collect();
+        let labelled: Vec<i64> =
+            self.batch.iter().filter(|r| r.labels.is_some()).map(|r| ids[&r.review.content_hash]).collect();
+        let source = self.options.label_source;
+        let mut latest = annotations::latest_imported(tx, &labelled, source).await?;
+        let mut new_labels = Vec::new();
+        for row in self.batch.drain(..) {
+            let review_id = ids[&row.review.content_hash];
+            let is_new_review = created.remove(&row.review.content_hash);
+            // A label counts as new unless it repeats this source's latest for the review.
+            let adds_label = match row.labels {
+                Some(labels) if latest.get(&review_id) != Some(&labels) => {
+                    latest.insert(review_id, labels.clone());
+                    new_labels.push((review_id, labels));
+                    true
+                }
+                _ => false,
+            };
+            match (is_new_review, adds_label) {
+                (true, _) => summary.imported += 1,
+                (false, true) => summary.updated += 1,
+                (false, false) => summary.duplicates += 1,
+            }
+        }
+        summary.labels_added += new_labels.len() as u64;
+        let revision = taxonomy.guideline_revision;
+        annotations::insert_imported(tx, summary.batch_id, source, revision, &new_labels).await?;
+        Ok(())
+    }
 }
 
 fn validate(
@@ -158,20 +202,11 @@ fn validate(
         None => None,
     };
     if let Some(reason) = raw.warning {
-        problems.push(Problem {
-            line,
-            severity: "warning",
-            reason,
-        });
+        problems.push(Problem { line, severity: "warning", reason });
     }
-    let mall = raw
-        .mall
-        .map(|m| m.trim().to_string())
-        .unwrap_or_else(|| options.default_mall.clone());
-    let category = raw
-        .category
-        .map(|c| c.trim().to_string())
-        .unwrap_or_else(|| options.default_category.clone());
+    let mall = raw.mall.map(|m| m.trim().to_string()).unwrap_or_else(|| options.default_mall.clone());
+    let category =
+        raw.category.map(|c| c.trim().to_string()).unwrap_or_else(|| options.default_category.clone());
     let content_hash = text::content_hash(&mall, &category, &normalized);
     let split = raw.split.unwrap_or_else(|| text::split_for(&content_hash));
     Ok(ValidRow {
@@ -193,11 +228,7 @@ fn sorted(mut labels: ResolvedLabels) -> ResolvedLabels {
     labels
 }
 
-async fn start_batch(
-    pool: &PgPool,
-    taxonomy: &Taxonomy,
-    options: &ImportOptions,
-) -> sqlx::Result<i64> {
+async fn start_batch(pool: &PgPool, taxonomy: &Taxonomy, options: &ImportOptions) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO import_batches (taxonomy_id, filename, format, label_source, created_by)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -209,62 +240,6 @@ async fn start_batch(
     .bind(options.created_by)
     .fetch_one(pool)
     .await
-}
-
-/// Writes one batch of rows and the problems seen since the last one, in one transaction.
-async fn write_batch(
-    pool: &PgPool,
-    taxonomy: &Taxonomy,
-    options: &ImportOptions,
-    batch: &mut Vec<ValidRow>,
-    problems: &mut Vec<Problem>,
-    summary: &mut ImportSummary,
-) -> Result<(), ImportError> {
-    let mut tx = pool.begin().await?;
-    if !batch.is_empty() {
-        let new_reviews: Vec<NewReview> = batch.iter().map(|r| r.review.clone()).collect();
-        let (ids, created) =
-            reviews::insert_batch(&mut tx, taxonomy.id, summary.batch_id, &new_reviews).await?;
-        let mut created: HashSet<Vec<u8>> = created.into_iter().collect();
-        let labelled: Vec<i64> = batch
-            .iter()
-            .filter(|r| r.labels.is_some())
-            .map(|r| ids[&r.review.content_hash])
-            .collect();
-        let mut latest =
-            annotations::latest_imported(&mut tx, &labelled, options.label_source).await?;
-        let mut new_labels = Vec::new();
-        for row in batch.iter() {
-            let review_id = ids[&row.review.content_hash];
-            let is_new_review = created.remove(&row.review.content_hash);
-            let adds_label = match &row.labels {
-                Some(labels) if latest.get(&review_id) != Some(labels) => {
-                    latest.insert(review_id, labels.clone());
-                    new_labels.push((review_id, labels.clone()));
-                    true
-                }
-                _ => false,
-            };
-            match (is_new_review, adds_label) {
-                (true, _) => summary.imported += 1,
-                (false, true) => summary.updated += 1,
-                (false, false) => summary.duplicates += 1,
-            }
-        }
-        summary.labels_added += new_labels.len() as u64;
-        annotations::insert_imported(
-            &mut tx,
-            summary.batch_id,
-            options.label_source,
-            taxonomy.guideline_revision,
-            &new_labels,
-        )
-        .await?;
-        batch.clear();
-    }
-    record_problems(&mut tx, summary, problems).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 async fn record_problems(
@@ -282,12 +257,7 @@ async fn record_problems(
     .bind(summary.batch_id)
     .bind(problems.iter().map(|p| p.line as i64).collect::<Vec<_>>())
     .bind(problems.iter().map(|p| p.severity).collect::<Vec<_>>())
-    .bind(
-        problems
-            .iter()
-            .map(|p| p.reason.clone())
-            .collect::<Vec<_>>(),
-    )
+    .bind(problems.iter().map(|p| p.reason.clone()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     for p in problems.drain(..) {
@@ -323,9 +293,11 @@ pub async fn problems_of(
     batch_id: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<(i64, String, String)>> {
-    sqlx::query_as("SELECT line, severity, reason FROM import_problems WHERE batch_id = $1 ORDER BY line LIMIT $2")
-        .bind(batch_id)
-        .bind(limit)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "SELECT line, severity, reason FROM import_problems WHERE batch_id = $1 ORDER BY line LIMIT $2",
+    )
+    .bind(batch_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }

@@ -57,11 +57,7 @@ pub fn allocate(total: usize, group_sizes: &[usize]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..group_sizes.len()).collect();
     // Remainders compared exactly as fractions with the common denominator `pool`.
     order.sort_by_key(|&i| {
-        (
-            std::cmp::Reverse((total * group_sizes[i]) % pool),
-            std::cmp::Reverse(group_sizes[i]),
-            i,
-        )
+        (std::cmp::Reverse((total * group_sizes[i]) % pool), std::cmp::Reverse(group_sizes[i]), i)
     });
     let mut left = total - quotas.iter().sum::<usize>();
     for &i in order.iter().cycle().take(order.len() * 2) {

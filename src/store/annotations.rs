@@ -232,10 +232,7 @@ pub async fn latest_for_assignment(
     })
 }
 
-async fn with_labels(
-    pool: &PgPool,
-    rows: Vec<AnnotationRow>,
-) -> sqlx::Result<Vec<StoredAnnotation>> {
+async fn with_labels(pool: &PgPool, rows: Vec<AnnotationRow>) -> sqlx::Result<Vec<StoredAnnotation>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut labels = labels_of(pool, &ids).await?;
     Ok(rows
@@ -306,9 +303,5 @@ pub async fn label_stats(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<LabelS
     .bind(taxonomy_id)
     .fetch_all(pool)
     .await?;
-    Ok(LabelStats {
-        labelled,
-        no_keyword,
-        per_keyword,
-    })
+    Ok(LabelStats { labelled, no_keyword, per_keyword })
 }

@@ -22,10 +22,7 @@ const SELECT: &str = "
     FROM assignments a JOIN round_items i ON i.id = a.round_item_id JOIN rounds o ON o.id = i.round_id";
 
 pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<Assignment>> {
-    sqlx::query_as(&format!("{SELECT} WHERE a.id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!("{SELECT} WHERE a.id = $1")).bind(id).fetch_optional(pool).await
 }
 
 /// The annotator's open item in the round, claiming a new one if there is none.
@@ -109,11 +106,10 @@ pub async fn submit(
         .bind(assignment.id)
         .execute(&mut *tx)
         .await?;
-    let existing: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM annotations WHERE client_token = $1")
-            .bind(client_token)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM annotations WHERE client_token = $1")
+        .bind(client_token)
+        .fetch_optional(&mut *tx)
+        .await?;
     if let Some(id) = existing {
         return Ok(Submitted::Repeat(id));
     }
@@ -126,10 +122,12 @@ pub async fn submit(
         client_token: Some(client_token),
     };
     let id = annotations::insert(&mut tx, assignment.review_id, &author, labels).await?;
-    sqlx::query("UPDATE assignments SET status = 'done', completed_at = coalesce(completed_at, now()) WHERE id = $1")
-        .bind(assignment.id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE assignments SET status = 'done', completed_at = coalesce(completed_at, now()) WHERE id = $1",
+    )
+    .bind(assignment.id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(Submitted::New(id))
 }
@@ -174,11 +172,6 @@ pub async fn progress(pool: &PgPool, round_id: i64, annotator_id: i64) -> sqlx::
     .await
 }
 
-pub async fn current_answer(
-    pool: &PgPool,
-    assignment_id: i64,
-) -> sqlx::Result<Option<ResolvedLabels>> {
-    Ok(annotations::latest_for_assignment(pool, assignment_id)
-        .await?
-        .map(|a| a.labels))
+pub async fn current_answer(pool: &PgPool, assignment_id: i64) -> sqlx::Result<Option<ResolvedLabels>> {
+    Ok(annotations::latest_for_assignment(pool, assignment_id).await?.map(|a| a.labels))
 }

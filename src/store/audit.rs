@@ -12,14 +12,12 @@ pub async fn record<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Postgres>,
 {
-    sqlx::query(
-        "INSERT INTO audit_log (actor_id, action, target, details) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(actor)
-    .bind(action)
-    .bind(target)
-    .bind(details)
-    .execute(executor)
-    .await?;
+    sqlx::query("INSERT INTO audit_log (actor_id, action, target, details) VALUES ($1, $2, $3, $4)")
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(details)
+        .execute(executor)
+        .await?;
     Ok(())
 }

@@ -29,10 +29,7 @@ pub async fn connect(database_url: &str) -> anyhow::Result<PgPool> {
         .connect(database_url)
         .await
         .with_context(|| format!("cannot connect to {}", redact(database_url)))?;
-    sqlx::migrate!("./migrations")
-        .run(&pool)
-        .await
-        .context("migrations failed")?;
+    sqlx::migrate!("./migrations").run(&pool).await.context("migrations failed")?;
     taxonomies::ensure_builtin(&pool).await?;
     Ok(pool)
 }

@@ -75,11 +75,8 @@ pub async fn insert_batch(
     .await?;
     let new_hashes: Vec<Vec<u8>> = inserted.iter().map(|(_, h)| h.clone()).collect();
     let mut ids: HashMap<Vec<u8>, i64> = inserted.into_iter().map(|(id, h)| (h, id)).collect();
-    let missing: Vec<Vec<u8>> = reviews
-        .iter()
-        .map(|r| r.content_hash.clone())
-        .filter(|h| !ids.contains_key(h))
-        .collect();
+    let missing: Vec<Vec<u8>> =
+        reviews.iter().map(|r| r.content_hash.clone()).filter(|h| !ids.contains_key(h)).collect();
     if !missing.is_empty() {
         let existing: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT id, content_hash FROM reviews WHERE taxonomy_id = $1 AND content_hash = ANY($2)",

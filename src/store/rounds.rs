@@ -80,28 +80,16 @@ pub async fn create(
         .execute(&mut *tx)
         .await?;
     let details = json!({"items": review_ids.len(), "spec": spec});
-    super::audit::record(
-        &mut *tx,
-        created_by,
-        "round.create",
-        &format!("round:{id}"),
-        details,
-    )
-    .await?;
+    super::audit::record(&mut *tx, created_by, "round.create", &format!("round:{id}"), details).await?;
     tx.commit().await?;
-    Ok(CreatedRound {
-        id,
-        items: review_ids.len(),
-        doubled: doubled.iter().filter(|&&d| d).count(),
-    })
+    Ok(CreatedRound { id, items: review_ids.len(), doubled: doubled.iter().filter(|&&d| d).count() })
 }
 
 async fn member_ids(pool: &PgPool, usernames: &[String]) -> Result<Vec<i64>, RoundError> {
     let mut ids = Vec::with_capacity(usernames.len());
     for name in usernames {
-        let user = super::users::find(pool, name)
-            .await?
-            .ok_or_else(|| RoundError::UnknownMember(name.clone()))?;
+        let user =
+            super::users::find(pool, name).await?.ok_or_else(|| RoundError::UnknownMember(name.clone()))?;
         ids.push(user.id);
     }
     Ok(ids)
@@ -180,16 +168,11 @@ const PROGRESS: &str = "
     FROM rounds o";
 
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<RoundProgress>> {
-    sqlx::query_as(&format!("{PROGRESS} ORDER BY o.id DESC"))
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(&format!("{PROGRESS} ORDER BY o.id DESC")).fetch_all(pool).await
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<RoundProgress>> {
-    sqlx::query_as(&format!("{PROGRESS} WHERE o.id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!("{PROGRESS} WHERE o.id = $1")).bind(id).fetch_optional(pool).await
 }
 
 /// Open rounds this user may work on: those without members, or with them as member.
@@ -241,14 +224,7 @@ pub async fn close(pool: &PgPool, round_id: i64, actor: Option<i64>) -> sqlx::Re
     .bind(round_id)
     .execute(&mut *tx)
     .await?;
-    super::audit::record(
-        &mut *tx,
-        actor,
-        "round.close",
-        &format!("round:{round_id}"),
-        json!({}),
-    )
-    .await?;
+    super::audit::record(&mut *tx, actor, "round.close", &format!("round:{round_id}"), json!({})).await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }

@@ -86,9 +86,6 @@ pub async fn lookup(pool: &PgPool, token: &str) -> sqlx::Result<Option<Session>>
 }
 
 pub async fn end(pool: &PgPool, token: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-        .bind(hash(token))
-        .execute(pool)
-        .await?;
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(hash(token)).execute(pool).await?;
     Ok(())
 }

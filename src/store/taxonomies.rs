@@ -15,21 +15,12 @@ pub async fn ensure_builtin(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 pub async fn find_id(pool: &PgPool, name: &str) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = $1").bind(name).fetch_optional(pool).await
 }
 
 pub async fn create(pool: &PgPool, def: &TaxonomyDefinition) -> anyhow::Result<i64> {
-    anyhow::ensure!(
-        def.scale_min < def.scale_max,
-        "scale_min must be below scale_max"
-    );
-    anyhow::ensure!(
-        !def.keywords.is_empty(),
-        "a taxonomy needs at least one keyword"
-    );
+    anyhow::ensure!(def.scale_min < def.scale_max, "scale_min must be below scale_max");
+    anyhow::ensure!(!def.keywords.is_empty(), "a taxonomy needs at least one keyword");
     let mut tx = pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO taxonomies (name, description, scale_min, scale_max) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -49,13 +40,11 @@ pub async fn create(pool: &PgPool, def: &TaxonomyDefinition) -> anyhow::Result<i
         .bind(position as i32)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO keyword_guidelines (keyword_id, version, body) VALUES ($1, 1, $2)",
-        )
-        .bind(keyword_id)
-        .bind(&kw.guideline)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO keyword_guidelines (keyword_id, version, body) VALUES ($1, 1, $2)")
+            .bind(keyword_id)
+            .bind(&kw.guideline)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(id)
@@ -79,9 +68,9 @@ struct KeywordRow {
 }
 
 pub async fn load_by_name(pool: &PgPool, name: &str) -> anyhow::Result<Taxonomy> {
-    let id = find_id(pool, name).await?.ok_or_else(|| {
-        anyhow::anyhow!("no taxonomy named `{name}` (see `reviewloop taxonomy list`)")
-    })?;
+    let id = find_id(pool, name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no taxonomy named `{name}` (see `reviewloop taxonomy list`)"))?;
     load(pool, id).await
 }
 

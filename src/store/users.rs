@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -67,17 +65,9 @@ pub fn hash_password(password: &str) -> Result<String, UserError> {
         .map_err(|e| UserError::Hash(e.to_string()))
 }
 
-pub async fn create(
-    pool: &PgPool,
-    username: &str,
-    password: &str,
-    role: Role,
-) -> Result<User, UserError> {
+pub async fn create(pool: &PgPool, username: &str, password: &str, role: Role) -> Result<User, UserError> {
     let username = username.trim();
-    if username.is_empty()
-        || username.chars().count() > 64
-        || username.contains(char::is_whitespace)
-    {
+    if username.is_empty() || username.chars().count() > 64 || username.contains(char::is_whitespace) {
         return Err(UserError::BadUsername);
     }
     if password.chars().count() < 8 {
@@ -103,25 +93,17 @@ pub async fn create(
 
 /// Checks a password; the same work is done for unknown users so that timing does not
 /// reveal which usernames exist.
-pub async fn authenticate(
-    pool: &PgPool,
-    username: &str,
-    password: &str,
-) -> sqlx::Result<Option<User>> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT id, password_hash FROM users WHERE username = $1 AND disabled_at IS NULL",
-    )
-    .bind(username.trim())
-    .fetch_optional(pool)
-    .await?;
-    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$mvH8vBQXdSdFWc1VLzyP2Ww5nbc2XHsVb0x6w9x7dQs";
+pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> sqlx::Result<Option<User>> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1 AND disabled_at IS NULL")
+            .bind(username.trim())
+            .fetch_optional(pool)
+            .await?;
+    const DUMMY: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$mvH8vBQXdSdFWc1VLzyP2Ww5nbc2XHsVb0x6w9x7dQs";
     let stored = row.as_ref().map(|r| r.1.as_str()).unwrap_or(DUMMY);
     let ok = PasswordHash::new(stored)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false);
     match (row, ok) {
         (Some((id, _)), true) => get(pool, id).await.map(Some),
@@ -150,17 +132,11 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<User>> {
 }
 
 pub async fn usernames(pool: &PgPool) -> sqlx::Result<HashMap<i64, String>> {
-    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, username FROM users")
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, username FROM users").fetch_all(pool).await?;
     Ok(rows.into_iter().collect())
 }
 
-pub async fn set_password(
-    pool: &PgPool,
-    username: &str,
-    password: &str,
-) -> Result<bool, UserError> {
+pub async fn set_password(pool: &PgPool, username: &str, password: &str) -> Result<bool, UserError> {
     if password.chars().count() < 8 {
         return Err(UserError::WeakPassword);
     }
@@ -180,9 +156,7 @@ pub async fn set_password(
 /// On a database without users, creates `admin` with a random password and returns
 /// it, so that a fresh install can be logged into. `None` when users exist.
 pub async fn create_first_admin(pool: &PgPool) -> Result<Option<String>, UserError> {
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(pool)
-        .await?;
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await?;
     if users > 0 {
         return Ok(None);
     }

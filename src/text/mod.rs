@@ -42,10 +42,7 @@ mod tests {
         let composed = "배송이 빨라요";
         let decomposed: String = composed.nfd().collect();
         assert_ne!(composed, decomposed);
-        assert_eq!(
-            content_hash("", "", &normalize(&decomposed)),
-            content_hash("", "", &normalize(composed))
-        );
+        assert_eq!(content_hash("", "", &normalize(&decomposed)), content_hash("", "", &normalize(composed)));
     }
 
     #[test]

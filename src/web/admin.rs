@@ -14,8 +14,7 @@ use crate::store::users::{self, Role, User, UserError};
 type Admin = Authorized<AdminArea>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/users", web::get().to(users_page))
-        .route("/admin/users", web::post().to(add_user));
+    cfg.route("/admin/users", web::get().to(users_page)).route("/admin/users", web::post().to(add_user));
 }
 
 #[derive(Template)]
@@ -36,13 +35,7 @@ async fn respond(user: &Admin, state: &AppState, error: Option<String>) -> AppRe
     let users = users::list(&state.pool).await?;
     let roles = Role::ALL.iter().map(|r| r.as_str()).collect();
     let failed = error.is_some();
-    let mut response = render(&UsersPage {
-        t: user.tr(),
-        nav: user.nav(),
-        users,
-        roles,
-        error,
-    });
+    let mut response = render(&UsersPage { t: user.tr(), nav: user.nav(), users, roles, error });
     if failed {
         *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
     }

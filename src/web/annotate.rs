@@ -49,31 +49,20 @@ async fn index(
     query: web::Query<IndexQuery>,
 ) -> AppResult<HttpResponse> {
     let rounds = rounds::open_for(&state.pool, user.user_id()).await?;
-    Ok(render(&IndexPage {
-        t: user.tr(),
-        nav: user.nav(),
-        rounds,
-        finished: query.finished,
-    }))
+    Ok(render(&IndexPage { t: user.tr(), nav: user.nav(), rounds, finished: query.finished }))
 }
 
-async fn next(
-    user: Annotator,
-    state: web::Data<AppState>,
-    path: web::Path<i64>,
-) -> AppResult<HttpResponse> {
+async fn next(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>) -> AppResult<HttpResponse> {
     let round_id = path.into_inner();
     match rounds::access(&state.pool, round_id, user.user_id()).await? {
         rounds::Access::NotOpen => return Err(AppError::NotFound),
         rounds::Access::NotMember => return Err(AppError::Forbidden),
         rounds::Access::Allowed => {}
     }
-    Ok(
-        match assignments::next(&state.pool, round_id, user.user_id()).await? {
-            Some(id) => see_other(&format!("/annotate/items/{id}")),
-            None => see_other(&format!("/annotate?finished={round_id}")),
-        },
-    )
+    Ok(match assignments::next(&state.pool, round_id, user.user_id()).await? {
+        Some(id) => see_other(&format!("/annotate/items/{id}")),
+        None => see_other(&format!("/annotate?finished={round_id}")),
+    })
 }
 
 #[derive(Deserialize)]
@@ -94,7 +83,7 @@ async fn back(
     }
 }
 
-/// The assignment, if it is this user's; someone else's is as good as missing.
+/// The assignment, if it is this user's: someone else's is forbidden.
 async fn own_assignment(state: &AppState, user: &Annotator, id: i64) -> AppResult<Assignment> {
     match assignments::get(&state.pool, id).await? {
         Some(a) if a.annotator_id == user.user_id() => Ok(a),
@@ -137,16 +126,10 @@ struct ItemPage {
     default_level: i16,
 }
 
-async fn item(
-    user: Annotator,
-    state: web::Data<AppState>,
-    path: web::Path<i64>,
-) -> AppResult<HttpResponse> {
+async fn item(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>) -> AppResult<HttpResponse> {
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     let answer = assignments::current_answer(&state.pool, assignment.id).await?;
-    item_page(&state, &user, &assignment, answer.as_ref(), None)
-        .await
-        .map(|page| render(&page))
+    item_page(&state, &user, &assignment, answer.as_ref(), None).await.map(|page| render(&page))
 }
 
 async fn item_page(
@@ -221,25 +204,16 @@ struct Answer {
 
 impl Answer {
     fn parse(fields: &[(String, String)], taxonomy: &Taxonomy) -> Result<Answer, String> {
-        let value = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let value = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let mut labels = Vec::new();
         for (name, _) in fields.iter().filter(|(k, _)| k.starts_with('k')) {
             let id: i64 = name[1..].parse().map_err(|_| format!("bad field {name}"))?;
-            let keyword = taxonomy
-                .keyword_by_id(id)
-                .ok_or_else(|| format!("unknown keyword {id}"))?;
+            let keyword = taxonomy.keyword_by_id(id).ok_or_else(|| format!("unknown keyword {id}"))?;
             let level: i16 = value(&format!("s{id}"))
                 .ok_or_else(|| format!("no sentiment for {}", keyword.name))?
                 .parse()
                 .map_err(|_| format!("bad sentiment for {}", keyword.name))?;
-            taxonomy
-                .check_level(&keyword.name, level)
-                .map_err(|e| e.to_string())?;
+            taxonomy.check_level(&keyword.name, level).map_err(|e| e.to_string())?;
             labels.push((id, level));
         }
         labels.sort();
@@ -257,32 +231,21 @@ async fn submit(
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    let csrf = form
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default();
+    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
     user.check_csrf(csrf)?;
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     let taxonomy = taxonomies::load(&state.pool, assignment.taxonomy_id).await?;
     let answer = Answer::parse(&form, &taxonomy).map_err(AppError::BadRequest)?;
-    let token = answer
-        .token
-        .ok_or_else(|| AppError::BadRequest("missing submit token".into()))?;
+    let token = answer.token.ok_or_else(|| AppError::BadRequest("missing submit token".into()))?;
     if assignment.status == "skipped" {
-        return Err(AppError::Conflict(
-            "this item was skipped and has gone to someone else".into(),
-        ));
+        return Err(AppError::Conflict("this item was skipped and has gone to someone else".into()));
     }
     let problem = match (answer.no_keyword, answer.labels.is_empty()) {
         (true, false) => Some(user.tr().both_chosen),
         (false, true) => Some(user.tr().choose_something),
         _ => None,
     };
-    let labels = ResolvedLabels {
-        no_keyword: answer.no_keyword,
-        labels: answer.labels,
-    };
+    let labels = ResolvedLabels { no_keyword: answer.no_keyword, labels: answer.labels };
     if let Some(message) = problem {
         let mut page = item_page(&state, &user, &assignment, Some(&labels), Some(message)).await?;
         page.correcting = assignment.status == "done";
@@ -290,18 +253,8 @@ async fn submit(
         *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
         return Ok(response);
     }
-    assignments::submit(
-        &state.pool,
-        &assignment,
-        &labels,
-        taxonomy.guideline_revision,
-        token,
-    )
-    .await?;
-    Ok(see_other(&format!(
-        "/annotate/rounds/{}/next",
-        assignment.round_id
-    )))
+    assignments::submit(&state.pool, &assignment, &labels, taxonomy.guideline_revision, token).await?;
+    Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
 }
 
 async fn skip(
@@ -313,8 +266,5 @@ async fn skip(
     user.check_csrf(&form.csrf)?;
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     assignments::skip(&state.pool, &assignment).await?;
-    Ok(see_other(&format!(
-        "/annotate/rounds/{}/next",
-        assignment.round_id
-    )))
+    Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
 }

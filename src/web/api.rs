@@ -36,9 +36,6 @@ async fn overview(
     })))
 }
 
-async fn list_rounds(
-    _: Authorized<EngineerArea>,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
+async fn list_rounds(_: Authorized<EngineerArea>, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(rounds::list(&state.pool).await?))
 }

@@ -84,27 +84,16 @@ impl<A: Area + 'static> FromRequest for Authorized<A> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .expect("AppState is registered")
-                .clone();
-            let unauthenticated = AppError::Unauthenticated {
-                wants_json: wants_json(&req),
-            };
+            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
+            let unauthenticated = AppError::Unauthenticated { wants_json: wants_json(&req) };
             let token = req.cookie(SESSION_COOKIE).ok_or(unauthenticated)?;
-            let session = sessions::lookup(&state.pool, token.value()).await?.ok_or(
-                AppError::Unauthenticated {
-                    wants_json: wants_json(&req),
-                },
-            )?;
+            let session = sessions::lookup(&state.pool, token.value())
+                .await?
+                .ok_or(AppError::Unauthenticated { wants_json: wants_json(&req) })?;
             if !A::ROLES.contains(&session.user.role) {
                 return Err(AppError::Forbidden);
             }
-            Ok(Authorized {
-                session,
-                lang: Lang::from_request(&req),
-                _area: PhantomData,
-            })
+            Ok(Authorized { session, lang: Lang::from_request(&req), _area: PhantomData })
         })
     }
 }
@@ -126,9 +115,7 @@ impl<A: Area + 'static, T: FromRequest + 'static> FromRequest for Permitted<A, T
         let mut payload = payload.take();
         Box::pin(async move {
             let user = Authorized::<A>::from_request(&req, &mut Payload::None).await?;
-            let input = T::from_request(&req, &mut payload)
-                .await
-                .map_err(Into::into)?;
+            let input = T::from_request(&req, &mut payload).await.map_err(Into::into)?;
             Ok(Permitted { user, input })
         })
     }
@@ -171,12 +158,7 @@ struct LoginPage {
 
 fn login_page(t: &'static Tr, failed: bool, username: String) -> HttpResponse {
     let csrf = sessions::random_token();
-    let page = LoginPage {
-        t,
-        csrf: csrf.clone(),
-        failed,
-        username,
-    };
+    let page = LoginPage { t, csrf: csrf.clone(), failed, username };
     let mut response = render(&page);
     if failed {
         *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
@@ -206,10 +188,7 @@ pub async fn login(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> AppResult<HttpResponse> {
-    let expected = req
-        .cookie(LOGIN_CSRF_COOKIE)
-        .map(|c| c.value().to_string())
-        .unwrap_or_default();
+    let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
         return Err(AppError::Csrf);
     }
@@ -224,14 +203,9 @@ pub async fn login(
         .http_only(true)
         .secure(state.secure_cookies)
         .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::days(
-            sessions::SESSION_DAYS,
-        ))
+        .max_age(actix_web::cookie::time::Duration::days(sessions::SESSION_DAYS))
         .finish();
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("Location", home_of(user.role)))
-        .cookie(cookie)
-        .finish())
+    Ok(HttpResponse::SeeOther().insert_header(("Location", home_of(user.role))).cookie(cookie).finish())
 }
 
 pub fn home_of(role: Role) -> &'static str {
@@ -257,17 +231,12 @@ pub async fn logout(
     }
     let mut expired = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     expired.make_removal();
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("Location", "/login"))
-        .cookie(expired)
-        .finish())
+    Ok(HttpResponse::SeeOther().insert_header(("Location", "/login")).cookie(expired).finish())
 }
 
 /// `/`: each role lands on its own start page.
 pub async fn home(user: Authorized<AnnotateArea>) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header(("Location", home_of(user.session.user.role)))
-        .finish()
+    HttpResponse::SeeOther().insert_header(("Location", home_of(user.session.user.role))).finish()
 }
 
 #[derive(Deserialize)]
@@ -276,24 +245,14 @@ pub struct LangQuery {
 }
 
 /// Switches the UI language and returns to the page (only local paths, no open redirect).
-pub async fn set_lang(
-    path: web::Path<String>,
-    query: web::Query<LangQuery>,
-) -> AppResult<HttpResponse> {
+pub async fn set_lang(path: web::Path<String>, query: web::Query<LangQuery>) -> AppResult<HttpResponse> {
     let lang = Lang::parse(&path).ok_or(AppError::NotFound)?;
-    let next = query
-        .next
-        .as_deref()
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or("/");
+    let next = query.next.as_deref().filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or("/");
     let code = if lang == Lang::En { "en" } else { "ko" };
     let cookie = Cookie::build(super::i18n::LANG_COOKIE, code)
         .path("/")
         .same_site(SameSite::Lax)
         .max_age(actix_web::cookie::time::Duration::days(365))
         .finish();
-    Ok(HttpResponse::SeeOther()
-        .insert_header(("Location", next.to_string()))
-        .cookie(cookie)
-        .finish())
+    Ok(HttpResponse::SeeOther().insert_header(("Location", next.to_string())).cookie(cookie).finish())
 }

@@ -42,11 +42,7 @@ pub async fn pick_taxonomy(
     let all = taxonomies::list(&state.pool).await?;
     let chosen = match name {
         Some(n) => all.iter().find(|t| t.name == n).ok_or(AppError::NotFound)?,
-        None => all
-            .iter()
-            .find(|t| t.reviews > 0)
-            .or(all.first())
-            .ok_or(AppError::NotFound)?,
+        None => all.iter().find(|t| t.reviews > 0).or(all.first()).ok_or(AppError::NotFound)?,
     };
     let chosen = TaxonomySummary {
         id: chosen.id,
@@ -77,18 +73,9 @@ async fn overview(
 ) -> AppResult<HttpResponse> {
     let (taxonomies, taxonomy) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
     let stats = annotations::label_stats(&state.pool, taxonomy.id).await?;
-    let max_count = stats
-        .per_keyword
-        .iter()
-        .map(|k| k.1)
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let rounds = rounds::list(&state.pool)
-        .await?
-        .into_iter()
-        .filter(|r| r.taxonomy_id == taxonomy.id)
-        .collect();
+    let max_count = stats.per_keyword.iter().map(|k| k.1).max().unwrap_or(0).max(1);
+    let rounds =
+        rounds::list(&state.pool).await?.into_iter().filter(|r| r.taxonomy_id == taxonomy.id).collect();
     Ok(render(&OverviewPage {
         t: user.tr(),
         nav: user.nav(),
@@ -128,14 +115,8 @@ async fn rounds_response(
     } else {
         actix_web::http::StatusCode::OK
     };
-    let mut response = render(&RoundsPage {
-        t: user.tr(),
-        nav: user.nav(),
-        taxonomies,
-        rounds,
-        error,
-        created,
-    });
+    let mut response =
+        render(&RoundsPage { t: user.tr(), nav: user.nav(), taxonomies, rounds, error, created });
     *response.status_mut() = status;
     Ok(response)
 }
@@ -162,9 +143,7 @@ async fn create_round(
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
     user.check_csrf(&form.csrf)?;
-    let taxonomy = taxonomies::find_id(&state.pool, &form.taxonomy)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let taxonomy = taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
     let sampling = match form.sampling.as_str() {
         "proportional" => Sampling::Proportional,
         _ => Sampling::Random,
@@ -229,13 +208,7 @@ struct ImportPage {
 
 async fn import_page(user: Engineer, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let taxonomies = taxonomies::list(&state.pool).await?;
-    Ok(render(&ImportPage {
-        t: user.tr(),
-        nav: user.nav(),
-        taxonomies,
-        summary: None,
-        error: None,
-    }))
+    Ok(render(&ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary: None, error: None }))
 }
 
 /// The upload's text fields and the file, which is streamed to a temporary file so a
@@ -248,11 +221,7 @@ struct Upload {
 
 impl Upload {
     fn field(&self, name: &str) -> &str {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
     }
 }
 
@@ -261,32 +230,25 @@ async fn read_upload(mut payload: Multipart) -> AppResult<Upload> {
     while let Some(field) = payload.next().await {
         let mut field = field.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?;
         let name = field.name().unwrap_or_default().to_string();
-        let filename = field
-            .content_disposition()
-            .and_then(|d| d.get_filename())
-            .map(str::to_string);
+        let filename = field.content_disposition().and_then(|d| d.get_filename()).map(str::to_string);
         if let Some(filename) = filename {
             let temp = tempfile_path::TempPath::new()?;
             let mut file = std::fs::File::create(temp.path()).map_err(anyhow::Error::from)?;
             while let Some(chunk) = field.next().await {
-                let chunk =
-                    chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
+                let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
                 file.write_all(&chunk).map_err(anyhow::Error::from)?;
             }
             upload.file = Some((temp, filename));
         } else {
             let mut value = Vec::new();
             while let Some(chunk) = field.next().await {
-                value.extend_from_slice(
-                    &chunk.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?,
-                );
+                value
+                    .extend_from_slice(&chunk.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?);
                 if value.len() > 4096 {
                     return Err(AppError::BadRequest(format!("field {name} is too long")));
                 }
             }
-            upload
-                .fields
-                .push((name, String::from_utf8_lossy(&value).to_string()));
+            upload.fields.push((name, String::from_utf8_lossy(&value).to_string()));
         }
     }
     Ok(upload)
@@ -296,20 +258,11 @@ async fn upload(
     request: Permitted<EngineerArea, Multipart>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let Permitted {
-        user,
-        input: payload,
-    } = request;
+    let Permitted { user, input: payload } = request;
     let upload = read_upload(payload).await?;
     user.check_csrf(upload.field("csrf"))?;
     let taxonomies = taxonomies::list(&state.pool).await?;
-    let page = |summary, error| ImportPage {
-        t: user.tr(),
-        nav: user.nav(),
-        taxonomies,
-        summary,
-        error,
-    };
+    let page = |summary, error| ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary, error };
     let Some((temp, filename)) = &upload.file else {
         return Ok(render(&page(None, Some("no file".into()))));
     };
@@ -322,14 +275,10 @@ async fn upload(
         other => return Err(AppError::BadRequest(format!("unknown format {other}"))),
     };
     let Some(format) = format else {
-        return Ok(render(&page(
-            None,
-            Some(format!("cannot tell the format of {filename}; choose one")),
-        )));
+        return Ok(render(&page(None, Some(format!("cannot tell the format of {filename}; choose one")))));
     };
     let mut options = ImportOptions::new(upload.field("taxonomy"), format, filename);
-    options.label_source =
-        LabelSource::parse(upload.field("label_source")).unwrap_or(LabelSource::Human);
+    options.label_source = LabelSource::parse(upload.field("label_source")).unwrap_or(LabelSource::Human);
     options.default_mall = upload.field("mall").trim().to_string();
     options.default_category = upload.field("category").trim().to_string();
     options.created_by = Some(user.user_id());

@@ -37,14 +37,8 @@ pub fn render_error_page<B: MessageBody + 'static>(
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).to_string()),
             Err(_) => String::new(),
         };
-        let page = ErrorPage {
-            t,
-            status: status_code,
-            message,
-        };
-        let html = page
-            .render()
-            .unwrap_or_else(|_| format!("error {status_code}"));
+        let page = ErrorPage { t, status: status_code, message };
+        let html = page.render().unwrap_or_else(|_| format!("error {status_code}"));
         let response = actix_web::HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
             .body(BoxBody::new(html));

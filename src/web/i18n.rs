@@ -263,13 +263,7 @@ pub static EN: Tr = Tr {
 pub fn level_name(lang: Lang, min: i16, max: i16, level: i16) -> String {
     let words: &[&str] = match (lang, min, max) {
         (Lang::Ko, -2, 2) => &["매우 부정", "부정", "중립", "긍정", "매우 긍정"],
-        (Lang::En, -2, 2) => &[
-            "very negative",
-            "negative",
-            "neutral",
-            "positive",
-            "very positive",
-        ],
+        (Lang::En, -2, 2) => &["very negative", "negative", "neutral", "positive", "very positive"],
         (Lang::Ko, -1, 1) => &["부정", "중립", "긍정"],
         (Lang::En, -1, 1) => &["negative", "neutral", "positive"],
         _ => &[],

@@ -42,11 +42,7 @@ impl Application {
         let listener =
             TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let address = listener.local_addr()?;
-        let state = web::Data::new(AppState {
-            pool,
-            settings,
-            secure_cookies,
-        });
+        let state = web::Data::new(AppState { pool, settings, secure_cookies });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -56,11 +52,7 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        Ok(Application {
-            port: address.port(),
-            host: address.ip().to_string(),
-            server,
-        })
+        Ok(Application { port: address.port(), host: address.ip().to_string(), server })
     }
 
     pub fn port(&self) -> u16 {
@@ -78,10 +70,7 @@ impl Application {
 
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
-        .add((
-            "Content-Security-Policy",
-            "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
-        ))
+        .add(("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
@@ -89,35 +78,24 @@ fn security_headers() -> DefaultHeaders {
 
 /// Every route of the app. `tests/api/roles.rs` lists them all with the roles allowed.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/healthz",
-        web::get().to(|| async { HttpResponse::Ok().body("ok") }),
-    )
-    .route(
-        "/favicon.ico",
-        web::get().to(|| async { HttpResponse::NoContent().finish() }),
-    )
-    .route("/login", web::get().to(auth::login_form))
-    .route("/login", web::post().to(auth::login))
-    .route("/logout", web::post().to(auth::logout))
-    .route("/lang/{code}", web::get().to(auth::set_lang))
-    .route("/", web::get().to(auth::home))
-    .configure(annotate::routes)
-    .configure(engineer::routes)
-    .configure(admin::routes)
-    .configure(api::routes)
-    .service(actix_files::Files::new(
-        "/static",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/static"),
-    ));
+    cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+        .route("/favicon.ico", web::get().to(|| async { HttpResponse::NoContent().finish() }))
+        .route("/login", web::get().to(auth::login_form))
+        .route("/login", web::post().to(auth::login))
+        .route("/logout", web::post().to(auth::logout))
+        .route("/lang/{code}", web::get().to(auth::set_lang))
+        .route("/", web::get().to(auth::home))
+        .configure(annotate::routes)
+        .configure(engineer::routes)
+        .configure(admin::routes)
+        .configure(api::routes)
+        .service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));
 }
 
 /// Renders a page; a template error is a bug, logged and answered with 500.
 pub fn render<T: Template>(page: &T) -> HttpResponse {
     match page.render() {
-        Ok(html) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(html),
+        Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
         Err(e) => {
             tracing::error!(error = %e, "template failed");
             HttpResponse::InternalServerError().body("template error")
@@ -126,7 +104,5 @@ pub fn render<T: Template>(page: &T) -> HttpResponse {
 }
 
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header(("Location", location.to_string()))
-        .finish()
+    HttpResponse::SeeOther().insert_header(("Location", location.to_string())).finish()
 }

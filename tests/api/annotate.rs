@@ -3,33 +3,16 @@
 use std::collections::HashSet;
 
 use reviewloop::import::Format;
-use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
-use reviewloop::store::{self, users::Role};
+use reviewloop::rounds::RoundSpec;
+use reviewloop::store::users::Role;
 use reviewloop::taxonomy::Taxonomy;
 
-use crate::helpers::{location, token_in, Browser, TestApp};
+use crate::helpers::{location, round_spec, token_in, Browser, TestApp};
 
 pub async fn round(app: &TestApp, reviews: usize, double_share: f64) -> i64 {
-    app.import_text(
-        "fashion",
-        Format::Csv,
-        &crate::helpers::fashion_csv(reviews, 3),
-    )
-    .await;
-    let taxonomy = app.taxonomy("fashion").await;
-    let spec = RoundSpec {
-        name: "라운드 1".into(),
-        size: reviews,
-        sampling: Sampling::Random,
-        group_by: GroupBy::Mall,
-        double_share,
-        seed: 7,
-        members: vec![],
-    };
-    store::rounds::create(&app.pool, taxonomy.id, &spec, None)
-        .await
-        .unwrap()
-        .id
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(reviews, 3)).await;
+    let spec = RoundSpec { name: "라운드 1".into(), double_share, seed: 7, ..round_spec(reviews) };
+    app.create_round(&spec).await.unwrap().id
 }
 
 /// Asks for the next item; `None` when the round is done for this annotator.
@@ -77,19 +60,10 @@ async fn an_annotator_labels_every_item_of_a_round_and_is_told_when_done() {
         assert_eq!(response.status(), 303);
     }
     assert_eq!(seen.len(), 3);
-    let page = annotator
-        .get(&format!("/annotate?finished={round}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = annotator.get(&format!("/annotate?finished={round}")).await.text().await.unwrap();
     assert!(page.contains("id=\"finished\""));
     assert_eq!(app.count("SELECT count(*) FROM annotation_labels").await, 6);
-    assert_eq!(
-        app.count("SELECT count(*) FROM assignments WHERE status = 'done'")
-            .await,
-        3
-    );
+    assert_eq!(app.count("SELECT count(*) FROM assignments WHERE status = 'done'").await, 3);
 }
 
 #[tokio::test]
@@ -101,10 +75,7 @@ async fn submitting_the_same_form_twice_stores_one_label() {
     let item = next_item(&annotator, round).await.unwrap();
     let form = answer(&annotator, &item, &taxonomy, &[("색상", 2)]).await;
     // A double click: both requests in flight at once, then a retry.
-    let (a, b) = tokio::join!(
-        annotator.post_form(&item, &form),
-        annotator.post_form(&item, &form)
-    );
+    let (a, b) = tokio::join!(annotator.post_form(&item, &form), annotator.post_form(&item, &form));
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (303, 303));
     assert_eq!(annotator.post_form(&item, &form).await.status(), 303);
     assert_eq!(app.count("SELECT count(*) FROM annotations").await, 1);
@@ -118,34 +89,18 @@ async fn going_back_and_correcting_adds_a_row_and_keeps_the_history() {
     let taxonomy = app.taxonomy("fashion").await;
     let annotator = app.logged_in(Role::Annotator).await;
     let first = next_item(&annotator, round).await.unwrap();
-    annotator
-        .post_form(
-            &first,
-            &answer(&annotator, &first, &taxonomy, &[("사이즈", -1)]).await,
-        )
-        .await;
+    annotator.post_form(&first, &answer(&annotator, &first, &taxonomy, &[("사이즈", -1)]).await).await;
     let second = next_item(&annotator, round).await.unwrap();
     let id = second.rsplit('/').next().unwrap();
 
-    let back = annotator
-        .get(&format!("/annotate/rounds/{round}/back?before={id}"))
-        .await;
+    let back = annotator.get(&format!("/annotate/rounds/{round}/back?before={id}")).await;
     assert_eq!(location(&back), first);
     let page = annotator.get(&first).await.text().await.unwrap();
-    assert!(
-        page.contains("id=\"correcting\""),
-        "the page says this is a correction"
-    );
+    assert!(page.contains("id=\"correcting\""), "the page says this is a correction");
     let size = taxonomy.keyword("사이즈").unwrap().id;
-    assert!(
-        page.contains(&format!("name=\"k{size}\" checked")),
-        "the earlier answer is shown"
-    );
+    assert!(page.contains(&format!("name=\"k{size}\" checked")), "the earlier answer is shown");
     annotator
-        .post_form(
-            &first,
-            &answer(&annotator, &first, &taxonomy, &[("사이즈", 1), ("핏", 2)]).await,
-        )
+        .post_form(&first, &answer(&annotator, &first, &taxonomy, &[("사이즈", 1), ("핏", 2)]).await)
         .await;
 
     // The next item is the one left open before going back.
@@ -160,10 +115,7 @@ async fn going_back_and_correcting_adds_a_row_and_keeps_the_history() {
     .unwrap();
     assert_eq!(history.iter().map(|h| h.1).collect::<Vec<_>>(), vec![-1, 1]);
     assert!(
-        sqlx::query("UPDATE annotations SET no_keyword = true")
-            .execute(&app.pool)
-            .await
-            .is_err(),
+        sqlx::query("UPDATE annotations SET no_keyword = true").execute(&app.pool).await.is_err(),
         "append-only"
     );
 }
@@ -185,9 +137,7 @@ async fn an_empty_answer_is_refused_and_nothing_is_stored() {
     both.push(("no_keyword".into(), "on".into()));
     assert_eq!(annotator.post_form(&item, &both).await.status(), 422);
     let mut loud = answer(&annotator, &item, &taxonomy, &[("핏", 1)]).await;
-    loud.iter_mut()
-        .filter(|(k, _)| k.starts_with('s'))
-        .for_each(|(_, v)| *v = "5".into());
+    loud.iter_mut().filter(|(k, _)| k.starts_with('s')).for_each(|(_, v)| *v = "5".into());
     assert_eq!(annotator.post_form(&item, &loud).await.status(), 400);
     assert_eq!(app.count("SELECT count(*) FROM annotations").await, 0);
 }
@@ -199,24 +149,10 @@ async fn a_skipped_item_goes_to_the_next_annotator() {
     let first = app.logged_in(Role::Annotator).await;
     let item = next_item(&first, round).await.unwrap();
     let other = app.logged_in(Role::Annotator).await;
-    assert_eq!(
-        next_item(&other, round).await,
-        None,
-        "the only item is taken"
-    );
+    assert_eq!(next_item(&other, round).await, None, "the only item is taken");
     let csrf = first.csrf().await;
-    assert_eq!(
-        first
-            .post_form(&format!("{item}/skip"), &[("csrf".into(), csrf)])
-            .await
-            .status(),
-        303
-    );
-    assert_eq!(
-        next_item(&first, round).await,
-        None,
-        "never offered again to who skipped it"
-    );
+    assert_eq!(first.post_form(&format!("{item}/skip"), &[("csrf".into(), csrf)]).await.status(), 303);
+    assert_eq!(next_item(&first, round).await, None, "never offered again to who skipped it");
     assert!(next_item(&other, round).await.is_some());
 }
 
@@ -269,8 +205,7 @@ async fn the_item_page_speaks_korean_by_default_and_english_on_request() {
     let item = next_item(&annotator, round).await.unwrap();
     let korean = annotator.get(&item).await.text().await.unwrap();
     assert!(
-        korean.contains("해당 키워드 없음") && korean.contains("리뷰 0번")
-            || korean.contains("번: 옷이")
+        korean.contains("해당 키워드 없음") && korean.contains("리뷰 0번") || korean.contains("번: 옷이")
     );
     let switch = annotator.get(&format!("/lang/en?next={item}")).await;
     assert_eq!(location(&switch), item);
@@ -278,8 +213,5 @@ async fn the_item_page_speaks_korean_by_default_and_english_on_request() {
     assert!(english.contains("No keyword"));
     assert!(english.contains("lang=\"en\""));
     // Only local paths are followed after switching.
-    assert_eq!(
-        location(&annotator.get("/lang/ko?next=//evil.example").await),
-        "/"
-    );
+    assert_eq!(location(&annotator.get("/lang/ko?next=//evil.example").await), "/");
 }

@@ -8,8 +8,7 @@ use crate::helpers::{client, pairs, Browser, TestApp};
 #[tokio::test]
 async fn posts_with_a_missing_or_wrong_token_are_refused_and_change_nothing() {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(4, 1))
-        .await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(4, 1)).await;
     let admin = app.logged_in(Role::Admin).await;
     let round_form = |csrf: &str| {
         pairs(&[
@@ -22,65 +21,22 @@ async fn posts_with_a_missing_or_wrong_token_are_refused_and_change_nothing() {
         ])
     };
     let user_form = |csrf: &str| {
-        pairs(&[
-            ("csrf", csrf),
-            ("username", "newbie"),
-            ("password", "long-enough-1"),
-            ("role", "annotator"),
-        ])
+        pairs(&[("csrf", csrf), ("username", "newbie"), ("password", "long-enough-1"), ("role", "annotator")])
     };
     for token in ["", "forged-token"] {
-        assert_eq!(
-            admin
-                .post_form("/engineer/rounds", &round_form(token))
-                .await
-                .status(),
-            403
-        );
-        assert_eq!(
-            admin
-                .post_form("/admin/users", &user_form(token))
-                .await
-                .status(),
-            403
-        );
-        assert_eq!(
-            admin
-                .post_form("/logout", &pairs(&[("csrf", token)]))
-                .await
-                .status(),
-            403
-        );
+        assert_eq!(admin.post_form("/engineer/rounds", &round_form(token)).await.status(), 403);
+        assert_eq!(admin.post_form("/admin/users", &user_form(token)).await.status(), 403);
+        assert_eq!(admin.post_form("/logout", &pairs(&[("csrf", token)])).await.status(), 403);
     }
     assert_eq!(app.count("SELECT count(*) FROM rounds").await, 0);
-    assert_eq!(
-        app.count("SELECT count(*) FROM users WHERE username = 'newbie'")
-            .await,
-        0
-    );
+    assert_eq!(app.count("SELECT count(*) FROM users WHERE username = 'newbie'").await, 0);
 
     // The same forms with the real token work, so the refusals above were the token's doing.
     let csrf = admin.csrf().await;
-    assert_eq!(
-        admin
-            .post_form("/engineer/rounds", &round_form(&csrf))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        admin
-            .post_form("/admin/users", &user_form(&csrf))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(admin.post_form("/engineer/rounds", &round_form(&csrf)).await.status(), 200);
+    assert_eq!(admin.post_form("/admin/users", &user_form(&csrf)).await.status(), 200);
     assert_eq!(app.count("SELECT count(*) FROM rounds").await, 1);
-    assert_eq!(
-        app.count("SELECT count(*) FROM users WHERE username = 'newbie'")
-            .await,
-        1
-    );
+    assert_eq!(app.count("SELECT count(*) FROM users WHERE username = 'newbie'").await, 1);
 }
 
 #[tokio::test]
@@ -97,10 +53,7 @@ async fn another_sessions_token_does_not_work() {
         ("sampling", "random"),
         ("group_by", "mall"),
     ]);
-    assert_eq!(
-        second.post_form("/engineer/rounds", &form).await.status(),
-        403
-    );
+    assert_eq!(second.post_form("/engineer/rounds", &form).await.status(), 403);
 }
 
 #[tokio::test]
@@ -110,36 +63,20 @@ async fn the_login_form_needs_its_own_token() {
     // A cross-site login post has no token cookie.
     let response = client()
         .post(app.url("/login"))
-        .form(&[
-            ("username", name.as_str()),
-            ("password", crate::helpers::PASSWORD),
-            ("csrf", "guess"),
-        ])
+        .form(&[("username", name.as_str()), ("password", crate::helpers::PASSWORD), ("csrf", "guess")])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
-    let browser = Browser {
-        client: client(),
-        app: app.address.clone(),
-    };
-    assert_eq!(
-        browser
-            .login(&name, crate::helpers::PASSWORD)
-            .await
-            .status(),
-        303
-    );
+    let browser = Browser { client: client(), app: app.address.clone() };
+    assert_eq!(browser.login(&name, crate::helpers::PASSWORD).await.status(), 303);
 }
 
 #[tokio::test]
 async fn the_session_cookie_is_http_only_and_same_site() {
     let app = TestApp::spawn().await;
     let name = app.user(Role::Annotator).await;
-    let browser = Browser {
-        client: client(),
-        app: app.address.clone(),
-    };
+    let browser = Browser { client: client(), app: app.address.clone() };
     let response = browser.login(&name, crate::helpers::PASSWORD).await;
     let cookie = response
         .headers()

@@ -13,11 +13,7 @@ const LABELLED: &str = "external_id,mall,category,text,labels\n\
     a4,B몰,바지,아직 라벨 없음,\n";
 
 async fn export_to_string(app: &TestApp, format: ExportFormat, include_unlabelled: bool) -> String {
-    let options = ExportOptions {
-        taxonomy: "fashion".into(),
-        format,
-        include_unlabelled,
-    };
+    let options = ExportOptions { taxonomy: "fashion".into(), format, include_unlabelled };
     let mut out = Vec::new();
     export::export(&app.pool, &mut out, &options).await.unwrap();
     String::from_utf8(out).unwrap()
@@ -30,13 +26,8 @@ async fn round_trip(format: ExportFormat, import_format: Format) {
     assert_eq!(exported.matches("아직 라벨 없음").count(), 1);
 
     let second = TestApp::spawn().await;
-    let summary = second
-        .import_text("fashion", import_format, &exported)
-        .await;
-    assert_eq!(
-        (summary.imported, summary.rejected, summary.labels_added),
-        (4, 0, 3)
-    );
+    let summary = second.import_text("fashion", import_format, &exported).await;
+    assert_eq!((summary.imported, summary.rejected, summary.labels_added), (4, 0, 3));
     let again = export_to_string(&second, format, true).await;
     assert_eq!(without_timestamps(&again), without_timestamps(&exported));
 }
@@ -45,17 +36,15 @@ async fn round_trip(format: ExportFormat, import_format: Format) {
 fn without_timestamps(export: &str) -> String {
     export
         .lines()
-        .map(
-            |line| match serde_json::from_str::<serde_json::Value>(line) {
-                Ok(mut value) => {
-                    for a in value["annotations"].as_array_mut().into_iter().flatten() {
-                        a.as_object_mut().unwrap().remove("at");
-                    }
-                    value.to_string()
+        .map(|line| match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(mut value) => {
+                for a in value["annotations"].as_array_mut().into_iter().flatten() {
+                    a.as_object_mut().unwrap().remove("at");
                 }
-                Err(_) => line.to_string(),
-            },
-        )
+                value.to_string()
+            }
+            Err(_) => line.to_string(),
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -79,16 +68,7 @@ async fn export_carries_labels_split_and_skips_unlabelled_by_default() {
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
         header,
-        [
-            "external_id",
-            "text",
-            "mall",
-            "category",
-            "split",
-            "labels",
-            "label_source",
-            "labellers"
-        ]
+        ["external_id", "text", "mall", "category", "split", "labels", "label_source", "labellers"]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 3);
@@ -100,18 +80,11 @@ async fn export_carries_labels_split_and_skips_unlabelled_by_default() {
 #[tokio::test]
 async fn a_gold_label_is_exported_over_newer_human_labels() {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, "text,labels\n배송 빨라요,배송1\n")
-        .await;
+    app.import_text("fashion", Format::Csv, "text,labels\n배송 빨라요,배송1\n").await;
     let taxonomy = app.taxonomy("fashion").await;
-    let review: i64 = sqlx::query_scalar("SELECT id FROM reviews")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let review: i64 = sqlx::query_scalar("SELECT id FROM reviews").fetch_one(&app.pool).await.unwrap();
     let judge = app.user(Role::Reviewer).await;
-    let judge = reviewloop::store::users::find(&app.pool, &judge)
-        .await
-        .unwrap()
-        .unwrap();
+    let judge = reviewloop::store::users::find(&app.pool, &judge).await.unwrap().unwrap();
     let delivery = taxonomy.keyword("배송").unwrap().id;
     let mut tx = app.pool.begin().await.unwrap();
     let gold = Authorship {
@@ -126,16 +99,12 @@ async fn a_gold_label_is_exported_over_newer_human_labels() {
         &mut tx,
         review,
         &gold,
-        &ResolvedLabels {
-            no_keyword: false,
-            labels: vec![(delivery, 2)],
-        },
+        &ResolvedLabels { no_keyword: false, labels: vec![(delivery, 2)] },
     )
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    app.import_text("fashion", Format::Csv, "text,labels\n배송 빨라요,배송-2\n")
-        .await;
+    app.import_text("fashion", Format::Csv, "text,labels\n배송 빨라요,배송-2\n").await;
 
     let csv = export_to_string(&app, ExportFormat::Csv, false).await;
     assert!(csv.contains("배송2,gold,2"), "{csv}");

@@ -6,6 +6,8 @@ use sqlx::PgPool;
 
 use reviewloop::config::{Settings, DEFAULT_DATABASE_URL};
 use reviewloop::import::{self, Format, ImportOptions, ImportSummary};
+use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
+use reviewloop::store::rounds::{CreatedRound, RoundError};
 use reviewloop::store::{self, users::Role};
 use reviewloop::taxonomy::Taxonomy;
 use reviewloop::web::Application;
@@ -22,23 +24,16 @@ pub async fn fresh_database() -> (PgPool, String) {
     let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
     let name = format!("reviewloop_test_{}", uuid::Uuid::new_v4().simple());
     let url = reviewloop::bench::scratch_url(&base, &name);
-    let pool = store::connect(&url)
-        .await
-        .expect("PostgreSQL must be running for the tests (see README)");
+    let pool = store::connect(&url).await.expect("PostgreSQL must be running for the tests (see README)");
     (pool, url)
 }
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
         let (pool, url) = fresh_database().await;
-        let app = Application::build(
-            pool.clone(),
-            Settings::for_database(&url),
-            "127.0.0.1:0",
-            false,
-        )
-        .await
-        .expect("app binds");
+        let app = Application::build(pool.clone(), Settings::for_database(&url), "127.0.0.1:0", false)
+            .await
+            .expect("app binds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         TestApp { address, pool }
@@ -50,29 +45,16 @@ impl TestApp {
 
     /// A user with a unique name and the shared test password.
     pub async fn user(&self, role: Role) -> String {
-        let name = format!(
-            "{}-{}",
-            role.as_str(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        store::users::create(&self.pool, &name, PASSWORD, role)
-            .await
-            .expect("user created");
+        let name = format!("{}-{}", role.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        store::users::create(&self.pool, &name, PASSWORD, role).await.expect("user created");
         name
     }
 
     /// A browser-like client (cookies, no automatic redirects) logged in as `username`.
     pub async fn login(&self, username: &str) -> Browser {
-        let browser = Browser {
-            client: client(),
-            app: self.address.clone(),
-        };
+        let browser = Browser { client: client(), app: self.address.clone() };
         let response = browser.login(username, PASSWORD).await;
-        assert_eq!(
-            response.status(),
-            303,
-            "login of {username} should redirect"
-        );
+        assert_eq!(response.status(), 303, "login of {username} should redirect");
         browser
     }
 
@@ -83,15 +65,17 @@ impl TestApp {
 
     pub async fn import_text(&self, taxonomy: &str, format: Format, body: &str) -> ImportSummary {
         let options = ImportOptions::new(taxonomy, format, "test-input");
-        import::import(&self.pool, body.as_bytes(), &options)
-            .await
-            .expect("import runs")
+        import::import(&self.pool, body.as_bytes(), &options).await.expect("import runs")
+    }
+
+    /// A round over the fashion pool.
+    pub async fn create_round(&self, spec: &RoundSpec) -> Result<CreatedRound, RoundError> {
+        let taxonomy = self.taxonomy("fashion").await;
+        store::rounds::create(&self.pool, taxonomy.id, spec, None).await
     }
 
     pub async fn taxonomy(&self, name: &str) -> Taxonomy {
-        store::taxonomies::load_by_name(&self.pool, name)
-            .await
-            .unwrap()
+        store::taxonomies::load_by_name(&self.pool, name).await.unwrap()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -100,11 +84,7 @@ impl TestApp {
 }
 
 pub fn client() -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
+    Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
 }
 
 /// A logged-in session, with the CSRF token its pages carry.
@@ -120,31 +100,18 @@ impl Browser {
         let csrf = csrf_in(&page).expect("login form has a CSRF field");
         self.client
             .post(format!("{}/login", self.app))
-            .form(&[
-                ("username", username),
-                ("password", password),
-                ("csrf", &csrf),
-            ])
+            .form(&[("username", username), ("password", password), ("csrf", &csrf)])
             .send()
             .await
             .unwrap()
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(format!("{}{}", self.app, path))
-            .send()
-            .await
-            .unwrap()
+        self.client.get(format!("{}{}", self.app, path)).send().await.unwrap()
     }
 
     pub async fn post_form(&self, path: &str, form: &[(String, String)]) -> Response {
-        self.client
-            .post(format!("{}{}", self.app, path))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(format!("{}{}", self.app, path)).form(form).send().await.unwrap()
     }
 
     /// The session's CSRF token, read from a page as a browser would.
@@ -169,18 +136,11 @@ fn attribute_after(html: &str, marker: &str) -> Option<String> {
 }
 
 pub fn location(response: &Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
+    response.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
 pub fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// `n` unlabelled fashion reviews, `mall{i % malls}`.
@@ -193,4 +153,17 @@ pub fn fashion_csv(n: usize, malls: usize) -> String {
         ));
     }
     csv
+}
+
+/// A random round of `size` for everyone, seed 1.
+pub fn round_spec(size: usize) -> RoundSpec {
+    RoundSpec {
+        name: "r".into(),
+        size,
+        sampling: Sampling::Random,
+        group_by: GroupBy::Mall,
+        double_share: 0.0,
+        seed: 1,
+        members: vec![],
+    }
 }

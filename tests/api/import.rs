@@ -22,45 +22,19 @@ async fn good_rows_land_while_each_bad_row_is_reported_with_its_line() {
     let mut bytes = csv.into_bytes();
     bytes.extend_from_slice(b"\xed\xa0\x80 broken,A\xeb\xaa,\n"); // 10 invalid UTF-8
     let options = ImportOptions::new("fashion", Format::Csv, "mixed.csv");
-    let summary = import::import(&app.pool, &bytes[..], &options)
-        .await
-        .unwrap();
+    let summary = import::import(&app.pool, &bytes[..], &options).await.unwrap();
 
-    assert_eq!(
-        (summary.imported, summary.rejected, summary.duplicates),
-        (4, 5, 0)
-    );
+    assert_eq!((summary.imported, summary.rejected, summary.duplicates), (4, 5, 0));
     assert_eq!(summary.labels_added, 3);
-    let reasons: Vec<(u64, &str)> = summary
-        .problems
-        .iter()
-        .map(|p| (p.line, p.reason.as_str()))
-        .collect();
+    let reasons: Vec<(u64, &str)> = summary.problems.iter().map(|p| (p.line, p.reason.as_str())).collect();
     assert_eq!(reasons[0], (3, "missing text"));
     assert_eq!(reasons[1], (4, "unknown keyword `향`"));
-    assert!(
-        reasons[2].0 == 5 && reasons[2].1.contains("outside the scale -2..2"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons[3].0 == 6 && reasons[3].1.contains("over the limit of 5000"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons[4].0 == 10 && reasons[4].1.contains("invalid UTF-8"),
-        "{reasons:?}"
-    );
+    assert!(reasons[2].0 == 5 && reasons[2].1.contains("outside the scale -2..2"), "{reasons:?}");
+    assert!(reasons[3].0 == 6 && reasons[3].1.contains("over the limit of 5000"), "{reasons:?}");
+    assert!(reasons[4].0 == 10 && reasons[4].1.contains("invalid UTF-8"), "{reasons:?}");
     assert_eq!(app.count("SELECT count(*) FROM reviews").await, 4);
-    assert_eq!(
-        app.count("SELECT count(*) FROM import_problems WHERE severity = 'rejected'")
-            .await,
-        5
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM annotations WHERE no_keyword")
-            .await,
-        1
-    );
+    assert_eq!(app.count("SELECT count(*) FROM import_problems WHERE severity = 'rejected'").await, 5);
+    assert_eq!(app.count("SELECT count(*) FROM annotations WHERE no_keyword").await, 1);
 }
 
 #[tokio::test]
@@ -68,20 +42,9 @@ async fn importing_the_same_file_twice_adds_nothing() {
     let app = TestApp::spawn().await;
     let csv = "text,labels\n배송 빨라요,배송2\n색이 예뻐요,색상1\n배송 빨라요,배송2\n";
     let first = app.import_text("fashion", Format::Csv, csv).await;
-    assert_eq!(
-        (first.imported, first.duplicates, first.labels_added),
-        (2, 1, 2)
-    );
+    assert_eq!((first.imported, first.duplicates, first.labels_added), (2, 1, 2));
     let second = app.import_text("fashion", Format::Csv, csv).await;
-    assert_eq!(
-        (
-            second.imported,
-            second.duplicates,
-            second.updated,
-            second.labels_added
-        ),
-        (0, 3, 0, 0)
-    );
+    assert_eq!((second.imported, second.duplicates, second.updated, second.labels_added), (0, 3, 0, 0));
     assert_eq!(app.count("SELECT count(*) FROM reviews").await, 2);
     assert_eq!(app.count("SELECT count(*) FROM annotations").await, 2);
 }
@@ -89,20 +52,11 @@ async fn importing_the_same_file_twice_adds_nothing() {
 #[tokio::test]
 async fn a_changed_label_in_a_later_file_is_added_as_a_new_annotation() {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, "text,labels\n배송 빨라요,배송1\n")
-        .await;
-    let changed = app
-        .import_text("fashion", Format::Csv, "text,labels\n배송 빨라요,배송2\n")
-        .await;
-    assert_eq!(
-        (changed.imported, changed.updated, changed.labels_added),
-        (0, 1, 1)
-    );
+    app.import_text("fashion", Format::Csv, "text,labels\n배송 빨라요,배송1\n").await;
+    let changed = app.import_text("fashion", Format::Csv, "text,labels\n배송 빨라요,배송2\n").await;
+    assert_eq!((changed.imported, changed.updated, changed.labels_added), (0, 1, 1));
     let stored = app.count("SELECT count(*) FROM annotations").await;
-    assert_eq!(
-        stored, 2,
-        "the first label is kept: annotations are append-only"
-    );
+    assert_eq!(stored, 2, "the first label is kept: annotations are append-only");
 }
 
 #[tokio::test]
@@ -126,13 +80,8 @@ async fn small_batches_give_the_same_result_as_one_big_batch() {
     }
     let mut options = ImportOptions::new("fashion", Format::Csv, "batched.csv");
     options.batch_size = 7;
-    let summary = import::import(&app.pool, csv.as_bytes(), &options)
-        .await
-        .unwrap();
-    assert_eq!(
-        (summary.imported, summary.duplicates, summary.labels_added),
-        (45, 5, 45)
-    );
+    let summary = import::import(&app.pool, csv.as_bytes(), &options).await.unwrap();
+    assert_eq!((summary.imported, summary.duplicates, summary.labels_added), (45, 5, 45));
     assert_eq!(app.count("SELECT count(*) FROM annotations").await, 45);
 }
 
@@ -147,10 +96,7 @@ async fn jsonl_rows_with_json_labels_and_broken_lines() {
         "{\"text\": \"라벨 없음\"}\n",
     );
     let summary = app.import_text("fashion", Format::Jsonl, jsonl).await;
-    assert_eq!(
-        (summary.imported, summary.rejected, summary.labels_added),
-        (4, 1, 3)
-    );
+    assert_eq!((summary.imported, summary.rejected, summary.labels_added), (4, 1, 3));
     assert_eq!(summary.problems[0].line, 4);
     let split: String = sqlx::query_scalar("SELECT split::text FROM reviews WHERE text = '별로'")
         .fetch_one(&app.pool)
@@ -162,47 +108,24 @@ async fn jsonl_rows_with_json_labels_and_broken_lines() {
 #[tokio::test]
 async fn the_nikl_corpus_imports_with_its_categories_and_polarities() {
     let app = TestApp::spawn().await;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nikl-absa-2022/train.jsonl"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/nikl-absa-2022/train.jsonl");
     let file = std::io::BufReader::new(std::fs::File::open(path).expect("shared NIKL data"));
     let options = ImportOptions::new("nikl-absa", Format::NiklAbsa, "train.jsonl");
     let summary = import::import(&app.pool, file, &options).await.unwrap();
     assert_eq!(summary.rejected, 0);
-    assert_eq!(
-        summary.imported + summary.duplicates + summary.updated,
-        3001
-    );
+    assert_eq!(summary.imported + summary.duplicates + summary.updated, 3001);
     let taxonomy = app.taxonomy("nikl-absa").await;
-    let stats = annotations::label_stats(&app.pool, taxonomy.id)
-        .await
-        .unwrap();
-    let quality = stats
-        .per_keyword
-        .iter()
-        .find(|(k, _)| k == "본품#품질")
-        .unwrap()
-        .1;
-    assert!(
-        (1150..=1196).contains(&quality),
-        "본품#품질 labelled on {quality} reviews"
-    );
-    let negatives = app
-        .count("SELECT count(*) FROM annotation_labels WHERE sentiment = -1")
-        .await;
-    assert!(
-        negatives > 0 && negatives < 300,
-        "{negatives} negative labels"
-    );
+    let stats = annotations::label_stats(&app.pool, taxonomy.id).await.unwrap();
+    let quality = stats.per_keyword.iter().find(|(k, _)| k == "본품#품질").unwrap().1;
+    assert!((1150..=1196).contains(&quality), "본품#품질 labelled on {quality} reviews");
+    let negatives = app.count("SELECT count(*) FROM annotation_labels WHERE sentiment = -1").await;
+    assert!(negatives > 0 && negatives < 300, "{negatives} negative labels");
 }
 
 #[tokio::test]
 async fn an_engineer_uploads_a_file_and_sees_the_summary() {
     let app = TestApp::spawn().await;
-    let engineer = app
-        .logged_in(reviewloop::store::users::Role::Engineer)
-        .await;
+    let engineer = app.logged_in(reviewloop::store::users::Role::Engineer).await;
     let csrf = engineer.csrf().await;
     let form = reqwest::multipart::Form::new()
         .text("csrf", csrf)
@@ -215,13 +138,7 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
             reqwest::multipart::Part::bytes("text,labels\n예뻐요,디자인2\n,\n".as_bytes().to_vec())
                 .file_name("upload.csv"),
         );
-    let response = engineer
-        .client
-        .post(app.url("/engineer/import"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = engineer.client.post(app.url("/engineer/import")).multipart(form).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     assert!(html.contains("import-summary"), "{html}");

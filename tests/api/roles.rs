@@ -1,10 +1,10 @@
 //! Every route, every role: who gets in and who gets 403.
 
 use reviewloop::import::Format;
-use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
-use reviewloop::store::{self, users::Role};
+use reviewloop::rounds::RoundSpec;
+use reviewloop::store::users::Role;
 
-use crate::helpers::{client, location, TestApp};
+use crate::helpers::{client, location, round_spec, TestApp};
 
 use Role::*;
 
@@ -38,27 +38,13 @@ const ROUTES: &[(&str, &str, &[Role])] = &[
 
 async fn app_with_round() -> (TestApp, i64) {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(5, 1))
-        .await;
-    let taxonomy = app.taxonomy("fashion").await;
-    let spec = RoundSpec {
-        name: "r".into(),
-        size: 5,
-        sampling: Sampling::Random,
-        group_by: GroupBy::Mall,
-        double_share: 0.0,
-        seed: 1,
-        members: vec![],
-    };
-    let round = store::rounds::create(&app.pool, taxonomy.id, &spec, None)
-        .await
-        .unwrap();
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(5, 1)).await;
+    let round = app.create_round(&round_spec(5)).await.unwrap();
     (app, round.id)
 }
 
 fn concrete(path: &str, round: i64) -> String {
-    path.replace("{round}", &round.to_string())
-        .replace("{item}", "999999")
+    path.replace("{round}", &round.to_string()).replace("{item}", "999999")
 }
 
 #[tokio::test]
@@ -75,25 +61,12 @@ async fn every_route_refuses_the_roles_it_does_not_serve() {
             let url = app.url(&concrete(path, round));
             let response = match *method {
                 "GET" => browser.client.get(&url).send().await.unwrap(),
-                _ => browser
-                    .client
-                    .post(&url)
-                    .form(&[("csrf", csrf.as_str())])
-                    .send()
-                    .await
-                    .unwrap(),
+                _ => browser.client.post(&url).form(&[("csrf", csrf.as_str())]).send().await.unwrap(),
             };
             let status = response.status().as_u16();
             if allowed.contains(role) {
-                assert!(
-                    ![401, 403].contains(&status),
-                    "{role:?} should reach {method} {path}, got {status}"
-                );
-                assert_ne!(
-                    location(&response),
-                    "/login",
-                    "{role:?} was sent to login by {path}"
-                );
+                assert!(![401, 403].contains(&status), "{role:?} should reach {method} {path}, got {status}");
+                assert_ne!(location(&response), "/login", "{role:?} was sent to login by {path}");
             } else {
                 assert_eq!(status, 403, "{role:?} must not reach {method} {path}");
             }
@@ -121,12 +94,7 @@ async fn anonymous_visitors_are_sent_to_login_and_api_calls_get_401() {
         let url = app.url(&concrete(path, round));
         let response = match *method {
             "GET" => anonymous.get(&url).send().await.unwrap(),
-            _ => anonymous
-                .post(&url)
-                .form(&[("csrf", "x")])
-                .send()
-                .await
-                .unwrap(),
+            _ => anonymous.post(&url).form(&[("csrf", "x")]).send().await.unwrap(),
         };
         if path.starts_with("/api/") {
             assert_eq!(response.status(), 401, "{method} {path}");
@@ -143,10 +111,7 @@ async fn anonymous_visitors_are_sent_to_login_and_api_calls_get_401() {
 async fn a_wrong_password_does_not_log_in() {
     let app = TestApp::spawn().await;
     let name = app.user(Annotator).await;
-    let browser = crate::helpers::Browser {
-        client: client(),
-        app: app.address.clone(),
-    };
+    let browser = crate::helpers::Browser { client: client(), app: app.address.clone() };
     let response = browser.login(&name, "wrong-password").await;
     assert_eq!(response.status(), 401);
     let response = browser.login("nobody-here", "wrong-password").await;
@@ -157,34 +122,14 @@ async fn a_wrong_password_does_not_log_in() {
 #[tokio::test]
 async fn a_members_only_round_is_closed_to_other_annotators() {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(3, 1))
-        .await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(3, 1)).await;
     let member = app.user(Annotator).await;
-    let taxonomy = app.taxonomy("fashion").await;
-    let spec = RoundSpec {
-        name: "private".into(),
-        size: 3,
-        sampling: Sampling::Random,
-        group_by: GroupBy::Mall,
-        double_share: 0.0,
-        seed: 1,
-        members: vec![member.clone()],
-    };
-    let round = store::rounds::create(&app.pool, taxonomy.id, &spec, None)
-        .await
-        .unwrap();
+    let spec = RoundSpec { name: "private".into(), members: vec![member.clone()], ..round_spec(3) };
+    let round = app.create_round(&spec).await.unwrap();
     let outsider = app.logged_in(Annotator).await;
-    assert_eq!(
-        outsider
-            .get(&format!("/annotate/rounds/{}/next", round.id))
-            .await
-            .status(),
-        403
-    );
+    assert_eq!(outsider.get(&format!("/annotate/rounds/{}/next", round.id)).await.status(), 403);
     let insider = app.login(&member).await;
-    let response = insider
-        .get(&format!("/annotate/rounds/{}/next", round.id))
-        .await;
+    let response = insider.get(&format!("/annotate/rounds/{}/next", round.id)).await;
     assert!(location(&response).starts_with("/annotate/items/"));
     // Someone else's item is not theirs to see.
     assert_eq!(outsider.get(&location(&response)).await.status(), 403);

@@ -6,18 +6,10 @@ use reviewloop::import::Format;
 use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
 use reviewloop::store::{self, users::Role};
 
-use crate::helpers::{pairs, TestApp};
+use crate::helpers::{pairs, round_spec, TestApp};
 
 fn spec(size: usize, sampling: Sampling, group_by: GroupBy) -> RoundSpec {
-    RoundSpec {
-        name: "r".into(),
-        size,
-        sampling,
-        group_by,
-        double_share: 0.0,
-        seed: 3,
-        members: vec![],
-    }
+    RoundSpec { sampling, group_by, seed: 3, ..round_spec(size) }
 }
 
 async fn malls_of(app: &TestApp, round: i64) -> HashMap<String, i64> {
@@ -41,116 +33,51 @@ async fn a_proportional_round_keeps_the_pools_mall_shares() {
         }
     }
     app.import_text("fashion", Format::Csv, &csv).await;
-    let taxonomy = app.taxonomy("fashion").await;
-    let round = store::rounds::create(
-        &app.pool,
-        taxonomy.id,
-        &spec(100, Sampling::Proportional, GroupBy::Mall),
-        None,
-    )
-    .await
-    .unwrap();
+    let round = app.create_round(&spec(100, Sampling::Proportional, GroupBy::Mall)).await.unwrap();
     let malls = malls_of(&app, round.id).await;
-    assert_eq!(
-        (malls["큰몰"], malls["중간몰"], malls["작은몰"]),
-        (60, 30, 10)
-    );
+    assert_eq!((malls["큰몰"], malls["중간몰"], malls["작은몰"]), (60, 30, 10));
 }
 
 #[tokio::test]
 async fn rounds_skip_labelled_and_queued_reviews() {
     let app = TestApp::spawn().await;
-    app.import_text(
-        "fashion",
-        Format::Csv,
-        "text,labels\n이미 라벨 있음,배송1\n",
-    )
-    .await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(10, 2))
-        .await;
-    let taxonomy = app.taxonomy("fashion").await;
-    let first = store::rounds::create(
-        &app.pool,
-        taxonomy.id,
-        &spec(6, Sampling::Random, GroupBy::Mall),
-        None,
-    )
-    .await
-    .unwrap();
-    let second = store::rounds::create(
-        &app.pool,
-        taxonomy.id,
-        &spec(6, Sampling::Random, GroupBy::Mall),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (first.items, second.items),
-        (6, 4),
-        "only 10 unlabelled reviews exist"
-    );
+    app.import_text("fashion", Format::Csv, "text,labels\n이미 라벨 있음,배송1\n").await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(10, 2)).await;
+    let first = app.create_round(&spec(6, Sampling::Random, GroupBy::Mall)).await.unwrap();
+    let second = app.create_round(&spec(6, Sampling::Random, GroupBy::Mall)).await.unwrap();
+    assert_eq!((first.items, second.items), (6, 4), "only 10 unlabelled reviews exist");
     let overlap = app
         .count("SELECT count(*) FROM round_items a JOIN round_items b ON a.review_id = b.review_id AND a.round_id < b.round_id")
         .await;
     assert_eq!(overlap, 0);
-    let labelled_in_round = app
-        .count("SELECT count(*) FROM round_items i JOIN annotations a ON a.review_id = i.review_id")
-        .await;
+    let labelled_in_round =
+        app.count("SELECT count(*) FROM round_items i JOIN annotations a ON a.review_id = i.review_id").await;
     assert_eq!(labelled_in_round, 0);
-    let error = store::rounds::create(
-        &app.pool,
-        taxonomy.id,
-        &spec(1, Sampling::Random, GroupBy::Mall),
-        None,
-    )
-    .await;
+    let error = app.create_round(&spec(1, Sampling::Random, GroupBy::Mall)).await;
     assert!(matches!(error, Err(store::rounds::RoundError::PoolEmpty)));
     // Closing a round returns its unlabelled reviews to the pool.
-    store::rounds::close(&app.pool, first.id, None)
-        .await
-        .unwrap();
-    let third = store::rounds::create(
-        &app.pool,
-        taxonomy.id,
-        &spec(10, Sampling::Random, GroupBy::Mall),
-        None,
-    )
-    .await
-    .unwrap();
+    store::rounds::close(&app.pool, first.id, None).await.unwrap();
+    let third = app.create_round(&spec(10, Sampling::Random, GroupBy::Mall)).await.unwrap();
     assert_eq!(third.items, 6);
 }
 
 #[tokio::test]
 async fn a_share_of_items_is_double_assigned_and_the_seed_repeats_the_sample() {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(40, 2))
-        .await;
-    let taxonomy = app.taxonomy("fashion").await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(40, 2)).await;
     let mut double = spec(20, Sampling::Random, GroupBy::Mall);
     double.double_share = 0.3;
-    let round = store::rounds::create(&app.pool, taxonomy.id, &double, None)
+    let round = app.create_round(&double).await.unwrap();
+    assert_eq!(round.doubled, 6);
+    assert_eq!(app.count("SELECT count(*) FROM round_items WHERE copies = 2").await, 6);
+    let picked: Vec<i64> = sqlx::query_scalar("SELECT review_id FROM round_items ORDER BY position")
+        .fetch_all(&app.pool)
         .await
         .unwrap();
-    assert_eq!(round.doubled, 6);
-    assert_eq!(
-        app.count("SELECT count(*) FROM round_items WHERE copies = 2")
-            .await,
-        6
-    );
-    let picked: Vec<i64> =
-        sqlx::query_scalar("SELECT review_id FROM round_items ORDER BY position")
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
 
     let other = TestApp::spawn().await;
-    other
-        .import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(40, 2))
-        .await;
-    store::rounds::create(&other.pool, taxonomy.id, &double, None)
-        .await
-        .unwrap();
+    other.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(40, 2)).await;
+    other.create_round(&double).await.unwrap();
     let again: Vec<i64> = sqlx::query_scalar("SELECT review_id FROM round_items ORDER BY position")
         .fetch_all(&other.pool)
         .await
@@ -161,8 +88,7 @@ async fn a_share_of_items_is_double_assigned_and_the_seed_repeats_the_sample() {
 #[tokio::test]
 async fn an_engineer_creates_a_round_from_the_page_and_sees_progress() {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(12, 3))
-        .await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(12, 3)).await;
     let engineer = app.logged_in(Role::Engineer).await;
     let csrf = engineer.csrf().await;
     let form = pairs(&[
@@ -176,28 +102,14 @@ async fn an_engineer_creates_a_round_from_the_page_and_sees_progress() {
         ("annotators", ""),
         ("seed", "5"),
     ]);
-    let page = engineer
-        .post_form("/engineer/rounds", &form)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = engineer.post_form("/engineer/rounds", &form).await.text().await.unwrap();
     assert!(page.contains("id=\"created\""), "{page}");
     let malls = malls_of(&app, 1).await;
     assert_eq!(malls.values().copied().collect::<Vec<_>>(), vec![3, 3, 3]);
-    let overview = engineer
-        .get("/engineer?taxonomy=fashion")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let overview = engineer.get("/engineer?taxonomy=fashion").await.text().await.unwrap();
     assert!(overview.contains("첫 라운드") && overview.contains("0 / 9"));
-    let json: serde_json::Value = engineer
-        .get("/api/v1/overview?taxonomy=fashion")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let json: serde_json::Value =
+        engineer.get("/api/v1/overview?taxonomy=fashion").await.json().await.unwrap();
     assert_eq!(json["reviews"], 12);
     let bad = pairs(&[
         ("csrf", &csrf),
