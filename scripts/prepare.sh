@@ -47,7 +47,10 @@ ensure_postgres() {
 }
 
 ensure_browser() {
-  need_packages chromium nodejs npm
+  [ -x /usr/bin/chromium ] || need_packages chromium
+  # Node may come from elsewhere than Debian (its npm then conflicts with Debian's).
+  command -v node >/dev/null || need_packages nodejs
+  command -v npm >/dev/null || need_packages npm
   if [ ! -d "$ROOT/node_modules/playwright-core" ]; then
     (cd "$ROOT" && npm install --no-audit --no-fund --silent)
   fi
