@@ -244,10 +244,21 @@ pub struct LangQuery {
     next: Option<String>,
 }
 
-/// Switches the UI language and returns to the page (only local paths, no open redirect).
-pub async fn set_lang(path: web::Path<String>, query: web::Query<LangQuery>) -> AppResult<HttpResponse> {
+/// Switches the UI language and returns to `next`, or to the page the link was on.
+/// Only local paths are followed, so the switch cannot be used as an open redirect.
+pub async fn set_lang(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<LangQuery>,
+) -> AppResult<HttpResponse> {
     let lang = Lang::parse(&path).ok_or(AppError::NotFound)?;
-    let next = query.next.as_deref().filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or("/");
+    let referer = req.headers().get("referer").and_then(|r| r.to_str().ok()).and_then(local_path_of);
+    let next = query
+        .next
+        .as_deref()
+        .or(referer)
+        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/lang/"))
+        .unwrap_or("/");
     let code = if lang == Lang::En { "en" } else { "ko" };
     let cookie = Cookie::build(super::i18n::LANG_COOKIE, code)
         .path("/")
@@ -255,4 +266,10 @@ pub async fn set_lang(path: web::Path<String>, query: web::Query<LangQuery>) -> 
         .max_age(actix_web::cookie::time::Duration::days(365))
         .finish();
     Ok(HttpResponse::SeeOther().insert_header(("Location", next.to_string())).cookie(cookie).finish())
+}
+
+/// The path part of a same-site URL (`http://host:port/path?q` → `/path?q`).
+fn local_path_of(url: &str) -> Option<&str> {
+    let after_scheme = url.split_once("://")?.1;
+    after_scheme.find('/').map(|i| &after_scheme[i..])
 }

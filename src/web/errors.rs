@@ -14,6 +14,7 @@ use super::i18n::{Lang, Tr};
 struct ErrorPage {
     t: &'static Tr,
     status: u16,
+    title: &'static str,
     message: String,
 }
 
@@ -37,7 +38,7 @@ pub fn render_error_page<B: MessageBody + 'static>(
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).to_string()),
             Err(_) => String::new(),
         };
-        let page = ErrorPage { t, status: status_code, message };
+        let page = ErrorPage { t, status: status_code, title: t.status_text(status_code), message };
         let html = page.render().unwrap_or_else(|_| format!("error {status_code}"));
         let response = actix_web::HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))

@@ -109,6 +109,24 @@ pub struct Tr {
     pub error: &'static str,
     pub keyword: &'static str,
     pub count: &'static str,
+    pub err_bad_request: &'static str,
+    pub err_forbidden: &'static str,
+    pub err_not_found: &'static str,
+    pub err_conflict: &'static str,
+    pub err_internal: &'static str,
+}
+
+impl Tr {
+    /// What an error status means, in this language.
+    pub fn status_text(&self, status: u16) -> &'static str {
+        match status {
+            403 => self.err_forbidden,
+            404 => self.err_not_found,
+            409 => self.err_conflict,
+            400..=499 => self.err_bad_request,
+            _ => self.err_internal,
+        }
+    }
 }
 
 pub static KO: Tr = Tr {
@@ -183,6 +201,11 @@ pub static KO: Tr = Tr {
     error: "오류",
     keyword: "키워드",
     count: "개수",
+    err_bad_request: "요청을 처리할 수 없습니다.",
+    err_forbidden: "이 페이지를 사용할 권한이 없습니다.",
+    err_not_found: "찾을 수 없습니다.",
+    err_conflict: "다른 작업과 충돌했습니다.",
+    err_internal: "서버 오류가 발생했습니다. 잠시 후 다시 시도하세요.",
 };
 
 pub static EN: Tr = Tr {
@@ -257,6 +280,11 @@ pub static EN: Tr = Tr {
     error: "Error",
     keyword: "Keyword",
     count: "Count",
+    err_bad_request: "The request could not be processed.",
+    err_forbidden: "Your role may not use this page.",
+    err_not_found: "Not found.",
+    err_conflict: "This clashed with another change.",
+    err_internal: "Server error. Please try again shortly.",
 };
 
 /// A sentiment level in words, for the scales we know.

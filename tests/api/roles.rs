@@ -134,3 +134,33 @@ async fn a_members_only_round_is_closed_to_other_annotators() {
     // Someone else's item is not theirs to see.
     assert_eq!(outsider.get(&location(&response)).await.status(), 403);
 }
+
+#[tokio::test]
+async fn a_refused_page_explains_itself_in_the_users_language() {
+    let app = TestApp::spawn().await;
+    let annotator = app.logged_in(Annotator).await;
+    let response = annotator.get("/engineer").await;
+    assert_eq!(response.status(), 403);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(response.text().await.unwrap().contains("이 페이지를 사용할 권한이 없습니다"));
+    let back_to = annotator
+        .client
+        .get(app.url("/lang/en"))
+        .header("referer", app.url("/engineer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&back_to), "/engineer", "the switch returns to the page it was clicked on");
+    assert!(annotator
+        .get("/engineer")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("Your role may not use this page"));
+    // JSON callers get JSON with a stable code.
+    let api = annotator.get("/api/v1/rounds").await;
+    assert_eq!(api.status(), 403);
+    let body: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+}
