@@ -213,6 +213,10 @@ async fn start() -> anyhow::Result<()> {
 async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<()> {
     match command {
         Command::Serve { bind, secure_cookies } => {
+            if let Some(password) = store::users::create_first_admin(&pool).await? {
+                eprintln!("first start: created user `admin` with password `{password}`");
+                eprintln!("change it with `reviewloop user passwd admin --password …`");
+            }
             let app =
                 reviewloop::web::Application::build(pool, settings.clone(), &bind, secure_cookies).await?;
             eprintln!("reviewloop listening on http://{}", app.address());

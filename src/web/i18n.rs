@@ -297,5 +297,19 @@ pub fn level_name(lang: Lang, min: i16, max: i16, level: i16) -> String {
         _ => &[],
     };
     let word = words.get((level - min) as usize).copied().unwrap_or("");
-    format!("{level:+} {word}").trim().to_string()
+    let number = if level > 0 { format!("+{level}") } else { level.to_string() };
+    format!("{number} {word}").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_read_as_signed_numbers_with_words() {
+        assert_eq!(level_name(Lang::Ko, -2, 2, -2), "-2 매우 부정");
+        assert_eq!(level_name(Lang::Ko, -2, 2, 0), "0 중립");
+        assert_eq!(level_name(Lang::En, -1, 1, 1), "+1 positive");
+        assert_eq!(level_name(Lang::En, 0, 4, 3), "+3");
+    }
 }

@@ -2,7 +2,7 @@
 
 use reviewloop::import::Format;
 use reviewloop::rounds::RoundSpec;
-use reviewloop::store::users::Role;
+use reviewloop::store::{self, users::Role};
 
 use crate::helpers::{client, location, round_spec, TestApp};
 
@@ -163,4 +163,14 @@ async fn a_refused_page_explains_itself_in_the_users_language() {
     assert_eq!(api.status(), 403);
     let body: serde_json::Value = api.json().await.unwrap();
     assert_eq!(body["error"]["code"], "forbidden");
+}
+
+#[tokio::test]
+async fn a_fresh_install_gets_one_admin_to_log_in_with() {
+    let app = TestApp::spawn().await;
+    let password = store::users::create_first_admin(&app.pool).await.unwrap().expect("no users yet");
+    let browser = crate::helpers::Browser { client: client(), app: app.address.clone() };
+    let response = browser.login("admin", &password).await;
+    assert_eq!(location(&response), "/engineer");
+    assert!(store::users::create_first_admin(&app.pool).await.unwrap().is_none(), "only once");
 }
