@@ -35,7 +35,7 @@ const CSV_HEADER: [&str; 8] =
 pub async fn export<W: Write>(pool: &PgPool, writer: W, options: &ExportOptions) -> anyhow::Result<u64> {
     let taxonomy = crate::store::taxonomies::load_by_name(pool, &options.taxonomy).await?;
     let usernames = crate::store::users::usernames(pool).await?;
-    let mut out = RowWriter::new(writer, options.format)?;
+    let mut out = RowWriter::new(writer, options.format, &taxonomy)?;
     let (mut after, mut written) = (0i64, 0u64);
     loop {
         let page: Vec<Review> = sqlx::query_as(
@@ -73,11 +73,13 @@ enum RowWriter<W: Write> {
 }
 
 impl<W: Write> RowWriter<W> {
-    fn new(writer: W, format: ExportFormat) -> anyhow::Result<Self> {
+    fn new(writer: W, format: ExportFormat, taxonomy: &Taxonomy) -> anyhow::Result<Self> {
         Ok(match format {
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(writer);
-                w.write_record(CSV_HEADER)?;
+                // Then one column per keyword holding its level, like the seed's tables.
+                let keywords = taxonomy.keywords.iter().map(|k| k.name.as_str());
+                w.write_record(CSV_HEADER.into_iter().chain(keywords))?;
                 RowWriter::Csv(Box::new(w))
             }
             ExportFormat::Jsonl => RowWriter::Jsonl(writer),
@@ -95,16 +97,23 @@ impl<W: Write> RowWriter<W> {
         let label_set = current.map(|a| taxonomy.label_set(a.labels.no_keyword, &a.labels.labels));
         let latest = consensus::latest_per_labeller(all);
         match self {
-            RowWriter::Csv(w) => w.write_record([
-                review.external_id.as_deref().unwrap_or(""),
-                &review.text,
-                &review.mall,
-                &review.category,
-                review.split.as_str(),
-                &label_set.as_ref().map(|s| s.to_compact()).unwrap_or_default(),
-                current.map(|a| a.source.as_str()).unwrap_or(""),
-                &latest.len().to_string(),
-            ])?,
+            RowWriter::Csv(w) => {
+                let fixed = [
+                    review.external_id.clone().unwrap_or_default(),
+                    review.text.clone(),
+                    review.mall.clone(),
+                    review.category.clone(),
+                    review.split.as_str().to_string(),
+                    label_set.as_ref().map(|s| s.to_compact()).unwrap_or_default(),
+                    current.map(|a| a.source.as_str()).unwrap_or("").to_string(),
+                    latest.len().to_string(),
+                ];
+                let levels = taxonomy.keywords.iter().map(|k| {
+                    let level = current.and_then(|a| a.labels.labels.iter().find(|(id, _)| *id == k.id));
+                    level.map(|(_, s)| s.to_string()).unwrap_or_default()
+                });
+                w.write_record(fixed.into_iter().chain(levels))?
+            }
             RowWriter::Jsonl(w) => {
                 let per_labeller: Vec<_> = latest
                     .iter()

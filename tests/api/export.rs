@@ -66,13 +66,18 @@ async fn export_carries_labels_split_and_skips_unlabelled_by_default() {
     let csv = export_to_string(&app, ExportFormat::Csv, false).await;
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(
-        header,
-        ["external_id", "text", "mall", "category", "split", "labels", "label_source", "labellers"]
-    );
+    let fixed = ["external_id", "text", "mall", "category", "split", "labels", "label_source", "labellers"];
+    assert_eq!(header[..8], fixed);
+    let keywords: Vec<String> = app.taxonomy("fashion").await.keywords.into_iter().map(|k| k.name).collect();
+    assert_eq!(header[8..], keywords[..], "then one column per keyword");
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(&rows[0][5], "배송-1, 디자인1");
+    assert_eq!(
+        (&rows[0][column("배송")], &rows[0][column("디자인")], &rows[0][column("색상")]),
+        ("-1", "1", "")
+    );
     assert_eq!(&rows[2][5], "없음");
     assert!(["train", "validation", "test"].contains(&&rows[0][4]));
 }
