@@ -8,6 +8,7 @@ pub mod error;
 pub mod export;
 pub mod import;
 pub mod labels;
+pub mod model;
 pub mod rounds;
 pub mod store;
 pub mod taxonomy;

@@ -1,0 +1,220 @@
+//! Model folders in the Hugging Face layout: `config.json`, `model.safetensors`,
+//! `tokenizer.json` (plus our `labels.json` and `metrics.json` for trained versions).
+//! Opening one checks everything a later forward pass would otherwise trip over, and
+//! says which file is wrong.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use tokenizers::Tokenizer;
+
+use super::roberta::{Config, Roberta};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("{path}: missing (a model folder needs config.json, model.safetensors and tokenizer.json)")]
+    Missing { path: PathBuf },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("tokenizer has {tokenizer} tokens but the model's embeddings hold {model}: they do not belong together")]
+    VocabMismatch { tokenizer: usize, model: usize },
+    #[error("{path}: weights do not fit config.json: {message}")]
+    Weights { path: PathBuf, message: String },
+}
+
+/// The files of a model folder, checked to exist.
+pub struct ModelFolder {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub tokenizer: Tokenizer,
+}
+
+fn required(dir: &Path, name: &str) -> Result<PathBuf, FolderError> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(FolderError::Missing { path })
+    }
+}
+
+impl ModelFolder {
+    pub fn open(dir: &Path) -> Result<Self, FolderError> {
+        let config_path = required(dir, "config.json")?;
+        required(dir, "model.safetensors")?;
+        let tokenizer_path = required(dir, "tokenizer.json")?;
+        let invalid =
+            |path: &Path, message: String| FolderError::Invalid { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(&config_path).map_err(|e| invalid(&config_path, e.to_string()))?;
+        let config: Config = serde_json::from_str(&text).map_err(|e| invalid(&config_path, e.to_string()))?;
+        config.validate().map_err(|e| invalid(&config_path, e))?;
+        let tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| invalid(&tokenizer_path, e.to_string()))?;
+        let tokens = tokenizer.get_vocab_size(true);
+        if tokens > config.vocab_size {
+            return Err(FolderError::VocabMismatch { tokenizer: tokens, model: config.vocab_size });
+        }
+        Ok(ModelFolder { dir: dir.to_path_buf(), config, tokenizer })
+    }
+
+    pub fn weights_path(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+
+    /// Loads the encoder, whether the checkpoint stores it at the root (`RobertaModel`)
+    /// or under `roberta.` (task models such as `RobertaForMaskedLM`).
+    pub fn load_encoder(&self, device: &Device) -> Result<Roberta, FolderError> {
+        let path = self.weights_path();
+        let weights_error = |message: String| FolderError::Weights { path: path.clone(), message };
+        let names = safetensor_names(&path).map_err(weights_error)?;
+        let prefix = if names.iter().any(|n| n.starts_with("roberta.embeddings.")) { "roberta" } else { "" };
+        // Safety: the file is memory-mapped read-only; nothing else writes model
+        // folders while they are in use (versions are written to a temporary folder
+        // and renamed into place).
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, device) }
+            .map_err(|e| weights_error(e.to_string()))?;
+        let vb = if prefix.is_empty() { vb } else { vb.pp(prefix) };
+        Roberta::load(vb, &self.config).map_err(|e| weights_error(e.to_string()))
+    }
+}
+
+/// Tensor names from the safetensors header alone (8-byte length, then JSON), without
+/// reading the weights.
+fn safetensor_names(path: &Path) -> Result<Vec<String>, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length).map_err(|_| "not a safetensors file (too short)".to_string())?;
+    let length = u64::from_le_bytes(length);
+    if length > 100_000_000 {
+        return Err("not a safetensors file (implausible header length)".into());
+    }
+    let mut header = vec![0u8; length as usize];
+    file.read_exact(&mut header).map_err(|_| "not a safetensors file (truncated header)".to_string())?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| format!("not a safetensors file ({e})"))?;
+    Ok(header.into_iter().map(|(name, _)| name).filter(|n| n != "__metadata__").collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Parity {
+        sentences: Vec<String>,
+        ids: Vec<Vec<u32>>,
+        hidden: Vec<Vec<Vec<f32>>>,
+    }
+
+    /// Hidden states from transformers (scripts/make_parity_fixture.py) and from this
+    /// encoder agree within 1e-4, for a batch with padding, from both checkpoint layouts.
+    #[test]
+    fn the_encoder_matches_transformers_on_the_same_checkpoint() {
+        let parity: Parity =
+            serde_json::from_str(&std::fs::read_to_string(fixture("tiny-roberta-parity.json")).unwrap())
+                .unwrap();
+        for name in ["tiny-roberta", "tiny-roberta-mlm"] {
+            let folder = ModelFolder::open(&fixture(name)).unwrap();
+            let ids: Vec<Vec<u32>> = parity
+                .sentences
+                .iter()
+                .map(|s| folder.tokenizer.encode(s.as_str(), true).unwrap().get_ids().to_vec())
+                .collect();
+            assert_eq!(ids, parity.ids, "the tokenizer splits like transformers' does");
+            let encoder = folder.load_encoder(&Device::Cpu).unwrap();
+            let hidden = encoder.forward(&ids, false).unwrap();
+            let mut worst = 0f32;
+            for (row, expected) in parity.hidden.iter().enumerate() {
+                let got: Vec<Vec<f32>> = hidden.get(row).unwrap().to_vec2().unwrap();
+                for (token, values) in expected.iter().enumerate() {
+                    for (a, b) in values.iter().zip(&got[token]) {
+                        worst = worst.max((a - b).abs());
+                    }
+                }
+            }
+            eprintln!("{name}: largest difference from transformers {worst:e}");
+            assert!(worst < 1e-4, "{name}: largest difference {worst}");
+        }
+    }
+
+    fn copy_of(name: &str) -> (tempdir::Dir, PathBuf) {
+        let dir = tempdir::Dir::new();
+        for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(fixture(name).join(file), dir.path().join(file)).unwrap();
+        }
+        let path = dir.path().to_path_buf();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let (_dir, path) = copy_of("tiny-roberta");
+        std::fs::remove_file(path.join("tokenizer.json")).unwrap();
+        let error = ModelFolder::open(&path).err().unwrap().to_string();
+        assert!(error.contains("tokenizer.json: missing"), "{error}");
+    }
+
+    #[test]
+    fn weights_that_do_not_fit_the_config_are_refused() {
+        let (_dir, path) = copy_of("tiny-roberta");
+        let config = std::fs::read_to_string(path.join("config.json")).unwrap();
+        let config = with_number(&config, "intermediate_size", 48);
+        std::fs::write(path.join("config.json"), config).unwrap();
+        let folder = ModelFolder::open(&path).unwrap();
+        let error = folder.load_encoder(&Device::Cpu).err().unwrap().to_string();
+        assert!(error.contains("weights do not fit config.json"), "{error}");
+        assert!(error.contains("intermediate"), "{error}");
+    }
+
+    #[test]
+    fn a_tokenizer_larger_than_the_embeddings_is_a_mismatch() {
+        let (_dir, path) = copy_of("tiny-roberta");
+        let config = std::fs::read_to_string(path.join("config.json")).unwrap();
+        let config = with_number(&config, "vocab_size", 10);
+        std::fs::write(path.join("config.json"), config).unwrap();
+        assert!(matches!(ModelFolder::open(&path), Err(FolderError::VocabMismatch { model: 10, .. })));
+    }
+
+    #[test]
+    fn a_broken_config_or_weights_file_says_which() {
+        let (_dir, path) = copy_of("tiny-roberta");
+        std::fs::write(path.join("model.safetensors"), b"not tensors").unwrap();
+        let folder = ModelFolder::open(&path).unwrap();
+        assert!(folder.load_encoder(&Device::Cpu).err().unwrap().to_string().contains("model.safetensors"));
+        std::fs::write(path.join("config.json"), "{").unwrap();
+        assert!(ModelFolder::open(&path).err().unwrap().to_string().contains("config.json"));
+    }
+
+    /// `"key": 123` → `"key": value` in a JSON text.
+    fn with_number(json: &str, key: &str, value: usize) -> String {
+        let mut parsed: serde_json::Value = serde_json::from_str(json).unwrap();
+        parsed[key] = value.into();
+        parsed.to_string()
+    }
+
+    /// A temporary folder removed on drop.
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Self {
+                let path = std::env::temp_dir().join(format!("reviewloop-test-{}", uuid::Uuid::new_v4()));
+                std::fs::create_dir_all(&path).unwrap();
+                Dir(path)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Models in candle: the RoBERTa encoder, its checkpoint folders, and (next) the
+//! keyword and sentiment heads.
+
+pub mod folder;
+pub mod roberta;
+
+use candle_core::Device;
+
+/// The device for models: CPU, or the first GPU when built with `--features cuda`
+/// and one is present. Picked in one place so every model agrees.
+pub fn device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(gpu) = Device::new_cuda(0) {
+        return gpu;
+    }
+    Device::Cpu
+}

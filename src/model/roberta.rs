@@ -1,0 +1,299 @@
+//! RoBERTa encoder, compatible with Hugging Face checkpoints (`klue/roberta-base` and
+//! the tiny models this project makes).
+//!
+//! Upstream: transformers `models/roberta/modeling_roberta.py` (architecture and weight
+//! names); candle `candle-transformers/src/models/bert.rs` (layout of this file).
+//! RoBERTa specifics kept here: positions start at `pad_token_id + 1` and skip padding;
+//! one token type; GELU with erf.
+
+use candle_core::{Device, Module, Result, Tensor};
+use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+/// Mirrors the fields of `config.json` that the encoder uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f32,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f32,
+    pub max_position_embeddings: usize,
+    #[serde(default = "one")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "one_u32")]
+    pub pad_token_id: u32,
+    #[serde(default)]
+    pub bos_token_id: u32,
+    #[serde(default = "two")]
+    pub eos_token_id: u32,
+    #[serde(default = "roberta")]
+    pub model_type: String,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_dropout() -> f32 {
+    0.1
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+fn one() -> usize {
+    1
+}
+fn one_u32() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn roberta() -> String {
+    "roberta".into()
+}
+
+impl Config {
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// Checks what a bad `config.json` would otherwise turn into a shape error deep
+    /// inside a forward pass.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "relu") {
+            return Err(format!("unsupported hidden_act `{}`", self.hidden_act));
+        }
+        if self.max_position_embeddings <= self.pad_token_id as usize + 1 {
+            return Err("max_position_embeddings leaves no room after the padding offset".into());
+        }
+        Ok(())
+    }
+
+    /// Longest input in tokens: RoBERTa's positions start after the padding index.
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings - self.pad_token_id as usize - 1
+    }
+}
+
+fn norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
+    layer_norm(size, LayerNormConfig { eps, ..Default::default() }, vb)
+}
+
+fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {
+    if train && p > 0.0 {
+        candle_nn::ops::dropout(xs, p)
+    } else {
+        Ok(xs.clone())
+    }
+}
+
+struct Embeddings {
+    words: Embedding,
+    positions: Embedding,
+    token_types: Embedding,
+    norm: LayerNorm,
+    dropout: f32,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        Ok(Embeddings {
+            words: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
+            positions: embedding(cfg.max_position_embeddings, cfg.hidden_size, vb.pp("position_embeddings"))?,
+            token_types: embedding(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?,
+            norm: norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    fn forward(&self, ids: &Tensor, positions: &Tensor, train: bool) -> Result<Tensor> {
+        let words = self.words.forward(ids)?;
+        let types = self.token_types.forward(&ids.zeros_like()?)?;
+        let xs = (words + self.positions.forward(positions)? + types)?;
+        dropout(&self.norm.forward(&xs)?, self.dropout, train)
+    }
+}
+
+struct SelfAttention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+    attention_dropout: f32,
+    dropout: f32,
+}
+
+impl SelfAttention {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let own = vb.pp("self");
+        Ok(SelfAttention {
+            query: linear(h, h, own.pp("query"))?,
+            key: linear(h, h, own.pp("key"))?,
+            value: linear(h, h, own.pp("value"))?,
+            output: linear(h, h, vb.pp("output").pp("dense"))?,
+            norm: norm(h, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+            heads: cfg.num_attention_heads,
+            head_dim: cfg.head_dim(),
+            attention_dropout: cfg.attention_probs_dropout_prob,
+            dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    /// (batch, seq, hidden) → (batch, heads, seq, head_dim)
+    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, s, _) = xs.dims3()?;
+        xs.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+    }
+
+    fn forward(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, s, h) = xs.dims3()?;
+        let q = self.split_heads(&self.query.forward(xs)?)?;
+        let k = self.split_heads(&self.key.forward(xs)?)?;
+        let v = self.split_heads(&self.value.forward(xs)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
+        let probs = dropout(&candle_nn::ops::softmax_last_dim(&scores)?, self.attention_dropout, train)?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        let out = dropout(&self.output.forward(&context)?, self.dropout, train)?;
+        self.norm.forward(&(out + xs)?)
+    }
+}
+
+struct Layer {
+    attention: SelfAttention,
+    intermediate: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    act: String,
+    dropout: f32,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        Ok(Layer {
+            attention: SelfAttention::load(vb.pp("attention"), cfg)?,
+            intermediate: linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?,
+            output: linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?,
+            norm: norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+            act: cfg.hidden_act.clone(),
+            dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
+        let attended = self.attention.forward(xs, mask_bias, train)?;
+        let hidden = self.intermediate.forward(&attended)?;
+        let hidden = match self.act.as_str() {
+            "relu" => hidden.relu()?,
+            "gelu_new" => hidden.gelu()?,
+            _ => hidden.gelu_erf()?,
+        };
+        let out = dropout(&self.output.forward(&hidden)?, self.dropout, train)?;
+        self.norm.forward(&(out + attended)?)
+    }
+}
+
+/// The encoder: token ids in, one hidden vector per token out.
+pub struct Roberta {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    pub config: Config,
+    device: Device,
+}
+
+impl Roberta {
+    /// Loads from a `VarBuilder` rooted where `embeddings` and `encoder` live (for
+    /// Hugging Face task checkpoints that is `roberta`).
+    pub fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
+        let device = vb.device().clone();
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), config))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Roberta {
+            embeddings: Embeddings::load(vb.pp("embeddings"), config)?,
+            layers,
+            config: config.clone(),
+            device,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Hidden states (batch, seq, hidden) for rows of equal length, padded with
+    /// `pad_token_id`; padding is masked out of attention.
+    pub fn forward(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
+        let (ids, positions, mask_bias) = self.inputs(rows)?;
+        let mut xs = self.embeddings.forward(&ids, &positions, train)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &mask_bias, train)?;
+        }
+        Ok(xs)
+    }
+
+    /// The first token's hidden state (`<s>`), the usual sentence representation.
+    pub fn first_token(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
+        self.forward(rows, train)?.narrow(1, 0, 1)?.squeeze(1)
+    }
+
+    /// Ids, RoBERTa positions (counting from pad + 1 over real tokens only) and an
+    /// additive attention bias, all built on the host in one pass.
+    fn inputs(&self, rows: &[Vec<u32>]) -> Result<(Tensor, Tensor, Tensor)> {
+        let pad = self.config.pad_token_id;
+        let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let (mut ids, mut positions, mut bias) = (Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            let mut next = pad + 1;
+            for i in 0..len {
+                let id = row.get(i).copied().unwrap_or(pad);
+                ids.push(id);
+                if id == pad {
+                    positions.push(pad);
+                    bias.push(f32::MIN);
+                } else {
+                    positions.push(next);
+                    next += 1;
+                    bias.push(0.0);
+                }
+            }
+        }
+        let b = rows.len();
+        let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
+        let positions = Tensor::from_vec(positions, (b, len), &self.device)?;
+        let bias = Tensor::from_vec(bias, (b, 1, 1, len), &self.device)?;
+        Ok((ids, positions, bias))
+    }
+}
+
+/// Mean of the hidden states over real tokens: the embedding used for clustering.
+pub fn mean_pool(hidden: &Tensor, rows: &[Vec<u32>], pad: u32) -> Result<Tensor> {
+    let (b, s, _) = hidden.dims3()?;
+    let mask: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| (0..s).map(move |i| if r.get(i).is_some_and(|&t| t != pad) { 1.0 } else { 0.0 }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, s, 1), hidden.device())?.to_dtype(hidden.dtype())?;
+    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+    let counts = mask.sum(1)?.clamp(1.0, f64::MAX)?;
+    summed.broadcast_div(&counts)
+}
