@@ -13,4 +13,5 @@ pub mod rounds;
 pub mod store;
 pub mod taxonomy;
 pub mod text;
+pub mod train;
 pub mod web;

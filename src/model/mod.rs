@@ -1,7 +1,9 @@
-//! Models in candle: the RoBERTa encoder, its checkpoint folders, and (next) the
-//! keyword and sentiment heads.
+//! Models in candle: the RoBERTa encoder, its checkpoint folders, classifier heads,
+//! and seeded randomness for reproducible training.
 
+pub mod classifier;
 pub mod folder;
+pub mod random;
 pub mod roberta;
 
 use candle_core::Device;

@@ -6,8 +6,8 @@
 //! RoBERTa specifics kept here: positions start at `pad_token_id + 1` and skip padding;
 //! one token type; GELU with erf.
 
-use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+use candle_core::{Device, Module, Result, Tensor, D};
+use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Mirrors the fields of `config.json` that the encoder uses.
@@ -90,13 +90,48 @@ impl Config {
     }
 }
 
-fn norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
-    layer_norm(size, LayerNormConfig { eps, ..Default::default() }, vb)
+/// Layer normalisation with two paths: candle's fused kernel for inference, which has
+/// no backward pass, and plain tensor operations that gradients flow through.
+struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+fn norm(size: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
+    let ones = candle_nn::Init::Const(1.0);
+    Ok(Norm {
+        weight: vb.get_with_hints(size, "weight", ones)?,
+        bias: vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?,
+        eps,
+    })
+}
+
+impl Norm {
+    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !train {
+            return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32);
+        }
+        let mean = xs.mean_keepdim(D::Minus1)?;
+        let centred = xs.broadcast_sub(&mean)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    }
+}
+
+/// Softmax over the last dimension: fused for inference, differentiable for training.
+fn softmax(xs: &Tensor, train: bool) -> Result<Tensor> {
+    if train {
+        candle_nn::ops::softmax(xs, D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(xs)
+    }
 }
 
 fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {
     if train && p > 0.0 {
-        candle_nn::ops::dropout(xs, p)
+        super::random::dropout(xs, p)
     } else {
         Ok(xs.clone())
     }
@@ -106,7 +141,7 @@ struct Embeddings {
     words: Embedding,
     positions: Embedding,
     token_types: Embedding,
-    norm: LayerNorm,
+    norm: Norm,
     dropout: f32,
 }
 
@@ -125,7 +160,7 @@ impl Embeddings {
         let words = self.words.forward(ids)?;
         let types = self.token_types.forward(&ids.zeros_like()?)?;
         let xs = (words + self.positions.forward(positions)? + types)?;
-        dropout(&self.norm.forward(&xs)?, self.dropout, train)
+        dropout(&self.norm.forward(&xs, train)?, self.dropout, train)
     }
 }
 
@@ -134,7 +169,7 @@ struct SelfAttention {
     key: Linear,
     value: Linear,
     output: Linear,
-    norm: LayerNorm,
+    norm: Norm,
     heads: usize,
     head_dim: usize,
     attention_dropout: f32,
@@ -171,10 +206,10 @@ impl SelfAttention {
         let v = self.split_heads(&self.value.forward(xs)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
-        let probs = dropout(&candle_nn::ops::softmax_last_dim(&scores)?, self.attention_dropout, train)?;
+        let probs = dropout(&softmax(&scores, train)?, self.attention_dropout, train)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
         let out = dropout(&self.output.forward(&context)?, self.dropout, train)?;
-        self.norm.forward(&(out + xs)?)
+        self.norm.forward(&(out + xs)?, train)
     }
 }
 
@@ -182,7 +217,7 @@ struct Layer {
     attention: SelfAttention,
     intermediate: Linear,
     output: Linear,
-    norm: LayerNorm,
+    norm: Norm,
     act: String,
     dropout: f32,
 }
@@ -208,7 +243,7 @@ impl Layer {
             _ => hidden.gelu_erf()?,
         };
         let out = dropout(&self.output.forward(&hidden)?, self.dropout, train)?;
-        self.norm.forward(&(out + attended)?)
+        self.norm.forward(&(out + attended)?, train)
     }
 }
 

@@ -1,0 +1,53 @@
+//! Seeded randomness for training. candle's CPU backend cannot be seeded, so weight
+//! initialisation and dropout masks are drawn here, from a per-thread generator that
+//! `seed` resets: the same seed gives the same model.
+
+use std::cell::RefCell;
+
+use candle_core::{Result, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+thread_local! {
+    static RNG: RefCell<StdRng> = RefCell::new(StdRng::seed_from_u64(0));
+}
+
+pub fn seed(seed: u64) {
+    RNG.with(|r| *r.borrow_mut() = StdRng::seed_from_u64(seed));
+}
+
+/// Inverted dropout: zeroes a share `p` of the values and scales the rest by 1/(1−p).
+pub fn dropout(xs: &Tensor, p: f32) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(xs.clone());
+    }
+    let keep = 1.0 - p;
+    let n = xs.elem_count();
+    let mask: Vec<f32> = RNG.with(|r| {
+        let mut r = r.borrow_mut();
+        (0..n).map(|_| if r.gen::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect()
+    });
+    let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
+    xs * mask
+}
+
+/// Normal(0, std) values, as Hugging Face initialises RoBERTa weights.
+pub fn normal(shape: &[usize], std: f32, device: &candle_core::Device) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = RNG.with(|r| {
+        let mut r = r.borrow_mut();
+        (0..n)
+            .map(|_| {
+                // Box–Muller: two uniforms → one standard normal.
+                let (u1, u2): (f32, f32) = (r.gen::<f32>().max(f32::MIN_POSITIVE), r.gen());
+                std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
+            })
+            .collect()
+    });
+    Tensor::from_vec(values, shape, device)
+}
+
+pub fn shuffle<T>(items: &mut [T]) {
+    use rand::seq::SliceRandom;
+    RNG.with(|r| items.shuffle(&mut *r.borrow_mut()));
+}

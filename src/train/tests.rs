@@ -1,0 +1,146 @@
+//! Tiny models learn toy tasks: the training loop, losses and thresholds together.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::*;
+use crate::model::classifier::{initialise, load_encoder_weights, Classifier};
+use crate::model::folder::ModelFolder;
+
+fn tiny_folder() -> ModelFolder {
+    ModelFolder::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-roberta")).unwrap()
+}
+
+fn classifier(outputs: usize, seed: u64) -> (Classifier, VarMap) {
+    let folder = tiny_folder();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let model = Classifier::load(vb, &folder.config, outputs, 0.1).unwrap();
+    initialise(&varmap, seed).unwrap();
+    (model, varmap)
+}
+
+/// Reviews mentioning 배송 have keyword 0, those mentioning 색감 keyword 1.
+fn toy_keywords() -> Dataset {
+    let folder = tiny_folder();
+    let openers = [
+        "배송이 빨라요",
+        "색감이 좋아요",
+        "그냥 그래요",
+        "배송 늦고 색감 별로",
+        "사이즈 커요",
+        "재구매 의사 있어요",
+    ];
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for (i, opener) in openers.iter().cycle().take(48).enumerate() {
+        let text = format!("{opener} {}", ["정말", "너무", "조금", "많이"][i % 4]);
+        rows.push(folder.tokenizer.encode(text.as_str(), true).unwrap().get_ids().to_vec());
+        targets.push(vec![opener.contains("배송") as u8 as f32, opener.contains("색감") as u8 as f32]);
+    }
+    Dataset { rows, targets: Targets::MultiLabel(targets) }
+}
+
+fn options(epochs: usize) -> FitOptions {
+    FitOptions {
+        epochs,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        warmup_ratio: 0.1,
+        weight_decay: 0.0,
+        patience: 100,
+        seed: 7,
+    }
+}
+
+#[test]
+fn a_tiny_model_learns_a_separable_keyword_task() {
+    let data = toy_keywords();
+    let (model, varmap) = classifier(2, 1);
+    let report = fit(&model, &varmap, 2, &data, None, &options(25), &mut |_| {}).unwrap();
+    let first = report.epochs.first().unwrap().train_loss;
+    let last = report.epochs.last().unwrap().train_loss;
+    assert!(last < first * 0.3, "loss fell from {first} to {last}");
+    let probs = probabilities(&model, &data.rows, true, 16).unwrap();
+    let Targets::MultiLabel(truth) = &data.targets else { unreachable!() };
+    let predicted: Vec<Vec<bool>> = probs.iter().map(|p| p.iter().map(|&x| x >= 0.5).collect()).collect();
+    let truth: Vec<Vec<bool>> = truth.iter().map(|t| t.iter().map(|&x| x > 0.5).collect()).collect();
+    let report = metrics::multi_label(&["배송".into(), "색감".into()], &truth, &predicted);
+    assert!(report.micro.f1 > 0.95, "{}", metrics::table(&report));
+}
+
+#[test]
+fn the_same_seed_trains_the_same_model() {
+    let data = toy_keywords();
+    let run = || {
+        let (model, varmap) = classifier(2, 3);
+        fit(&model, &varmap, 2, &data, None, &options(2), &mut |_| {}).unwrap();
+        probabilities(&model, &data.rows[..4], true, 4).unwrap()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn early_stopping_keeps_the_best_validation_epoch() {
+    let data = toy_keywords();
+    let (model, varmap) = classifier(2, 1);
+    let mut opts = options(30);
+    opts.patience = 2;
+    // Validation labels are the opposite of training: validation loss rises as the model learns.
+    let Targets::MultiLabel(t) = &data.targets else { unreachable!() };
+    let flipped = Dataset {
+        rows: data.rows.clone(),
+        targets: Targets::MultiLabel(t.iter().map(|r| r.iter().map(|x| 1.0 - x).collect()).collect()),
+    };
+    let report = fit(&model, &varmap, 2, &data, Some(&flipped), &opts, &mut |_| {}).unwrap();
+    assert!(report.epochs.len() < 30, "stopped early after {} epochs", report.epochs.len());
+    let best = report.epochs.iter().map(|e| e.valid_loss.unwrap()).fold(f64::INFINITY, f64::min);
+    let kept = report.epochs[report.best_epoch - 1].valid_loss.unwrap();
+    assert_eq!(kept, best);
+}
+
+#[test]
+fn a_sentiment_head_learns_levels_with_class_weights() {
+    let folder = tiny_folder();
+    let texts = [("좋아요 최고", 2u32), ("별로 최악", 0), ("보통 이에요", 1), ("좋아요 만족", 2)];
+    let rows: Vec<Vec<u32>> = texts
+        .iter()
+        .cycle()
+        .take(40)
+        .map(|(t, _)| folder.tokenizer.encode(*t, true).unwrap().get_ids().to_vec())
+        .collect();
+    let classes: Vec<u32> = texts.iter().cycle().take(40).map(|(_, c)| *c).collect();
+    let data = Dataset { rows, targets: Targets::SingleLabel(classes.clone()) };
+    let (model, varmap) = classifier(3, 5);
+    fit(&model, &varmap, 3, &data, None, &options(25), &mut |_| {}).unwrap();
+    let probs = probabilities(&model, &data.rows, false, 16).unwrap();
+    let predicted: Vec<usize> =
+        probs.iter().map(|p| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0).collect();
+    let truth: Vec<usize> = classes.iter().map(|&c| c as usize).collect();
+    let report = metrics::single_label(&["-1".into(), "0".into(), "1".into()], &truth, &predicted);
+    assert!(report.macro_avg.f1 > 0.95, "{}", metrics::table(&report));
+}
+
+#[test]
+fn a_pretrained_encoder_is_copied_into_a_fresh_classifier() {
+    let (model, varmap) = classifier(2, 1);
+    let copied = load_encoder_weights(&varmap, &tiny_folder().weights_path()).unwrap();
+    assert_eq!(copied, varmap.all_vars().len() - 2, "every encoder tensor, not the head");
+    let reference = tiny_folder().load_encoder(&Device::Cpu).unwrap();
+    let rows = vec![tiny_folder().tokenizer.encode("배송 빨라요", true).unwrap().get_ids().to_vec()];
+    let a: Vec<f32> =
+        model.encoder.first_token(&rows, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = reference.first_token(&rows, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn warm_up_then_linear_decay() {
+    assert_eq!(learning_rate(1.0, 0, 10, 2), 0.5);
+    assert_eq!(learning_rate(1.0, 1, 10, 2), 1.0);
+    assert_eq!(learning_rate(1.0, 2, 10, 2), 1.0);
+    assert_eq!(learning_rate(1.0, 6, 10, 2), 0.5);
+    assert_eq!(learning_rate(1.0, 10, 10, 2), 0.0);
+}
