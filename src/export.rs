@@ -8,8 +8,8 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::consensus;
-use crate::store::annotations::{self, StoredAnnotation};
-use crate::store::reviews::Review;
+use crate::store::annotations::StoredAnnotation;
+use crate::store::reviews::{self, Review};
 use crate::taxonomy::Taxonomy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,28 +38,14 @@ pub async fn export<W: Write>(pool: &PgPool, writer: W, options: &ExportOptions)
     let mut out = RowWriter::new(writer, options.format, &taxonomy)?;
     let (mut after, mut written) = (0i64, 0u64);
     loop {
-        let page: Vec<Review> = sqlx::query_as(
-            "SELECT id, text, mall, category, external_id, split FROM reviews
-             WHERE taxonomy_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(taxonomy.id)
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(pool)
-        .await?;
-        let Some(last) = page.last() else { break };
+        let page = reviews::page_with_annotations(pool, taxonomy.id, after, PAGE, None).await?;
+        let Some((last, _)) = page.last() else { break };
         after = last.id;
-        let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
-        let mut by_review: HashMap<i64, Vec<StoredAnnotation>> = HashMap::new();
-        for a in annotations::for_reviews(pool, &ids).await? {
-            by_review.entry(a.review_id).or_default().push(a);
-        }
-        for review in &page {
-            let all = by_review.remove(&review.id).unwrap_or_default();
+        for (review, all) in &page {
             if all.is_empty() && !options.include_unlabelled {
                 continue;
             }
-            out.write(review, &all, &taxonomy, &usernames)?;
+            out.write(review, all, &taxonomy, &usernames)?;
             written += 1;
         }
     }

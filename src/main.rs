@@ -53,9 +53,44 @@ enum Command {
     /// List or add keyword taxonomies.
     #[command(subcommand)]
     Taxonomy(TaxonomyCommand),
+    /// Train a keyword model and a sentiment model from the current labels.
+    Train(TrainArgs),
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[arg(long, default_value = "fashion")]
+    taxonomy: String,
+    /// Version name (default: v<date>-<time>).
+    #[arg(long)]
+    name: Option<String>,
+    /// A pretrained encoder folder (config.json, model.safetensors, tokenizer.json), e.g.
+    /// klue/roberta-base on disk. Without it a tokenizer and a small RoBERTa are trained here.
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// Train on train + validation, without early stopping.
+    #[arg(long)]
+    all_data: bool,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 3e-4)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Vocabulary size of the offline tokenizer.
+    #[arg(long, default_value_t = 8000)]
+    vocab_size: usize,
+    #[arg(long, value_enum, default_value = "pair")]
+    sentiment_input: reviewloop::train::data::SentimentInput,
+    #[arg(long, default_value_t = 0.2)]
+    dropout: f32,
 }
 
 #[derive(clap::Args)]
@@ -228,6 +263,7 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Round(cmd) => round(&pool, cmd).await?,
         Command::User(cmd) => user(&pool, cmd).await?,
         Command::Taxonomy(cmd) => taxonomy(&pool, cmd).await?,
+        Command::Train(args) => train(&pool, settings, args).await?,
         Command::Bench(_) => unreachable!("handled before connecting"),
     }
     Ok(())
@@ -366,5 +402,50 @@ async fn taxonomy(pool: &sqlx::PgPool, cmd: TaxonomyCommand) -> anyhow::Result<(
             println!("taxonomy {} created (id {id})", def.name);
         }
     }
+    Ok(())
+}
+
+async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
+    use reviewloop::train::{pipeline, FitOptions};
+    let fit = FitOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size.max(1),
+        learning_rate: args.learning_rate,
+        warmup_ratio: 0.1,
+        weight_decay: 0.01,
+        patience: args.patience,
+        seed: args.seed,
+    };
+    let train_settings = pipeline::TrainSettings {
+        taxonomy: args.taxonomy,
+        name: args.name,
+        base: args.base,
+        all_data: args.all_data,
+        fit,
+        vocab_size: args.vocab_size,
+        sentiment_input: args.sentiment_input,
+        models_dir: settings.data_dir.clone(),
+        dropout: args.dropout,
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template(
+        "{prefix:>9} {bar:30} {pos}/{len} steps · eta {eta} · {msg}",
+    )?);
+    let outcome = pipeline::run(pool, &train_settings, &mut |model, p| {
+        bar.set_prefix(model.to_string());
+        bar.set_length(p.total_steps as u64);
+        bar.set_position(p.step as u64);
+        bar.set_message(format!("epoch {} loss {:.4}", p.epoch, p.loss));
+    })
+    .await?;
+    bar.finish_and_clear();
+    for (kind, model) in [("keyword", &outcome.keyword), ("sentiment", &outcome.sentiment)] {
+        for (split, report) in [("validation", &model.validation), ("test", &model.test)] {
+            if let Some(report) = report {
+                println!("{kind} model, {split} split:\n{}", reviewloop::train::metrics::table(report));
+            }
+        }
+    }
+    println!("version {} written to {}", outcome.name, outcome.dir.display());
     Ok(())
 }

@@ -5,6 +5,8 @@ pub mod classifier;
 pub mod folder;
 pub mod random;
 pub mod roberta;
+pub mod version;
+pub mod vocab;
 
 use candle_core::Device;
 

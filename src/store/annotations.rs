@@ -251,13 +251,19 @@ async fn with_labels(pool: &PgPool, rows: Vec<AnnotationRow>) -> sqlx::Result<Ve
         .collect())
 }
 
-/// Every annotation of the given reviews, oldest first.
-pub async fn for_reviews(pool: &PgPool, review_ids: &[i64]) -> sqlx::Result<Vec<StoredAnnotation>> {
+/// Every annotation of the given reviews up to `up_to` (an annotation id: a label
+/// snapshot; `None` for all), oldest first.
+pub async fn for_reviews(
+    pool: &PgPool,
+    review_ids: &[i64],
+    up_to: Option<i64>,
+) -> sqlx::Result<Vec<StoredAnnotation>> {
     let rows: Vec<AnnotationRow> = sqlx::query_as(
         "SELECT id, review_id, annotator_id, source, no_keyword, created_at FROM annotations
-         WHERE review_id = ANY($1) ORDER BY review_id, id",
+         WHERE review_id = ANY($1) AND id <= coalesce($2, 9223372036854775807) ORDER BY review_id, id",
     )
     .bind(review_ids)
+    .bind(up_to)
     .fetch_all(pool)
     .await?;
     with_labels(pool, rows).await

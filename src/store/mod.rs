@@ -3,6 +3,7 @@
 pub mod annotations;
 pub mod assignments;
 pub mod audit;
+pub mod models;
 pub mod reviews;
 pub mod rounds;
 pub mod sessions;

@@ -113,3 +113,35 @@ pub async fn count(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<i64> {
         .fetch_one(pool)
         .await
 }
+
+/// One page of a taxonomy's reviews (ids above `after`, in id order) with all their
+/// annotations up to `up_to`: the unit export and training read the label store in.
+pub async fn page_with_annotations(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    after: i64,
+    limit: i64,
+    up_to: Option<i64>,
+) -> sqlx::Result<Vec<(Review, Vec<super::annotations::StoredAnnotation>)>> {
+    let page: Vec<Review> = sqlx::query_as(
+        "SELECT id, text, mall, category, external_id, split FROM reviews
+         WHERE taxonomy_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(taxonomy_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
+    let mut by_review: HashMap<i64, Vec<super::annotations::StoredAnnotation>> = HashMap::new();
+    for a in super::annotations::for_reviews(pool, &ids, up_to).await? {
+        by_review.entry(a.review_id).or_default().push(a);
+    }
+    Ok(page
+        .into_iter()
+        .map(|r| {
+            let annotations = by_review.remove(&r.id).unwrap_or_default();
+            (r, annotations)
+        })
+        .collect())
+}

@@ -1,8 +1,10 @@
 //! Training: AdamW with warm-up and linear decay, weighted losses for skewed labels,
 //! early stopping on validation loss with the best weights restored, fixed seeds.
 
+pub mod data;
 pub mod loss;
 pub mod metrics;
+pub mod pipeline;
 
 use candle_core::{DType, Result, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};

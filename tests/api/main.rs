@@ -8,3 +8,4 @@ mod helpers;
 mod import;
 mod roles;
 mod rounds;
+mod train;

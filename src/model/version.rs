@@ -1,0 +1,91 @@
+//! Trained model versions on disk: a folder per model in the Hugging Face layout plus
+//! `labels.json`, `metrics.json` and a short model card, written to a temporary folder
+//! and renamed into place so that no half-written version is ever visible.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use super::roberta::Config;
+
+/// What the classifier's outputs mean, saved as `labels.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Labels {
+    /// `keyword` or `sentiment`.
+    pub kind: String,
+    pub taxonomy: String,
+    pub keywords: Vec<String>,
+    /// Decision threshold per keyword (keyword models).
+    #[serde(default)]
+    pub thresholds: Vec<f32>,
+    pub scale_min: i16,
+    pub scale_max: i16,
+    /// How the sentiment model reads review + keyword.
+    #[serde(default)]
+    pub sentiment_input: Option<super::super::train::data::SentimentInput>,
+}
+
+/// One model of a version, ready to write.
+pub struct ModelFiles<'a> {
+    pub subdir: &'a str,
+    pub varmap: &'a VarMap,
+    pub config: &'a Config,
+    pub tokenizer: &'a Tokenizer,
+    pub labels: &'a Labels,
+    pub metrics: &'a serde_json::Value,
+    pub card: String,
+}
+
+/// A version folder being written; dropped without `commit`, it removes itself.
+pub struct PendingVersion {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl PendingVersion {
+    pub fn start(models_dir: &Path, taxonomy: &str, name: &str) -> anyhow::Result<Self> {
+        let parent = models_dir.join(taxonomy);
+        let target = parent.join(name);
+        anyhow::ensure!(!target.exists(), "model version {} already exists", target.display());
+        let temp = parent.join(format!(".partial-{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+        Ok(PendingVersion { temp, target, committed: false })
+    }
+
+    pub fn write(&self, files: &ModelFiles) -> anyhow::Result<()> {
+        let dir = self.temp.join(files.subdir);
+        std::fs::create_dir_all(&dir)?;
+        files.varmap.save(dir.join("model.safetensors"))?;
+        let mut config = serde_json::to_value(files.config)?;
+        config["architectures"] = serde_json::json!(["RobertaForSequenceClassification"]);
+        std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)?)?;
+        files
+            .tokenizer
+            .save(dir.join("tokenizer.json"), false)
+            .map_err(|e| anyhow::anyhow!("saving tokenizer: {e}"))?;
+        std::fs::write(dir.join("labels.json"), serde_json::to_string_pretty(files.labels)?)?;
+        std::fs::write(dir.join("metrics.json"), serde_json::to_string_pretty(files.metrics)?)?;
+        std::fs::write(dir.join("README.md"), &files.card)?;
+        Ok(())
+    }
+
+    /// Moves the finished folder into place and returns its path.
+    pub fn commit(mut self) -> anyhow::Result<PathBuf> {
+        std::fs::rename(&self.temp, &self.target)
+            .with_context(|| format!("cannot move {} to {}", self.temp.display(), self.target.display()))?;
+        self.committed = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for PendingVersion {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.temp);
+        }
+    }
+}

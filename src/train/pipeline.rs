@@ -1,0 +1,352 @@
+//! `reviewloop train`: from the current labels in PostgreSQL to a model version (a
+//! keyword model and a sentiment model) on disk and in `model_versions`.
+
+use std::path::PathBuf;
+
+use candle_core::DType;
+use candle_nn::{VarBuilder, VarMap};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use tokenizers::Tokenizer;
+
+use super::data::{self, LabelledText, SentimentInput};
+use super::metrics::{self, Report};
+use super::{fit, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
+use crate::model::classifier::{initialise, load_encoder_weights, Classifier};
+use crate::model::folder::ModelFolder;
+use crate::model::roberta::Config;
+use crate::model::version::{Labels, ModelFiles, PendingVersion};
+use crate::model::{self, vocab};
+use crate::store::reviews::Split;
+use crate::store::{self, taxonomies};
+use crate::taxonomy::Taxonomy;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSettings {
+    pub taxonomy: String,
+    /// Version name; a timestamp when absent.
+    pub name: Option<String>,
+    /// A pretrained encoder folder (e.g. klue/roberta-base); the offline default when absent.
+    pub base: Option<PathBuf>,
+    /// Train on train + validation with no early stopping (the seed's second setting).
+    pub all_data: bool,
+    pub fit: FitOptions,
+    pub vocab_size: usize,
+    pub sentiment_input: SentimentInput,
+    pub models_dir: PathBuf,
+    /// Classifier dropout (the seed used 0.2).
+    pub dropout: f32,
+}
+
+/// The offline default encoder: small enough to train on two CPU cores in minutes,
+/// large enough for short reviews. 4 layers × 256 hidden (about 1/20 of base size in
+/// compute), 256 tokens (reviews are short; longer ones are cut).
+pub fn small_config(vocab_size: usize) -> Config {
+    Config {
+        vocab_size,
+        hidden_size: 256,
+        num_hidden_layers: 4,
+        num_attention_heads: 4,
+        intermediate_size: 1024,
+        hidden_act: "gelu".into(),
+        hidden_dropout_prob: 0.1,
+        attention_probs_dropout_prob: 0.1,
+        max_position_embeddings: 258,
+        type_vocab_size: 1,
+        layer_norm_eps: 1e-5,
+        pad_token_id: 1,
+        bos_token_id: 0,
+        eos_token_id: 2,
+        model_type: "roberta".into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelOutcome {
+    pub fit: FitReport,
+    pub validation: Option<Report>,
+    pub test: Option<Report>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    pub name: String,
+    pub dir: PathBuf,
+    pub keyword: ModelOutcome,
+    pub sentiment: ModelOutcome,
+    pub version_ids: (i64, i64),
+}
+
+/// The encoder every model of this run starts from.
+struct Base {
+    config: Config,
+    tokenizer: Tokenizer,
+    weights: Option<PathBuf>,
+    label: String,
+}
+
+async fn base(pool: &PgPool, settings: &TrainSettings, taxonomy: &Taxonomy) -> anyhow::Result<Base> {
+    if let Some(dir) = &settings.base {
+        let folder = ModelFolder::open(dir)?;
+        return Ok(Base {
+            config: folder.config.clone(),
+            weights: Some(folder.weights_path()),
+            tokenizer: folder.tokenizer,
+            label: dir.display().to_string(),
+        });
+    }
+    let texts = data::all_texts(pool, taxonomy.id).await?;
+    let tokenizer = vocab::train_wordpiece(texts.iter().map(String::as_str), settings.vocab_size)
+        .map_err(|e| anyhow::anyhow!("tokenizer training failed: {e}"))?;
+    let config = small_config(tokenizer.get_vocab_size(true));
+    Ok(Base { config, tokenizer, weights: None, label: "offline-small".into() })
+}
+
+pub async fn run(
+    pool: &PgPool,
+    settings: &TrainSettings,
+    progress: &mut dyn FnMut(&str, &Progress),
+) -> anyhow::Result<TrainOutcome> {
+    let taxonomy = taxonomies::load_by_name(pool, &settings.taxonomy).await?;
+    let (snapshot_id, up_to) = store::models::snapshot(pool, taxonomy.id, None).await?;
+    let items = data::labelled(pool, &taxonomy, Some(up_to)).await?;
+    anyhow::ensure!(items.len() >= 10, "only {} labelled reviews: label more before training", items.len());
+    let base = base(pool, settings, &taxonomy).await?;
+    let tokenizer = data::truncating(&base.tokenizer, base.config.max_tokens());
+    let split = |wanted: &[Split]| -> Vec<&LabelledText> {
+        items.iter().filter(|i| wanted.contains(&i.split)).collect()
+    };
+    let (train, valid) = if settings.all_data {
+        (split(&[Split::Train, Split::Validation]), Vec::new())
+    } else {
+        (split(&[Split::Train]), split(&[Split::Validation]))
+    };
+    let test = split(&[Split::Test]);
+    let name =
+        settings.name.clone().unwrap_or_else(|| chrono::Utc::now().format("v%Y%m%d-%H%M%S").to_string());
+    let version = PendingVersion::start(&settings.models_dir, &taxonomy.name, &name)?;
+
+    let k = taxonomy.keywords.len();
+    let keyword_sets = [&train, &valid, &test].map(|s| data::keyword_dataset(s, &tokenizer, k));
+    let (kw_model, kw_vars) = new_classifier(&base, k, settings)?;
+    let kw_fit = fit(
+        &kw_model,
+        &kw_vars,
+        k,
+        &keyword_sets[0],
+        non_empty(&keyword_sets[1]),
+        &settings.fit,
+        &mut |p| progress("keyword", p),
+    )?;
+    let thresholds = tune_thresholds(&kw_model, &keyword_sets[1], k, settings.fit.batch_size)?;
+    let keyword_names: Vec<String> = taxonomy.keywords.iter().map(|k| k.name.clone()).collect();
+    let kw_report =
+        |d: &Dataset| keyword_report(&kw_model, d, &thresholds, &keyword_names, settings.fit.batch_size);
+    let keyword = ModelOutcome {
+        fit: kw_fit,
+        validation: kw_report(&keyword_sets[1])?,
+        test: kw_report(&keyword_sets[2])?,
+    };
+
+    let n = (taxonomy.scale_max - taxonomy.scale_min + 1) as usize;
+    let sentiment_sets = [&train, &valid, &test]
+        .map(|s| data::sentiment_dataset(s, &tokenizer, &taxonomy, settings.sentiment_input));
+    let (st_model, st_vars) = new_classifier(&base, n, settings)?;
+    let st_fit = fit(
+        &st_model,
+        &st_vars,
+        n,
+        &sentiment_sets[0],
+        non_empty(&sentiment_sets[1]),
+        &settings.fit,
+        &mut |p| progress("sentiment", p),
+    )?;
+    let level_names: Vec<String> = taxonomy.levels().map(|l| l.to_string()).collect();
+    let st_report = |d: &Dataset| sentiment_report(&st_model, d, &level_names, settings.fit.batch_size);
+    let sentiment = ModelOutcome {
+        fit: st_fit,
+        validation: st_report(&sentiment_sets[1])?,
+        test: st_report(&sentiment_sets[2])?,
+    };
+
+    let labels = |kind: &str, thresholds: Vec<f32>| Labels {
+        kind: kind.into(),
+        taxonomy: taxonomy.name.clone(),
+        keywords: keyword_names.clone(),
+        thresholds,
+        scale_min: taxonomy.scale_min,
+        scale_max: taxonomy.scale_max,
+        sentiment_input: (kind == "sentiment").then_some(settings.sentiment_input),
+    };
+    let card = |kind: &str, outcome: &ModelOutcome| {
+        model_card(kind, &name, &taxonomy, &base.label, settings, outcome, items.len())
+    };
+    let kw_metrics = serde_json::to_value(&keyword)?;
+    let st_metrics = serde_json::to_value(&sentiment)?;
+    let kw_labels = labels("keyword", thresholds.clone());
+    let st_labels = labels("sentiment", Vec::new());
+    version.write(&ModelFiles {
+        subdir: "keyword",
+        varmap: &kw_vars,
+        config: &base.config,
+        tokenizer: &base.tokenizer,
+        labels: &kw_labels,
+        metrics: &kw_metrics,
+        card: card("keyword", &keyword),
+    })?;
+    version.write(&ModelFiles {
+        subdir: "sentiment",
+        varmap: &st_vars,
+        config: &base.config,
+        tokenizer: &base.tokenizer,
+        labels: &st_labels,
+        metrics: &st_metrics,
+        card: card("sentiment", &sentiment),
+    })?;
+    let dir = version.commit()?;
+    let version_ids =
+        record(pool, &taxonomy, &name, &dir, &base.label, snapshot_id, settings, &kw_metrics, &st_metrics)
+            .await
+            .inspect_err(|_| {
+                // The database refused the version: take the folder away again.
+                let _ = std::fs::remove_dir_all(&dir);
+            })?;
+    Ok(TrainOutcome { name, dir, keyword, sentiment, version_ids })
+}
+
+fn non_empty(d: &Dataset) -> Option<&Dataset> {
+    (!d.is_empty()).then_some(d)
+}
+
+fn new_classifier(
+    base: &Base,
+    outputs: usize,
+    settings: &TrainSettings,
+) -> anyhow::Result<(Classifier, VarMap)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &model::device());
+    let classifier = Classifier::load(vb, &base.config, outputs, settings.dropout)?;
+    initialise(&varmap, settings.fit.seed)?;
+    if let Some(weights) = &base.weights {
+        load_encoder_weights(&varmap, weights)?;
+    }
+    Ok((classifier, varmap))
+}
+
+fn tune_thresholds(model: &Classifier, valid: &Dataset, k: usize, batch: usize) -> anyhow::Result<Vec<f32>> {
+    let Targets::MultiLabel(truth) = &valid.targets else { unreachable!("keyword data is multi-label") };
+    if valid.is_empty() {
+        return Ok(vec![0.5; k]);
+    }
+    let probs = probabilities(model, &valid.rows, true, batch)?;
+    Ok((0..k)
+        .map(|j| {
+            let p: Vec<f32> = probs.iter().map(|r| r[j]).collect();
+            let t: Vec<bool> = truth.iter().map(|r| r[j] > 0.5).collect();
+            metrics::best_threshold(&p, &t)
+        })
+        .collect())
+}
+
+fn keyword_report(
+    model: &Classifier,
+    data: &Dataset,
+    thresholds: &[f32],
+    names: &[String],
+    batch: usize,
+) -> anyhow::Result<Option<Report>> {
+    let Targets::MultiLabel(truth) = &data.targets else { unreachable!() };
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let probs = probabilities(model, &data.rows, true, batch)?;
+    let predicted: Vec<Vec<bool>> =
+        probs.iter().map(|p| p.iter().zip(thresholds).map(|(x, t)| x >= t).collect()).collect();
+    let truth: Vec<Vec<bool>> = truth.iter().map(|t| t.iter().map(|&x| x > 0.5).collect()).collect();
+    Ok(Some(metrics::multi_label(names, &truth, &predicted)))
+}
+
+fn sentiment_report(
+    model: &Classifier,
+    data: &Dataset,
+    names: &[String],
+    batch: usize,
+) -> anyhow::Result<Option<Report>> {
+    let Targets::SingleLabel(truth) = &data.targets else { unreachable!() };
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let probs = probabilities(model, &data.rows, false, batch)?;
+    let predicted: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+    let truth: Vec<usize> = truth.iter().map(|&c| c as usize).collect();
+    Ok(Some(metrics::single_label(names, &truth, &predicted)))
+}
+
+pub fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    pool: &PgPool,
+    taxonomy: &Taxonomy,
+    name: &str,
+    dir: &std::path::Path,
+    base: &str,
+    snapshot_id: i64,
+    settings: &TrainSettings,
+    kw_metrics: &serde_json::Value,
+    st_metrics: &serde_json::Value,
+) -> anyhow::Result<(i64, i64)> {
+    let params = serde_json::to_value(settings)?;
+    let mut tx = pool.begin().await?;
+    let mut ids = Vec::new();
+    for (kind, metrics) in [("keyword", kw_metrics), ("sentiment", st_metrics)] {
+        let path = dir.join(kind).display().to_string();
+        let v = store::models::NewVersion {
+            taxonomy_id: taxonomy.id,
+            kind,
+            name,
+            path: &path,
+            base_encoder: base,
+            snapshot_id,
+            params: params.clone(),
+            metrics: metrics.clone(),
+        };
+        ids.push(store::models::insert(&mut tx, &v).await?);
+    }
+    store::audit::record(&mut *tx, None, "model.train", &format!("version:{name}"), json!({"ids": ids}))
+        .await?;
+    tx.commit().await?;
+    Ok((ids[0], ids[1]))
+}
+
+fn model_card(
+    kind: &str,
+    name: &str,
+    taxonomy: &Taxonomy,
+    base: &str,
+    settings: &TrainSettings,
+    outcome: &ModelOutcome,
+    labelled: usize,
+) -> String {
+    let table = |r: &Option<Report>| r.as_ref().map(metrics::table).unwrap_or_else(|| "(none)\n".into());
+    format!(
+        "# {kind} model {name}\n\nTaxonomy `{}` ({} keywords, levels {}…{}). Base encoder: {base}.\n\
+         Trained on the current labels of {labelled} reviews (split by review: train / validation / test), \
+         seed {}, {} epochs at most, batch {}, learning rate {}, best epoch {}.\n\n\
+         ## Validation\n```\n{}```\n\n## Test\n```\n{}```\n",
+        taxonomy.name,
+        taxonomy.keywords.len(),
+        taxonomy.scale_min,
+        taxonomy.scale_max,
+        settings.fit.seed,
+        settings.fit.epochs,
+        settings.fit.batch_size,
+        settings.fit.learning_rate,
+        outcome.fit.best_epoch,
+        table(&outcome.validation),
+        table(&outcome.test),
+    )
+}

@@ -1,0 +1,109 @@
+//! Training from the label store into a model version folder and `model_versions`.
+
+use std::path::{Path, PathBuf};
+
+use reviewloop::import::Format;
+use reviewloop::model::folder::ModelFolder;
+use reviewloop::train::data::SentimentInput;
+use reviewloop::train::pipeline::{self, TrainSettings};
+use reviewloop::train::FitOptions;
+
+use crate::helpers::TestApp;
+
+fn labelled_csv() -> String {
+    let mut csv = String::from("text,labels\n");
+    let rows = [
+        ("배송이 빨라요", "배송1"),
+        ("배송이 늦어요", "배송-1"),
+        ("색감이 예뻐요", "색상2"),
+        ("그냥 그래요", "없음"),
+    ];
+    for i in 0..60 {
+        let (text, labels) = rows[i % rows.len()];
+        csv.push_str(&format!("{text} {i},\"{labels}\"\n"));
+    }
+    csv
+}
+
+fn settings(models_dir: &Path, name: &str) -> TrainSettings {
+    TrainSettings {
+        taxonomy: "fashion".into(),
+        name: Some(name.into()),
+        base: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-roberta")),
+        all_data: false,
+        fit: FitOptions {
+            epochs: 2,
+            batch_size: 16,
+            learning_rate: 1e-3,
+            warmup_ratio: 0.1,
+            weight_decay: 0.0,
+            patience: 2,
+            seed: 1,
+        },
+        vocab_size: 200,
+        sentiment_input: SentimentInput::Pair,
+        models_dir: models_dir.to_path_buf(),
+        dropout: 0.1,
+    }
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reviewloop-models-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn training_writes_a_loadable_version_and_records_it() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    let models = scratch_dir();
+    let outcome = pipeline::run(&app.pool, &settings(&models, "v1"), &mut |_, _| {}).await.unwrap();
+    for kind in ["keyword", "sentiment"] {
+        let dir = outcome.dir.join(kind);
+        for file in
+            ["config.json", "model.safetensors", "tokenizer.json", "labels.json", "metrics.json", "README.md"]
+        {
+            assert!(dir.join(file).is_file(), "{kind}/{file}");
+        }
+        let folder = ModelFolder::open(&dir).unwrap();
+        folder.load_encoder(&candle_core::Device::Cpu).expect("the saved encoder loads like any checkpoint");
+    }
+    let labels: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(outcome.dir.join("keyword/labels.json")).unwrap())
+            .unwrap();
+    assert_eq!(labels["keywords"].as_array().unwrap().len(), 15);
+    assert_eq!(labels["thresholds"].as_array().unwrap().len(), 15);
+    assert_eq!(
+        app.count("SELECT count(*) FROM model_versions WHERE name = 'v1' AND status = 'ready'").await,
+        2
+    );
+    assert_eq!(app.count("SELECT count(*) FROM label_snapshots").await, 1);
+    let leftovers = std::fs::read_dir(models.join("fashion"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".partial"));
+    assert_eq!(leftovers.count(), 0);
+    let _ = std::fs::remove_dir_all(&models);
+}
+
+#[tokio::test]
+async fn a_failed_run_leaves_no_folder_and_no_rows() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    let models = scratch_dir();
+    // A version row of that name already exists: recording fails after the folder was written.
+    sqlx::query("INSERT INTO model_versions (taxonomy_id, kind, name, path) SELECT id, 'keyword', 'taken', 'x' FROM taxonomies WHERE name = 'fashion'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let error = pipeline::run(&app.pool, &settings(&models, "taken"), &mut |_, _| {}).await;
+    assert!(error.is_err());
+    assert_eq!(std::fs::read_dir(models.join("fashion")).unwrap().count(), 0, "nothing half-written stays");
+    assert_eq!(app.count("SELECT count(*) FROM model_versions").await, 1);
+
+    // Too few labels: refused before anything is written.
+    let empty = TestApp::spawn().await;
+    let error = pipeline::run(&empty.pool, &settings(&models, "none"), &mut |_, _| {}).await.err().unwrap();
+    assert!(error.to_string().contains("labelled reviews"), "{error}");
+    let _ = std::fs::remove_dir_all(&models);
+}
