@@ -1,6 +1,7 @@
 //! reviewloop: Korean review analysis with an active-learning loop.
 //! See DESIGN.md for the map; each module below is one stage of the loop.
 
+pub mod analyze;
 pub mod bench;
 pub mod config;
 pub mod consensus;

@@ -55,6 +55,21 @@ enum Command {
     Taxonomy(TaxonomyCommand),
     /// Train a keyword model and a sentiment model from the current labels.
     Train(TrainArgs),
+    /// Analyse a review: keywords, sentiment per keyword, highlighted words.
+    Analyze {
+        text: String,
+        /// A version folder (with keyword/ and sentiment/); default: the taxonomy's
+        /// active version, else its newest ready one.
+        #[arg(long)]
+        version: Option<PathBuf>,
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+        #[arg(long)]
+        no_highlights: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -264,6 +279,31 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::User(cmd) => user(&pool, cmd).await?,
         Command::Taxonomy(cmd) => taxonomy(&pool, cmd).await?,
         Command::Train(args) => train(&pool, settings, args).await?,
+        Command::Analyze { text, version, taxonomy, no_highlights, json } => {
+            let dir = match version {
+                Some(dir) => dir,
+                None => store::models::current_dir(&pool, &taxonomy).await?,
+            };
+            let analysis = reviewloop::analyze::Analyzer::load(&dir)?.analyze(&text, !no_highlights)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&analysis)?);
+            } else {
+                for k in &analysis.keywords {
+                    let words: Vec<String> =
+                        k.highlights.iter().map(|h| format!("{} (−{:.2})", h.word, h.drop)).collect();
+                    println!(
+                        "{:<16} p={:.2}  sentiment {:+}  {}",
+                        k.keyword,
+                        k.probability,
+                        k.sentiment,
+                        words.join(", ")
+                    );
+                }
+                if analysis.keywords.is_empty() {
+                    println!("no keyword found");
+                }
+            }
+        }
         Command::Bench(_) => unreachable!("handled before connecting"),
     }
     Ok(())

@@ -293,11 +293,21 @@ impl Roberta {
 
     /// Ids, RoBERTa positions (counting from pad + 1 over real tokens only) and an
     /// additive attention bias, all built on the host in one pass.
+    /// Rows longer than the positions allow keep their head and their last token (the
+    /// closing `[SEP]`), so an over-long input degrades instead of failing.
     fn inputs(&self, rows: &[Vec<u32>]) -> Result<(Tensor, Tensor, Tensor)> {
         let pad = self.config.pad_token_id;
-        let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let limit = self.config.max_tokens();
+        let rows: Vec<std::borrow::Cow<[u32]>> = rows
+            .iter()
+            .map(|r| match r.len() > limit {
+                true => std::borrow::Cow::Owned([&r[..limit - 1], &r[r.len() - 1..]].concat()),
+                false => std::borrow::Cow::Borrowed(r.as_slice()),
+            })
+            .collect();
+        let len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
         let (mut ids, mut positions, mut bias) = (Vec::new(), Vec::new(), Vec::new());
-        for row in rows {
+        for row in &rows {
             let mut next = pad + 1;
             for i in 0..len {
                 let id = row.get(i).copied().unwrap_or(pad);

@@ -43,3 +43,21 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, v: &NewVersion<'_>) -> s
     .fetch_one(&mut **tx)
     .await
 }
+
+/// The folder of the version that serves a taxonomy: the active one, else the newest
+/// ready one.
+pub async fn current_dir(pool: &PgPool, taxonomy: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path: Option<String> = sqlx::query_scalar(
+        "SELECT v.path FROM model_versions v JOIN taxonomies t ON t.id = v.taxonomy_id
+         WHERE t.name = $1 AND v.kind = 'keyword' AND v.status IN ('active', 'ready')
+         ORDER BY v.status = 'active' DESC, v.id DESC LIMIT 1",
+    )
+    .bind(taxonomy)
+    .fetch_optional(pool)
+    .await?;
+    let path = path.ok_or_else(|| {
+        anyhow::anyhow!("no trained model for `{taxonomy}` yet: run `reviewloop train` first")
+    })?;
+    let keyword_dir = std::path::PathBuf::from(path);
+    Ok(keyword_dir.parent().map(|p| p.to_path_buf()).unwrap_or(keyword_dir))
+}

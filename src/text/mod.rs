@@ -33,9 +33,49 @@ pub fn split_for(hash: &[u8]) -> Split {
     }
 }
 
+/// Whitespace-separated words as character spans `(start, end)` into `text`: the units
+/// highlights mask and report.
+pub fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in text.chars().enumerate() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, text.chars().count()));
+    }
+    spans
+}
+
+/// `text` with the characters `start..end` replaced by `replacement`.
+pub fn replace_chars(text: &str, start: usize, end: usize, replacement: &str) -> String {
+    let head: String = text.chars().take(start).collect();
+    let tail: String = text.chars().skip(end).collect();
+    format!("{head}{replacement}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_character_spans_even_with_emoji_and_mixed_scripts() {
+        let text = "옷은  예쁘지만 😊 good\t배송은";
+        let spans = word_spans(text);
+        let words: Vec<String> =
+            spans.iter().map(|&(s, e)| text.chars().skip(s).take(e - s).collect()).collect();
+        assert_eq!(words, ["옷은", "예쁘지만", "😊", "good", "배송은"]);
+        assert_eq!(spans[1], (4, 8));
+        assert_eq!(replace_chars(text, 4, 8, "[MASK]"), "옷은  [MASK] 😊 good\t배송은");
+        assert!(word_spans("   ").is_empty());
+    }
 
     #[test]
     fn decomposed_and_composed_hangul_are_the_same_review() {

@@ -1,0 +1,186 @@
+//! The inference chain that replaces the external API: keywords above their thresholds,
+//! then a sentiment level for each found keyword, then highlights: the words whose
+//! masking drops that keyword's probability most. All mask variants of a review are
+//! scored in one batch.
+
+use std::path::Path;
+
+use anyhow::Context;
+use candle_core::DType;
+use candle_nn::VarBuilder;
+use serde::Serialize;
+use tokenizers::Tokenizer;
+
+use crate::model::classifier::Classifier;
+use crate::model::folder::ModelFolder;
+use crate::model::version::Labels;
+use crate::text;
+use crate::train::data::{self, SentimentInput};
+use crate::train::pipeline::argmax;
+use crate::train::probabilities;
+
+/// A classifier with what its outputs mean.
+pub struct LoadedModel {
+    pub classifier: Classifier,
+    pub labels: Labels,
+    pub tokenizer: Tokenizer,
+}
+
+impl LoadedModel {
+    /// Loads one model folder of a version (`…/keyword` or `…/sentiment`).
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let folder = ModelFolder::open(dir)?;
+        let labels: Labels = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("labels.json"))
+                .with_context(|| format!("{}/labels.json", dir.display()))?,
+        )
+        .with_context(|| format!("{}/labels.json is not valid", dir.display()))?;
+        let outputs = match labels.kind.as_str() {
+            "keyword" => labels.keywords.len(),
+            _ => (labels.scale_max - labels.scale_min + 1) as usize,
+        };
+        let device = crate::model::device();
+        // Safety: version folders are immutable once renamed into place.
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[folder.weights_path()], DType::F32, &device)? };
+        let classifier = Classifier::load(vb, &folder.config, outputs, 0.0)
+            .with_context(|| format!("{}: weights do not fit", dir.display()))?;
+        let tokenizer = data::truncating(&folder.tokenizer, folder.config.max_tokens());
+        Ok(LoadedModel { classifier, labels, tokenizer })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Highlight {
+    pub word: String,
+    /// Character offsets into the original text.
+    pub start: usize,
+    pub end: usize,
+    /// How much the keyword's probability falls when this word is masked.
+    pub drop: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundKeyword {
+    pub keyword: String,
+    pub probability: f32,
+    pub sentiment: i16,
+    /// Probability of each level, from the lowest.
+    pub distribution: Vec<f32>,
+    pub highlights: Vec<Highlight>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub keywords: Vec<FoundKeyword>,
+    /// Every keyword's probability, in taxonomy order.
+    pub probabilities: Vec<f32>,
+}
+
+pub struct Analyzer {
+    pub keyword: LoadedModel,
+    pub sentiment: LoadedModel,
+    /// Highlights per keyword.
+    pub top_words: usize,
+}
+
+const BATCH: usize = 64;
+
+impl Analyzer {
+    /// Loads a version folder holding `keyword/` and `sentiment/`.
+    pub fn load(version_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Analyzer {
+            keyword: LoadedModel::load(&version_dir.join("keyword"))?,
+            sentiment: LoadedModel::load(&version_dir.join("sentiment"))?,
+            top_words: 3,
+        })
+    }
+
+    pub fn analyze(&self, text: &str, highlights: bool) -> anyhow::Result<Analysis> {
+        let text = text::normalize(text);
+        let row = data::encode_review(&self.keyword.tokenizer, &text);
+        let probs = probabilities(&self.keyword.classifier, &[row], true, 1)?.remove(0);
+        let labels = &self.keyword.labels;
+        let found: Vec<usize> = (0..labels.keywords.len())
+            .filter(|&k| probs[k] >= labels.thresholds.get(k).copied().unwrap_or(0.5))
+            .collect();
+        let sentiments = self.sentiments(&text, &found)?;
+        let drops =
+            if highlights && !found.is_empty() { self.mask_drops(&text, &probs)? } else { Vec::new() };
+        let keywords = found
+            .iter()
+            .zip(sentiments)
+            .map(|(&k, distribution)| FoundKeyword {
+                keyword: labels.keywords[k].clone(),
+                probability: probs[k],
+                sentiment: self.sentiment.labels.scale_min + argmax(&distribution) as i16,
+                distribution,
+                highlights: self.top_highlights(&text, &drops, k),
+            })
+            .collect();
+        Ok(Analysis { keywords, probabilities: probs })
+    }
+
+    fn sentiments(&self, text: &str, found: &[usize]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let input = self.sentiment.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
+        let rows: Vec<Vec<u32>> = found
+            .iter()
+            .map(|&k| {
+                data::encode_pair(&self.sentiment.tokenizer, input, text, &self.keyword.labels.keywords[k])
+            })
+            .collect();
+        Ok(probabilities(&self.sentiment.classifier, &rows, false, BATCH)?)
+    }
+
+    /// For each word: the spans and every keyword's probability drop when it is masked,
+    /// all variants scored together.
+    fn mask_drops(&self, text: &str, original: &[f32]) -> anyhow::Result<Vec<((usize, usize), Vec<f32>)>> {
+        let spans = text::word_spans(text);
+        let mask = mask_token(&self.keyword.tokenizer);
+        let rows: Vec<Vec<u32>> = spans
+            .iter()
+            .map(|&(s, e)| {
+                data::encode_review(&self.keyword.tokenizer, &text::replace_chars(text, s, e, mask))
+            })
+            .collect();
+        let masked = probabilities(&self.keyword.classifier, &rows, true, BATCH)?;
+        Ok(spans
+            .into_iter()
+            .zip(masked)
+            .map(|(span, p)| (span, original.iter().zip(&p).map(|(o, m)| o - m).collect()))
+            .collect())
+    }
+
+    fn top_highlights(
+        &self,
+        text: &str,
+        drops: &[((usize, usize), Vec<f32>)],
+        keyword: usize,
+    ) -> Vec<Highlight> {
+        let mut ranked: Vec<&((usize, usize), Vec<f32>)> =
+            drops.iter().filter(|(_, d)| d[keyword] > 0.0).collect();
+        ranked.sort_by(|a, b| b.1[keyword].total_cmp(&a.1[keyword]));
+        ranked
+            .into_iter()
+            .take(self.top_words)
+            .map(|&((start, end), ref d)| Highlight {
+                word: text.chars().skip(start).take(end - start).collect(),
+                start,
+                end,
+                drop: d[keyword],
+            })
+            .collect()
+    }
+}
+
+/// The tokenizer's mask token: `[MASK]` (klue and ours) or `<mask>` (original RoBERTa).
+fn mask_token(tokenizer: &Tokenizer) -> &'static str {
+    if tokenizer.token_to_id("[MASK]").is_some() {
+        "[MASK]"
+    } else {
+        "<mask>"
+    }
+}
+
+#[cfg(test)]
+mod tests;
