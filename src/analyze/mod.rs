@@ -77,6 +77,9 @@ pub struct Analysis {
     pub probabilities: Vec<f32>,
 }
 
+/// A word's character span and every keyword's probability drop when it is masked.
+type WordDrops = Vec<((usize, usize), Vec<f32>)>;
+
 pub struct Analyzer {
     pub keyword: LoadedModel,
     pub sentiment: LoadedModel,
@@ -134,7 +137,7 @@ impl Analyzer {
 
     /// For each word: the spans and every keyword's probability drop when it is masked,
     /// all variants scored together.
-    fn mask_drops(&self, text: &str, original: &[f32]) -> anyhow::Result<Vec<((usize, usize), Vec<f32>)>> {
+    fn mask_drops(&self, text: &str, original: &[f32]) -> anyhow::Result<WordDrops> {
         let spans = text::word_spans(text);
         let mask = mask_token(&self.keyword.tokenizer);
         let rows: Vec<Vec<u32>> = spans
