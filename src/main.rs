@@ -55,6 +55,22 @@ enum Command {
     Taxonomy(TaxonomyCommand),
     /// Train a keyword model and a sentiment model from the current labels.
     Train(TrainArgs),
+    /// Report a version's precision / recall / F1 per keyword and per sentiment level, on
+    /// a labelled file (not imported) or on the label store's test split.
+    Eval {
+        /// Labelled file in an import format; default: the test split in the database.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        #[arg(long)]
+        version: Option<PathBuf>,
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Analyse a review: keywords, sentiment per keyword, highlighted words.
     Analyze {
         text: String,
@@ -279,6 +295,9 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::User(cmd) => user(&pool, cmd).await?,
         Command::Taxonomy(cmd) => taxonomy(&pool, cmd).await?,
         Command::Train(args) => train(&pool, settings, args).await?,
+        Command::Eval { data, format, version, taxonomy, json } => {
+            eval(&pool, data, format, version, &taxonomy, json).await?
+        }
         Command::Analyze { text, version, taxonomy, no_highlights, json } => {
             let dir = match version {
                 Some(dir) => dir,
@@ -487,5 +506,52 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
         }
     }
     println!("version {} written to {}", outcome.name, outcome.dir.display());
+    Ok(())
+}
+
+async fn eval(
+    pool: &sqlx::PgPool,
+    data: Option<PathBuf>,
+    format: Option<Format>,
+    version: Option<PathBuf>,
+    taxonomy: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    use reviewloop::train::{data as training_data, evaluate, metrics};
+    let dir = match version {
+        Some(dir) => dir,
+        None => store::models::current_dir(pool, taxonomy).await?,
+    };
+    let analyzer = reviewloop::analyze::Analyzer::load(&dir)?;
+    let (items, skipped) = match data {
+        Some(path) => {
+            let name = path.display().to_string();
+            let format =
+                format.or_else(|| Format::from_path(&name)).context("pass --format for this file")?;
+            let file = BufReader::new(File::open(&path).with_context(|| format!("cannot open {name}"))?);
+            evaluate::read_file(&analyzer, format, file)?
+        }
+        None => {
+            let taxonomy = store::taxonomies::load_by_name(pool, &analyzer.keyword.labels.taxonomy).await?;
+            let all = training_data::labelled(pool, &taxonomy, None).await?;
+            (all.into_iter().filter(|i| i.split == store::reviews::Split::Test).collect(), 0)
+        }
+    };
+    let evaluation = evaluate::evaluate(&analyzer, &items, skipped)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+        return Ok(());
+    }
+    println!(
+        "{} reviews evaluated, {} rows skipped (unlabelled or unknown keywords)",
+        evaluation.reviews, evaluation.skipped
+    );
+    for (name, report) in
+        [("keywords", &evaluation.keyword), ("sentiment (gold keywords)", &evaluation.sentiment)]
+    {
+        if let Some(report) = report {
+            println!("\n{name}\n{}", metrics::table(report));
+        }
+    }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! early stopping on validation loss with the best weights restored, fixed seeds.
 
 pub mod data;
+pub mod evaluate;
 pub mod loss;
 pub mod metrics;
 pub mod pipeline;

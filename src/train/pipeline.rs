@@ -249,7 +249,7 @@ fn tune_thresholds(model: &Classifier, valid: &Dataset, k: usize, batch: usize) 
         .collect())
 }
 
-fn keyword_report(
+pub fn keyword_report(
     model: &Classifier,
     data: &Dataset,
     thresholds: &[f32],
@@ -267,7 +267,7 @@ fn keyword_report(
     Ok(Some(metrics::multi_label(names, &truth, &predicted)))
 }
 
-fn sentiment_report(
+pub fn sentiment_report(
     model: &Classifier,
     data: &Dataset,
     names: &[String],

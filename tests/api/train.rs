@@ -6,7 +6,7 @@ use reviewloop::import::Format;
 use reviewloop::model::folder::ModelFolder;
 use reviewloop::train::data::SentimentInput;
 use reviewloop::train::pipeline::{self, TrainSettings};
-use reviewloop::train::FitOptions;
+use reviewloop::train::{evaluate, FitOptions};
 
 use crate::helpers::TestApp;
 
@@ -79,6 +79,18 @@ async fn training_writes_a_loadable_version_and_records_it() {
         2
     );
     assert_eq!(app.count("SELECT count(*) FROM label_snapshots").await, 1);
+    // The version evaluates a labelled file without importing it.
+    let analyzer = reviewloop::analyze::Analyzer::load(&outcome.dir).unwrap();
+    let file =
+        "text,labels\n배송이 빨라요 정말,배송1\n색감이 예뻐요 진짜,색상2\n향이 좋아요,향1\n라벨 없음,\n";
+    let (items, skipped) = evaluate::read_file(&analyzer, Format::Csv, file.as_bytes()).unwrap();
+    let evaluation = evaluate::evaluate(&analyzer, &items, skipped).unwrap();
+    assert_eq!((evaluation.reviews, evaluation.skipped), (2, 2));
+    assert_eq!(evaluation.keyword.unwrap().labels.len(), 15);
+    assert_eq!(evaluation.sentiment.unwrap().micro.support, 2);
+    assert_eq!(app.count("SELECT count(*) FROM reviews").await, 60, "evaluation imports nothing");
+    let analysis = analyzer.analyze("배송이 빨라요", true).unwrap();
+    assert_eq!(analysis.probabilities.len(), 15);
     let leftovers = std::fs::read_dir(models.join("fashion"))
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".partial"));
