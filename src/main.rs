@@ -224,6 +224,20 @@ enum TaxonomyCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct ModelBenchArgs {
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 64)]
+    tokens: usize,
+    /// Seconds to measure each configuration.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// A Python with torch and transformers: also run the PyTorch reference and print ratios.
+    #[arg(long)]
+    python: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Import N generated reviews into a scratch database and print rows/second.
@@ -231,6 +245,10 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
     },
+    /// Encoder + keyword head inference throughput (small and base-size configs).
+    Infer(ModelBenchArgs),
+    /// Training-step throughput (forward, backward, AdamW), small and base-size configs.
+    Train(ModelBenchArgs),
     /// Latency of next item / item page / submit over HTTP, on a scratch database.
     Annotate {
         /// Reviews in the pool.
@@ -266,6 +284,12 @@ async fn start() -> anyhow::Result<()> {
     match cli.command {
         // Benchmarks make their own scratch databases.
         Command::Bench(BenchCommand::Import { rows }) => reviewloop::bench::import(&settings, rows).await,
+        Command::Bench(BenchCommand::Infer(a)) => {
+            reviewloop::bench::models("infer", a.batch, a.tokens, a.seconds, a.python.as_deref())
+        }
+        Command::Bench(BenchCommand::Train(a)) => {
+            reviewloop::bench::models("train", a.batch, a.tokens, a.seconds, a.python.as_deref())
+        }
         Command::Bench(BenchCommand::Annotate { pool, items }) => {
             reviewloop::bench::annotate(&settings, pool, items).await
         }
@@ -490,7 +514,15 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
     bar.set_style(ProgressStyle::with_template(
         "{prefix:>9} {bar:30} {pos}/{len} steps · eta {eta} · {msg}",
     )?);
+    let steps_per_epoch = |p: &reviewloop::train::Progress| p.total_steps / train_settings.fit.epochs.max(1);
     let outcome = pipeline::run(pool, &train_settings, &mut |model, p| {
+        // Without a terminal the bar stays hidden: log each epoch's end instead.
+        if bar.is_hidden() && p.step % steps_per_epoch(p).max(1) == 0 {
+            eprintln!(
+                "{model}: epoch {} done, step {}/{}, last batch loss {:.4}",
+                p.epoch, p.step, p.total_steps, p.loss
+            );
+        }
         bar.set_prefix(model.to_string());
         bar.set_length(p.total_steps as u64);
         bar.set_position(p.step as u64);

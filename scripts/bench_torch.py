@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `reviewloop bench infer|train`: the same RoBERTa configurations,
+batch and sequence length, on the same machine. Prints one JSON line per measurement:
+{"config": ..., "mode": "infer"|"train", "seq_per_s": ...}. Needs torch and transformers.
+Usage: bench_torch.py CONFIG_JSON MODE BATCH SEQ SECONDS
+"""
+import json
+import sys
+import time
+
+import torch
+from transformers import RobertaConfig, RobertaModel
+
+config_json, mode, batch, seq, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+spec = json.loads(config_json)
+config = RobertaConfig(**spec)
+torch.manual_seed(0)
+encoder = RobertaModel(config, add_pooling_layer=False)
+head = torch.nn.Linear(config.hidden_size, 15)
+ids = torch.randint(5, config.vocab_size, (batch, seq))
+mask = torch.ones_like(ids)
+targets = (torch.rand(batch, 15) > 0.8).float()
+
+
+def infer():
+    with torch.no_grad():
+        encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+
+
+params = list(encoder.parameters()) + list(head.parameters())
+optimizer = torch.optim.AdamW(params, lr=1e-4)
+
+
+def train():
+    logits = head(encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0])
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+step = infer if mode == "infer" else train
+encoder.train(mode == "train")
+step()  # warm-up
+done, started = 0, time.perf_counter()
+while time.perf_counter() - started < seconds or done < 2:
+    step()
+    done += 1
+elapsed = time.perf_counter() - started
+print(json.dumps({"mode": mode, "seq_per_s": done * batch / elapsed, "steps": done, "threads": torch.get_num_threads()}))
