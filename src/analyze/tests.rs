@@ -1,39 +1,14 @@
 //! The chain on a tiny model trained to a planted rule: keyword 0 is present exactly
 //! when the word 배송 is.
 
-use std::path::Path;
-
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-
 use super::*;
-use crate::model::classifier::initialise;
-use crate::train::{fit, Dataset, FitOptions, Targets};
+use crate::model::testing::{tiny_classifier, tiny_folder, toy_options};
+use crate::train::{fit, Dataset, Targets};
 
 fn trained(outputs: usize, data: &Dataset, epochs: usize) -> (Classifier, Tokenizer) {
-    let folder =
-        ModelFolder::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-roberta"))
-            .unwrap();
-    let varmap = VarMap::new();
-    let model = Classifier::load(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        &folder.config,
-        outputs,
-        0.0,
-    )
-    .unwrap();
-    initialise(&varmap, 11).unwrap();
-    let options = FitOptions {
-        epochs,
-        batch_size: 8,
-        learning_rate: 3e-3,
-        warmup_ratio: 0.1,
-        weight_decay: 0.0,
-        patience: 100,
-        seed: 3,
-    };
-    fit(&model, &varmap, outputs, data, None, &options, &mut |_| {}).unwrap();
-    (model, folder.tokenizer)
+    let (model, varmap) = tiny_classifier(outputs, 11, 0.0);
+    fit(&model, &varmap, outputs, data, None, &toy_options(epochs, 3), &mut |_| {}).unwrap();
+    (model, tiny_folder().tokenizer)
 }
 
 fn labels(kind: &str) -> Labels {

@@ -101,9 +101,7 @@ fn safetensor_names(path: &Path) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-    }
+    use crate::model::testing::fixture;
 
     #[derive(serde::Deserialize)]
     struct Parity {

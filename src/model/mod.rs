@@ -5,6 +5,8 @@ pub mod classifier;
 pub mod folder;
 pub mod random;
 pub mod roberta;
+#[cfg(test)]
+pub mod testing;
 pub mod version;
 pub mod vocab;
 

@@ -1,25 +1,14 @@
 //! Tiny models learn toy tasks: the training loop, losses and thresholds together.
 
-use std::path::Path;
-
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Device;
+use candle_nn::VarMap;
 
 use super::*;
-use crate::model::classifier::{initialise, load_encoder_weights, Classifier};
-use crate::model::folder::ModelFolder;
-
-fn tiny_folder() -> ModelFolder {
-    ModelFolder::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-roberta")).unwrap()
-}
+use crate::model::classifier::{load_encoder_weights, Classifier};
+use crate::model::testing::{tiny_classifier, tiny_folder, toy_options};
 
 fn classifier(outputs: usize, seed: u64) -> (Classifier, VarMap) {
-    let folder = tiny_folder();
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = Classifier::load(vb, &folder.config, outputs, 0.1).unwrap();
-    initialise(&varmap, seed).unwrap();
-    (model, varmap)
+    tiny_classifier(outputs, seed, 0.1)
 }
 
 /// Reviews mentioning 배송 have keyword 0, those mentioning 색감 keyword 1.
@@ -44,15 +33,7 @@ fn toy_keywords() -> Dataset {
 }
 
 fn options(epochs: usize) -> FitOptions {
-    FitOptions {
-        epochs,
-        batch_size: 8,
-        learning_rate: 3e-3,
-        warmup_ratio: 0.1,
-        weight_decay: 0.0,
-        patience: 100,
-        seed: 7,
-    }
+    toy_options(epochs, 7)
 }
 
 #[test]

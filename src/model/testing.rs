@@ -1,0 +1,40 @@
+//! Tiny models for unit tests: the committed parity checkpoint as a base, and training
+//! options that make toy tasks learnable in a few seconds.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+
+use super::classifier::{initialise, Classifier};
+use super::folder::ModelFolder;
+use crate::train::FitOptions;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub fn tiny_folder() -> ModelFolder {
+    ModelFolder::open(&fixture("tiny-roberta")).unwrap()
+}
+
+/// A classifier of the tiny checkpoint's shape, freshly initialised from `seed`.
+pub fn tiny_classifier(outputs: usize, seed: u64, dropout: f32) -> (Classifier, VarMap) {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let model = Classifier::load(vb, &tiny_folder().config, outputs, dropout).unwrap();
+    initialise(&varmap, seed).unwrap();
+    (model, varmap)
+}
+
+pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
+    FitOptions {
+        epochs,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        warmup_ratio: 0.1,
+        weight_decay: 0.0,
+        patience: 100,
+        seed,
+    }
+}
