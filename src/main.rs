@@ -122,6 +122,9 @@ struct TrainArgs {
     sentiment_input: reviewloop::train::data::SentimentInput,
     #[arg(long, default_value_t = 0.2)]
     dropout: f32,
+    /// Masked-language-model epochs over all reviews before fine-tuning the offline encoder.
+    #[arg(long, default_value_t = 0)]
+    pretrain_epochs: usize,
 }
 
 #[derive(clap::Args)]
@@ -509,6 +512,7 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
         sentiment_input: args.sentiment_input,
         models_dir: settings.data_dir.clone(),
         dropout: args.dropout,
+        pretrain_epochs: args.pretrain_epochs,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(

@@ -51,3 +51,13 @@ pub fn shuffle<T>(items: &mut [T]) {
     use rand::seq::SliceRandom;
     RNG.with(|r| items.shuffle(&mut *r.borrow_mut()));
 }
+
+/// A uniform draw in [0, 1).
+pub fn uniform() -> f32 {
+    RNG.with(|r| r.borrow_mut().gen::<f32>())
+}
+
+/// A uniform integer in `low..high`.
+pub fn below(low: u32, high: u32) -> u32 {
+    RNG.with(|r| r.borrow_mut().gen_range(low..high))
+}

@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod loss;
 pub mod metrics;
 pub mod pipeline;
+pub mod pretrain;
 
 use candle_core::{DType, Result, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};

@@ -12,6 +12,7 @@ use tokenizers::Tokenizer;
 
 use super::data::{self, LabelledText, SentimentInput};
 use super::metrics::{self, Report};
+use super::pretrain::{pretrain, MaskedLm};
 use super::{fit, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
 use crate::model::classifier::{initialise, load_encoder_weights, Classifier};
 use crate::model::folder::ModelFolder;
@@ -37,6 +38,9 @@ pub struct TrainSettings {
     pub models_dir: PathBuf,
     /// Classifier dropout (the seed used 0.2).
     pub dropout: f32,
+    /// Epochs of masked-language-model pre-training of the offline encoder on all the
+    /// taxonomy's reviews before fine-tuning (0: none; ignored with `base`).
+    pub pretrain_epochs: usize,
 }
 
 /// The offline default encoder: small enough to train on two CPU cores in minutes,
@@ -86,21 +90,42 @@ struct Base {
     label: String,
 }
 
-async fn base(pool: &PgPool, settings: &TrainSettings, taxonomy: &Taxonomy) -> anyhow::Result<Base> {
+async fn base(
+    pool: &PgPool,
+    settings: &TrainSettings,
+    taxonomy: &Taxonomy,
+    progress: &mut dyn FnMut(&str, &Progress),
+) -> anyhow::Result<Base> {
     if let Some(dir) = &settings.base {
         let folder = ModelFolder::open(dir)?;
+        let label = dir.display().to_string();
         return Ok(Base {
             config: folder.config.clone(),
             weights: Some(folder.weights_path()),
             tokenizer: folder.tokenizer,
-            label: dir.display().to_string(),
+            label,
         });
     }
     let texts = data::all_texts(pool, taxonomy.id).await?;
     let tokenizer = vocab::train_wordpiece(texts.iter().map(String::as_str), settings.vocab_size)
         .map_err(|e| anyhow::anyhow!("tokenizer training failed: {e}"))?;
     let config = small_config(tokenizer.get_vocab_size(true));
-    Ok(Base { config, tokenizer, weights: None, label: "offline-small".into() })
+    if settings.pretrain_epochs == 0 {
+        return Ok(Base { config, tokenizer, weights: None, label: "offline-small".into() });
+    }
+    let truncated = data::truncating(&tokenizer, config.max_tokens());
+    let rows: Vec<Vec<u32>> = texts.iter().map(|t| data::encode_review(&truncated, t)).collect();
+    let varmap = VarMap::new();
+    let mlm = MaskedLm::load(VarBuilder::from_varmap(&varmap, DType::F32, &model::device()), &config)?;
+    initialise(&varmap, settings.fit.seed)?;
+    let options = FitOptions { epochs: settings.pretrain_epochs, ..settings.fit.clone() };
+    let mask = tokenizer.token_to_id("[MASK]").unwrap_or(4);
+    pretrain(&mlm, &varmap, &rows, mask, &options, &mut |p| progress("pretrain", p))?;
+    let path =
+        std::env::temp_dir().join(format!("reviewloop-mlm-{}.safetensors", uuid::Uuid::new_v4().simple()));
+    varmap.save(&path)?;
+    let label = format!("offline-small + MLM {} epochs on {} reviews", settings.pretrain_epochs, rows.len());
+    Ok(Base { config, tokenizer, weights: Some(path), label })
 }
 
 pub async fn run(
@@ -112,7 +137,26 @@ pub async fn run(
     let (snapshot_id, up_to) = store::models::snapshot(pool, taxonomy.id, None).await?;
     let items = data::labelled(pool, &taxonomy, Some(up_to)).await?;
     anyhow::ensure!(items.len() >= 10, "only {} labelled reviews: label more before training", items.len());
-    let base = base(pool, settings, &taxonomy).await?;
+    let base = base(pool, settings, &taxonomy, progress).await?;
+    let result = train_from(pool, settings, &taxonomy, &items, &base, snapshot_id, progress).await;
+    if settings.base.is_none() {
+        // A pre-trained offline encoder lives in a temporary file until the models hold it.
+        if let Some(weights) = &base.weights {
+            let _ = std::fs::remove_file(weights);
+        }
+    }
+    result
+}
+
+async fn train_from(
+    pool: &PgPool,
+    settings: &TrainSettings,
+    taxonomy: &Taxonomy,
+    items: &[LabelledText],
+    base: &Base,
+    snapshot_id: i64,
+    progress: &mut dyn FnMut(&str, &Progress),
+) -> anyhow::Result<TrainOutcome> {
     let tokenizer = data::truncating(&base.tokenizer, base.config.max_tokens());
     let split = |wanted: &[Split]| -> Vec<&LabelledText> {
         items.iter().filter(|i| wanted.contains(&i.split)).collect()

@@ -44,6 +44,7 @@ fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         sentiment_input: SentimentInput::Pair,
         models_dir: models_dir.to_path_buf(),
         dropout: 0.1,
+        pretrain_epochs: 0,
     }
 }
 
@@ -117,5 +118,27 @@ async fn a_failed_run_leaves_no_folder_and_no_rows() {
     let empty = TestApp::spawn().await;
     let error = pipeline::run(&empty.pool, &settings(&models, "none"), &mut |_, _| {}).await.err().unwrap();
     assert!(error.to_string().contains("labelled reviews"), "{error}");
+    let _ = std::fs::remove_dir_all(&models);
+}
+
+#[tokio::test]
+async fn the_offline_default_trains_its_own_tokenizer_and_pretrains_it() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    let models = scratch_dir();
+    let mut offline = settings(&models, "offline");
+    offline.base = None;
+    offline.pretrain_epochs = 1;
+    offline.fit.epochs = 1;
+    let mut stages = std::collections::BTreeSet::new();
+    let outcome = pipeline::run(&app.pool, &offline, &mut |stage, _| {
+        stages.insert(stage.to_string());
+    })
+    .await
+    .unwrap();
+    assert_eq!(stages.into_iter().collect::<Vec<_>>(), ["keyword", "pretrain", "sentiment"]);
+    let folder = ModelFolder::open(&outcome.dir.join("keyword")).unwrap();
+    assert_eq!(folder.config.hidden_size, 256, "the documented small default");
+    assert_eq!(folder.tokenizer.token_to_id("[PAD]"), Some(1));
     let _ = std::fs::remove_dir_all(&models);
 }
