@@ -173,7 +173,7 @@ async fn train_from(
 
     let k = taxonomy.keywords.len();
     let keyword_sets = [&train, &valid, &test].map(|s| data::keyword_dataset(s, &tokenizer, k));
-    let (kw_model, kw_vars) = new_classifier(&base, k, settings)?;
+    let (kw_model, kw_vars) = new_classifier(base, k, settings)?;
     let kw_fit = fit(
         &kw_model,
         &kw_vars,
@@ -195,8 +195,8 @@ async fn train_from(
 
     let n = (taxonomy.scale_max - taxonomy.scale_min + 1) as usize;
     let sentiment_sets = [&train, &valid, &test]
-        .map(|s| data::sentiment_dataset(s, &tokenizer, &taxonomy, settings.sentiment_input));
-    let (st_model, st_vars) = new_classifier(&base, n, settings)?;
+        .map(|s| data::sentiment_dataset(s, &tokenizer, taxonomy, settings.sentiment_input));
+    let (st_model, st_vars) = new_classifier(base, n, settings)?;
     let st_fit = fit(
         &st_model,
         &st_vars,
@@ -224,7 +224,7 @@ async fn train_from(
         sentiment_input: (kind == "sentiment").then_some(settings.sentiment_input),
     };
     let card = |kind: &str, outcome: &ModelOutcome| {
-        model_card(kind, &name, &taxonomy, &base.label, settings, outcome, items.len())
+        model_card(kind, &name, taxonomy, &base.label, settings, outcome, items.len())
     };
     let kw_metrics = serde_json::to_value(&keyword)?;
     let st_metrics = serde_json::to_value(&sentiment)?;
@@ -250,7 +250,7 @@ async fn train_from(
     })?;
     let dir = version.commit()?;
     let version_ids =
-        record(pool, &taxonomy, &name, &dir, &base.label, snapshot_id, settings, &kw_metrics, &st_metrics)
+        record(pool, taxonomy, &name, &dir, &base.label, snapshot_id, settings, &kw_metrics, &st_metrics)
             .await
             .inspect_err(|_| {
                 // The database refused the version: take the folder away again.
