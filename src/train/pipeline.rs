@@ -173,16 +173,7 @@ async fn train_from(
 
     let k = taxonomy.keywords.len();
     let keyword_sets = [&train, &valid, &test].map(|s| data::keyword_dataset(s, &tokenizer, k));
-    let (kw_model, kw_vars) = new_classifier(base, k, settings)?;
-    let kw_fit = fit(
-        &kw_model,
-        &kw_vars,
-        k,
-        &keyword_sets[0],
-        non_empty(&keyword_sets[1]),
-        &settings.fit,
-        &mut |p| progress("keyword", p),
-    )?;
+    let (kw_model, kw_vars, kw_fit) = train_model(base, settings, k, &keyword_sets, "keyword", progress)?;
     let thresholds = tune_thresholds(&kw_model, &keyword_sets[1], k, settings.fit.batch_size)?;
     let keyword_names: Vec<String> = taxonomy.keywords.iter().map(|k| k.name.clone()).collect();
     let kw_report =
@@ -196,16 +187,7 @@ async fn train_from(
     let n = (taxonomy.scale_max - taxonomy.scale_min + 1) as usize;
     let sentiment_sets = [&train, &valid, &test]
         .map(|s| data::sentiment_dataset(s, &tokenizer, taxonomy, settings.sentiment_input));
-    let (st_model, st_vars) = new_classifier(base, n, settings)?;
-    let st_fit = fit(
-        &st_model,
-        &st_vars,
-        n,
-        &sentiment_sets[0],
-        non_empty(&sentiment_sets[1]),
-        &settings.fit,
-        &mut |p| progress("sentiment", p),
-    )?;
+    let (st_model, st_vars, st_fit) = train_model(base, settings, n, &sentiment_sets, "sentiment", progress)?;
     let level_names: Vec<String> = taxonomy.levels().map(|l| l.to_string()).collect();
     let st_report = |d: &Dataset| sentiment_report(&st_model, d, &level_names, settings.fit.batch_size);
     let sentiment = ModelOutcome {
@@ -257,6 +239,22 @@ async fn train_from(
                 let _ = std::fs::remove_dir_all(&dir);
             })?;
     Ok(TrainOutcome { name, dir, keyword, sentiment, version_ids })
+}
+
+/// A fresh classifier trained on `sets[0]`, early-stopped on `sets[1]`.
+fn train_model(
+    base: &Base,
+    settings: &TrainSettings,
+    outputs: usize,
+    sets: &[Dataset; 3],
+    stage: &str,
+    progress: &mut dyn FnMut(&str, &Progress),
+) -> anyhow::Result<(Classifier, VarMap, FitReport)> {
+    let (model, vars) = new_classifier(base, outputs, settings)?;
+    let report = fit(&model, &vars, outputs, &sets[0], non_empty(&sets[1]), &settings.fit, &mut |p| {
+        progress(stage, p)
+    })?;
+    Ok((model, vars, report))
 }
 
 fn non_empty(d: &Dataset) -> Option<&Dataset> {
