@@ -518,14 +518,15 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
     bar.set_style(ProgressStyle::with_template(
         "{prefix:>9} {bar:30} {pos}/{len} steps · eta {eta} · {msg}",
     )?);
-    let steps_per_epoch = |p: &reviewloop::train::Progress| p.total_steps / train_settings.fit.epochs.max(1);
+    let mut logged = (String::new(), 0);
     let outcome = pipeline::run(pool, &train_settings, &mut |model, p| {
-        // Without a terminal the bar stays hidden: log each epoch's end instead.
-        if bar.is_hidden() && p.step % steps_per_epoch(p).max(1) == 0 {
+        // Without a terminal the bar stays hidden: log each epoch's start instead.
+        if bar.is_hidden() && (logged.0 != model || logged.1 != p.epoch) {
             eprintln!(
-                "{model}: epoch {} done, step {}/{}, last batch loss {:.4}",
+                "{model}: epoch {} (step {}/{}), batch loss {:.4}",
                 p.epoch, p.step, p.total_steps, p.loss
             );
+            logged = (model.to_string(), p.epoch);
         }
         bar.set_prefix(model.to_string());
         bar.set_length(p.total_steps as u64);
