@@ -5,15 +5,17 @@
 use std::cell::RefCell;
 
 use candle_core::{Result, Tensor};
-use rand::rngs::StdRng;
+use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+// A fast non-cryptographic generator (xoshiro): dropout draws millions of numbers per
+// training step.
 thread_local! {
-    static RNG: RefCell<StdRng> = RefCell::new(StdRng::seed_from_u64(0));
+    static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::seed_from_u64(0));
 }
 
 pub fn seed(seed: u64) {
-    RNG.with(|r| *r.borrow_mut() = StdRng::seed_from_u64(seed));
+    RNG.with(|r| *r.borrow_mut() = SmallRng::seed_from_u64(seed));
 }
 
 /// Inverted dropout: zeroes a share `p` of the values and scales the rest by 1/(1−p).
