@@ -109,7 +109,7 @@ pub async fn load(pool: &PgPool, id: i64) -> anyhow::Result<Taxonomy> {
     })
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TaxonomySummary {
     pub id: i64,
     pub name: String,

@@ -7,9 +7,10 @@ use serde_json::json;
 
 use super::auth::{AdminArea, Authorized, Nav, Permitted};
 use super::i18n::Tr;
-use super::{render, AppState};
+use super::{render_with, AppState};
 use crate::error::AppResult;
 use crate::store::users::{self, Role, User, UserError};
+use actix_web::http::StatusCode;
 
 type Admin = Authorized<AdminArea>;
 
@@ -34,12 +35,8 @@ async fn users_page(user: Admin, state: web::Data<AppState>) -> AppResult<HttpRe
 async fn respond(user: &Admin, state: &AppState, error: Option<String>) -> AppResult<HttpResponse> {
     let users = users::list(&state.pool).await?;
     let roles = Role::ALL.iter().map(|r| r.as_str()).collect();
-    let failed = error.is_some();
-    let mut response = render(&UsersPage { t: user.tr(), nav: user.nav(), users, roles, error });
-    if failed {
-        *response.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-    }
-    Ok(response)
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    Ok(render_with(&UsersPage { t: user.tr(), nav: user.nav(), users, roles, error }, status))
 }
 
 #[derive(Deserialize)]

@@ -7,13 +7,14 @@ use serde::Deserialize;
 
 use super::auth::{AnnotateArea, Authorized, CsrfForm, Nav, Permitted};
 use super::i18n::{level_name, Tr};
-use super::{render, see_other, AppState};
+use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::store::assignments::{self, Assignment};
 use crate::store::reviews::{self, Review};
 use crate::store::rounds::{self, RoundProgress};
 use crate::store::taxonomies;
 use crate::taxonomy::{ResolvedLabels, Taxonomy};
+use actix_web::http::StatusCode;
 
 type Annotator = Authorized<AnnotateArea>;
 
@@ -247,11 +248,8 @@ async fn submit(
     };
     let labels = ResolvedLabels { no_keyword: answer.no_keyword, labels: answer.labels };
     if let Some(message) = problem {
-        let mut page = item_page(&state, &user, &assignment, Some(&labels), Some(message)).await?;
-        page.correcting = assignment.status == "done";
-        let mut response = render(&page);
-        *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-        return Ok(response);
+        let page = item_page(&state, &user, &assignment, Some(&labels), Some(message)).await?;
+        return Ok(render_with(&page, StatusCode::UNPROCESSABLE_ENTITY));
     }
     assignments::submit(&state.pool, &assignment, &labels, taxonomy.guideline_revision, token).await?;
     Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))

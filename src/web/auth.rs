@@ -12,7 +12,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::i18n::{Lang, Tr};
-use super::{render, AppState};
+use super::{render_with, AppState};
 use crate::error::{AppError, AppResult};
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, Role};
@@ -159,10 +159,9 @@ struct LoginPage {
 fn login_page(t: &'static Tr, failed: bool, username: String) -> HttpResponse {
     let csrf = sessions::random_token();
     let page = LoginPage { t, csrf: csrf.clone(), failed, username };
-    let mut response = render(&page);
-    if failed {
-        *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
-    }
+    let status =
+        if failed { actix_web::http::StatusCode::UNAUTHORIZED } else { actix_web::http::StatusCode::OK };
+    let mut response = render_with(&page, status);
     let cookie = Cookie::build(LOGIN_CSRF_COOKIE, csrf)
         .path("/login")
         .http_only(true)

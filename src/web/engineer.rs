@@ -10,13 +10,14 @@ use serde::Deserialize;
 
 use super::auth::{Authorized, CsrfForm, EngineerArea, Nav, Permitted};
 use super::i18n::Tr;
-use super::{render, see_other, AppState};
+use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::import::{self, Format, ImportOptions, ImportSummary};
 use crate::rounds::{GroupBy, RoundSpec, Sampling};
 use crate::store::annotations::{self, LabelSource, LabelStats};
 use crate::store::rounds::{self, RoundProgress};
 use crate::store::taxonomies::{self, TaxonomySummary};
+use actix_web::http::StatusCode;
 
 type Engineer = Authorized<EngineerArea>;
 
@@ -44,13 +45,7 @@ pub async fn pick_taxonomy(
         Some(n) => all.iter().find(|t| t.name == n).ok_or(AppError::NotFound)?,
         None => all.iter().find(|t| t.reviews > 0).or(all.first()).ok_or(AppError::NotFound)?,
     };
-    let chosen = TaxonomySummary {
-        id: chosen.id,
-        name: chosen.name.clone(),
-        description: chosen.description.clone(),
-        keywords: chosen.keywords,
-        reviews: chosen.reviews,
-    };
+    let chosen = chosen.clone();
     Ok((all, chosen))
 }
 
@@ -110,15 +105,8 @@ async fn rounds_response(
 ) -> AppResult<HttpResponse> {
     let taxonomies = taxonomies::list(&state.pool).await?;
     let rounds = rounds::list(&state.pool).await?;
-    let status = if error.is_some() {
-        actix_web::http::StatusCode::BAD_REQUEST
-    } else {
-        actix_web::http::StatusCode::OK
-    };
-    let mut response =
-        render(&RoundsPage { t: user.tr(), nav: user.nav(), taxonomies, rounds, error, created });
-    *response.status_mut() = status;
-    Ok(response)
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    Ok(render_with(&RoundsPage { t: user.tr(), nav: user.nav(), taxonomies, rounds, error, created }, status))
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,7 @@ pub mod i18n;
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
+use actix_web::http::StatusCode;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use askama::Template;
@@ -94,8 +95,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Renders a page; a template error is a bug, logged and answered with 500.
 pub fn render<T: Template>(page: &T) -> HttpResponse {
+    render_with(page, StatusCode::OK)
+}
+
+/// Renders a page answering with `status` (a form shown again with its error, say).
+pub fn render_with<T: Template>(page: &T, status: StatusCode) -> HttpResponse {
     match page.render() {
-        Ok(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+        Ok(html) => HttpResponse::build(status).content_type("text/html; charset=utf-8").body(html),
         Err(e) => {
             tracing::error!(error = %e, "template failed");
             HttpResponse::InternalServerError().body("template error")
