@@ -192,28 +192,40 @@ pub fn model_configs() -> Vec<(&'static str, crate::model::roberta::Config)> {
     vec![("small", small), ("base", base)]
 }
 
+/// What `bench infer` and `bench train` measure.
+pub struct ModelBench {
+    pub batch: usize,
+    pub seq: usize,
+    /// Seconds to measure each configuration.
+    pub seconds: f64,
+    /// A Python with torch and transformers, for the reference figures.
+    pub python: Option<String>,
+    /// Only this configuration; all when absent.
+    pub config: Option<String>,
+}
+
 /// Sequences per second of the encoder + keyword head, inference or training steps, on
 /// random weights and tokens; and the same with PyTorch when `python` is given.
-pub fn models(
-    mode: &str,
-    batch: usize,
-    seq: usize,
-    seconds: f64,
-    python: Option<&str>,
-) -> anyhow::Result<()> {
+pub fn models(mode: &str, spec: &ModelBench) -> anyhow::Result<()> {
     use candle_core::DType;
     use candle_nn::{VarBuilder, VarMap};
-    for (name, config) in model_configs() {
+    let ModelBench { batch, seq, seconds, .. } = *spec;
+    let configs = model_configs();
+    if let Some(wanted) = &spec.config {
+        anyhow::ensure!(configs.iter().any(|c| c.0 == wanted), "no configuration `{wanted}` (small, base)");
+    }
+    for (name, config) in configs.into_iter().filter(|c| spec.config.as_ref().is_none_or(|w| w == c.0)) {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &crate::model::device());
-        let model = crate::model::classifier::Classifier::load(vb, &config, 15, 0.1)?;
+        let model = crate::model::classifier::Classifier::load(vb, &config, 15, 0.1, Default::default())?;
         crate::model::classifier::initialise(&varmap, 1)?;
         let rows: Vec<Vec<u32>> =
             (0..batch).map(|b| (0..seq).map(|i| 5 + ((b * 31 + i * 7) % 7000) as u32).collect()).collect();
         let targets: Vec<f32> = (0..batch * 15).map(|i| (i % 5 == 0) as u8 as f32).collect();
         let targets = candle_core::Tensor::from_vec(targets, (batch, 15), model.encoder.device())?;
         let pos_weight = candle_core::Tensor::ones(15, DType::F32, model.encoder.device())?;
-        let mut optimizer = candle_nn::AdamW::new_lr(varmap.all_vars(), 1e-4)?;
+        let params = candle_nn::ParamsAdamW { lr: 1e-4, ..Default::default() };
+        let mut optimizer = crate::train::optim::FusedAdamW::new(varmap.all_vars(), params)?;
         let mut step = || -> anyhow::Result<()> {
             if mode == "infer" {
                 crate::train::probabilities(&model, &rows, true, batch)?;
@@ -236,7 +248,7 @@ pub fn models(
         }
         let candle = (done * batch) as f64 / started.elapsed().as_secs_f64();
         let mut line = format!("{mode} {name:<5} batch {batch} × {seq} tokens: candle {candle:7.2} seq/s");
-        if let Some(python) = python {
+        if let Some(python) = &spec.python {
             let torch = torch_reference(python, &config, mode, batch, seq, seconds)?;
             line.push_str(&format!(
                 "   PyTorch {torch:7.2} seq/s   ratio candle/PyTorch {:.2}",

@@ -125,6 +125,10 @@ struct TrainArgs {
     /// Masked-language-model epochs over all reviews before fine-tuning the offline encoder.
     #[arg(long, default_value_t = 0)]
     pretrain_epochs: usize,
+    /// Sentence vector for the heads: mean over tokens (default; best for an encoder
+    /// trained here) or the first token (the seed's choice for a pretrained encoder).
+    #[arg(long, value_enum, default_value = "mean")]
+    pooling: reviewloop::model::classifier::Pooling,
 }
 
 #[derive(clap::Args)]
@@ -239,6 +243,21 @@ struct ModelBenchArgs {
     /// A Python with torch and transformers: also run the PyTorch reference and print ratios.
     #[arg(long)]
     python: Option<String>,
+    /// Only this configuration (`small` or `base`); both when omitted.
+    #[arg(long)]
+    config: Option<String>,
+}
+
+impl ModelBenchArgs {
+    fn spec(&self) -> reviewloop::bench::ModelBench {
+        reviewloop::bench::ModelBench {
+            batch: self.batch,
+            seq: self.tokens,
+            seconds: self.seconds,
+            python: self.python.clone(),
+            config: self.config.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -264,6 +283,7 @@ enum BenchCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    reviewloop::model::memory::keep_freed_memory();
     // Errors are for people: the message and its causes, without a backtrace.
     match actix_web::rt::System::new().block_on(start()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -287,12 +307,8 @@ async fn start() -> anyhow::Result<()> {
     match cli.command {
         // Benchmarks make their own scratch databases.
         Command::Bench(BenchCommand::Import { rows }) => reviewloop::bench::import(&settings, rows).await,
-        Command::Bench(BenchCommand::Infer(a)) => {
-            reviewloop::bench::models("infer", a.batch, a.tokens, a.seconds, a.python.as_deref())
-        }
-        Command::Bench(BenchCommand::Train(a)) => {
-            reviewloop::bench::models("train", a.batch, a.tokens, a.seconds, a.python.as_deref())
-        }
+        Command::Bench(BenchCommand::Infer(a)) => reviewloop::bench::models("infer", &a.spec()),
+        Command::Bench(BenchCommand::Train(a)) => reviewloop::bench::models("train", &a.spec()),
         Command::Bench(BenchCommand::Annotate { pool, items }) => {
             reviewloop::bench::annotate(&settings, pool, items).await
         }
@@ -513,6 +529,7 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
         models_dir: settings.data_dir.clone(),
         dropout: args.dropout,
         pretrain_epochs: args.pretrain_epochs,
+        pooling: args.pooling,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(
@@ -520,10 +537,11 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
     )?);
     let mut logged = (String::new(), 0);
     let outcome = pipeline::run(pool, &train_settings, &mut |model, p| {
+        let valid = p.valid_score.map(|s| format!(", validation score {s:.3}")).unwrap_or_default();
         // Without a terminal the bar stays hidden: log each epoch's start instead.
         if bar.is_hidden() && (logged.0 != model || logged.1 != p.epoch) {
             eprintln!(
-                "{model}: epoch {} (step {}/{}), batch loss {:.4}",
+                "{model}: epoch {} (step {}/{}), batch loss {:.4}{valid}",
                 p.epoch, p.step, p.total_steps, p.loss
             );
             logged = (model.to_string(), p.epoch);
@@ -531,7 +549,7 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
         bar.set_prefix(model.to_string());
         bar.set_length(p.total_steps as u64);
         bar.set_position(p.step as u64);
-        bar.set_message(format!("epoch {} loss {:.4}", p.epoch, p.loss));
+        bar.set_message(format!("epoch {} loss {:.4}{valid}", p.epoch, p.loss));
     })
     .await?;
     bar.finish_and_clear();

@@ -16,8 +16,7 @@ use crate::model::folder::ModelFolder;
 use crate::model::version::Labels;
 use crate::text;
 use crate::train::data::{self, SentimentInput};
-use crate::train::pipeline::argmax;
-use crate::train::probabilities;
+use crate::train::{argmax, probabilities};
 
 /// A classifier with what its outputs mean.
 pub struct LoadedModel {
@@ -43,7 +42,7 @@ impl LoadedModel {
         // Safety: version folders are immutable once renamed into place.
         let vb =
             unsafe { VarBuilder::from_mmaped_safetensors(&[folder.weights_path()], DType::F32, &device)? };
-        let classifier = Classifier::load(vb, &folder.config, outputs, 0.0)
+        let classifier = Classifier::load(vb, &folder.config, outputs, 0.0, labels.pooling)
             .with_context(|| format!("{}: weights do not fit", dir.display()))?;
         let tokenizer = data::truncating(&folder.tokenizer, folder.config.max_tokens());
         Ok(LoadedModel { classifier, labels, tokenizer })

@@ -20,6 +20,7 @@ fn labels(kind: &str) -> Labels {
         scale_min: -1,
         scale_max: 1,
         sentiment_input: Some(SentimentInput::Pair),
+        pooling: Default::default(),
     }
 }
 

@@ -1,35 +1,68 @@
-//! Sequence classifiers over the encoder, as in the seed: the first token's hidden
-//! state → dropout → linear. The keyword model reads its logits through a sigmoid per
-//! keyword; the sentiment model through a softmax over the taxonomy's levels.
+//! Sequence classifiers over the encoder: a pooled sentence vector → dropout → linear.
+//! The keyword model reads its logits through a sigmoid per keyword; the sentiment
+//! model through a softmax over the taxonomy's levels.
 
 use candle_core::{Module, Result, Tensor, Var};
-use candle_nn::{linear, Linear, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
 
+use super::dense::{dense, Dense};
 use super::random;
-use super::roberta::{Config, Roberta};
+use super::roberta::{mean_pool, Config, Roberta};
+
+/// How the hidden states become one sentence vector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The first token (`<s>`/`[CLS]`), as the seed and Hugging Face's heads do; right
+    /// for a pretrained encoder whose first token was trained to summarise.
+    #[default]
+    First,
+    /// The mean over real tokens. An encoder trained from scratch on a few thousand
+    /// reviews learns far faster this way: every token's state gets a gradient from
+    /// the head, instead of the one token that must first learn to gather the others.
+    Mean,
+}
 
 pub struct Classifier {
     pub encoder: Roberta,
-    head: Linear,
+    head: Dense,
     dropout: f32,
+    pooling: Pooling,
 }
 
 impl Classifier {
     /// Weights under `roberta.` (encoder) and `classifier.` (head), the names a saved
     /// version uses.
-    pub fn load(vb: VarBuilder, config: &Config, outputs: usize, dropout: f32) -> Result<Self> {
+    pub fn load(
+        vb: VarBuilder,
+        config: &Config,
+        outputs: usize,
+        dropout: f32,
+        pooling: Pooling,
+    ) -> Result<Self> {
         Ok(Classifier {
             encoder: Roberta::load(vb.pp("roberta"), config)?,
-            head: linear(config.hidden_size, outputs, vb.pp("classifier"))?,
+            head: dense(config.hidden_size, outputs, vb.pp("classifier"))?,
             dropout,
+            pooling,
         })
+    }
+
+    /// (batch, hidden) sentence vectors for token id rows.
+    pub fn pooled(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
+        let hidden = self.encoder.forward(rows, train)?;
+        match self.pooling {
+            Pooling::First => hidden.narrow(1, 0, 1)?.squeeze(1),
+            Pooling::Mean => mean_pool(&hidden, rows, self.encoder.config.pad_token_id),
+        }
     }
 
     /// (batch, outputs) logits for token id rows.
     pub fn logits(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
-        let first = self.encoder.first_token(rows, train)?;
-        let first = if train { random::dropout(&first, self.dropout)? } else { first };
-        self.head.forward(&first)
+        let pooled = self.pooled(rows, train)?;
+        let pooled = if train { random::dropout(&pooled, self.dropout)? } else { pooled };
+        self.head.forward(&pooled)
     }
 }
 

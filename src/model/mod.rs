@@ -2,7 +2,10 @@
 //! and seeded randomness for reproducible training.
 
 pub mod classifier;
+pub mod dense;
 pub mod folder;
+pub mod fused;
+pub mod memory;
 pub mod random;
 pub mod roberta;
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! one token type; GELU with erf.
 
 use candle_core::{Device, Module, Result, Tensor, D};
-use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
+
+use super::dense::{dense, Dense};
 use serde::{Deserialize, Serialize};
 
 /// Mirrors the fields of `config.json` that the encoder uses.
@@ -90,8 +92,9 @@ impl Config {
     }
 }
 
-/// Layer normalisation with two paths: candle's fused kernel for inference, which has
-/// no backward pass, and plain tensor operations that gradients flow through.
+/// Layer normalisation with three paths: candle's fused kernel for inference, which
+/// has no backward pass; our fused, differentiable one for training on the CPU; and
+/// plain tensor operations that gradients flow through on other devices.
 struct Norm {
     weight: Tensor,
     bias: Tensor,
@@ -112,6 +115,10 @@ impl Norm {
         if !train {
             return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32);
         }
+        if super::fused::applies(xs) {
+            let normed = super::fused::normalise(xs, self.eps)?;
+            return super::fused::scale_shift(&normed, &self.weight, &self.bias);
+        }
         let mean = xs.mean_keepdim(D::Minus1)?;
         let centred = xs.broadcast_sub(&mean)?;
         let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -120,12 +127,15 @@ impl Norm {
     }
 }
 
-/// Softmax over the last dimension: fused for inference, differentiable for training.
+/// Softmax over the last dimension: candle's fused kernel for inference, ours for
+/// training on the CPU, composed operations elsewhere.
 fn softmax(xs: &Tensor, train: bool) -> Result<Tensor> {
-    if train {
-        candle_nn::ops::softmax(xs, D::Minus1)
-    } else {
+    if !train {
         candle_nn::ops::softmax_last_dim(xs)
+    } else if super::fused::applies(xs) {
+        super::fused::softmax(xs)
+    } else {
+        candle_nn::ops::softmax(xs, D::Minus1)
     }
 }
 
@@ -165,10 +175,10 @@ impl Embeddings {
 }
 
 struct SelfAttention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    output: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    output: Dense,
     norm: Norm,
     heads: usize,
     head_dim: usize,
@@ -181,10 +191,10 @@ impl SelfAttention {
         let h = cfg.hidden_size;
         let own = vb.pp("self");
         Ok(SelfAttention {
-            query: linear(h, h, own.pp("query"))?,
-            key: linear(h, h, own.pp("key"))?,
-            value: linear(h, h, own.pp("value"))?,
-            output: linear(h, h, vb.pp("output").pp("dense"))?,
+            query: dense(h, h, own.pp("query"))?,
+            key: dense(h, h, own.pp("key"))?,
+            value: dense(h, h, own.pp("value"))?,
+            output: dense(h, h, vb.pp("output").pp("dense"))?,
             norm: norm(h, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),
@@ -215,8 +225,8 @@ impl SelfAttention {
 
 struct Layer {
     attention: SelfAttention,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     norm: Norm,
     act: String,
     dropout: f32,
@@ -226,8 +236,8 @@ impl Layer {
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         Ok(Layer {
             attention: SelfAttention::load(vb.pp("attention"), cfg)?,
-            intermediate: linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?,
-            output: linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?,
+            intermediate: dense(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?,
+            output: dense(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?,
             norm: norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             act: cfg.hidden_act.clone(),
             dropout: cfg.hidden_dropout_prob,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 
-use super::classifier::{initialise, Classifier};
+use super::classifier::{initialise, Classifier, Pooling};
 use super::folder::ModelFolder;
 use crate::train::FitOptions;
 
@@ -22,7 +22,7 @@ pub fn tiny_folder() -> ModelFolder {
 pub fn tiny_classifier(outputs: usize, seed: u64, dropout: f32) -> (Classifier, VarMap) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = Classifier::load(vb, &tiny_folder().config, outputs, dropout).unwrap();
+    let model = Classifier::load(vb, &tiny_folder().config, outputs, dropout, Pooling::First).unwrap();
     initialise(&varmap, seed).unwrap();
     (model, varmap)
 }

@@ -26,6 +26,9 @@ pub struct Labels {
     /// How the sentiment model reads review + keyword.
     #[serde(default)]
     pub sentiment_input: Option<super::super::train::data::SentimentInput>,
+    /// How the classifier pools the encoder's states (first token when absent).
+    #[serde(default)]
+    pub pooling: super::classifier::Pooling,
 }
 
 /// One model of a version, ready to write.

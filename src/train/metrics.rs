@@ -126,6 +126,22 @@ pub fn best_threshold(probabilities: &[f32], truth: &[bool]) -> f32 {
     best.0
 }
 
+/// One threshold per keyword (columns of `probabilities`), each its best on this data.
+pub fn best_thresholds(probabilities: &[Vec<f32>], truth: &[Vec<bool>], keywords: usize) -> Vec<f32> {
+    (0..keywords)
+        .map(|j| {
+            let p: Vec<f32> = probabilities.iter().map(|r| r[j]).collect();
+            let t: Vec<bool> = truth.iter().map(|r| r[j]).collect();
+            best_threshold(&p, &t)
+        })
+        .collect()
+}
+
+/// Rows of probabilities cut at per-keyword thresholds.
+pub fn decide(probabilities: &[Vec<f32>], thresholds: &[f32]) -> Vec<Vec<bool>> {
+    probabilities.iter().map(|p| p.iter().zip(thresholds).map(|(x, t)| x >= t).collect()).collect()
+}
+
 /// A text table like the seed's.
 pub fn table(report: &Report) -> String {
     let mut out =

@@ -1,15 +1,17 @@
 //! Training: AdamW with warm-up and linear decay, weighted losses for skewed labels,
-//! early stopping on validation loss with the best weights restored, fixed seeds.
+//! early stopping on the validation score with the best weights restored, fixed seeds,
+//! batches of similar length.
 
 pub mod data;
 pub mod evaluate;
 pub mod loss;
 pub mod metrics;
+pub mod optim;
 pub mod pipeline;
 pub mod pretrain;
 
 use candle_core::{DType, Result, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::model::classifier::Classifier;
@@ -39,6 +41,37 @@ impl Dataset {
         self.rows.is_empty()
     }
 
+    /// Multi-label targets as booleans (empty for single-label data).
+    pub fn truth_sets(&self) -> Vec<Vec<bool>> {
+        match &self.targets {
+            Targets::MultiLabel(t) => t.iter().map(|r| r.iter().map(|&x| x > 0.5).collect()).collect(),
+            Targets::SingleLabel(_) => Vec::new(),
+        }
+    }
+
+    /// What early stopping watches, higher is better: keyword micro F1 at thresholds
+    /// tuned on these rows (the way the model will be used), or sentiment macro F1.
+    /// Validation loss is a poor guide here: weighted losses keep rising on rare
+    /// classes while the decisions are still getting better.
+    fn score(&self, probs: &[Vec<f32>]) -> f64 {
+        match &self.targets {
+            Targets::MultiLabel(t) => {
+                let k = t.first().map(Vec::len).unwrap_or(0);
+                let truth = self.truth_sets();
+                let thresholds = metrics::best_thresholds(probs, &truth, k);
+                metrics::multi_label(&vec![String::new(); k], &truth, &metrics::decide(probs, &thresholds))
+                    .micro
+                    .f1
+            }
+            Targets::SingleLabel(c) => {
+                let n = probs.first().map(Vec::len).unwrap_or(0);
+                let truth: Vec<usize> = c.iter().map(|&x| x as usize).collect();
+                let predicted: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+                metrics::single_label(&vec![String::new(); n], &truth, &predicted).macro_avg.f1
+            }
+        }
+    }
+
     fn target_tensor(&self, indices: &[usize], device: &candle_core::Device) -> Result<Tensor> {
         match &self.targets {
             Targets::MultiLabel(t) => {
@@ -61,7 +94,7 @@ pub struct FitOptions {
     /// Share of all steps spent warming the learning rate up from 0.
     pub warmup_ratio: f64,
     pub weight_decay: f64,
-    /// Epochs without a better validation loss before stopping.
+    /// Epochs without a better validation score before stopping.
     pub patience: usize,
     pub seed: u64,
 }
@@ -94,6 +127,9 @@ pub struct EpochLog {
     pub epoch: usize,
     pub train_loss: f64,
     pub valid_loss: Option<f64>,
+    /// Keyword micro F1 or sentiment macro F1 on validation (see `Dataset::score`).
+    #[serde(default)]
+    pub valid_score: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +145,8 @@ pub struct Progress {
     pub step: usize,
     pub total_steps: usize,
     pub loss: f64,
+    /// The last finished epoch's validation score, once there is one.
+    pub valid_score: Option<f64>,
 }
 
 /// The loss of one batch, with weights computed once from the training targets.
@@ -129,6 +167,13 @@ impl Objective {
         })
     }
 
+    fn probabilities(&self, logits: &Tensor) -> Result<Tensor> {
+        match self {
+            Objective::MultiLabel { .. } => candle_nn::ops::sigmoid(logits),
+            Objective::SingleLabel { .. } => candle_nn::ops::softmax_last_dim(logits),
+        }
+    }
+
     fn loss(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         match self {
             Objective::MultiLabel { pos_weight } => loss::weighted_bce(logits, targets, pos_weight),
@@ -140,7 +185,8 @@ impl Objective {
 }
 
 /// Trains `model` (whose variables live in `varmap`) and keeps the weights of the epoch
-/// with the lowest validation loss (the last epoch when there is no validation set).
+/// with the best validation score (the lowest training loss when there is no
+/// validation set).
 pub fn fit(
     model: &Classifier,
     varmap: &VarMap,
@@ -155,36 +201,36 @@ pub fn fit(
     let objective = Objective::for_targets(&train.targets, outputs, &device)?;
     let params =
         ParamsAdamW { lr: options.learning_rate, weight_decay: options.weight_decay, ..Default::default() };
-    let mut optimizer = AdamW::new(varmap.all_vars(), params)?;
-    let batches_per_epoch = train.len().div_ceil(options.batch_size.max(1));
-    let total = batches_per_epoch * options.epochs;
+    let mut optimizer = optim::FusedAdamW::new(varmap.all_vars(), params)?;
+    let batch = options.batch_size.max(1);
+    let total = train.len().div_ceil(batch) * options.epochs;
     let warmup = ((total as f64) * options.warmup_ratio).round() as usize;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let (mut logs, mut best, mut step) = (Vec::new(), (f64::INFINITY, 0usize, None), 0usize);
+    let (mut logs, mut best, mut step) = (Vec::new(), (f64::NEG_INFINITY, 0usize, None), 0usize);
     for epoch in 1..=options.epochs {
-        random::shuffle(&mut order);
         let mut sum = 0.0;
-        for chunk in order.chunks(options.batch_size.max(1)) {
+        for chunk in length_batches(&train.rows, batch) {
             optimizer.set_learning_rate(learning_rate(options.learning_rate, step, total, warmup));
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| train.rows[i].clone()).collect();
             let logits = model.logits(&rows, true)?;
-            let loss = objective.loss(&logits, &train.target_tensor(chunk, &device)?)?;
+            let loss = objective.loss(&logits, &train.target_tensor(&chunk, &device)?)?;
             optimizer.backward_step(&loss)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             sum += value * chunk.len() as f64;
             step += 1;
-            progress(&Progress { epoch, step, total_steps: total, loss: value });
+            let valid_score = logs.last().and_then(|l: &EpochLog| l.valid_score);
+            progress(&Progress { epoch, step, total_steps: total, loss: value, valid_score });
         }
         let train_loss = sum / train.len().max(1) as f64;
-        let valid_loss = match valid {
-            Some(v) if !v.is_empty() => Some(evaluate_loss(model, &objective, v, options.batch_size)?),
+        let checked = match valid {
+            Some(v) if !v.is_empty() => Some(evaluate(model, &objective, v, batch)?),
             _ => None,
         };
-        logs.push(EpochLog { epoch, train_loss, valid_loss });
-        let watched = valid_loss.unwrap_or(train_loss);
-        if watched < best.0 {
+        let (valid_loss, valid_score) = (checked.map(|c| c.0), checked.map(|c| c.1));
+        logs.push(EpochLog { epoch, train_loss, valid_loss, valid_score });
+        let watched = valid_score.unwrap_or(-train_loss);
+        if watched > best.0 {
             best = (watched, epoch, Some(snapshot(varmap)?));
-        } else if valid_loss.is_some() && epoch - best.1 >= options.patience {
+        } else if checked.is_some() && epoch - best.1 >= options.patience {
             break;
         }
     }
@@ -194,17 +240,33 @@ pub fn fit(
     Ok(FitReport { epochs: logs, best_epoch: best.1 })
 }
 
-fn evaluate_loss(model: &Classifier, objective: &Objective, data: &Dataset, batch: usize) -> Result<f64> {
+/// One epoch's batches: rows shuffled, then sorted by length within windows of 50
+/// batches and cut, so that a batch pads to little more than its rows' own length;
+/// the batches are shuffled again so lengths do not arrive in order.
+fn length_batches(rows: &[Vec<u32>], batch: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    random::shuffle(&mut order);
+    let mut batches = Vec::with_capacity(rows.len().div_ceil(batch));
+    for window in order.chunks_mut(batch * 50) {
+        window.sort_by_key(|&i| rows[i].len());
+        batches.extend(window.chunks(batch).map(<[usize]>::to_vec));
+    }
+    random::shuffle(&mut batches);
+    batches
+}
+
+/// Mean loss and score on `data`, from one pass.
+fn evaluate(model: &Classifier, objective: &Objective, data: &Dataset, batch: usize) -> Result<(f64, f64)> {
     let device = model.encoder.device().clone();
-    let indices: Vec<usize> = (0..data.len()).collect();
-    let mut sum = 0.0;
-    for chunk in indices.chunks(batch.max(1)) {
+    let (mut sum, mut probs) = (0.0, Vec::with_capacity(data.len()));
+    for chunk in (0..data.len()).collect::<Vec<_>>().chunks(batch) {
         let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| data.rows[i].clone()).collect();
         let logits = model.logits(&rows, false)?;
         let loss = objective.loss(&logits, &data.target_tensor(chunk, &device)?)?;
         sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * chunk.len() as f64;
+        probs.extend(objective.probabilities(&logits)?.to_vec2::<f32>()?);
     }
-    Ok(sum / data.len() as f64)
+    Ok((sum / data.len() as f64, data.score(&probs)))
 }
 
 fn snapshot(varmap: &VarMap) -> Result<Vec<(Var, Tensor)>> {
@@ -219,24 +281,34 @@ fn restore(weights: &[(Var, Tensor)]) -> Result<()> {
     Ok(())
 }
 
-/// Probabilities per row: sigmoid per keyword, or softmax over levels.
+/// Probabilities per row, in the rows' order: sigmoid per keyword, or softmax over
+/// levels. Rows are run in order of length so that each batch pads little.
 pub fn probabilities(
     model: &Classifier,
     rows: &[Vec<u32>],
     multi_label: bool,
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(batch.max(1)) {
-        let logits = model.logits(chunk, false)?;
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].len());
+    let mut out = vec![Vec::new(); rows.len()];
+    for chunk in order.chunks(batch.max(1)) {
+        let batch_rows: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
+        let logits = model.logits(&batch_rows, false)?;
         let probs = if multi_label {
             candle_nn::ops::sigmoid(&logits)?
         } else {
             candle_nn::ops::softmax_last_dim(&logits)?
         };
-        out.extend(probs.to_vec2::<f32>()?);
+        for (&i, p) in chunk.iter().zip(probs.to_vec2::<f32>()?) {
+            out[i] = p;
+        }
     }
     Ok(out)
+}
+
+pub fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use tokenizers::Tokenizer;
 use super::data::{self, LabelledText, SentimentInput};
 use super::metrics::{self, Report};
 use super::pretrain::{pretrain, MaskedLm};
-use super::{fit, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
-use crate::model::classifier::{initialise, load_encoder_weights, Classifier};
+use super::{argmax, fit, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
+use crate::model::classifier::{initialise, load_encoder_weights, Classifier, Pooling};
 use crate::model::folder::ModelFolder;
 use crate::model::roberta::Config;
 use crate::model::version::{Labels, ModelFiles, PendingVersion};
@@ -41,6 +41,7 @@ pub struct TrainSettings {
     /// Epochs of masked-language-model pre-training of the offline encoder on all the
     /// taxonomy's reviews before fine-tuning (0: none; ignored with `base`).
     pub pretrain_epochs: usize,
+    pub pooling: Pooling,
 }
 
 /// The offline default encoder: small enough to train on two CPU cores in minutes,
@@ -204,6 +205,7 @@ async fn train_from(
         scale_min: taxonomy.scale_min,
         scale_max: taxonomy.scale_max,
         sentiment_input: (kind == "sentiment").then_some(settings.sentiment_input),
+        pooling: settings.pooling,
     };
     let card = |kind: &str, outcome: &ModelOutcome| {
         model_card(kind, &name, taxonomy, &base.label, settings, outcome, items.len())
@@ -268,7 +270,7 @@ fn new_classifier(
 ) -> anyhow::Result<(Classifier, VarMap)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &model::device());
-    let classifier = Classifier::load(vb, &base.config, outputs, settings.dropout)?;
+    let classifier = Classifier::load(vb, &base.config, outputs, settings.dropout, settings.pooling)?;
     initialise(&varmap, settings.fit.seed)?;
     if let Some(weights) = &base.weights {
         load_encoder_weights(&varmap, weights)?;
@@ -277,18 +279,11 @@ fn new_classifier(
 }
 
 fn tune_thresholds(model: &Classifier, valid: &Dataset, k: usize, batch: usize) -> anyhow::Result<Vec<f32>> {
-    let Targets::MultiLabel(truth) = &valid.targets else { unreachable!("keyword data is multi-label") };
     if valid.is_empty() {
         return Ok(vec![0.5; k]);
     }
     let probs = probabilities(model, &valid.rows, true, batch)?;
-    Ok((0..k)
-        .map(|j| {
-            let p: Vec<f32> = probs.iter().map(|r| r[j]).collect();
-            let t: Vec<bool> = truth.iter().map(|r| r[j] > 0.5).collect();
-            metrics::best_threshold(&p, &t)
-        })
-        .collect())
+    Ok(metrics::best_thresholds(&probs, &valid.truth_sets(), k))
 }
 
 pub fn keyword_report(
@@ -298,15 +293,11 @@ pub fn keyword_report(
     names: &[String],
     batch: usize,
 ) -> anyhow::Result<Option<Report>> {
-    let Targets::MultiLabel(truth) = &data.targets else { unreachable!() };
     if data.is_empty() {
         return Ok(None);
     }
     let probs = probabilities(model, &data.rows, true, batch)?;
-    let predicted: Vec<Vec<bool>> =
-        probs.iter().map(|p| p.iter().zip(thresholds).map(|(x, t)| x >= t).collect()).collect();
-    let truth: Vec<Vec<bool>> = truth.iter().map(|t| t.iter().map(|&x| x > 0.5).collect()).collect();
-    Ok(Some(metrics::multi_label(names, &truth, &predicted)))
+    Ok(Some(metrics::multi_label(names, &data.truth_sets(), &metrics::decide(&probs, thresholds))))
 }
 
 pub fn sentiment_report(
@@ -323,10 +314,6 @@ pub fn sentiment_report(
     let predicted: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
     let truth: Vec<usize> = truth.iter().map(|&c| c as usize).collect();
     Ok(Some(metrics::single_label(names, &truth, &predicted)))
-}
-
-pub fn argmax(values: &[f32]) -> usize {
-    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -3,7 +3,9 @@
 //! 80 % become [MASK], 10 % a random token, 10 % stay), before fine-tuning.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
+
+use crate::model::dense::{dense, Dense};
 
 use super::{learning_rate, FitOptions, Progress};
 use crate::model::random;
@@ -12,8 +14,8 @@ use crate::model::roberta::{Config, Roberta};
 /// The encoder with a language-model head, on its own variables.
 pub struct MaskedLm {
     pub encoder: Roberta,
-    dense: Linear,
-    decoder: Linear,
+    dense: Dense,
+    decoder: Dense,
 }
 
 impl MaskedLm {
@@ -21,8 +23,8 @@ impl MaskedLm {
         let h = config.hidden_size;
         Ok(MaskedLm {
             encoder: Roberta::load(vb.pp("roberta"), config)?,
-            dense: linear(h, h, vb.pp("lm_head").pp("dense"))?,
-            decoder: linear(h, config.vocab_size, vb.pp("lm_head").pp("decoder"))?,
+            dense: dense(h, h, vb.pp("lm_head").pp("dense"))?,
+            decoder: dense(h, config.vocab_size, vb.pp("lm_head").pp("decoder"))?,
         })
     }
 
@@ -81,7 +83,7 @@ pub fn pretrain(
     let vocab = model.encoder.config.vocab_size as u32;
     let params =
         ParamsAdamW { lr: options.learning_rate, weight_decay: options.weight_decay, ..Default::default() };
-    let mut optimizer = AdamW::new(varmap.all_vars(), params)?;
+    let mut optimizer = super::optim::FusedAdamW::new(varmap.all_vars(), params)?;
     let batch = options.batch_size.max(1);
     let total = rows.len().div_ceil(batch) * options.epochs;
     let warmup = (total as f64 * options.warmup_ratio).round() as usize;
@@ -103,7 +105,7 @@ pub fn pretrain(
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             sum += value;
             counted += 1;
-            progress(&Progress { epoch, step, total_steps: total, loss: value });
+            progress(&Progress { epoch, step, total_steps: total, loss: value, valid_score: None });
         }
         losses.push(sum / counted.max(1) as f64);
     }

@@ -69,7 +69,8 @@ fn early_stopping_keeps_the_best_validation_epoch() {
     let (model, varmap) = classifier(2, 1);
     let mut opts = options(30);
     opts.patience = 2;
-    // Validation labels are the opposite of training: validation loss rises as the model learns.
+    // Validation labels are the opposite of training: the validation score cannot keep
+    // improving as the model learns.
     let Targets::MultiLabel(t) = &data.targets else { unreachable!() };
     let flipped = Dataset {
         rows: data.rows.clone(),
@@ -77,9 +78,12 @@ fn early_stopping_keeps_the_best_validation_epoch() {
     };
     let report = fit(&model, &varmap, 2, &data, Some(&flipped), &opts, &mut |_| {}).unwrap();
     assert!(report.epochs.len() < 30, "stopped early after {} epochs", report.epochs.len());
-    let best = report.epochs.iter().map(|e| e.valid_loss.unwrap()).fold(f64::INFINITY, f64::min);
-    let kept = report.epochs[report.best_epoch - 1].valid_loss.unwrap();
-    assert_eq!(kept, best);
+    let best = report.epochs.iter().map(|e| e.valid_score.unwrap()).fold(f64::NEG_INFINITY, f64::max);
+    let kept = &report.epochs[report.best_epoch - 1];
+    assert_eq!(kept.valid_score.unwrap(), best);
+    // The first epoch with the best score is kept, and patience epochs follow it.
+    assert!(report.epochs[..report.best_epoch - 1].iter().all(|e| e.valid_score.unwrap() < best));
+    assert_eq!(report.epochs.len(), report.best_epoch + opts.patience);
 }
 
 #[test]

@@ -45,6 +45,7 @@ fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         models_dir: models_dir.to_path_buf(),
         dropout: 0.1,
         pretrain_epochs: 0,
+        pooling: reviewloop::model::classifier::Pooling::Mean,
     }
 }
 

@@ -1,0 +1,421 @@
+//! Layer normalisation and softmax for training on the CPU, each one pass forward and
+//! one pass backward.
+//!
+//! candle's fused kernels for these have no backward pass, so training used to build
+//! them from eight or so tensor operations, each a full pass over the activations with
+//! its own allocation, and as many again backward. These ops compute the same values
+//! with the textbook gradients:
+//! - normalise: x̂ = (x − μ) / σ, dx = (g − mean(g) − x̂ · mean(g · x̂)) / σ
+//! - softmax: y = e^x / Σ e^x, dx = y · (g − Σ g · y)
+//! - bias and scale over rows: y = x · w + b, dw = Σ_rows g · x, db = Σ_rows g
+//!
+//! The last matters because candle sums a broadcast operand's gradient with a strided
+//! reduction on one thread; here the column sums run over row blocks in parallel.
+//!
+//! They run on contiguous f32 CPU tensors; other devices and dtypes use the composed
+//! operations (see `roberta::Norm`).
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// Whether `xs` can take the fused path.
+pub fn applies(xs: &Tensor) -> bool {
+    xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32
+}
+
+/// (x − mean) / sqrt(var + eps) over the last dimension, differentiable.
+pub fn normalise(xs: &Tensor, eps: f64) -> Result<Tensor> {
+    xs.contiguous()?.apply_op1(Normalise { eps: eps as f32 })
+}
+
+/// Softmax over the last dimension, differentiable.
+pub fn softmax(xs: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op1(Softmax)
+}
+
+/// `xs + bias` over the last dimension, differentiable in both.
+pub fn add_bias(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
+}
+
+/// `xs · scale + shift` over the last dimension, differentiable in all three.
+pub fn scale_shift(xs: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op3(&scale.contiguous()?, &shift.contiguous()?, ScaleShift)
+}
+
+/// A buffer handed to worker threads that each write their own disjoint part of it.
+#[derive(Clone, Copy)]
+pub(crate) struct Shared(*mut f32, usize);
+// Safety: users only take disjoint parts (see `part`).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    pub(crate) fn new(buffer: &mut [f32]) -> Self {
+        Shared(buffer.as_mut_ptr(), buffer.len())
+    }
+
+    /// Elements `start..start + len` (cut at the end of the buffer).
+    ///
+    /// Safety: no two threads may hold overlapping parts, and the buffer must outlive them.
+    pub(crate) unsafe fn part<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len.min(self.1 - start))
+    }
+}
+
+/// Calls `f(row, &mut dst_row)` for every row of `width` elements of `dst` (the last
+/// may be shorter), spread over candle's own worker threads (the ones its matrix
+/// products use), so no second thread pool competes for the cores.
+pub(crate) fn for_rows(dst: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let (shared, width) = (Shared::new(dst), width.max(1));
+    candle_core::utils::barrier_pool().execute_chunked(dst.len().div_ceil(width), |range| {
+        for r in range {
+            // Safety: rows in distinct ranges do not overlap and `dst` outlives the call.
+            f(r, unsafe { shared.part(r * width, width) });
+        }
+    });
+}
+
+/// The rows of a contiguous f32 tensor and their length.
+fn rows<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<(&'a [f32], usize)> {
+    let CpuStorage::F32(data) = storage else { bail!("fused ops take f32 tensors") };
+    let Some((start, end)) = layout.contiguous_offsets() else { bail!("fused ops take contiguous tensors") };
+    Ok((&data[start..end], layout.dims().last().copied().unwrap_or(1).max(1)))
+}
+
+fn output(values: Vec<f32>, layout: &Layout) -> (CpuStorage, Shape) {
+    (CpuStorage::F32(values), layout.shape().clone())
+}
+
+/// Mean and 1 / σ of one row.
+fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let variance = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, (variance + eps).sqrt().recip())
+}
+
+struct Normalise {
+    eps: f32,
+}
+
+impl CustomOp1 for Normalise {
+    fn name(&self) -> &'static str {
+        "normalise"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (src, width) = rows(storage, layout)?;
+        let mut dst = vec![0f32; src.len()];
+        for_rows(&mut dst, width, |r, d| {
+            let x = &src[r * width..][..width];
+            let (mean, inv_std) = moments(x, self.eps);
+            for (d, x) in d.iter_mut().zip(x) {
+                *d = (x - mean) * inv_std;
+            }
+        });
+        Ok(output(dst, layout))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &NormaliseGrad { eps: self.eps })?))
+    }
+}
+
+/// (x, g) → dx for `Normalise`; recomputes the moments instead of storing them.
+struct NormaliseGrad {
+    eps: f32,
+}
+
+impl CustomOp2 for NormaliseGrad {
+    fn name(&self) -> &'static str {
+        "normalise-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((xs, width), (gs, _)) = (rows(s1, l1)?, rows(s2, l2)?);
+        let mut dst = vec![0f32; xs.len()];
+        for_rows(&mut dst, width, |r, d| {
+            let (x, g) = (&xs[r * width..][..width], &gs[r * width..][..width]);
+            let (mean, inv_std) = moments(x, self.eps);
+            let n = width as f32;
+            let g_mean = g.iter().sum::<f32>() / n;
+            let gx_mean = x.iter().zip(g).map(|(x, g)| (x - mean) * inv_std * g).sum::<f32>() / n;
+            for ((d, x), g) in d.iter_mut().zip(x).zip(g) {
+                *d = (g - g_mean - (x - mean) * inv_std * gx_mean) * inv_std;
+            }
+        });
+        Ok(output(dst, l1))
+    }
+}
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax-trainable"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (src, width) = rows(storage, layout)?;
+        let mut dst = vec![0f32; src.len()];
+        for_rows(&mut dst, width, |r, d| {
+            let x = &src[r * width..][..width];
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for (d, x) in d.iter_mut().zip(x) {
+                *d = (x - max).exp();
+                sum += *d;
+            }
+            d.iter_mut().for_each(|d| *d /= sum);
+        });
+        Ok(output(dst, layout))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?))
+    }
+}
+
+/// (y, g) → dx for `Softmax`.
+struct SoftmaxGrad;
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((ys, width), (gs, _)) = (rows(s1, l1)?, rows(s2, l2)?);
+        let mut dst = vec![0f32; ys.len()];
+        for_rows(&mut dst, width, |r, d| {
+            let (y, g) = (&ys[r * width..][..width], &gs[r * width..][..width]);
+            let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+            for ((d, y), g) in d.iter_mut().zip(y).zip(g) {
+                *d = y * (g - dot);
+            }
+        });
+        Ok(output(dst, l1))
+    }
+}
+
+/// Rows per parallel block when summing columns.
+const BLOCK_ROWS: usize = 256;
+
+/// Σ over rows of `a` (times `b` element-wise when given), rows of `width`: partial
+/// sums over blocks of rows on the worker threads, then added up.
+fn column_sums(a: &[f32], b: Option<&[f32]>, width: usize) -> Vec<f32> {
+    let blocks = (a.len() / width.max(1)).div_ceil(BLOCK_ROWS);
+    let total = std::sync::Mutex::new(vec![0f32; width]);
+    candle_core::utils::barrier_pool().execute_chunked(blocks, |range| {
+        let mut sums = vec![0f32; width];
+        let rows = range.start * BLOCK_ROWS * width..(range.end * BLOCK_ROWS * width).min(a.len());
+        for start in rows.step_by(width) {
+            let row = &a[start..start + width];
+            match b {
+                Some(b) => {
+                    let other = &b[start..start + width];
+                    sums.iter_mut().zip(row.iter().zip(other)).for_each(|(s, (x, y))| *s += x * y);
+                }
+                None => sums.iter_mut().zip(row).for_each(|(s, x)| *s += x),
+            }
+        }
+        let mut total = total.lock().expect("column sums");
+        total.iter_mut().zip(&sums).for_each(|(t, s)| *t += s);
+    });
+    total.into_inner().expect("column sums")
+}
+
+fn vector(values: Vec<f32>) -> (CpuStorage, Shape) {
+    let n = values.len();
+    (CpuStorage::F32(values), Shape::from(n))
+}
+
+/// Σ over rows, as a tensor of the last dimension's size.
+struct ColumnSum;
+
+impl CustomOp1 for ColumnSum {
+    fn name(&self) -> &'static str {
+        "column-sum"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (src, width) = rows(storage, layout)?;
+        Ok(vector(column_sums(src, None, width)))
+    }
+}
+
+/// Σ over rows of a ⊙ b.
+struct ColumnDot;
+
+impl CustomOp2 for ColumnDot {
+    fn name(&self) -> &'static str {
+        "column-dot"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((a, width), (b, _)) = (rows(s1, l1)?, rows(s2, l2)?);
+        Ok(vector(column_sums(a, Some(b), width)))
+    }
+}
+
+struct AddBias;
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "add-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((xs, width), (bias, _)) = (rows(s1, l1)?, rows(s2, l2)?);
+        let mut dst = xs.to_vec();
+        for_rows(&mut dst, width, |_, row| row.iter_mut().zip(bias).for_each(|(x, b)| *x += b));
+        Ok(output(dst, l1))
+    }
+
+    fn bwd(
+        &self,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        Ok((Some(grad.clone()), Some(grad.apply_op1_no_bwd(&ColumnSum)?)))
+    }
+}
+
+struct ScaleShift;
+
+impl CustomOp3 for ScaleShift {
+    fn name(&self) -> &'static str {
+        "scale-shift"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((xs, width), (scale, _), (shift, _)) = (rows(s1, l1)?, rows(s2, l2)?, rows(s3, l3)?);
+        let mut dst = vec![0f32; xs.len()];
+        for_rows(&mut dst, width, |r, d| {
+            let x = &xs[r * width..][..width];
+            for (((d, x), w), b) in d.iter_mut().zip(x).zip(scale).zip(shift) {
+                *d = x * w + b;
+            }
+        });
+        Ok(output(dst, l1))
+    }
+
+    fn bwd(
+        &self,
+        xs: &Tensor,
+        scale: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        Ok((
+            Some(grad.broadcast_mul(scale)?),
+            Some(grad.apply_op2_no_bwd(xs, &ColumnDot)?),
+            Some(grad.apply_op1_no_bwd(&ColumnSum)?),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var, D};
+
+    use super::*;
+
+    fn composed_normalise(xs: &Tensor, eps: f64) -> Result<Tensor> {
+        let centred = xs.broadcast_sub(&xs.mean_keepdim(D::Minus1)?)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        centred.broadcast_div(&(variance + eps)?.sqrt()?)
+    }
+
+    /// Value and input gradient of `sum(f(x) · w)`, for fixed x and w with rows of
+    /// very different scales.
+    fn value_and_grad(f: impl Fn(&Tensor) -> Result<Tensor>) -> (Vec<f32>, Vec<f32>) {
+        let data =
+            |k: f32| -> Vec<f32> { (0..240).map(|i| (i as f32 * k).sin() * (1 + i / 16) as f32).collect() };
+        let x = Var::from_vec(data(0.37), (3, 5, 16), &Device::Cpu).unwrap();
+        let w = Tensor::from_vec(data(1.91), (3, 5, 16), &Device::Cpu).unwrap();
+        let y = f(x.as_tensor()).unwrap();
+        let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        (flat(&y), flat(grads.get(x.as_tensor()).unwrap()))
+    }
+
+    /// Gradients of `sum(f(x))` for the given parameters, concatenated; x has 300 rows so
+    /// that column sums cross the parallel blocks.
+    fn parameter_grads(params: &[&Var], f: impl Fn(&Tensor) -> Result<Tensor>) -> Vec<f32> {
+        let x =
+            Tensor::from_vec((0..4800).map(|i| (i as f32 * 0.13).cos()).collect(), (300, 16), &Device::Cpu)
+                .unwrap();
+        let grads = f(&x).unwrap().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        params.iter().flat_map(|p| grads.get(p.as_tensor()).unwrap().to_vec1::<f32>().unwrap()).collect()
+    }
+
+    /// Equal within 1e-4, relative to the size of the larger sums.
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "largest relative difference {worst}");
+    }
+
+    #[test]
+    fn fused_ops_match_the_composed_ones_in_value_and_gradient() {
+        let fused = value_and_grad(|x| normalise(x, 1e-5));
+        let composed = value_and_grad(|x| composed_normalise(x, 1e-5));
+        close(&fused.0, &composed.0);
+        close(&fused.1, &composed.1);
+
+        let bias = Var::from_vec((0..16).map(|i| i as f32 / 7.0).collect(), 16, &Device::Cpu).unwrap();
+        let scale = Var::from_vec((0..16).map(|i| 1.0 - i as f32 / 9.0).collect(), 16, &Device::Cpu).unwrap();
+        let ours = value_and_grad(|x| scale_shift(&add_bias(x, &bias)?, &scale, &bias));
+        let g_ours = parameter_grads(&[&bias, &scale], |x| scale_shift(&add_bias(x, &bias)?, &scale, &bias));
+        let theirs = value_and_grad(|x| x.broadcast_add(&bias)?.broadcast_mul(&scale)?.broadcast_add(&bias));
+        let g_theirs = parameter_grads(&[&bias, &scale], |x| {
+            x.broadcast_add(&bias)?.broadcast_mul(&scale)?.broadcast_add(&bias)
+        });
+        close(&ours.0, &theirs.0);
+        close(&ours.1, &theirs.1);
+        close(&g_ours, &g_theirs);
+
+        let fused = value_and_grad(softmax);
+        let composed = value_and_grad(|x| candle_nn::ops::softmax(x, D::Minus1));
+        close(&fused.0, &composed.0);
+        close(&fused.1, &composed.1);
+    }
+}
