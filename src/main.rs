@@ -122,6 +122,14 @@ struct TrainArgs {
     sentiment_input: reviewloop::train::data::SentimentInput,
     #[arg(long, default_value_t = 0.2)]
     dropout: f32,
+    /// Share of tokens masked in each training batch (regularises small data sets).
+    #[arg(long, default_value_t = 0.1)]
+    token_dropout: f32,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Start the sentiment model from the trained keyword model's encoder.
+    #[arg(long)]
+    sentiment_from_keyword: bool,
     /// Masked-language-model epochs over all reviews before fine-tuning the offline encoder.
     #[arg(long, default_value_t = 0)]
     pretrain_epochs: usize,
@@ -514,9 +522,11 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
         batch_size: args.batch_size.max(1),
         learning_rate: args.learning_rate,
         warmup_ratio: 0.1,
-        weight_decay: 0.01,
+        weight_decay: args.weight_decay,
         patience: args.patience,
         seed: args.seed,
+        token_dropout: args.token_dropout,
+        mask_token: 4, // replaced by the base tokenizer's mask id
     };
     let train_settings = pipeline::TrainSettings {
         taxonomy: args.taxonomy,
@@ -530,6 +540,7 @@ async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> any
         dropout: args.dropout,
         pretrain_epochs: args.pretrain_epochs,
         pooling: args.pooling,
+        sentiment_from_keyword: args.sentiment_from_keyword,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(

@@ -36,5 +36,7 @@ pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
         weight_decay: 0.0,
         patience: 100,
         seed,
+        token_dropout: 0.0,
+        mask_token: 4,
     }
 }

@@ -97,6 +97,32 @@ pub struct FitOptions {
     /// Epochs without a better validation score before stopping.
     pub patience: usize,
     pub seed: u64,
+    /// Share of ordinary tokens replaced by the mask token in each training batch: noise
+    /// that keeps a small model from memorising a few thousand reviews.
+    #[serde(default)]
+    pub token_dropout: f32,
+    /// The mask token's id (klue's layout puts `[MASK]` at 4).
+    #[serde(default = "default_mask_token")]
+    pub mask_token: u32,
+}
+
+fn default_mask_token() -> u32 {
+    4
+}
+
+/// Ids below this are special tokens (`[CLS]`, `[PAD]`, `[SEP]`, `[UNK]`, `[MASK]`).
+const FIRST_ORDINARY_TOKEN: u32 = 5;
+
+/// Replaces each ordinary token with `mask` with probability `share`.
+fn drop_tokens(mut rows: Vec<Vec<u32>>, share: f32, mask: u32) -> Vec<Vec<u32>> {
+    if share > 0.0 {
+        for token in rows.iter_mut().flatten() {
+            if *token >= FIRST_ORDINARY_TOKEN && random::uniform() < share {
+                *token = mask;
+            }
+        }
+    }
+    rows
 }
 
 impl Default for FitOptions {
@@ -109,6 +135,8 @@ impl Default for FitOptions {
             weight_decay: 0.01,
             patience: 3,
             seed: 42,
+            token_dropout: 0.0,
+            mask_token: default_mask_token(),
         }
     }
 }
@@ -211,6 +239,7 @@ pub fn fit(
         for chunk in length_batches(&train.rows, batch) {
             optimizer.set_learning_rate(learning_rate(options.learning_rate, step, total, warmup));
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| train.rows[i].clone()).collect();
+            let rows = drop_tokens(rows, options.token_dropout, options.mask_token);
             let logits = model.logits(&rows, true)?;
             let loss = objective.loss(&logits, &train.target_tensor(&chunk, &device)?)?;
             optimizer.backward_step(&loss)?;

@@ -42,6 +42,8 @@ pub struct TrainSettings {
     /// taxonomy's reviews before fine-tuning (0: none; ignored with `base`).
     pub pretrain_epochs: usize,
     pub pooling: Pooling,
+    /// Start the sentiment model from the trained keyword model's encoder.
+    pub sentiment_from_keyword: bool,
 }
 
 /// The offline default encoder: small enough to train on two CPU cores in minutes,
@@ -91,6 +93,35 @@ struct Base {
     label: String,
 }
 
+/// Weights in a temporary file, removed when dropped.
+struct TempWeights(PathBuf);
+
+impl TempWeights {
+    fn save(varmap: &VarMap) -> anyhow::Result<Self> {
+        let path =
+            std::env::temp_dir().join(format!("reviewloop-{}.safetensors", uuid::Uuid::new_v4().simple()));
+        varmap.save(&path)?;
+        Ok(TempWeights(path))
+    }
+}
+
+impl Drop for TempWeights {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Base {
+    /// `[MASK]` (klue, the offline tokenizer) or `<mask>` (English RoBERTa).
+    fn mask_token(&self) -> u32 {
+        mask_token(&self.tokenizer)
+    }
+}
+
+fn mask_token(tokenizer: &Tokenizer) -> u32 {
+    tokenizer.token_to_id("[MASK]").or_else(|| tokenizer.token_to_id("<mask>")).unwrap_or(4)
+}
+
 async fn base(
     pool: &PgPool,
     settings: &TrainSettings,
@@ -120,7 +151,7 @@ async fn base(
     let mlm = MaskedLm::load(VarBuilder::from_varmap(&varmap, DType::F32, &model::device()), &config)?;
     initialise(&varmap, settings.fit.seed)?;
     let options = FitOptions { epochs: settings.pretrain_epochs, ..settings.fit.clone() };
-    let mask = tokenizer.token_to_id("[MASK]").unwrap_or(4);
+    let mask = mask_token(&tokenizer);
     pretrain(&mlm, &varmap, &rows, mask, &options, &mut |p| progress("pretrain", p))?;
     let path =
         std::env::temp_dir().join(format!("reviewloop-mlm-{}.safetensors", uuid::Uuid::new_v4().simple()));
@@ -188,7 +219,19 @@ async fn train_from(
     let n = (taxonomy.scale_max - taxonomy.scale_min + 1) as usize;
     let sentiment_sets = [&train, &valid, &test]
         .map(|s| data::sentiment_dataset(s, &tokenizer, taxonomy, settings.sentiment_input));
-    let (st_model, st_vars, st_fit) = train_model(base, settings, n, &sentiment_sets, "sentiment", progress)?;
+    let (st_model, st_vars, st_fit) = if settings.sentiment_from_keyword {
+        // The keyword model's encoder has already learnt these reviews' words.
+        let weights = TempWeights::save(&kw_vars)?;
+        let from_keyword = Base {
+            weights: Some(weights.0.clone()),
+            label: format!("{} → keyword encoder", base.label),
+            config: base.config.clone(),
+            tokenizer: base.tokenizer.clone(),
+        };
+        train_model(&from_keyword, settings, n, &sentiment_sets, "sentiment", progress)?
+    } else {
+        train_model(base, settings, n, &sentiment_sets, "sentiment", progress)?
+    };
     let level_names: Vec<String> = taxonomy.levels().map(|l| l.to_string()).collect();
     let st_report = |d: &Dataset| sentiment_report(&st_model, d, &level_names, settings.fit.batch_size);
     let sentiment = ModelOutcome {
@@ -253,9 +296,9 @@ fn train_model(
     progress: &mut dyn FnMut(&str, &Progress),
 ) -> anyhow::Result<(Classifier, VarMap, FitReport)> {
     let (model, vars) = new_classifier(base, outputs, settings)?;
-    let report = fit(&model, &vars, outputs, &sets[0], non_empty(&sets[1]), &settings.fit, &mut |p| {
-        progress(stage, p)
-    })?;
+    let options = FitOptions { mask_token: base.mask_token(), ..settings.fit.clone() };
+    let report =
+        fit(&model, &vars, outputs, &sets[0], non_empty(&sets[1]), &options, &mut |p| progress(stage, p))?;
     Ok((model, vars, report))
 }
 

@@ -129,3 +129,23 @@ fn warm_up_then_linear_decay() {
     assert_eq!(learning_rate(1.0, 6, 10, 2), 0.5);
     assert_eq!(learning_rate(1.0, 10, 10, 2), 0.0);
 }
+
+#[test]
+fn token_dropout_masks_ordinary_tokens_only() {
+    random::seed(9);
+    let rows = vec![(0..1000).map(|i| i % 50).collect::<Vec<u32>>(); 4];
+    let dropped = drop_tokens(rows.clone(), 0.2, 4);
+    let mut masked = 0;
+    for (before, after) in rows.iter().flatten().zip(dropped.iter().flatten()) {
+        if before < &FIRST_ORDINARY_TOKEN {
+            assert_eq!(before, after, "special tokens stay");
+        } else if before != after {
+            assert_eq!(*after, 4);
+            masked += 1;
+        }
+    }
+    let ordinary = rows.iter().flatten().filter(|&&t| t >= FIRST_ORDINARY_TOKEN).count();
+    let share = masked as f64 / ordinary as f64;
+    assert!((0.17..0.23).contains(&share), "{share}");
+    assert_eq!(drop_tokens(rows.clone(), 0.0, 4), rows);
+}

@@ -39,6 +39,8 @@ fn settings(models_dir: &Path, name: &str) -> TrainSettings {
             weight_decay: 0.0,
             patience: 2,
             seed: 1,
+            token_dropout: 0.1,
+            mask_token: 4,
         },
         vocab_size: 200,
         sentiment_input: SentimentInput::Pair,
@@ -46,6 +48,7 @@ fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         dropout: 0.1,
         pretrain_epochs: 0,
         pooling: reviewloop::model::classifier::Pooling::Mean,
+        sentiment_from_keyword: false,
     }
 }
 
