@@ -86,6 +86,33 @@ fn output(values: Vec<f32>, layout: &Layout) -> (CpuStorage, Shape) {
     (CpuStorage::F32(values), layout.shape().clone())
 }
 
+/// A new tensor of `layout`'s shape whose rows are `f(source row, new row)`.
+fn map_rows(
+    storage: &CpuStorage,
+    layout: &Layout,
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> Result<(CpuStorage, Shape)> {
+    let (src, width) = rows(storage, layout)?;
+    let mut dst = vec![0f32; src.len()];
+    for_rows(&mut dst, width, |r, d| f(&src[r * width..][..width], d));
+    Ok(output(dst, layout))
+}
+
+/// As `map_rows`, over the rows of two tensors of one shape.
+fn map_row_pairs(
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+) -> Result<(CpuStorage, Shape)> {
+    let ((a, width), (b, _)) = (rows(s1, l1)?, rows(s2, l2)?);
+    if a.len() != b.len() {
+        bail!("fused ops take two tensors of one shape");
+    }
+    let mut dst = vec![0f32; a.len()];
+    for_rows(&mut dst, width, |r, d| f(&a[r * width..][..width], &b[r * width..][..width], d));
+    Ok(output(dst, l1))
+}
+
 /// Mean and 1 / σ of one row.
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
@@ -104,16 +131,12 @@ impl CustomOp1 for Normalise {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (src, width) = rows(storage, layout)?;
-        let mut dst = vec![0f32; src.len()];
-        for_rows(&mut dst, width, |r, d| {
-            let x = &src[r * width..][..width];
+        map_rows(storage, layout, |x, d| {
             let (mean, inv_std) = moments(x, self.eps);
             for (d, x) in d.iter_mut().zip(x) {
                 *d = (x - mean) * inv_std;
             }
-        });
-        Ok(output(dst, layout))
+        })
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -138,19 +161,15 @@ impl CustomOp2 for NormaliseGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((xs, width), (gs, _)) = (rows(s1, l1)?, rows(s2, l2)?);
-        let mut dst = vec![0f32; xs.len()];
-        for_rows(&mut dst, width, |r, d| {
-            let (x, g) = (&xs[r * width..][..width], &gs[r * width..][..width]);
+        map_row_pairs((s1, l1), (s2, l2), |x, g, d| {
             let (mean, inv_std) = moments(x, self.eps);
-            let n = width as f32;
+            let n = x.len() as f32;
             let g_mean = g.iter().sum::<f32>() / n;
             let gx_mean = x.iter().zip(g).map(|(x, g)| (x - mean) * inv_std * g).sum::<f32>() / n;
             for ((d, x), g) in d.iter_mut().zip(x).zip(g) {
                 *d = (g - g_mean - (x - mean) * inv_std * gx_mean) * inv_std;
             }
-        });
-        Ok(output(dst, l1))
+        })
     }
 }
 
@@ -162,10 +181,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (src, width) = rows(storage, layout)?;
-        let mut dst = vec![0f32; src.len()];
-        for_rows(&mut dst, width, |r, d| {
-            let x = &src[r * width..][..width];
+        map_rows(storage, layout, |x, d| {
             let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;
             for (d, x) in d.iter_mut().zip(x) {
@@ -173,8 +189,7 @@ impl CustomOp1 for Softmax {
                 sum += *d;
             }
             d.iter_mut().for_each(|d| *d /= sum);
-        });
-        Ok(output(dst, layout))
+        })
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -197,16 +212,12 @@ impl CustomOp2 for SoftmaxGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((ys, width), (gs, _)) = (rows(s1, l1)?, rows(s2, l2)?);
-        let mut dst = vec![0f32; ys.len()];
-        for_rows(&mut dst, width, |r, d| {
-            let (y, g) = (&ys[r * width..][..width], &gs[r * width..][..width]);
+        map_row_pairs((s1, l1), (s2, l2), |y, g, d| {
             let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
             for ((d, y), g) in d.iter_mut().zip(y).zip(g) {
                 *d = y * (g - dot);
             }
-        });
-        Ok(output(dst, l1))
+        })
     }
 }
 
@@ -290,10 +301,12 @@ impl CustomOp2 for AddBias {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((xs, width), (bias, _)) = (rows(s1, l1)?, rows(s2, l2)?);
-        let mut dst = xs.to_vec();
-        for_rows(&mut dst, width, |_, row| row.iter_mut().zip(bias).for_each(|(x, b)| *x += b));
-        Ok(output(dst, l1))
+        let (bias, _) = rows(s2, l2)?;
+        map_rows(s1, l1, |x, d| {
+            for ((d, x), b) in d.iter_mut().zip(x).zip(bias) {
+                *d = x + b;
+            }
+        })
     }
 
     fn bwd(
@@ -324,15 +337,12 @@ impl CustomOp3 for ScaleShift {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((xs, width), (scale, _), (shift, _)) = (rows(s1, l1)?, rows(s2, l2)?, rows(s3, l3)?);
-        let mut dst = vec![0f32; xs.len()];
-        for_rows(&mut dst, width, |r, d| {
-            let x = &xs[r * width..][..width];
+        let ((scale, _), (shift, _)) = (rows(s2, l2)?, rows(s3, l3)?);
+        map_rows(s1, l1, |x, d| {
             for (((d, x), w), b) in d.iter_mut().zip(x).zip(scale).zip(shift) {
                 *d = x * w + b;
             }
-        });
-        Ok(output(dst, l1))
+        })
     }
 
     fn bwd(
