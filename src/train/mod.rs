@@ -196,10 +196,7 @@ impl Objective {
     }
 
     fn probabilities(&self, logits: &Tensor) -> Result<Tensor> {
-        match self {
-            Objective::MultiLabel { .. } => candle_nn::ops::sigmoid(logits),
-            Objective::SingleLabel { .. } => candle_nn::ops::softmax_last_dim(logits),
-        }
+        activate(logits, matches!(self, Objective::MultiLabel { .. }))
     }
 
     fn loss(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
@@ -323,17 +320,21 @@ pub fn probabilities(
     let mut out = vec![Vec::new(); rows.len()];
     for chunk in order.chunks(batch.max(1)) {
         let batch_rows: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
-        let logits = model.logits(&batch_rows, false)?;
-        let probs = if multi_label {
-            candle_nn::ops::sigmoid(&logits)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&logits)?
-        };
+        let probs = activate(&model.logits(&batch_rows, false)?, multi_label)?;
         for (&i, p) in chunk.iter().zip(probs.to_vec2::<f32>()?) {
             out[i] = p;
         }
     }
     Ok(out)
+}
+
+/// Sigmoid per keyword, or softmax over levels.
+fn activate(logits: &Tensor, multi_label: bool) -> Result<Tensor> {
+    if multi_label {
+        candle_nn::ops::sigmoid(logits)
+    } else {
+        candle_nn::ops::softmax_last_dim(logits)
+    }
 }
 
 pub fn argmax(values: &[f32]) -> usize {

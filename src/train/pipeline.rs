@@ -89,8 +89,27 @@ pub struct TrainOutcome {
 struct Base {
     config: Config,
     tokenizer: Tokenizer,
-    weights: Option<PathBuf>,
+    weights: Weights,
     label: String,
+}
+
+/// Where a base's encoder weights come from.
+enum Weights {
+    /// Fresh, seeded initialisation.
+    Initial,
+    /// A pretrained checkpoint on disk.
+    File(PathBuf),
+    /// Weights this run made (pre-training, the keyword model), removed with the base.
+    Scratch(TempWeights),
+}
+
+impl Weights {
+    fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Weights::Initial => None,
+            Weights::File(path) | Weights::Scratch(TempWeights(path)) => Some(path),
+        }
+    }
 }
 
 /// Weights in a temporary file, removed when dropped.
@@ -133,7 +152,7 @@ async fn base(
         let label = dir.display().to_string();
         return Ok(Base {
             config: folder.config.clone(),
-            weights: Some(folder.weights_path()),
+            weights: Weights::File(folder.weights_path()),
             tokenizer: folder.tokenizer,
             label,
         });
@@ -143,7 +162,7 @@ async fn base(
         .map_err(|e| anyhow::anyhow!("tokenizer training failed: {e}"))?;
     let config = small_config(tokenizer.get_vocab_size(true));
     if settings.pretrain_epochs == 0 {
-        return Ok(Base { config, tokenizer, weights: None, label: "offline-small".into() });
+        return Ok(Base { config, tokenizer, weights: Weights::Initial, label: "offline-small".into() });
     }
     let truncated = data::truncating(&tokenizer, config.max_tokens());
     let rows: Vec<Vec<u32>> = texts.iter().map(|t| data::encode_review(&truncated, t)).collect();
@@ -153,11 +172,9 @@ async fn base(
     let options = FitOptions { epochs: settings.pretrain_epochs, ..settings.fit.clone() };
     let mask = mask_token(&tokenizer);
     pretrain(&mlm, &varmap, &rows, mask, &options, &mut |p| progress("pretrain", p))?;
-    let path =
-        std::env::temp_dir().join(format!("reviewloop-mlm-{}.safetensors", uuid::Uuid::new_v4().simple()));
-    varmap.save(&path)?;
+    let weights = Weights::Scratch(TempWeights::save(&varmap)?);
     let label = format!("offline-small + MLM {} epochs on {} reviews", settings.pretrain_epochs, rows.len());
-    Ok(Base { config, tokenizer, weights: Some(path), label })
+    Ok(Base { config, tokenizer, weights, label })
 }
 
 pub async fn run(
@@ -170,14 +187,7 @@ pub async fn run(
     let items = data::labelled(pool, &taxonomy, Some(up_to)).await?;
     anyhow::ensure!(items.len() >= 10, "only {} labelled reviews: label more before training", items.len());
     let base = base(pool, settings, &taxonomy, progress).await?;
-    let result = train_from(pool, settings, &taxonomy, &items, &base, snapshot_id, progress).await;
-    if settings.base.is_none() {
-        // A pre-trained offline encoder lives in a temporary file until the models hold it.
-        if let Some(weights) = &base.weights {
-            let _ = std::fs::remove_file(weights);
-        }
-    }
-    result
+    train_from(pool, settings, &taxonomy, &items, &base, snapshot_id, progress).await
 }
 
 async fn train_from(
@@ -221,9 +231,8 @@ async fn train_from(
         .map(|s| data::sentiment_dataset(s, &tokenizer, taxonomy, settings.sentiment_input));
     let (st_model, st_vars, st_fit) = if settings.sentiment_from_keyword {
         // The keyword model's encoder has already learnt these reviews' words.
-        let weights = TempWeights::save(&kw_vars)?;
         let from_keyword = Base {
-            weights: Some(weights.0.clone()),
+            weights: Weights::Scratch(TempWeights::save(&kw_vars)?),
             label: format!("{} → keyword encoder", base.label),
             config: base.config.clone(),
             tokenizer: base.tokenizer.clone(),
@@ -315,7 +324,7 @@ fn new_classifier(
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &model::device());
     let classifier = Classifier::load(vb, &base.config, outputs, settings.dropout, settings.pooling)?;
     initialise(&varmap, settings.fit.seed)?;
-    if let Some(weights) = &base.weights {
+    if let Some(weights) = base.weights.path() {
         load_encoder_weights(&varmap, weights)?;
     }
     Ok((classifier, varmap))
