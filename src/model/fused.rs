@@ -224,15 +224,16 @@ impl CustomOp2 for SoftmaxGrad {
 /// Rows per parallel block when summing columns.
 const BLOCK_ROWS: usize = 256;
 
-/// Σ over rows of `a` (times `b` element-wise when given), rows of `width`: partial
-/// sums over blocks of rows on the worker threads, then added up.
+/// Σ over rows of `a` (times `b` element-wise when given), rows of `width`: one
+/// partial sum per fixed block of rows on the worker threads, then the partials added
+/// in block order, so the result does not depend on thread timing (the same seed must
+/// train the same model).
 fn column_sums(a: &[f32], b: Option<&[f32]>, width: usize) -> Vec<f32> {
-    let blocks = (a.len() / width.max(1)).div_ceil(BLOCK_ROWS);
-    let total = std::sync::Mutex::new(vec![0f32; width]);
-    candle_core::utils::barrier_pool().execute_chunked(blocks, |range| {
-        let mut sums = vec![0f32; width];
-        let rows = range.start * BLOCK_ROWS * width..(range.end * BLOCK_ROWS * width).min(a.len());
-        for start in rows.step_by(width) {
+    let block = BLOCK_ROWS * width;
+    let mut partials = vec![0f32; a.len().div_ceil(block) * width];
+    for_rows(&mut partials, width, |i, sums| {
+        let end = ((i + 1) * block).min(a.len());
+        for start in (i * block..end).step_by(width) {
             let row = &a[start..start + width];
             match b {
                 Some(b) => {
@@ -242,10 +243,12 @@ fn column_sums(a: &[f32], b: Option<&[f32]>, width: usize) -> Vec<f32> {
                 None => sums.iter_mut().zip(row).for_each(|(s, x)| *s += x),
             }
         }
-        let mut total = total.lock().expect("column sums");
-        total.iter_mut().zip(&sums).for_each(|(t, s)| *t += s);
     });
-    total.into_inner().expect("column sums")
+    let mut total = vec![0f32; width];
+    for partial in partials.chunks(width) {
+        total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+    }
+    total
 }
 
 fn vector(values: Vec<f32>) -> (CpuStorage, Shape) {
@@ -402,6 +405,15 @@ mod tests {
         assert_eq!(a.len(), b.len());
         let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
         assert!(worst < 1e-4, "largest relative difference {worst}");
+    }
+
+    #[test]
+    fn column_sums_do_not_depend_on_thread_timing() {
+        let a: Vec<f32> = (0..64 * 5000).map(|i| (i as f32 * 0.7).sin() * 1e3).collect();
+        let first = column_sums(&a, None, 64);
+        assert!((0..30).all(|_| column_sums(&a, None, 64) == first));
+        let plain: Vec<f32> = (0..64).map(|j| a.iter().skip(j).step_by(64).sum::<f32>()).collect();
+        assert!(first.iter().zip(&plain).all(|(x, y)| (x - y).abs() <= 1e-3 * y.abs().max(1.0)));
     }
 
     #[test]
