@@ -296,11 +296,6 @@ impl Roberta {
         Ok(xs)
     }
 
-    /// The first token's hidden state (`<s>`), the usual sentence representation.
-    pub fn first_token(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
-        self.forward(rows, train)?.narrow(1, 0, 1)?.squeeze(1)
-    }
-
     /// Ids, RoBERTa positions (counting from pad + 1 over real tokens only) and an
     /// additive attention bias, all built on the host in one pass.
     /// Rows longer than the positions allow keep their head and their last token (the

@@ -111,7 +111,7 @@ fn default_mask_token() -> u32 {
 }
 
 /// Ids below this are special tokens (`[CLS]`, `[PAD]`, `[SEP]`, `[UNK]`, `[MASK]`).
-const FIRST_ORDINARY_TOKEN: u32 = 5;
+pub(crate) const FIRST_ORDINARY_TOKEN: u32 = 5;
 
 /// Replaces each ordinary token with `mask` with probability `share`.
 fn drop_tokens(mut rows: Vec<Vec<u32>>, share: f32, mask: u32) -> Vec<Vec<u32>> {

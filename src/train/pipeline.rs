@@ -130,13 +130,7 @@ impl Drop for TempWeights {
     }
 }
 
-impl Base {
-    /// `[MASK]` (klue, the offline tokenizer) or `<mask>` (English RoBERTa).
-    fn mask_token(&self) -> u32 {
-        mask_token(&self.tokenizer)
-    }
-}
-
+/// `[MASK]` (klue, the offline tokenizer) or `<mask>` (English RoBERTa).
 fn mask_token(tokenizer: &Tokenizer) -> u32 {
     tokenizer.token_to_id("[MASK]").or_else(|| tokenizer.token_to_id("<mask>")).unwrap_or(4)
 }
@@ -305,7 +299,7 @@ fn train_model(
     progress: &mut dyn FnMut(&str, &Progress),
 ) -> anyhow::Result<(Classifier, VarMap, FitReport)> {
     let (model, vars) = new_classifier(base, outputs, settings)?;
-    let options = FitOptions { mask_token: base.mask_token(), ..settings.fit.clone() };
+    let options = FitOptions { mask_token: mask_token(&base.tokenizer), ..settings.fit.clone() };
     let report =
         fit(&model, &vars, outputs, &sets[0], non_empty(&sets[1]), &options, &mut |p| progress(stage, p))?;
     Ok((model, vars, report))

@@ -94,7 +94,8 @@ pub fn pretrain(
         let (mut sum, mut counted) = (0.0, 0);
         for chunk in order.chunks(batch) {
             let picked: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
-            let (inputs, positions, targets) = mask_batch(&picked, mask_id, 5, vocab);
+            let (inputs, positions, targets) =
+                mask_batch(&picked, mask_id, super::FIRST_ORDINARY_TOKEN, vocab);
             step += 1;
             if targets.is_empty() {
                 continue;

@@ -115,9 +115,8 @@ fn a_pretrained_encoder_is_copied_into_a_fresh_classifier() {
     assert_eq!(copied, varmap.all_vars().len() - 2, "every encoder tensor, not the head");
     let reference = tiny_folder().load_encoder(&Device::Cpu).unwrap();
     let rows = vec![tiny_folder().tokenizer.encode("배송 빨라요", true).unwrap().get_ids().to_vec()];
-    let a: Vec<f32> =
-        model.encoder.first_token(&rows, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let b: Vec<f32> = reference.first_token(&rows, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let a: Vec<f32> = model.encoder.forward(&rows, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = reference.forward(&rows, false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(a, b);
 }
 
