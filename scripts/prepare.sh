@@ -56,6 +56,6 @@ ensure_browser() {
   fi
 }
 
-need_packages build-essential cmake pkg-config ca-certificates
+need_packages build-essential cmake pkg-config ca-certificates sentencepiece
 ensure_rust
 ensure_postgres

@@ -11,6 +11,7 @@ pub mod import;
 pub mod labels;
 pub mod model;
 pub mod rounds;
+pub mod select;
 pub mod store;
 pub mod taxonomy;
 pub mod text;

@@ -1,6 +1,8 @@
 //! Text handling shared by import, export and (later) the models: normalisation,
 //! content hashes for de-duplication, and the deterministic data split.
 
+pub mod rarity;
+
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 

@@ -1,0 +1,348 @@
+//! The round composer: mixes strategies by quota while keeping the pool's mall /
+//! category proportions, and never picks the same text twice. Pure: the pool comes in
+//! as columns (one entry per eligible review), the picks go out in order.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::strategies::{self, Strategy};
+use crate::rounds::allocate;
+
+/// Eligible reviews as columns, so a million of them stay compact.
+#[derive(Debug, Clone, Default)]
+pub struct Pool {
+    pub review_ids: Vec<i64>,
+    /// Index of the review's mall / category group.
+    pub groups: Vec<u32>,
+    /// Hash of the normalised text: equal keys are duplicates.
+    pub text_keys: Vec<i64>,
+    /// Score per strategy, NaN where the strategy has none (unscored review, no keyword
+    /// found for sentiment uncertainty). Random needs none.
+    pub scores: HashMap<Strategy, Vec<f32>>,
+}
+
+impl Pool {
+    pub fn len(&self) -> usize {
+        self.review_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.review_ids.is_empty()
+    }
+
+    fn group_sizes(&self) -> Vec<usize> {
+        let count = self.groups.iter().copied().max().map_or(0, |g| g as usize + 1);
+        let mut sizes = vec![0; count];
+        for &g in &self.groups {
+            sizes[g as usize] += 1;
+        }
+        sizes
+    }
+
+    fn score(&self, strategy: Strategy, index: usize, seed: u64) -> f32 {
+        match strategy {
+            Strategy::Random => strategies::random(self.review_ids[index], seed),
+            s => self.scores.get(&s).map_or(f32::NAN, |v| v[index]),
+        }
+    }
+}
+
+/// One strategy's share of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    pub strategy: Strategy,
+    pub weight: f64,
+}
+
+impl Quota {
+    /// Parses `keyword-boundary=0.4,random=0.1` (weights need not sum to one).
+    pub fn parse_list(text: &str) -> Result<Vec<Quota>, String> {
+        text.split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| {
+                let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
+                let strategy = Strategy::parse(name.trim()).ok_or_else(|| {
+                    let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
+                    format!("unknown strategy `{}` (known: {})", name.trim(), known.join(", "))
+                })?;
+                let weight: f64 =
+                    weight.trim().parse().map_err(|_| format!("`{part}`: weight is not a number"))?;
+                if !(weight >= 0.0 && weight.is_finite()) {
+                    return Err(format!("`{part}`: weight must be zero or more"));
+                }
+                Ok(Quota { strategy, weight })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Pick {
+    pub review_id: i64,
+    pub strategy: Strategy,
+    pub score: f32,
+}
+
+/// Splits `total` over weights by largest remainder.
+pub fn apportion(total: usize, weights: &[f64]) -> Vec<usize> {
+    let sum: f64 = weights.iter().filter(|w| **w > 0.0).sum();
+    if sum <= 0.0 {
+        return vec![0; weights.len()];
+    }
+    let exact: Vec<f64> = weights.iter().map(|&w| total as f64 * w.max(0.0) / sum).collect();
+    let mut counts: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b))
+    });
+    let mut left = total.saturating_sub(counts.iter().sum());
+    for &i in order.iter().filter(|&&i| weights[i] > 0.0).cycle() {
+        if left == 0 {
+            break;
+        }
+        counts[i] += 1;
+        left -= 1;
+    }
+    counts
+}
+
+/// How many items each (group, strategy) cell gets: rows sum to the groups' proportional
+/// shares, columns to the strategies' quotas. Groups are filled in turn, each split by
+/// what the strategies still need, so both margins come out exact.
+fn cells(group_totals: &[usize], strategy_totals: &[usize]) -> Vec<Vec<usize>> {
+    let mut needed: Vec<f64> = strategy_totals.iter().map(|&t| t as f64).collect();
+    group_totals
+        .iter()
+        .map(|&g| {
+            let row = apportion(g, &needed);
+            for (n, r) in needed.iter_mut().zip(&row) {
+                *n = (*n - *r as f64).max(0.0);
+            }
+            row
+        })
+        .collect()
+}
+
+/// Composes a round of `size` items. Each strategy takes its best-scored reviews inside
+/// each group's share; a review already picked, or whose text was already picked, is
+/// passed over; a strategy that runs out of scored reviews in a group leaves its places
+/// to random picks from that group (then from any group).
+pub fn compose(pool: &Pool, quotas: &[Quota], size: usize, seed: u64) -> Vec<Pick> {
+    let size = size.min(pool.len());
+    let quotas: Vec<Quota> = if quotas.iter().any(|q| q.weight > 0.0) {
+        quotas.to_vec()
+    } else {
+        vec![Quota { strategy: Strategy::Random, weight: 1.0 }]
+    };
+    let group_totals = allocate(size, &pool.group_sizes());
+    let weights: Vec<f64> = quotas.iter().map(|q| q.weight).collect();
+    let table = cells(&group_totals, &apportion(size, &weights));
+    let mut picker = Picker::new(pool, seed);
+    let mut short = vec![0usize; group_totals.len()];
+    for (s, quota) in quotas.iter().enumerate() {
+        let wanted: Vec<usize> = table.iter().map(|row| row[s]).collect();
+        let left = picker.take_best(quota.strategy, &wanted);
+        for (g, l) in left.into_iter().enumerate() {
+            short[g] += l;
+        }
+    }
+    // Places no strategy could fill: random, first inside the group, then anywhere.
+    let unfilled = picker.take_best(Strategy::Random, &short).iter().sum::<usize>();
+    if unfilled > 0 {
+        picker.take_any(unfilled);
+    }
+    picker.picks
+}
+
+/// Picks with the bookkeeping that keeps them unique.
+struct Picker<'a> {
+    pool: &'a Pool,
+    seed: u64,
+    taken: Vec<bool>,
+    texts: HashSet<i64>,
+    picks: Vec<Pick>,
+}
+
+impl<'a> Picker<'a> {
+    fn new(pool: &'a Pool, seed: u64) -> Self {
+        Picker { pool, seed, taken: vec![false; pool.len()], texts: HashSet::new(), picks: Vec::new() }
+    }
+
+    /// Walks the pool from `strategy`'s best score down, taking a review while its group
+    /// still wants one. Returns how many each group is still short.
+    fn take_best(&mut self, strategy: Strategy, wanted: &[usize]) -> Vec<usize> {
+        let mut wanted = wanted.to_vec();
+        let mut remaining: usize = wanted.iter().sum();
+        if remaining == 0 {
+            return wanted;
+        }
+        let scores: Vec<f32> =
+            (0..self.pool.len()).map(|i| self.pool.score(strategy, i, self.seed)).collect();
+        let mut order: Vec<u32> =
+            (0..self.pool.len() as u32).filter(|&i| !scores[i as usize].is_nan()).collect();
+        let ids = &self.pool.review_ids;
+        order.sort_unstable_by(|&a, &b| {
+            scores[b as usize].total_cmp(&scores[a as usize]).then(ids[a as usize].cmp(&ids[b as usize]))
+        });
+        for i in order {
+            let i = i as usize;
+            let g = self.pool.groups[i] as usize;
+            if wanted[g] > 0 && self.try_take(i, strategy, scores[i]) {
+                wanted[g] -= 1;
+                remaining -= 1;
+                if remaining == 0 {
+                    break;
+                }
+            }
+        }
+        wanted
+    }
+
+    /// Random picks from any group (when a group ran out of reviews).
+    fn take_any(&mut self, mut count: usize) {
+        let mut order: Vec<usize> = (0..self.pool.len()).collect();
+        let ids = &self.pool.review_ids;
+        order.sort_unstable_by_key(|&i| {
+            (std::cmp::Reverse(strategies::random(ids[i], self.seed).to_bits()), ids[i])
+        });
+        for i in order {
+            if count == 0 {
+                break;
+            }
+            let score = strategies::random(ids[i], self.seed);
+            if self.try_take(i, Strategy::Random, score) {
+                count -= 1;
+            }
+        }
+    }
+
+    fn try_take(&mut self, i: usize, strategy: Strategy, score: f32) -> bool {
+        if self.taken[i] || !self.texts.insert(self.pool.text_keys[i]) {
+            return false;
+        }
+        self.taken[i] = true;
+        self.picks.push(Pick { review_id: self.pool.review_ids[i], strategy, score });
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` reviews in `groups` groups (group = id % groups), unique texts, and a
+    /// boundary score equal to the id (higher id, better).
+    fn pool(n: usize, groups: u32) -> Pool {
+        let review_ids: Vec<i64> = (1..=n as i64).collect();
+        let mut scores = HashMap::new();
+        scores.insert(Strategy::KeywordBoundary, review_ids.iter().map(|&i| i as f32).collect());
+        scores.insert(Strategy::RareTokens, review_ids.iter().map(|&i| -(i as f32)).collect());
+        Pool {
+            groups: review_ids.iter().map(|&i| (i as u32) % groups).collect(),
+            text_keys: review_ids.clone(),
+            review_ids,
+            scores,
+        }
+    }
+
+    fn count(picks: &[Pick], strategy: Strategy) -> usize {
+        picks.iter().filter(|p| p.strategy == strategy).count()
+    }
+
+    #[test]
+    fn quotas_split_the_round_between_strategies() {
+        let quotas = Quota::parse_list("keyword-boundary=0.5,rare-tokens=0.3,random=0.2").unwrap();
+        let picks = compose(&pool(1000, 1), &quotas, 100, 1);
+        assert_eq!(picks.len(), 100);
+        assert_eq!(count(&picks, Strategy::KeywordBoundary), 50);
+        assert_eq!(count(&picks, Strategy::RareTokens), 30);
+        assert_eq!(count(&picks, Strategy::Random), 20);
+        // Each strategy took its best: boundary the highest ids, rare tokens the lowest.
+        assert!(picks.iter().filter(|p| p.strategy == Strategy::KeywordBoundary).all(|p| p.review_id > 950));
+        assert!(picks.iter().filter(|p| p.strategy == Strategy::RareTokens).all(|p| p.review_id <= 30));
+    }
+
+    #[test]
+    fn group_proportions_of_the_pool_are_kept() {
+        // Groups of 600, 300 and 100 reviews.
+        let mut p = pool(1000, 1);
+        p.groups = (0..1000)
+            .map(|i| {
+                if i < 600 {
+                    0
+                } else if i < 900 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let quotas = Quota::parse_list("keyword-boundary=1,random=1").unwrap();
+        let picks = compose(&p, &quotas, 50, 3);
+        let group_of = |id: i64| p.groups[(id - 1) as usize];
+        let per_group: Vec<usize> =
+            (0..3).map(|g| picks.iter().filter(|x| group_of(x.review_id) == g).count()).collect();
+        assert_eq!(per_group, vec![30, 15, 5]);
+        assert_eq!(count(&picks, Strategy::KeywordBoundary), 25);
+    }
+
+    #[test]
+    fn a_review_or_its_text_is_never_picked_twice() {
+        let mut p = pool(200, 2);
+        // Reviews 199 and 200 share a text; both strategies would love review 200.
+        p.text_keys[198] = 7777;
+        p.text_keys[199] = 7777;
+        p.scores.insert(Strategy::RareTokens, p.review_ids.iter().map(|&i| i as f32).collect());
+        let quotas = Quota::parse_list("keyword-boundary,rare-tokens").unwrap();
+        let picks = compose(&p, &quotas, 40, 1);
+        let ids: HashSet<i64> = picks.iter().map(|x| x.review_id).collect();
+        assert_eq!(ids.len(), 40);
+        assert!(!(ids.contains(&199) && ids.contains(&200)));
+    }
+
+    #[test]
+    fn unscored_places_fall_back_to_random() {
+        let mut p = pool(100, 1);
+        p.scores.insert(
+            Strategy::SentimentUncertainty,
+            (0..100).map(|i| if i < 3 { 0.5 } else { f32::NAN }).collect(),
+        );
+        let quotas = Quota::parse_list("sentiment-uncertainty").unwrap();
+        let picks = compose(&p, &quotas, 10, 1);
+        assert_eq!(picks.len(), 10);
+        assert_eq!(count(&picks, Strategy::SentimentUncertainty), 3);
+        assert_eq!(count(&picks, Strategy::Random), 7);
+    }
+
+    #[test]
+    fn a_round_larger_than_the_pool_takes_the_whole_pool() {
+        let picks = compose(&pool(12, 3), &[], 50, 1);
+        assert_eq!(picks.len(), 12);
+        assert!(picks.iter().all(|p| p.strategy == Strategy::Random));
+    }
+
+    #[test]
+    fn composing_is_repeatable_for_a_seed() {
+        let quotas = Quota::parse_list("random").unwrap();
+        let a = compose(&pool(500, 4), &quotas, 20, 9);
+        assert_eq!(a, compose(&pool(500, 4), &quotas, 20, 9));
+        assert_ne!(a, compose(&pool(500, 4), &quotas, 20, 10));
+    }
+
+    #[test]
+    fn apportion_uses_largest_remainders() {
+        assert_eq!(apportion(10, &[0.5, 0.3, 0.2]), vec![5, 3, 2]);
+        assert_eq!(apportion(10, &[1.0, 1.0, 1.0]).iter().sum::<usize>(), 10);
+        assert_eq!(apportion(3, &[0.0, 1.0]), vec![0, 3]);
+        assert_eq!(apportion(5, &[0.0, 0.0]), vec![0, 0]);
+    }
+
+    #[test]
+    fn quota_lists_report_what_is_wrong() {
+        assert!(Quota::parse_list("boundary=1").unwrap_err().contains("unknown strategy `boundary`"));
+        assert!(Quota::parse_list("random=x").unwrap_err().contains("not a number"));
+        assert!(Quota::parse_list("random=-1").unwrap_err().contains("zero or more"));
+        assert_eq!(Quota::parse_list("random").unwrap()[0].weight, 1.0);
+    }
+}

@@ -1,0 +1,9 @@
+//! Picking what humans should label next: the seed's strategies (pure functions over
+//! what scoring stored), k-means outliers, and the round composer that mixes them.
+
+pub mod clusters;
+pub mod composer;
+pub mod strategies;
+
+pub use composer::{compose, Pick, Pool, Quota};
+pub use strategies::Strategy;
