@@ -92,6 +92,7 @@ pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> an
         double_share: 0.0,
         seed: 1,
         members: vec![],
+        quotas: vec![],
     };
     let round = crate::store::rounds::create(&pool, taxonomy.id, &spec, None).await?;
     let user =

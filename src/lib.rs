@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod cancel;
 pub mod config;
 pub mod consensus;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod import;
 pub mod labels;
 pub mod model;
 pub mod rounds;
+pub mod score;
 pub mod select;
 pub mod store;
 pub mod taxonomy;

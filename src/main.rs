@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use reviewloop::config::Settings;
+
+mod cli;
 use reviewloop::export::{ExportFormat, ExportOptions};
 use reviewloop::import::{Format, ImportOptions, ImportSummary};
 use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
@@ -54,7 +56,7 @@ enum Command {
     #[command(subcommand)]
     Taxonomy(TaxonomyCommand),
     /// Train a keyword model and a sentiment model from the current labels.
-    Train(TrainArgs),
+    Train(cli::models::TrainArgs),
     /// Report a version's precision / recall / F1 per keyword and per sentiment level, on
     /// a labelled file (not imported) or on the label store's test split.
     Eval {
@@ -86,62 +88,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Score the pool with the serving models: keyword probabilities, sentiment per found
+    /// keyword, embeddings, rarity and cluster outliers, for the selection strategies.
+    Score(cli::active::ScoreArgs),
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
-}
-
-#[derive(clap::Args)]
-struct TrainArgs {
-    #[arg(long, default_value = "fashion")]
-    taxonomy: String,
-    /// Version name (default: v<date>-<time>).
-    #[arg(long)]
-    name: Option<String>,
-    /// A pretrained encoder folder (config.json, model.safetensors, tokenizer.json), e.g.
-    /// klue/roberta-base on disk. Without it a tokenizer and a small RoBERTa are trained here.
-    #[arg(long)]
-    base: Option<PathBuf>,
-    /// Train on train + validation, without early stopping.
-    #[arg(long)]
-    all_data: bool,
-    /// Most epochs; early stopping usually ends sooner. The schedule decays over all of
-    /// them, so more epochs also keep the learning rate up longer (on NIKL 40 beat 20).
-    #[arg(long, default_value_t = 40)]
-    epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Peak learning rate (5e-4 suits the small encoder trained here; a pretrained base
-    /// such as klue/roberta-base wants about 3e-5).
-    #[arg(long, default_value_t = 5e-4)]
-    learning_rate: f64,
-    /// Epochs without a better validation score before stopping.
-    #[arg(long, default_value_t = 8)]
-    patience: usize,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Vocabulary size of the offline tokenizer.
-    #[arg(long, default_value_t = 8000)]
-    vocab_size: usize,
-    #[arg(long, value_enum, default_value = "pair")]
-    sentiment_input: reviewloop::train::data::SentimentInput,
-    #[arg(long, default_value_t = 0.2)]
-    dropout: f32,
-    /// Share of tokens masked in each training batch (noise against memorising).
-    #[arg(long, default_value_t = 0.0)]
-    token_dropout: f32,
-    #[arg(long, default_value_t = 0.01)]
-    weight_decay: f64,
-    /// Start the sentiment model from the trained keyword model's encoder.
-    #[arg(long)]
-    sentiment_from_keyword: bool,
-    /// Masked-language-model epochs over all reviews before fine-tuning the offline encoder.
-    #[arg(long, default_value_t = 0)]
-    pretrain_epochs: usize,
-    /// Sentence vector for the heads: mean over tokens (default; best for an encoder
-    /// trained here) or the first token (the seed's choice for a pretrained encoder).
-    #[arg(long, value_enum, default_value = "mean")]
-    pooling: reviewloop::model::classifier::Pooling,
 }
 
 #[derive(clap::Args)]
@@ -209,6 +161,11 @@ enum RoundCommand {
         annotators: Vec<String>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Pick by the serving model's scores with these quotas, e.g.
+        /// `keyword-boundary=0.4,sentiment-uncertainty=0.2,rare-tokens=0.15,cluster-outliers=0.15,random=0.1`
+        /// (or one name: `rare-tokens`). Mall / category shares follow --by.
+        #[arg(long, value_parser = parse_quotas)]
+        strategy: Option<Vec<reviewloop::select::Quota>>,
     },
     /// Rounds with their progress.
     List,
@@ -295,6 +252,10 @@ enum BenchCommand {
     },
 }
 
+fn parse_quotas(text: &str) -> Result<Vec<reviewloop::select::Quota>, String> {
+    reviewloop::select::Quota::parse_list(text)
+}
+
 fn main() -> std::process::ExitCode {
     reviewloop::model::memory::keep_freed_memory();
     // Errors are for people: the message and its causes, without a backtrace.
@@ -350,9 +311,9 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Round(cmd) => round(&pool, cmd).await?,
         Command::User(cmd) => user(&pool, cmd).await?,
         Command::Taxonomy(cmd) => taxonomy(&pool, cmd).await?,
-        Command::Train(args) => train(&pool, settings, args).await?,
+        Command::Train(args) => cli::models::train(&pool, settings, args).await?,
         Command::Eval { data, format, version, taxonomy, json } => {
-            eval(&pool, data, format, version, &taxonomy, json).await?
+            cli::models::eval(&pool, data, format, version, &taxonomy, json).await?
         }
         Command::Analyze { text, version, taxonomy, no_highlights, json } => {
             let dir = match version {
@@ -379,6 +340,7 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
                 }
             }
         }
+        Command::Score(args) => cli::active::score(&pool, settings, args).await?,
         Command::Bench(_) => unreachable!("handled before connecting"),
     }
     Ok(())
@@ -449,10 +411,29 @@ async fn export(pool: &sqlx::PgPool, args: ExportArgs) -> anyhow::Result<()> {
 
 async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
     match cmd {
-        RoundCommand::New { name, taxonomy, size, sampling, by, double_share, annotators, seed } => {
+        RoundCommand::New {
+            name,
+            taxonomy,
+            size,
+            sampling,
+            by,
+            double_share,
+            annotators,
+            seed,
+            strategy,
+        } => {
             let taxonomy_id = store::taxonomies::load_by_name(pool, &taxonomy).await?.id;
-            let spec =
-                RoundSpec { name, size, sampling, group_by: by, double_share, seed, members: annotators };
+            let quotas = strategy.unwrap_or_default();
+            let spec = RoundSpec {
+                name,
+                size,
+                sampling,
+                group_by: by,
+                double_share,
+                seed,
+                members: annotators,
+                quotas,
+            };
             let round = store::rounds::create(pool, taxonomy_id, &spec, None).await?;
             println!("round {} created: {} items, {} double-assigned", round.id, round.items, round.doubled);
         }
@@ -515,113 +496,6 @@ async fn taxonomy(pool: &sqlx::PgPool, cmd: TaxonomyCommand) -> anyhow::Result<(
                 serde_json::from_str(&text).context("taxonomy file is not valid")?;
             let id = store::taxonomies::create(pool, &def).await?;
             println!("taxonomy {} created (id {id})", def.name);
-        }
-    }
-    Ok(())
-}
-
-async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
-    use reviewloop::train::{pipeline, FitOptions};
-    let fit = FitOptions {
-        epochs: args.epochs,
-        batch_size: args.batch_size.max(1),
-        learning_rate: args.learning_rate,
-        warmup_ratio: 0.1,
-        weight_decay: args.weight_decay,
-        patience: args.patience,
-        seed: args.seed,
-        token_dropout: args.token_dropout,
-        mask_token: 4, // replaced by the base tokenizer's mask id
-    };
-    let train_settings = pipeline::TrainSettings {
-        taxonomy: args.taxonomy,
-        name: args.name,
-        base: args.base,
-        all_data: args.all_data,
-        fit,
-        vocab_size: args.vocab_size,
-        sentiment_input: args.sentiment_input,
-        models_dir: settings.data_dir.clone(),
-        dropout: args.dropout,
-        pretrain_epochs: args.pretrain_epochs,
-        pooling: args.pooling,
-        sentiment_from_keyword: args.sentiment_from_keyword,
-    };
-    let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template(
-        "{prefix:>9} {bar:30} {pos}/{len} steps · eta {eta} · {msg}",
-    )?);
-    let mut logged = (String::new(), 0);
-    let outcome = pipeline::run(pool, &train_settings, &mut |model, p| {
-        let valid = p.valid_score.map(|s| format!(", validation score {s:.3}")).unwrap_or_default();
-        // Without a terminal the bar stays hidden: log each epoch's start instead.
-        if bar.is_hidden() && (logged.0 != model || logged.1 != p.epoch) {
-            eprintln!(
-                "{model}: epoch {} (step {}/{}), batch loss {:.4}{valid}",
-                p.epoch, p.step, p.total_steps, p.loss
-            );
-            logged = (model.to_string(), p.epoch);
-        }
-        bar.set_prefix(model.to_string());
-        bar.set_length(p.total_steps as u64);
-        bar.set_position(p.step as u64);
-        bar.set_message(format!("epoch {} loss {:.4}{valid}", p.epoch, p.loss));
-    })
-    .await?;
-    bar.finish_and_clear();
-    for (kind, model) in [("keyword", &outcome.keyword), ("sentiment", &outcome.sentiment)] {
-        for (split, report) in [("validation", &model.validation), ("test", &model.test)] {
-            if let Some(report) = report {
-                println!("{kind} model, {split} split:\n{}", reviewloop::train::metrics::table(report));
-            }
-        }
-    }
-    println!("version {} written to {}", outcome.name, outcome.dir.display());
-    Ok(())
-}
-
-async fn eval(
-    pool: &sqlx::PgPool,
-    data: Option<PathBuf>,
-    format: Option<Format>,
-    version: Option<PathBuf>,
-    taxonomy: &str,
-    json: bool,
-) -> anyhow::Result<()> {
-    use reviewloop::train::{data as training_data, evaluate, metrics};
-    let dir = match version {
-        Some(dir) => dir,
-        None => store::models::current_dir(pool, taxonomy).await?,
-    };
-    let analyzer = reviewloop::analyze::Analyzer::load(&dir)?;
-    let (items, skipped) = match data {
-        Some(path) => {
-            let name = path.display().to_string();
-            let format =
-                format.or_else(|| Format::from_path(&name)).context("pass --format for this file")?;
-            let file = BufReader::new(File::open(&path).with_context(|| format!("cannot open {name}"))?);
-            evaluate::read_file(&analyzer, format, file)?
-        }
-        None => {
-            let taxonomy = store::taxonomies::load_by_name(pool, &analyzer.keyword.labels.taxonomy).await?;
-            let all = training_data::labelled(pool, &taxonomy, None).await?;
-            (all.into_iter().filter(|i| i.split == store::reviews::Split::Test).collect(), 0)
-        }
-    };
-    let evaluation = evaluate::evaluate(&analyzer, &items, skipped)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&evaluation)?);
-        return Ok(());
-    }
-    println!(
-        "{} reviews evaluated, {} rows skipped (unlabelled or unknown keywords)",
-        evaluation.reviews, evaluation.skipped
-    );
-    for (name, report) in
-        [("keywords", &evaluation.keyword), ("sentiment (gold keywords)", &evaluation.sentiment)]
-    {
-        if let Some(report) = report {
-            println!("\n{name}\n{}", metrics::table(report));
         }
     }
     Ok(())

@@ -18,6 +18,9 @@ use crate::text;
 use crate::train::data::{self, SentimentInput};
 use crate::train::{argmax, probabilities};
 
+mod batch;
+pub use batch::Scored;
+
 /// A classifier with what its outputs mean.
 pub struct LoadedModel {
     pub classifier: Classifier,
@@ -103,9 +106,7 @@ impl Analyzer {
         let row = data::encode_review(&self.keyword.tokenizer, &text);
         let probs = probabilities(&self.keyword.classifier, &[row], true, 1)?.remove(0);
         let labels = &self.keyword.labels;
-        let found: Vec<usize> = (0..labels.keywords.len())
-            .filter(|&k| probs[k] >= labels.thresholds.get(k).copied().unwrap_or(0.5))
-            .collect();
+        let found = self.found(&probs);
         let sentiments = self.sentiments(&text, &found)?;
         let drops =
             if highlights && !found.is_empty() { self.mask_drops(&text, &probs)? } else { Vec::new() };
@@ -121,6 +122,14 @@ impl Analyzer {
             })
             .collect();
         Ok(Analysis { keywords, probabilities: probs })
+    }
+
+    /// Keywords whose probability reaches their threshold.
+    pub fn found(&self, probabilities: &[f32]) -> Vec<usize> {
+        let thresholds = &self.keyword.labels.thresholds;
+        (0..probabilities.len())
+            .filter(|&k| probabilities[k] >= thresholds.get(k).copied().unwrap_or(0.5))
+            .collect()
     }
 
     fn sentiments(&self, text: &str, found: &[usize]) -> anyhow::Result<Vec<Vec<f32>>> {

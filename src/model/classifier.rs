@@ -62,7 +62,12 @@ impl Classifier {
     pub fn logits(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
         let pooled = self.pooled(rows, train)?;
         let pooled = if train { random::dropout(&pooled, self.dropout)? } else { pooled };
-        self.head.forward(&pooled)
+        self.classify(&pooled)
+    }
+
+    /// (batch, outputs) logits for sentence vectors from [`Classifier::pooled`].
+    pub fn classify(&self, pooled: &Tensor) -> Result<Tensor> {
+        self.head.forward(pooled)
     }
 }
 

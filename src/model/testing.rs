@@ -38,5 +38,6 @@ pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
         seed,
         token_dropout: 0.0,
         mask_token: 4,
+        cancel: Default::default(),
     }
 }

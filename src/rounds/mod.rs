@@ -43,6 +43,10 @@ pub struct RoundSpec {
     pub seed: u64,
     /// Usernames of the annotators who work on it; empty means everyone.
     pub members: Vec<String>,
+    /// Strategy quotas: when given, the composer picks by the serving model's scores
+    /// (keeping `group_by` proportions) instead of `sampling`.
+    #[serde(default)]
+    pub quotas: Vec<crate::select::Quota>,
 }
 
 /// Splits `total` over groups in proportion to their sizes (largest remainder), never

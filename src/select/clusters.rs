@@ -26,6 +26,19 @@ fn tiny_size(n: usize, k: usize) -> usize {
     (n / (k * 10)).max(2)
 }
 
+/// k-means is fitted on at most this many reviews (a seeded sample) and then assigns
+/// every review: centroids settle long before a million points, and fitting on all of
+/// them would take minutes per pass.
+const FIT_SAMPLE: usize = 20_000;
+
+fn fitting_rows(data: &Array2<f64>, rng: &mut rand_xoshiro::Xoshiro256Plus) -> Array2<f64> {
+    if data.nrows() <= FIT_SAMPLE {
+        return data.clone();
+    }
+    let picked = rand::seq::index::sample(rng, data.nrows(), FIT_SAMPLE).into_vec();
+    data.select(Axis(0), &picked)
+}
+
 /// Clusters `embeddings` (one row per review) into `k` groups and scores each review
 /// by its standardised distance to its centroid. Fewer than 3 reviews: all score 0.
 pub fn cluster(embeddings: &[Vec<f32>], k: usize, seed: u64) -> anyhow::Result<Clustering> {
@@ -38,8 +51,8 @@ pub fn cluster(embeddings: &[Vec<f32>], k: usize, seed: u64) -> anyhow::Result<C
     let k = k.clamp(1, n - 1);
     let flat: Vec<f64> = embeddings.iter().flatten().map(|&x| x as f64).collect();
     let data = Array2::from_shape_vec((n, dim), flat)?;
-    let rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed);
-    let dataset = DatasetBase::from(data.clone());
+    let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(seed);
+    let dataset = DatasetBase::from(fitting_rows(&data, &mut rng));
     let model = KMeans::params_with_rng(k, rng)
         .n_runs(3)
         .max_n_iterations(100)

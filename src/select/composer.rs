@@ -17,6 +17,8 @@ pub struct Pool {
     pub groups: Vec<u32>,
     /// Hash of the normalised text: equal keys are duplicates.
     pub text_keys: Vec<i64>,
+    /// Text keys of reviews already labelled or queued: their duplicates are not picked.
+    pub taken_texts: Vec<i64>,
     /// Score per strategy, NaN where the strategy has none (unscored review, no keyword
     /// found for sentiment uncertainty). Random needs none.
     pub scores: HashMap<Strategy, Vec<f32>>,
@@ -166,7 +168,8 @@ struct Picker<'a> {
 
 impl<'a> Picker<'a> {
     fn new(pool: &'a Pool, seed: u64) -> Self {
-        Picker { pool, seed, taken: vec![false; pool.len()], texts: HashSet::new(), picks: Vec::new() }
+        let texts = pool.taken_texts.iter().copied().collect();
+        Picker { pool, seed, taken: vec![false; pool.len()], texts, picks: Vec::new() }
     }
 
     /// Walks the pool from `strategy`'s best score down, taking a review while its group
@@ -241,6 +244,7 @@ mod tests {
         Pool {
             groups: review_ids.iter().map(|&i| (i as u32) % groups).collect(),
             text_keys: review_ids.clone(),
+            taken_texts: vec![],
             review_ids,
             scores,
         }
@@ -299,6 +303,15 @@ mod tests {
         let ids: HashSet<i64> = picks.iter().map(|x| x.review_id).collect();
         assert_eq!(ids.len(), 40);
         assert!(!(ids.contains(&199) && ids.contains(&200)));
+    }
+
+    #[test]
+    fn duplicates_of_labelled_or_queued_texts_are_passed_over() {
+        let mut p = pool(10, 1);
+        p.taken_texts = vec![10, 9];
+        let picks = compose(&p, &Quota::parse_list("keyword-boundary").unwrap(), 3, 1);
+        let ids: Vec<i64> = picks.iter().map(|x| x.review_id).collect();
+        assert_eq!(ids, vec![8, 7, 6]);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod annotations;
 pub mod assignments;
 pub mod audit;
 pub mod models;
+pub mod predictions;
 pub mod reviews;
 pub mod rounds;
 pub mod sessions;

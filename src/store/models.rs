@@ -44,20 +44,65 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, v: &NewVersion<'_>) -> s
     .await
 }
 
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ModelVersion {
+    pub id: i64,
+    pub taxonomy_id: i64,
+    pub kind: String,
+    pub name: String,
+    /// The model's own folder (`…/<version>/keyword`).
+    pub path: String,
+    pub status: String,
+    pub base_encoder: String,
+    pub metrics: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub promoted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ModelVersion {
+    /// The version folder holding `keyword/` and `sentiment/`.
+    pub fn version_dir(&self) -> std::path::PathBuf {
+        let dir = std::path::PathBuf::from(&self.path);
+        dir.parent().map(|p| p.to_path_buf()).unwrap_or(dir)
+    }
+}
+
+const VERSION_COLUMNS: &str =
+    "v.id, v.taxonomy_id, v.kind, v.name, v.path, v.status, v.base_encoder, v.metrics, v.created_at, v.promoted_at";
+
+/// The keyword model that serves a taxonomy: the active one, else the newest ready one.
+pub async fn current_keyword(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Option<ModelVersion>> {
+    sqlx::query_as(&format!(
+        "SELECT {VERSION_COLUMNS} FROM model_versions v
+         WHERE v.taxonomy_id = $1 AND v.kind = 'keyword' AND v.status IN ('active', 'ready')
+         ORDER BY v.status = 'active' DESC, v.id DESC LIMIT 1"
+    ))
+    .bind(taxonomy_id)
+    .fetch_optional(pool)
+    .await
+}
+
 /// The folder of the version that serves a taxonomy: the active one, else the newest
 /// ready one.
 pub async fn current_dir(pool: &PgPool, taxonomy: &str) -> anyhow::Result<std::path::PathBuf> {
-    let path: Option<String> = sqlx::query_scalar(
-        "SELECT v.path FROM model_versions v JOIN taxonomies t ON t.id = v.taxonomy_id
-         WHERE t.name = $1 AND v.kind = 'keyword' AND v.status IN ('active', 'ready')
-         ORDER BY v.status = 'active' DESC, v.id DESC LIMIT 1",
-    )
-    .bind(taxonomy)
-    .fetch_optional(pool)
-    .await?;
-    let path = path.ok_or_else(|| {
+    let id = super::taxonomies::find_id(pool, taxonomy).await?;
+    let version = match id {
+        Some(id) => current_keyword(pool, id).await?,
+        None => None,
+    };
+    let version = version.ok_or_else(|| {
         anyhow::anyhow!("no trained model for `{taxonomy}` yet: run `reviewloop train` first")
     })?;
-    let keyword_dir = std::path::PathBuf::from(path);
-    Ok(keyword_dir.parent().map(|p| p.to_path_buf()).unwrap_or(keyword_dir))
+    Ok(version.version_dir())
+}
+
+/// The label cut-off (last annotation id) of the taxonomy's first snapshot: the first
+/// training set, which the rarity model is trained on.
+pub async fn first_snapshot(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT max_annotation_id FROM label_snapshots WHERE taxonomy_id = $1 ORDER BY id LIMIT 1",
+    )
+    .bind(taxonomy_id)
+    .fetch_optional(pool)
+    .await
 }

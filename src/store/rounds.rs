@@ -4,6 +4,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::rounds::{allocate, double_positions, RoundSpec, Sampling};
+use crate::select::{compose, Strategy};
 
 /// Reviews of a taxonomy that nobody has labelled and no open round holds.
 const ELIGIBLE: &str = "
@@ -42,36 +43,39 @@ pub async fn create(
         return Err(RoundError::Empty);
     }
     let members = member_ids(pool, &spec.members).await?;
-    let review_ids = sample(pool, taxonomy_id, spec).await?;
-    if review_ids.is_empty() {
+    let items = if spec.quotas.is_empty() {
+        sampled(pool, taxonomy_id, spec).await?
+    } else {
+        composed(pool, taxonomy_id, spec).await?
+    };
+    if items.review_ids.is_empty() {
         return Err(RoundError::PoolEmpty);
     }
-    let doubled = double_positions(review_ids.len(), spec.double_share, spec.seed);
+    let count = items.review_ids.len();
+    let doubled = double_positions(count, spec.double_share, spec.seed);
     let copies: Vec<i16> = doubled.iter().map(|&d| if d { 2 } else { 1 }).collect();
-    let sampling = match spec.sampling {
-        Sampling::Random => "random",
-        Sampling::Proportional => "proportional",
-    };
     let mut tx = pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO rounds (taxonomy_id, name, sampling, params, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(taxonomy_id)
     .bind(&spec.name)
-    .bind(sampling)
+    .bind(&items.sampling)
     .bind(serde_json::to_value(spec).unwrap_or_default())
     .bind(created_by)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO round_items (round_id, review_id, position, copies, strategy)
-         SELECT $1, t.review_id, t.position - 1, t.copies, $4
-         FROM UNNEST($2::bigint[], $3::smallint[]) WITH ORDINALITY AS t(review_id, copies, position)",
+        "INSERT INTO round_items (round_id, review_id, position, copies, strategy, score)
+         SELECT $1, t.review_id, t.position - 1, t.copies, t.strategy, t.score
+         FROM UNNEST($2::bigint[], $3::smallint[], $4::text[], $5::real[])
+              WITH ORDINALITY AS t(review_id, copies, strategy, score, position)",
     )
     .bind(id)
-    .bind(&review_ids)
+    .bind(&items.review_ids)
     .bind(&copies)
-    .bind(sampling)
+    .bind(&items.strategies)
+    .bind(&items.scores)
     .execute(&mut *tx)
     .await?;
     sqlx::query("INSERT INTO round_members (round_id, user_id) SELECT $1, UNNEST($2::bigint[])")
@@ -79,10 +83,50 @@ pub async fn create(
         .bind(&members)
         .execute(&mut *tx)
         .await?;
-    let details = json!({"items": review_ids.len(), "spec": spec});
+    let details = json!({"items": count, "spec": spec});
     super::audit::record(&mut *tx, created_by, "round.create", &format!("round:{id}"), details).await?;
     tx.commit().await?;
-    Ok(CreatedRound { id, items: review_ids.len(), doubled: doubled.iter().filter(|&&d| d).count() })
+    Ok(CreatedRound { id, items: count, doubled: doubled.iter().filter(|&&d| d).count() })
+}
+
+/// A round's items before they are stored: which review, picked by what, with what score.
+struct Items {
+    sampling: String,
+    review_ids: Vec<i64>,
+    strategies: Vec<String>,
+    scores: Vec<Option<f32>>,
+}
+
+async fn sampled(pool: &PgPool, taxonomy_id: i64, spec: &RoundSpec) -> sqlx::Result<Items> {
+    let sampling = match spec.sampling {
+        Sampling::Random => "random",
+        Sampling::Proportional => "proportional",
+    };
+    let review_ids = sample(pool, taxonomy_id, spec).await?;
+    Ok(Items {
+        sampling: sampling.into(),
+        strategies: vec![sampling.to_string(); review_ids.len()],
+        scores: vec![None; review_ids.len()],
+        review_ids,
+    })
+}
+
+/// Picks by strategy quotas over the serving keyword model's scores.
+async fn composed(pool: &PgPool, taxonomy_id: i64, spec: &RoundSpec) -> sqlx::Result<Items> {
+    let version = super::models::current_keyword(pool, taxonomy_id).await?.map(|v| v.id);
+    let candidates = super::predictions::candidates(pool, taxonomy_id, version, spec.group_by).await?;
+    let picks = compose(&candidates, &spec.quotas, spec.size, spec.seed);
+    let used: Vec<Strategy> = spec.quotas.iter().filter(|q| q.weight > 0.0).map(|q| q.strategy).collect();
+    let sampling = match used.as_slice() {
+        [one] => one.as_str().to_string(),
+        _ => "mixed".to_string(),
+    };
+    Ok(Items {
+        sampling,
+        review_ids: picks.iter().map(|p| p.review_id).collect(),
+        strategies: picks.iter().map(|p| p.strategy.as_str().to_string()).collect(),
+        scores: picks.iter().map(|p| Some(p.score)).collect(),
+    })
 }
 
 async fn member_ids(pool: &PgPool, usernames: &[String]) -> Result<Vec<i64>, RoundError> {

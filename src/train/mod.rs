@@ -104,6 +104,9 @@ pub struct FitOptions {
     /// The mask token's id (klue's layout puts `[MASK]` at 4).
     #[serde(default = "default_mask_token")]
     pub mask_token: u32,
+    /// Checked after every step: training stops with an error once it is set.
+    #[serde(skip)]
+    pub cancel: crate::cancel::Cancel,
 }
 
 fn default_mask_token() -> u32 {
@@ -137,6 +140,7 @@ impl Default for FitOptions {
             seed: 42,
             token_dropout: 0.0,
             mask_token: default_mask_token(),
+            cancel: Default::default(),
         }
     }
 }
@@ -245,6 +249,7 @@ pub fn fit(
             step += 1;
             let valid_score = logs.last().and_then(|l: &EpochLog| l.valid_score);
             progress(&Progress { epoch, step, total_steps: total, loss: value, valid_score });
+            options.cancel.check().map_err(candle_core::Error::wrap)?;
         }
         let train_loss = sum / train.len().max(1) as f64;
         let checked = match valid {

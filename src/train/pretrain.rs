@@ -107,6 +107,7 @@ pub fn pretrain(
             sum += value;
             counted += 1;
             progress(&Progress { epoch, step, total_steps: total, loss: value, valid_score: None });
+            options.cancel.check().map_err(candle_core::Error::wrap)?;
         }
         losses.push(sum / counted.max(1) as f64);
     }

@@ -14,6 +14,7 @@ use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::import::{self, Format, ImportOptions, ImportSummary};
 use crate::rounds::{GroupBy, RoundSpec, Sampling};
+use crate::select::{Quota, Strategy};
 use crate::store::annotations::{self, LabelSource, LabelStats};
 use crate::store::rounds::{self, RoundProgress};
 use crate::store::taxonomies::{self, TaxonomySummary};
@@ -123,6 +124,32 @@ struct RoundForm {
     annotators: String,
     #[serde(default)]
     seed: Option<u64>,
+    #[serde(default)]
+    quota_keyword_boundary: f64,
+    #[serde(default)]
+    quota_sentiment_uncertainty: f64,
+    #[serde(default)]
+    quota_rare_tokens: f64,
+    #[serde(default)]
+    quota_cluster_outliers: f64,
+    #[serde(default)]
+    quota_random: f64,
+}
+
+impl RoundForm {
+    fn quotas(&self) -> Vec<Quota> {
+        [
+            (Strategy::KeywordBoundary, self.quota_keyword_boundary),
+            (Strategy::SentimentUncertainty, self.quota_sentiment_uncertainty),
+            (Strategy::RareTokens, self.quota_rare_tokens),
+            (Strategy::ClusterOutliers, self.quota_cluster_outliers),
+            (Strategy::Random, self.quota_random),
+        ]
+        .into_iter()
+        .filter(|(_, w)| w.is_finite() && *w > 0.0)
+        .map(|(strategy, weight)| Quota { strategy, weight })
+        .collect()
+    }
 }
 
 async fn create_round(
@@ -155,6 +182,7 @@ async fn create_round(
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
+        quotas: form.quotas(),
     };
     match rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
         Ok(round) => {

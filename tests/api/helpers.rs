@@ -165,5 +165,6 @@ pub fn round_spec(size: usize) -> RoundSpec {
         double_share: 0.0,
         seed: 1,
         members: vec![],
+        quotas: vec![],
     }
 }

@@ -8,4 +8,5 @@ mod helpers;
 mod import;
 mod roles;
 mod rounds;
+mod select;
 mod train;

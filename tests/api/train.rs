@@ -10,7 +10,7 @@ use reviewloop::train::{evaluate, FitOptions};
 
 use crate::helpers::TestApp;
 
-fn labelled_csv() -> String {
+pub(crate) fn labelled_csv() -> String {
     let mut csv = String::from("text,labels\n");
     let rows = [
         ("배송이 빨라요", "배송1"),
@@ -25,7 +25,7 @@ fn labelled_csv() -> String {
     csv
 }
 
-fn settings(models_dir: &Path, name: &str) -> TrainSettings {
+pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
     TrainSettings {
         taxonomy: "fashion".into(),
         name: Some(name.into()),
@@ -41,6 +41,7 @@ fn settings(models_dir: &Path, name: &str) -> TrainSettings {
             seed: 1,
             token_dropout: 0.1,
             mask_token: 4,
+            cancel: Default::default(),
         },
         vocab_size: 200,
         sentiment_input: SentimentInput::Pair,
@@ -52,7 +53,7 @@ fn settings(models_dir: &Path, name: &str) -> TrainSettings {
     }
 }
 
-fn scratch_dir() -> PathBuf {
+pub(crate) fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("reviewloop-models-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir

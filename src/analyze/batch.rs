@@ -1,0 +1,73 @@
+//! Many reviews at once, for scoring the pool: keyword probabilities, the sentence
+//! vector the keyword model pooled (for clustering), and a sentiment distribution for
+//! each found keyword. No highlights: those are for people reading one review.
+
+use candle_core::Result;
+
+use super::{Analyzer, BATCH};
+use crate::model::classifier::Classifier;
+use crate::text;
+use crate::train::data::{self, SentimentInput};
+use crate::train::probabilities;
+
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub probabilities: Vec<f32>,
+    /// Found keywords (index into the taxonomy's keywords) with their level distribution.
+    pub sentiments: Vec<(usize, Vec<f32>)>,
+    pub embedding: Vec<f32>,
+}
+
+impl Analyzer {
+    pub fn score_many(&self, texts: &[String]) -> anyhow::Result<Vec<Scored>> {
+        let texts: Vec<String> = texts.iter().map(|t| text::normalize(t)).collect();
+        let rows: Vec<Vec<u32>> =
+            texts.iter().map(|t| data::encode_review(&self.keyword.tokenizer, t)).collect();
+        let (probs, embeddings) = keyword_pass(&self.keyword.classifier, &rows)?;
+        let found: Vec<Vec<usize>> = probs.iter().map(|p| self.found(p)).collect();
+        let pairs: Vec<(usize, usize)> =
+            found.iter().enumerate().flat_map(|(r, ks)| ks.iter().map(move |&k| (r, k))).collect();
+        let input = self.sentiment.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
+        let pair_rows: Vec<Vec<u32>> = pairs
+            .iter()
+            .map(|&(r, k)| {
+                data::encode_pair(
+                    &self.sentiment.tokenizer,
+                    input,
+                    &texts[r],
+                    &self.keyword.labels.keywords[k],
+                )
+            })
+            .collect();
+        let distributions = probabilities(&self.sentiment.classifier, &pair_rows, false, BATCH)?;
+        let mut sentiments = vec![Vec::new(); texts.len()];
+        for (&(r, k), d) in pairs.iter().zip(distributions) {
+            sentiments[r].push((k, d));
+        }
+        Ok(probs
+            .into_iter()
+            .zip(embeddings)
+            .zip(sentiments)
+            .map(|((probabilities, embedding), sentiments)| Scored { probabilities, sentiments, embedding })
+            .collect())
+    }
+}
+
+/// Probabilities and pooled vectors from one encoder pass per batch, shortest rows
+/// together so batches pad little.
+fn keyword_pass(model: &Classifier, rows: &[Vec<u32>]) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].len());
+    let mut probs = vec![Vec::new(); rows.len()];
+    let mut embeddings = vec![Vec::new(); rows.len()];
+    for chunk in order.chunks(BATCH) {
+        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
+        let pooled = model.pooled(&batch, false)?;
+        let p = candle_nn::ops::sigmoid(&model.classify(&pooled)?)?;
+        for ((&i, p), e) in chunk.iter().zip(p.to_vec2::<f32>()?).zip(pooled.to_vec2::<f32>()?) {
+            probs[i] = p;
+            embeddings[i] = e;
+        }
+    }
+    Ok((probs, embeddings))
+}

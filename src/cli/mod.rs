@@ -1,0 +1,4 @@
+//! Handlers of the larger commands, one file per area; `main.rs` parses and dispatches.
+
+pub mod active;
+pub mod models;

@@ -1,0 +1,159 @@
+//! Scoring the pool and composing rounds by strategy, against a real PostgreSQL.
+
+use reviewloop::import::Format;
+use reviewloop::rounds::{GroupBy, RoundSpec};
+use reviewloop::score::{self, ScoreOptions};
+use reviewloop::select::Quota;
+use reviewloop::store::predictions::{self, Prediction};
+use reviewloop::train::pipeline;
+
+use crate::helpers::{round_spec, TestApp};
+use crate::train::{labelled_csv, scratch_dir, settings};
+
+#[tokio::test]
+async fn scoring_stores_what_the_strategies_need_and_resumes_where_it_stopped() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(40, 2)).await;
+    let models = scratch_dir();
+    pipeline::run(&app.pool, &settings(&models, "v1"), &mut |_, _| {}).await.unwrap();
+    let mut options = ScoreOptions::new("fashion", models.clone());
+    options.batch_size = 16;
+    let mut seen = Vec::new();
+    let first = score::run(&app.pool, &options, &mut |done, total| seen.push((done, total))).await.unwrap();
+    assert_eq!((first.scored, first.covered, first.total), (100, 100, 100));
+    assert_eq!(seen.last(), Some(&(100, 100)));
+    assert!(seen.len() >= 100 / 16, "progress after every batch");
+    assert!(first.clusters.is_some());
+    let complete = app
+        .count(
+            "SELECT count(*) FROM predictions WHERE array_length(keyword_probs, 1) = 15 AND boundary BETWEEN 0 AND 1
+             AND rarity >= 0 AND cluster IS NOT NULL AND outlier IS NOT NULL AND array_length(embedding, 1) = 32",
+        )
+        .await;
+    assert_eq!(complete, 100);
+    assert!(models.join("fashion/rarity.model").is_file(), "the rarity model is trained once and kept");
+
+    // A crash lost the last batches: a rerun scores only those, then clusters again.
+    sqlx::query("DELETE FROM predictions WHERE review_id IN (SELECT review_id FROM predictions ORDER BY review_id DESC LIMIT 20)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let again = score::run(&app.pool, &options, &mut |_, _| {}).await.unwrap();
+    assert_eq!((again.scored, again.covered), (20, 100));
+    assert_eq!(app.count("SELECT count(*) FROM predictions WHERE cluster IS NULL").await, 0);
+    // Nothing left: nothing scored, no clustering pass.
+    let idle = score::run(&app.pool, &options, &mut |_, _| {}).await.unwrap();
+    assert_eq!((idle.scored, idle.clusters), (0, None));
+    let _ = std::fs::remove_dir_all(&models);
+}
+
+#[tokio::test]
+async fn scoring_without_a_model_says_what_to_do() {
+    let app = TestApp::spawn().await;
+    let error = score::run(&app.pool, &ScoreOptions::new("fashion", scratch_dir()), &mut |_, _| {}).await;
+    assert!(error.err().unwrap().to_string().contains("reviewloop train"));
+}
+
+/// A ready keyword version and one prediction per review with the given boundary score.
+async fn scored_pool(app: &TestApp, boundaries: &[(i64, f32)]) -> i64 {
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO model_versions (taxonomy_id, kind, name, path, status)
+         SELECT id, 'keyword', 'hand-made', '/nowhere/keyword', 'ready' FROM taxonomies WHERE name = 'fashion' RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let rows: Vec<Prediction> = boundaries
+        .iter()
+        .map(|&(review_id, boundary)| Prediction {
+            review_id,
+            keyword_probs: vec![0.5],
+            sentiment: serde_json::json!({}),
+            embedding: vec![0.0],
+            rarity: 0.0,
+            boundary,
+            uncertainty: None,
+        })
+        .collect();
+    predictions::insert_batch(&app.pool, version, &rows).await.unwrap();
+    version
+}
+
+async fn review_ids(app: &TestApp) -> Vec<i64> {
+    sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_strategy_round_takes_the_best_scored_reviews_and_records_why() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(100, 2)).await;
+    let ids = review_ids(&app).await;
+    // Boundary score grows with the id: the newest reviews are the least certain.
+    let scores: Vec<(i64, f32)> = ids.iter().enumerate().map(|(i, &id)| (id, i as f32 / 100.0)).collect();
+    scored_pool(&app, &scores).await;
+    let spec = RoundSpec {
+        quotas: Quota::parse_list("keyword-boundary=0.6,random=0.4").unwrap(),
+        group_by: GroupBy::Mall,
+        ..round_spec(20)
+    };
+    let round = app.create_round(&spec).await.unwrap();
+    assert_eq!(round.items, 20);
+    let items: Vec<(String, Option<f32>, i64, String)> = sqlx::query_as(
+        "SELECT i.strategy, i.score, i.review_id, r.mall FROM round_items i JOIN reviews r ON r.id = i.review_id
+         WHERE i.round_id = $1 ORDER BY i.position",
+    )
+    .bind(round.id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let boundary: Vec<&(String, Option<f32>, i64, String)> =
+        items.iter().filter(|i| i.0 == "keyword-boundary").collect();
+    assert_eq!(boundary.len(), 12);
+    assert_eq!(items.iter().filter(|i| i.0 == "random").count(), 8);
+    // The 12 best: the newest 12 reviews (6 per mall, since both malls are half the pool).
+    assert!(boundary.iter().all(|i| i.2 > ids[100 - 13] && i.1.unwrap() >= 0.87), "{boundary:?}");
+    assert_eq!(items.iter().filter(|i| i.3 == "mall0").count(), 10, "mall shares are kept");
+    let sampling: String = sqlx::query_scalar("SELECT sampling FROM rounds WHERE id = $1")
+        .bind(round.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(sampling, "mixed");
+}
+
+#[tokio::test]
+async fn a_strategy_round_skips_labelled_queued_and_duplicate_text() {
+    let app = TestApp::spawn().await;
+    // The same text in two malls is two reviews but one thing to label.
+    app.import_text(
+        "fashion",
+        Format::Csv,
+        "mall,text\nA,똑같은 리뷰\nB,똑같은 리뷰\nA,다른 리뷰 하나\nA,다른 리뷰 둘\n",
+    )
+    .await;
+    app.import_text("fashion", Format::Csv, "text,labels\n라벨 있는 리뷰,배송1\n").await;
+    let ids = review_ids(&app).await;
+    // Everyone scores 1.0 but the labelled review scores highest of all.
+    let scores: Vec<(i64, f32)> = ids.iter().map(|&id| (id, if id == ids[4] { 9.0 } else { 1.0 })).collect();
+    scored_pool(&app, &scores).await;
+    let queued = app.create_round(&RoundSpec { name: "queued".into(), ..round_spec(1) }).await.unwrap();
+    let spec = RoundSpec { quotas: Quota::parse_list("keyword-boundary").unwrap(), ..round_spec(10) };
+    let round = app.create_round(&spec).await.unwrap();
+    let picked: Vec<i64> = sqlx::query_scalar("SELECT review_id FROM round_items WHERE round_id = $1")
+        .bind(round.id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let queued_id: i64 = sqlx::query_scalar("SELECT review_id FROM round_items WHERE round_id = $1")
+        .bind(queued.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!picked.contains(&ids[4]), "labelled reviews are not picked");
+    assert!(!picked.contains(&queued_id), "reviews queued in an open round are not picked");
+    let same_text = picked.iter().filter(|&&id| id == ids[0] || id == ids[1]).count();
+    let queued_the_text = queued_id == ids[0] || queued_id == ids[1];
+    assert_eq!(same_text, if queued_the_text { 0 } else { 1 }, "a text is picked once, and not if queued");
+    assert_eq!(picked.len(), 2, "two distinct texts are left");
+}
