@@ -53,9 +53,12 @@ impl Analyzer {
     }
 }
 
+/// Per review: keyword probabilities, and the pooled sentence vector.
+type ProbabilitiesAndEmbeddings = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// Probabilities and pooled vectors from one encoder pass per batch, shortest rows
 /// together so batches pad little.
-fn keyword_pass(model: &Classifier, rows: &[Vec<u32>]) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+fn keyword_pass(model: &Classifier, rows: &[Vec<u32>]) -> Result<ProbabilitiesAndEmbeddings> {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| rows[i].len());
     let mut probs = vec![Vec::new(); rows.len()];
