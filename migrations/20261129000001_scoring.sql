@@ -1,8 +1,20 @@
--- Scoring stores each strategy's input once, so composing a round over a million
--- scored reviews reads a few numbers per review instead of their probability arrays.
-ALTER TABLE predictions
-    ADD COLUMN boundary    REAL,
-    ADD COLUMN uncertainty REAL,
-    ADD COLUMN outlier     REAL,
-    ADD COLUMN cluster     INTEGER;
-CREATE INDEX predictions_model_idx ON predictions(model_version_id, review_id);
+-- Scoring and the job queue of the active-learning loop.
+
+-- Each selection strategy's input, one narrow row per scored review and model version:
+-- composing a round over a million scored reviews reads these few numbers, not the
+-- wide prediction rows with their embeddings.
+CREATE TABLE review_scores (
+    review_id        BIGINT NOT NULL REFERENCES reviews(id),
+    model_version_id BIGINT NOT NULL REFERENCES model_versions(id),
+    boundary         REAL NOT NULL,
+    -- NULL when the review has no found keyword.
+    uncertainty      REAL,
+    rarity           REAL NOT NULL,
+    -- Set by the clustering pass after the last batch.
+    outlier          REAL,
+    cluster          INTEGER,
+    PRIMARY KEY (model_version_id, review_id)
+);
+
+-- What a finished job produced (a version name, a summary), for the pages that show it.
+ALTER TABLE jobs ADD COLUMN result JSONB;

@@ -9,6 +9,7 @@ pub mod consensus;
 pub mod error;
 pub mod export;
 pub mod import;
+pub mod jobs;
 pub mod labels;
 pub mod model;
 pub mod rounds;

@@ -241,6 +241,17 @@ enum BenchCommand {
     Infer(ModelBenchArgs),
     /// Training-step throughput (forward, backward, AdamW), small and base-size configs.
     Train(ModelBenchArgs),
+    /// Composing a strategy round from a large generated scored pool (scratch database).
+    Select {
+        /// Scored reviews in the pool.
+        #[arg(long, default_value_t = 1_000_000)]
+        pool: usize,
+        /// Items in the round.
+        #[arg(long, default_value_t = 1000)]
+        items: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Latency of next item / item page / submit over HTTP, on a scratch database.
     Annotate {
         /// Reviews in the pool.
@@ -283,6 +294,9 @@ async fn start() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Import { rows }) => reviewloop::bench::import(&settings, rows).await,
         Command::Bench(BenchCommand::Infer(a)) => reviewloop::bench::models("infer", &a.spec()),
         Command::Bench(BenchCommand::Train(a)) => reviewloop::bench::models("train", &a.spec()),
+        Command::Bench(BenchCommand::Select { pool, items, runs }) => {
+            reviewloop::bench::select(&settings, pool, items, runs).await
+        }
         Command::Bench(BenchCommand::Annotate { pool, items }) => {
             reviewloop::bench::annotate(&settings, pool, items).await
         }

@@ -2,6 +2,8 @@
 //! category proportions, and never picks the same text twice. Pure: the pool comes in
 //! as columns (one entry per eligible review), the picks go out in order.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -42,10 +44,16 @@ impl Pool {
         sizes
     }
 
-    fn score(&self, strategy: Strategy, index: usize, seed: u64) -> f32 {
+    /// Every review's score under `strategy` (NaN where it has none).
+    fn scores(&self, strategy: Strategy, seed: u64) -> Cow<'_, [f32]> {
         match strategy {
-            Strategy::Random => strategies::random(self.review_ids[index], seed),
-            s => self.scores.get(&s).map_or(f32::NAN, |v| v[index]),
+            Strategy::Random => {
+                Cow::Owned(self.review_ids.iter().map(|&id| strategies::random(id, seed)).collect())
+            }
+            s => match self.scores.get(&s) {
+                Some(v) => Cow::Borrowed(v.as_slice()),
+                None => Cow::Owned(vec![f32::NAN; self.len()]),
+            },
         }
     }
 }
@@ -176,30 +184,49 @@ impl<'a> Picker<'a> {
     /// still wants one. Returns how many each group is still short.
     fn take_best(&mut self, strategy: Strategy, wanted: &[usize]) -> Vec<usize> {
         let mut wanted = wanted.to_vec();
-        let mut remaining: usize = wanted.iter().sum();
+        let remaining: usize = wanted.iter().sum();
         if remaining == 0 {
             return wanted;
         }
-        let scores: Vec<f32> =
-            (0..self.pool.len()).map(|i| self.pool.score(strategy, i, self.seed)).collect();
-        let mut order: Vec<u32> =
-            (0..self.pool.len() as u32).filter(|&i| !scores[i as usize].is_nan()).collect();
-        let ids = &self.pool.review_ids;
-        order.sort_unstable_by(|&a, &b| {
-            scores[b as usize].total_cmp(&scores[a as usize]).then(ids[a as usize].cmp(&ids[b as usize]))
-        });
-        for i in order {
+        let pool = self.pool;
+        let scores = pool.scores(strategy, self.seed);
+        let ids = &pool.review_ids;
+        let best_first = |a: &u32, b: &u32| -> Ordering {
+            let (a, b) = (*a as usize, *b as usize);
+            scores[b].total_cmp(&scores[a]).then(ids[a].cmp(&ids[b]))
+        };
+        let mut order: Vec<u32> = (0..pool.len() as u32).filter(|&i| !scores[i as usize].is_nan()).collect();
+        // Usually the best few hundred fill the quota: order those first, the rest only
+        // when groups or duplicates leave places open.
+        let head = (remaining * 8).max(1024).min(order.len());
+        if head < order.len() {
+            order.select_nth_unstable_by(head, best_first);
+        }
+        order[..head].sort_unstable_by(best_first);
+        let mut left = self.walk(&order[..head], strategy, &scores, &mut wanted);
+        if left > 0 && head < order.len() {
+            order[head..].sort_unstable_by(best_first);
+            left = self.walk(&order[head..], strategy, &scores, &mut wanted);
+        }
+        debug_assert_eq!(left, wanted.iter().sum::<usize>());
+        wanted
+    }
+
+    /// Takes reviews in `order` while their group wants one; returns the places left.
+    fn walk(&mut self, order: &[u32], strategy: Strategy, scores: &[f32], wanted: &mut [usize]) -> usize {
+        let mut remaining: usize = wanted.iter().sum();
+        for &i in order {
+            if remaining == 0 {
+                break;
+            }
             let i = i as usize;
             let g = self.pool.groups[i] as usize;
             if wanted[g] > 0 && self.try_take(i, strategy, scores[i]) {
                 wanted[g] -= 1;
                 remaining -= 1;
-                if remaining == 0 {
-                    break;
-                }
             }
         }
-        wanted
+        remaining
     }
 
     /// Random picks from any group (when a group ran out of reviews).

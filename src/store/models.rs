@@ -106,3 +106,10 @@ pub async fn first_snapshot(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Opt
     .fetch_optional(pool)
     .await
 }
+
+pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<ModelVersion>> {
+    sqlx::query_as(&format!("SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}

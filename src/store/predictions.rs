@@ -54,14 +54,14 @@ pub async fn coverage(pool: &PgPool, taxonomy_id: i64, model_version_id: i64) ->
     .await
 }
 
-/// Stores a batch in one transaction: a crash keeps whole batches only, and scoring
-/// resumes after the last one stored.
+/// Stores a batch (predictions and their strategy scores) in one transaction: a crash
+/// keeps whole batches only, and scoring resumes after the last one stored.
 pub async fn insert_batch(pool: &PgPool, model_version_id: i64, batch: &[Prediction]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     for p in batch {
-        sqlx::query(
-            "INSERT INTO predictions (review_id, model_version_id, keyword_probs, sentiment, embedding, rarity, boundary, uncertainty)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        let inserted = sqlx::query(
+            "INSERT INTO predictions (review_id, model_version_id, keyword_probs, sentiment, embedding, rarity)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (review_id, model_version_id) DO NOTHING",
         )
         .bind(p.review_id)
@@ -70,8 +70,20 @@ pub async fn insert_batch(pool: &PgPool, model_version_id: i64, batch: &[Predict
         .bind(&p.sentiment)
         .bind(&p.embedding)
         .bind(p.rarity)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO review_scores (review_id, model_version_id, boundary, uncertainty, rarity)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(p.review_id)
+        .bind(model_version_id)
         .bind(p.boundary)
         .bind(p.uncertainty)
+        .bind(p.rarity)
         .execute(&mut *tx)
         .await?;
     }
@@ -80,15 +92,21 @@ pub async fn insert_batch(pool: &PgPool, model_version_id: i64, batch: &[Predict
 
 /// Forgets a version's scores (before scoring everything again).
 pub async fn clear(pool: &PgPool, taxonomy_id: i64, model_version_id: i64) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "DELETE FROM predictions p USING reviews r
-         WHERE r.id = p.review_id AND r.taxonomy_id = $1 AND p.model_version_id = $2",
-    )
-    .bind(taxonomy_id)
-    .bind(model_version_id)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+    let mut tx = pool.begin().await?;
+    let mut deleted = 0;
+    for table in ["review_scores", "predictions"] {
+        let done = sqlx::query(&format!(
+            "DELETE FROM {table} p USING reviews r
+             WHERE r.id = p.review_id AND r.taxonomy_id = $1 AND p.model_version_id = $2"
+        ))
+        .bind(taxonomy_id)
+        .bind(model_version_id)
+        .execute(&mut *tx)
+        .await?;
+        deleted = done.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(deleted)
 }
 
 /// Every stored embedding of the version, by review id.
@@ -111,7 +129,7 @@ pub async fn set_clusters(
     outliers: &[f32],
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE predictions p SET cluster = t.cluster, outlier = t.outlier
+        "UPDATE review_scores p SET cluster = t.cluster, outlier = t.outlier
          FROM UNNEST($2::bigint[], $3::int[], $4::real[]) AS t(review_id, cluster, outlier)
          WHERE p.model_version_id = $1 AND p.review_id = t.review_id",
     )
@@ -125,51 +143,113 @@ pub async fn set_clusters(
 }
 
 /// The reviews a new round may take (not labelled, not queued in an open round; texts
-/// of those that are, so their duplicates are passed over), with
-/// the version's strategy scores (NaN where unscored) and their mall / category group.
-/// Read as columns in one row: a million candidates arrive in well under a second.
+/// of those that are, so their duplicates are passed over), with the version's strategy
+/// scores (NaN where unscored) and their mall / category group.
+///
+/// Read as columns, in id-range slices over several connections at once (a query runs
+/// on one core), plus the taken texts alongside.
 pub async fn candidates(
     pool: &PgPool,
     taxonomy_id: i64,
     model_version_id: Option<i64>,
     group_by: GroupBy,
 ) -> sqlx::Result<Pool> {
-    type Columns = (
-        Option<Vec<i64>>,
-        Option<Vec<i32>>,
-        Option<Vec<i64>>,
-        Option<Vec<f32>>,
-        Option<Vec<f32>>,
-        Option<Vec<f32>>,
-        Option<Vec<f32>>,
-    );
-    let (ids, groups, keys, boundary, uncertainty, rarity, outlier): Columns = sqlx::query_as(
-        "WITH eligible AS (
-             SELECT r.id, r.text,
-                    CASE WHEN $3 THEN r.mall ELSE '' END AS g_mall,
-                    CASE WHEN $4 THEN r.category ELSE '' END AS g_category
-             FROM reviews r
-             WHERE r.taxonomy_id = $1
-               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)
-               AND NOT EXISTS (SELECT 1 FROM round_items i JOIN rounds o ON o.id = i.round_id
-                               WHERE i.review_id = r.id AND o.status = 'open')),
-         grouped AS (
-             SELECT e.*, (dense_rank() OVER (ORDER BY e.g_mall, e.g_category) - 1)::int AS g FROM eligible e)
-         SELECT array_agg(g.id ORDER BY g.id), array_agg(g.g ORDER BY g.id),
-                array_agg(hashtextextended(g.text, 0) ORDER BY g.id),
-                array_agg(coalesce(p.boundary, 'NaN') ORDER BY g.id),
-                array_agg(coalesce(p.uncertainty, 'NaN') ORDER BY g.id),
-                array_agg(coalesce(p.rarity, 'NaN') ORDER BY g.id),
-                array_agg(coalesce(p.outlier, 'NaN') ORDER BY g.id)
-         FROM grouped g LEFT JOIN predictions p ON p.review_id = g.id AND p.model_version_id = $2",
+    let (low, high): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT min(id), max(id) FROM reviews WHERE taxonomy_id = $1")
+            .bind(taxonomy_id)
+            .fetch_one(pool)
+            .await?;
+    let (low, high) = (low.unwrap_or(0), high.unwrap_or(-1));
+    let step = ((high - low + 1) / SLICES as i64).max(1);
+    let slices = (0..SLICES as i64).map(|i| {
+        let from = low + i * step;
+        let to = if i == SLICES as i64 - 1 { high } else { from + step - 1 };
+        candidate_slice(pool, taxonomy_id, model_version_id, group_by, from, to)
+    });
+    let (parts, taken_texts) =
+        futures_util::try_join!(futures_util::future::try_join_all(slices), taken_texts(pool, taxonomy_id))?;
+    let mut columns = Columns::default();
+    for part in parts {
+        columns.append(part);
+    }
+    let mut scores = HashMap::new();
+    scores.insert(Strategy::KeywordBoundary, columns.boundary);
+    scores.insert(Strategy::SentimentUncertainty, columns.uncertainty);
+    scores.insert(Strategy::RareTokens, columns.rarity);
+    scores.insert(Strategy::ClusterOutliers, columns.outlier);
+    Ok(Pool {
+        review_ids: columns.ids,
+        groups: dense_groups(&columns.group_keys),
+        text_keys: columns.text_keys,
+        taken_texts,
+        scores,
+    })
+}
+
+/// Id-range slices the pool is read in, concurrently.
+const SLICES: usize = 4;
+
+#[derive(Default, sqlx::FromRow)]
+struct Columns {
+    ids: Vec<i64>,
+    group_keys: Vec<i64>,
+    text_keys: Vec<i64>,
+    boundary: Vec<f32>,
+    uncertainty: Vec<f32>,
+    rarity: Vec<f32>,
+    outlier: Vec<f32>,
+}
+
+impl Columns {
+    fn append(&mut self, mut other: Columns) {
+        self.ids.append(&mut other.ids);
+        self.group_keys.append(&mut other.group_keys);
+        self.text_keys.append(&mut other.text_keys);
+        self.boundary.append(&mut other.boundary);
+        self.uncertainty.append(&mut other.uncertainty);
+        self.rarity.append(&mut other.rarity);
+        self.outlier.append(&mut other.outlier);
+    }
+}
+
+/// Eligible reviews with ids in `from..=to` as one row of arrays, unsorted: all
+/// aggregates of one query see the rows in the same order.
+async fn candidate_slice(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    model_version_id: Option<i64>,
+    group_by: GroupBy,
+    from: i64,
+    to: i64,
+) -> sqlx::Result<Columns> {
+    sqlx::query_as(
+        "SELECT coalesce(array_agg(r.id), '{}') AS ids,
+                coalesce(array_agg(hashtextextended(CASE WHEN $3 THEN r.mall ELSE '' END || E'\\x1f' ||
+                                                    CASE WHEN $4 THEN r.category ELSE '' END, 0)), '{}') AS group_keys,
+                coalesce(array_agg(hashtextextended(r.text, 0)), '{}') AS text_keys,
+                coalesce(array_agg(coalesce(p.boundary, 'NaN')), '{}') AS boundary,
+                coalesce(array_agg(coalesce(p.uncertainty, 'NaN')), '{}') AS uncertainty,
+                coalesce(array_agg(coalesce(p.rarity, 'NaN')), '{}') AS rarity,
+                coalesce(array_agg(coalesce(p.outlier, 'NaN')), '{}') AS outlier
+         FROM reviews r LEFT JOIN review_scores p ON p.review_id = r.id AND p.model_version_id = $2
+         WHERE r.taxonomy_id = $1 AND r.id BETWEEN $5 AND $6
+           AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)
+           AND NOT EXISTS (SELECT 1 FROM round_items i JOIN rounds o ON o.id = i.round_id
+                           WHERE i.review_id = r.id AND o.status = 'open')",
     )
     .bind(taxonomy_id)
     .bind(model_version_id)
     .bind(group_by.uses_mall())
     .bind(group_by.uses_category())
+    .bind(from)
+    .bind(to)
     .fetch_one(pool)
-    .await?;
-    let taken_texts: Vec<i64> = sqlx::query_scalar(
+    .await
+}
+
+/// Text keys of the taxonomy's labelled or queued reviews.
+async fn taken_texts(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
         "SELECT DISTINCT hashtextextended(r.text, 0) FROM reviews r
          WHERE r.taxonomy_id = $1
            AND (EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)
@@ -178,26 +258,24 @@ pub async fn candidates(
     )
     .bind(taxonomy_id)
     .fetch_all(pool)
-    .await?;
-    let mut scores = HashMap::new();
-    scores.insert(Strategy::KeywordBoundary, boundary.unwrap_or_default());
-    scores.insert(Strategy::SentimentUncertainty, uncertainty.unwrap_or_default());
-    scores.insert(Strategy::RareTokens, rarity.unwrap_or_default());
-    scores.insert(Strategy::ClusterOutliers, outlier.unwrap_or_default());
-    Ok(Pool {
-        review_ids: ids.unwrap_or_default(),
-        groups: groups.unwrap_or_default().into_iter().map(|g| g as u32).collect(),
-        text_keys: keys.unwrap_or_default(),
-        taken_texts,
-        scores,
-    })
+    .await
+}
+
+/// Group hashes as indices 0.., numbered in order of the hashes so the numbering does
+/// not depend on row order.
+fn dense_groups(keys: &[i64]) -> Vec<u32> {
+    let mut distinct: Vec<i64> = keys.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let index: HashMap<i64, u32> = distinct.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+    keys.iter().map(|k| index[k]).collect()
 }
 
 /// Whether some of the version's predictions still lack a cluster (clustering runs
 /// after the last batch; a crash in between leaves them so).
 pub async fn needs_clustering(pool: &PgPool, model_version_id: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM predictions WHERE model_version_id = $1 AND cluster IS NULL)",
+        "SELECT EXISTS (SELECT 1 FROM review_scores WHERE model_version_id = $1 AND cluster IS NULL)",
     )
     .bind(model_version_id)
     .fetch_one(pool)

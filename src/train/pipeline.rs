@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::DType;
 use candle_nn::{VarBuilder, VarMap};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
 use tokenizers::Tokenizer;
@@ -23,7 +23,7 @@ use crate::store::reviews::Split;
 use crate::store::{self, taxonomies};
 use crate::taxonomy::Taxonomy;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainSettings {
     pub taxonomy: String,
     /// Version name; a timestamp when absent.

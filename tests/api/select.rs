@@ -27,21 +27,26 @@ async fn scoring_stores_what_the_strategies_need_and_resumes_where_it_stopped() 
     assert!(first.clusters.is_some());
     let complete = app
         .count(
-            "SELECT count(*) FROM predictions WHERE array_length(keyword_probs, 1) = 15 AND boundary BETWEEN 0 AND 1
-             AND rarity >= 0 AND cluster IS NOT NULL AND outlier IS NOT NULL AND array_length(embedding, 1) = 32",
+            "SELECT count(*) FROM predictions p JOIN review_scores s USING (review_id, model_version_id)
+             WHERE array_length(p.keyword_probs, 1) = 15 AND array_length(p.embedding, 1) = 32
+               AND s.boundary BETWEEN 0 AND 1 AND s.rarity >= 0 AND s.cluster IS NOT NULL AND s.outlier IS NOT NULL",
         )
         .await;
     assert_eq!(complete, 100);
     assert!(models.join("fashion/rarity.model").is_file(), "the rarity model is trained once and kept");
 
     // A crash lost the last batches: a rerun scores only those, then clusters again.
-    sqlx::query("DELETE FROM predictions WHERE review_id IN (SELECT review_id FROM predictions ORDER BY review_id DESC LIMIT 20)")
+    for table in ["review_scores", "predictions"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE review_id IN (SELECT id FROM reviews ORDER BY id DESC LIMIT 20)"
+        ))
         .execute(&app.pool)
         .await
         .unwrap();
+    }
     let again = score::run(&app.pool, &options, &mut |_, _| {}).await.unwrap();
     assert_eq!((again.scored, again.covered), (20, 100));
-    assert_eq!(app.count("SELECT count(*) FROM predictions WHERE cluster IS NULL").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM review_scores WHERE cluster IS NULL").await, 0);
     // Nothing left: nothing scored, no clustering pass.
     let idle = score::run(&app.pool, &options, &mut |_, _| {}).await.unwrap();
     assert_eq!((idle.scored, idle.clusters), (0, None));

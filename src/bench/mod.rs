@@ -9,6 +9,17 @@ use sqlx::migrate::MigrateDatabase;
 use crate::config::Settings;
 use crate::import::{self, Format, ImportOptions};
 
+mod select;
+pub use select::select;
+
+/// A scratch database, dropped first if an earlier run left it.
+async fn fresh_scratch(url: &str) -> anyhow::Result<sqlx::PgPool> {
+    if sqlx::Postgres::database_exists(url).await? {
+        sqlx::Postgres::force_drop_database(url).await?;
+    }
+    crate::store::connect(url).await
+}
+
 /// Korean-looking reviews with malls and categories, reproducible; with compact labels
 /// on four rows of five when `labelled`.
 pub fn generated_csv(rows: usize, labelled: bool) -> Vec<u8> {
@@ -41,10 +52,7 @@ pub fn generated_csv(rows: usize, labelled: bool) -> Vec<u8> {
 
 pub async fn import(settings: &Settings, rows: usize) -> anyhow::Result<()> {
     let url = scratch_url(&settings.database_url, "reviewloop_bench");
-    if sqlx::Postgres::database_exists(&url).await? {
-        sqlx::Postgres::force_drop_database(&url).await?;
-    }
-    let pool = crate::store::connect(&url).await?;
+    let pool = fresh_scratch(&url).await?;
     let data = generated_csv(rows, true);
     let options = ImportOptions::new("fashion", Format::Csv, "bench.csv");
     let started = Instant::now();
@@ -77,10 +85,7 @@ pub async fn import(settings: &Settings, rows: usize) -> anyhow::Result<()> {
 /// `items` of them.
 pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> anyhow::Result<()> {
     let url = scratch_url(&settings.database_url, "reviewloop_bench_annotate");
-    if sqlx::Postgres::database_exists(&url).await? {
-        sqlx::Postgres::force_drop_database(&url).await?;
-    }
-    let pool = crate::store::connect(&url).await?;
+    let pool = fresh_scratch(&url).await?;
     let data = generated_csv(pool_size, false);
     import::import(&pool, &data[..], &ImportOptions::new("fashion", Format::Csv, "bench.csv")).await?;
     let taxonomy = crate::store::taxonomies::load_by_name(&pool, "fashion").await?;

@@ -1,0 +1,95 @@
+//! `reviewloop bench select`: composing a round from a large scored pool. The pool is
+//! generated in SQL (reviews over 7 malls × 4 categories, predictions with uniform
+//! strategy scores), then a mixed round is composed several times.
+
+use std::time::Instant;
+
+use sqlx::migrate::MigrateDatabase;
+
+use super::{fresh_scratch, scratch_url};
+use crate::config::Settings;
+use crate::rounds::{GroupBy, RoundSpec, Sampling};
+use crate::select::Quota;
+use crate::store::{predictions, rounds};
+
+const QUOTAS: &str =
+    "keyword-boundary=0.3,sentiment-uncertainty=0.2,rare-tokens=0.15,cluster-outliers=0.15,random=0.2";
+
+pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: usize) -> anyhow::Result<()> {
+    let url = scratch_url(&settings.database_url, "reviewloop_bench_select");
+    let pool = fresh_scratch(&url).await?;
+    let started = Instant::now();
+    generate(&pool, pool_size).await?;
+    println!("generated {pool_size} scored reviews in {:.1} s", started.elapsed().as_secs_f64());
+    let taxonomy_id: i64 =
+        sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = 'fashion'").fetch_one(&pool).await?;
+    let quotas = Quota::parse_list(QUOTAS).map_err(anyhow::Error::msg)?;
+    let mut times = Vec::new();
+    for run in 0..runs.max(1) {
+        let spec = RoundSpec {
+            name: format!("bench {run}"),
+            size: items,
+            sampling: Sampling::Proportional,
+            group_by: GroupBy::MallCategory,
+            double_share: 0.1,
+            seed: run as u64,
+            members: vec![],
+            quotas: quotas.clone(),
+        };
+        let started = Instant::now();
+        let round = rounds::create(&pool, taxonomy_id, &spec, None).await?;
+        times.push(started.elapsed().as_secs_f64());
+        anyhow::ensure!(round.items == items, "round has {} items", round.items);
+        // The next run composes from the same pool again.
+        sqlx::query("DELETE FROM rounds WHERE id = $1").bind(round.id).execute(&pool).await?;
+    }
+    let started = Instant::now();
+    let version = crate::store::models::current_keyword(&pool, taxonomy_id).await?.map(|v| v.id);
+    let candidates = predictions::candidates(&pool, taxonomy_id, version, GroupBy::MallCategory).await?;
+    let load = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let picks = crate::select::compose(&candidates, &quotas, items, 1);
+    let compose = started.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "round of {items} from {pool_size} scored reviews ({QUOTAS}; 28 mall/category groups): \
+         median {:.2} s, best {:.2} s, worst {:.2} s over {} runs",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
+        times.len()
+    );
+    println!("  of which: reading the pool {load:.2} s, composing {compose:.3} s ({} picks)", picks.len());
+    pool.close().await;
+    sqlx::Postgres::force_drop_database(&url).await?;
+    Ok(())
+}
+
+async fn generate(pool: &sqlx::PgPool, n: usize) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO reviews (taxonomy_id, text, mall, category, content_hash, split)
+         SELECT t.id, '생성된 리뷰 ' || i || ' 배송 빠르고 옷이 예뻐요', 'mall' || (i % 7), 'cat' || (i % 4),
+                sha256(int8send(i)), 'train'
+         FROM taxonomies t, generate_series(1, $1::bigint) AS i WHERE t.name = 'fashion'",
+    )
+    .bind(n as i64)
+    .execute(pool)
+    .await?;
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO model_versions (taxonomy_id, kind, name, path, status)
+         SELECT id, 'keyword', 'bench', '/bench/keyword', 'active' FROM taxonomies WHERE name = 'fashion' RETURNING id",
+    )
+    .fetch_one(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO review_scores (review_id, model_version_id, boundary, uncertainty, rarity, outlier, cluster)
+         SELECT r.id, $1, random(), CASE WHEN random() < 0.7 THEN random() END, random() * 0.5,
+                random() * 4 - 1, (r.id % 50)::int
+         FROM reviews r",
+    )
+    .bind(version)
+    .execute(pool)
+    .await?;
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! What each kind of job does. Payloads are JSON; each handler returns a JSON result
+//! for the job page.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use super::worker::{publish, with_eta, SharedState, WorkerConfig};
+use super::Job;
+use crate::cancel::Cancel;
+use crate::score::{self, ScoreOptions};
+use crate::train::pipeline::{self, TrainSettings};
+
+pub async fn run(
+    pool: &PgPool,
+    config: &WorkerConfig,
+    job: &Job,
+    cancel: &Cancel,
+    state: &SharedState,
+) -> anyhow::Result<Value> {
+    match job.kind.as_str() {
+        "train" => train(pool, config, job, cancel, state).await,
+        "score" => score(pool, config, job, cancel, state).await,
+        "eval" => eval(pool, job).await,
+        other => anyhow::bail!("unknown job kind `{other}`"),
+    }
+}
+
+/// A training job: [`TrainSettings`] with the version folder root set by the worker.
+async fn train(
+    pool: &PgPool,
+    config: &WorkerConfig,
+    job: &Job,
+    cancel: &Cancel,
+    state: &SharedState,
+) -> anyhow::Result<Value> {
+    let mut settings: TrainSettings = serde_json::from_value(job.payload.clone())?;
+    settings.models_dir = config.models_dir.clone();
+    settings.fit.cancel = cancel.clone();
+    let started = Instant::now();
+    let mut stage_started = (String::new(), Instant::now(), 0usize);
+    let outcome = pipeline::run(pool, &settings, &mut |stage, p| {
+        let log = (stage_started.0 != stage || stage_started.2 != p.epoch).then(|| {
+            let valid = p.valid_score.map(|s| format!(", validation score {s:.3}")).unwrap_or_default();
+            format!(
+                "{stage}: epoch {} (step {}/{}), loss {:.4}{valid}",
+                p.epoch, p.step, p.total_steps, p.loss
+            )
+        });
+        if stage_started.0 != stage {
+            stage_started = (stage.to_string(), Instant::now(), p.epoch);
+        }
+        stage_started.2 = p.epoch;
+        let progress = json!({
+            "stage": stage, "epoch": p.epoch, "step": p.step, "total_steps": p.total_steps,
+            "loss": p.loss, "valid_score": p.valid_score, "elapsed_seconds": started.elapsed().as_secs(),
+        });
+        let progress = with_eta(progress, p.step as f64, p.total_steps as f64, stage_started.1.elapsed());
+        publish(state, progress, log);
+    })
+    .await?;
+    Ok(json!({
+        "version": outcome.name,
+        "dir": outcome.dir,
+        "keyword_version_id": outcome.version_ids.0,
+        "sentiment_version_id": outcome.version_ids.1,
+        "keyword": outcome.keyword.validation.as_ref().map(|r| json!({"micro_f1": r.micro.f1, "macro_f1": r.macro_avg.f1})),
+        "sentiment": outcome.sentiment.validation.as_ref().map(|r| json!({"micro_f1": r.micro.f1, "macro_f1": r.macro_avg.f1})),
+    }))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScoreJob {
+    pub taxonomy: String,
+    #[serde(default)]
+    pub rescore: bool,
+    #[serde(default)]
+    pub clusters: Option<usize>,
+}
+
+async fn score(
+    pool: &PgPool,
+    config: &WorkerConfig,
+    job: &Job,
+    cancel: &Cancel,
+    state: &SharedState,
+) -> anyhow::Result<Value> {
+    let request: ScoreJob = serde_json::from_value(job.payload.clone())?;
+    let mut options = ScoreOptions::new(&request.taxonomy, config.models_dir.clone());
+    options.rescore = request.rescore;
+    options.clusters = request.clusters;
+    options.cancel = cancel.clone();
+    let started = Instant::now();
+    let mut first = None;
+    let summary = score::run(pool, &options, &mut |done, total| {
+        let base = *first.get_or_insert(done);
+        let progress = json!({"stage": "score", "done": done, "total": total});
+        let progress = with_eta(progress, (done - base) as f64, (total - base) as f64, started.elapsed());
+        publish(state, progress, None);
+    })
+    .await?;
+    Ok(serde_json::to_value(summary)?)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalJob {
+    /// A keyword model version id; its version folder is evaluated on the test split.
+    pub version_id: i64,
+}
+
+async fn eval(pool: &PgPool, job: &Job) -> anyhow::Result<Value> {
+    use crate::train::{data, evaluate};
+    let request: EvalJob = serde_json::from_value(job.payload.clone())?;
+    let version = crate::store::models::get(pool, request.version_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no model version {}", request.version_id))?;
+    let analyzer = crate::analyze::Analyzer::load(&version.version_dir())?;
+    let taxonomy = crate::store::taxonomies::load(pool, version.taxonomy_id).await?;
+    let test: Vec<_> = data::labelled(pool, &taxonomy, None)
+        .await?
+        .into_iter()
+        .filter(|i| i.split == crate::store::reviews::Split::Test)
+        .collect();
+    Ok(serde_json::to_value(evaluate::evaluate(&analyzer, &test, 0)?)?)
+}

@@ -1,0 +1,12 @@
+//! Background work in PostgreSQL: training, scoring and evaluation jobs, claimed by
+//! `reviewloop worker` processes (one per machine, CPU or GPU) against one database.
+
+pub mod handlers;
+pub mod queue;
+pub mod worker;
+
+pub use queue::{Job, NewJob};
+pub use worker::WorkerConfig;
+
+/// The kinds of job a worker can run.
+pub const KINDS: [&str; 3] = ["train", "score", "eval"];

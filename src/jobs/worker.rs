@@ -1,0 +1,221 @@
+//! The worker loop: claim a job, run it while a heartbeat thread renews its lease and
+//! publishes progress, record the outcome. Panics are caught and recorded as failures;
+//! a cancelled job (or one whose lease was lost) is stopped at the computation's next
+//! step through its [`Cancel`] flag.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::PgPool;
+
+use super::{handlers, queue, Job};
+use crate::cancel::Cancel;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Shown on job pages: host and process.
+    pub id: String,
+    pub kinds: Vec<String>,
+    /// Job devices this worker serves: `any` and `cpu`, plus `cuda` on a GPU build.
+    pub devices: Vec<String>,
+    pub lease_seconds: f64,
+    pub heartbeat: Duration,
+    pub poll: Duration,
+    pub retry_base_seconds: f64,
+    pub models_dir: PathBuf,
+}
+
+impl WorkerConfig {
+    pub fn new(models_dir: PathBuf) -> Self {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_string();
+        let mut devices = vec!["any".to_string(), "cpu".to_string()];
+        if crate::model::device().is_cuda() {
+            devices.push("cuda".into());
+        }
+        WorkerConfig {
+            id: format!("{}:{}", if host.is_empty() { "worker" } else { &host }, std::process::id()),
+            kinds: super::KINDS.iter().map(|k| k.to_string()).collect(),
+            devices,
+            lease_seconds: 60.0,
+            heartbeat: Duration::from_secs(2),
+            poll: Duration::from_secs(5),
+            retry_base_seconds: 30.0,
+            models_dir,
+        }
+    }
+}
+
+/// Progress and log lines a running job publishes; the heartbeat carries them over.
+#[derive(Default)]
+pub struct JobState {
+    pub progress: Value,
+    pub logs: Vec<String>,
+}
+
+pub type SharedState = Arc<Mutex<JobState>>;
+
+pub fn publish(state: &SharedState, progress: Value, log: Option<String>) {
+    let mut s = state.lock().expect("job state lock");
+    s.progress = progress;
+    s.logs.extend(log);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    /// Failed this attempt (retried later unless it was the last).
+    Failed(String),
+    /// Cancelled, or no longer this worker's (lease lost): nothing recorded.
+    Abandoned,
+}
+
+/// Runs jobs until `shutdown` is set, sleeping on `LISTEN` (or the poll interval) when
+/// the queue is empty.
+pub async fn run(pool: &PgPool, config: &WorkerConfig, shutdown: &Cancel) -> anyhow::Result<()> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(queue::CHANNEL).await?;
+    while !shutdown.is_cancelled() {
+        if run_next(pool, config).await?.is_none() {
+            tokio::select! {
+                _ = listener.recv() => {}
+                _ = tokio::time::sleep(config.poll) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Recovers jobs of dead workers, then claims and runs one job; `None` when there was
+/// nothing to run.
+pub async fn run_next(pool: &PgPool, config: &WorkerConfig) -> anyhow::Result<Option<(Job, Outcome)>> {
+    let recovered = queue::recover_expired(pool, config.retry_base_seconds).await?;
+    if recovered > 0 {
+        tracing::warn!(recovered, "jobs of lost workers returned to the queue");
+    }
+    let Some(job) =
+        queue::claim(pool, &config.id, &config.kinds, &config.devices, config.lease_seconds).await?
+    else {
+        return Ok(None);
+    };
+    tracing::info!(job = job.id, kind = %job.kind, attempt = job.attempts, "job started");
+    let outcome = execute(pool, config, &job).await?;
+    tracing::info!(job = job.id, ?outcome, "job ended");
+    Ok(Some((job, outcome)))
+}
+
+async fn execute(pool: &PgPool, config: &WorkerConfig, job: &Job) -> anyhow::Result<Outcome> {
+    let cancel = Cancel::default();
+    let state = SharedState::default();
+    let beat =
+        Heartbeat::start((*pool.connect_options()).clone(), job.id, config, state.clone(), cancel.clone());
+    let ran =
+        std::panic::AssertUnwindSafe(handlers::run(pool, config, job, &cancel, &state)).catch_unwind().await;
+    beat.stop();
+    flush_logs(pool, job.id, &state).await?;
+    let progress = state.lock().expect("job state lock").progress.clone();
+    let error = match ran {
+        Ok(Ok(result)) => {
+            let recorded = queue::succeed(pool, job.id, &config.id, &result, &progress).await?;
+            return Ok(if recorded { Outcome::Succeeded } else { Outcome::Abandoned });
+        }
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(panic) => format!("panicked: {}", panic_message(&panic)),
+    };
+    if cancel.is_cancelled() {
+        return Ok(Outcome::Abandoned);
+    }
+    queue::log(pool, job.id, &format!("attempt {} failed: {error}", job.attempts)).await?;
+    let recorded = queue::fail(pool, job.id, &config.id, &error, config.retry_base_seconds).await?;
+    Ok(if recorded { Outcome::Failed(error) } else { Outcome::Abandoned })
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+async fn flush_logs(pool: &PgPool, job_id: i64, state: &SharedState) -> sqlx::Result<()> {
+    let lines = std::mem::take(&mut state.lock().expect("job state lock").logs);
+    for line in lines {
+        queue::log(pool, job_id, &line).await?;
+    }
+    Ok(())
+}
+
+/// Renews the lease from its own thread and connection: training keeps the worker's
+/// own thread busy for minutes between awaits.
+struct Heartbeat {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    fn start(
+        options: PgConnectOptions,
+        job_id: i64,
+        config: &WorkerConfig,
+        state: SharedState,
+        cancel: Cancel,
+    ) -> Heartbeat {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, worker, lease, every) =
+            (stop.clone(), config.id.clone(), config.lease_seconds, config.heartbeat);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let Ok(runtime) = runtime else { return };
+            runtime.block_on(async move {
+                let Ok(pool) = PgPoolOptions::new().max_connections(1).connect_with(options).await else {
+                    return;
+                };
+                while !flag.load(Ordering::Relaxed) {
+                    sleep_unless(&flag, every).await;
+                    let progress = state.lock().expect("job state lock").progress.clone();
+                    let _ = flush_logs(&pool, job_id, &state).await;
+                    match queue::heartbeat(&pool, job_id, &worker, lease, &progress).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            cancel.cancel();
+                            break;
+                        }
+                        // Transient: the lease outlives a few missed beats.
+                        Err(e) => tracing::warn!(job = job_id, "heartbeat failed: {e}"),
+                    }
+                }
+                pool.close().await;
+            });
+        });
+        Heartbeat { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// Sleeps `total`, waking early when `flag` is set.
+async fn sleep_unless(flag: &AtomicBool, total: Duration) {
+    let step = Duration::from_millis(50);
+    let mut slept = Duration::ZERO;
+    while slept < total && !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(step).await;
+        slept += step;
+    }
+}
+
+/// A progress value with an estimate of the time left from the rate so far.
+pub fn with_eta(mut progress: Value, done: f64, total: f64, elapsed: Duration) -> Value {
+    if done > 0.0 && total >= done {
+        let eta = elapsed.as_secs_f64() / done * (total - done);
+        progress["eta_seconds"] = json!(eta.round());
+    }
+    progress
+}
