@@ -19,6 +19,11 @@ pub struct Settings {
     /// Longest review text accepted, in characters.
     #[arg(long, env = "REVIEWLOOP_MAX_TEXT_CHARS", default_value_t = 5000, global = true)]
     pub max_text_chars: usize,
+
+    /// Promotion is refused when a keyword's F1 falls by more than this (unless a
+    /// reason is given).
+    #[arg(long, env = "REVIEWLOOP_PROMOTION_MARGIN", default_value_t = 0.05, global = true)]
+    pub promotion_margin: f64,
 }
 
 impl Settings {
@@ -27,6 +32,7 @@ impl Settings {
             database_url: database_url.to_string(),
             data_dir: PathBuf::from("models"),
             max_text_chars: 5000,
+            promotion_margin: 0.05,
         }
     }
 }

@@ -91,6 +91,15 @@ enum Command {
     /// Score the pool with the serving models: keyword probabilities, sentiment per found
     /// keyword, embeddings, rarity and cluster outliers, for the selection strategies.
     Score(cli::active::ScoreArgs),
+    /// Run queued jobs (training, scoring, evaluation) until stopped; start one per
+    /// machine, GPU hosts included, against the same database.
+    Worker(cli::active::WorkerArgs),
+    /// List model versions, promote one (behind the F1 gate) or roll back.
+    #[command(subcommand)]
+    Model(cli::active::ModelCommand),
+    /// List, inspect and cancel jobs.
+    #[command(subcommand)]
+    Job(cli::active::JobCommand),
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -355,6 +364,9 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
             }
         }
         Command::Score(args) => cli::active::score(&pool, settings, args).await?,
+        Command::Worker(args) => cli::active::worker(&pool, settings, args).await?,
+        Command::Job(cmd) => cli::active::job(&pool, cmd).await?,
+        Command::Model(cmd) => cli::active::model(&pool, settings, cmd).await?,
         Command::Bench(_) => unreachable!("handled before connecting"),
     }
     Ok(())

@@ -1,8 +1,13 @@
-//! The active-learning loop's commands: scoring the pool.
+//! The active-learning loop's commands: scoring the pool, the worker, jobs.
+
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
 
+use reviewloop::cancel::Cancel;
 use reviewloop::config::Settings;
+use reviewloop::jobs::{self, queue, NewJob, WorkerConfig};
 use reviewloop::score::{self, ScoreOptions};
 
 #[derive(clap::Args)]
@@ -20,9 +25,21 @@ pub struct ScoreArgs {
     clusters: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Queue a scoring job for a worker instead of scoring here.
+    #[arg(long)]
+    queue: bool,
 }
 
 pub async fn score(pool: &sqlx::PgPool, settings: &Settings, args: ScoreArgs) -> anyhow::Result<()> {
+    if args.queue {
+        let payload = json!({"taxonomy": args.taxonomy, "rescore": args.all, "clusters": args.clusters});
+        let mut job = NewJob::new("score", payload);
+        job.dedup_key = Some(format!("score:{}", args.taxonomy));
+        let mut conn = pool.acquire().await?;
+        let id = queue::enqueue(&mut conn, &job).await?;
+        println!("job {id} queued");
+        return Ok(());
+    }
     let mut options = ScoreOptions::new(&args.taxonomy, settings.data_dir.clone());
     options.rescore = args.all;
     options.batch_size = args.batch_size;
@@ -46,5 +63,153 @@ pub async fn score(pool: &sqlx::PgPool, settings: &Settings, args: ScoreArgs) ->
         summary.total,
         summary.clusters.map(|k| format!("; {k} clusters")).unwrap_or_default()
     );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// Job kinds to take (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = jobs::KINDS)]
+    kinds: Vec<String>,
+    /// Run the jobs that are queued now, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Seconds a job's lease lasts without a heartbeat; a worker silent this long is
+    /// taken for dead and its job goes back to the queue.
+    #[arg(long, default_value_t = 60.0)]
+    lease_seconds: f64,
+    /// First retry delay in seconds (doubles with each attempt).
+    #[arg(long, default_value_t = 30.0)]
+    retry_seconds: f64,
+}
+
+pub async fn worker(pool: &sqlx::PgPool, settings: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
+    let mut config = WorkerConfig::new(settings.data_dir.clone());
+    if !args.kinds.is_empty() {
+        config.kinds = args.kinds;
+    }
+    config.lease_seconds = args.lease_seconds.max(5.0);
+    config.heartbeat = Duration::from_secs_f64((config.lease_seconds / 10.0).clamp(1.0, 10.0));
+    config.retry_base_seconds = args.retry_seconds.max(0.0);
+    eprintln!("worker {} takes {} on {}", config.id, config.kinds.join(", "), config.devices.join("/"));
+    if args.once {
+        while let Some((job, outcome)) = jobs::worker::run_next(pool, &config).await? {
+            println!("job {} ({}): {outcome:?}", job.id, job.kind);
+        }
+        return Ok(());
+    }
+    let shutdown = Cancel::default();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("stopping after the current job");
+        stop.cancel();
+    });
+    jobs::worker::run(pool, &config, &shutdown).await
+}
+
+#[derive(clap::Subcommand)]
+pub enum JobCommand {
+    /// The latest jobs with status and progress.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// One job's details and log.
+    Show { id: i64 },
+    /// Cancel a queued or running job (a running one stops at its next step).
+    Cancel { id: i64 },
+}
+
+pub async fn job(pool: &sqlx::PgPool, cmd: JobCommand) -> anyhow::Result<()> {
+    match cmd {
+        JobCommand::List { limit } => {
+            println!(
+                "{:>6}  {:<6} {:<10} {:>7}  {:<20} progress",
+                "id", "kind", "status", "attempts", "created"
+            );
+            for j in queue::recent(pool, limit).await? {
+                println!(
+                    "{:>6}  {:<6} {:<10} {:>4}/{:<2}  {:<20} {}",
+                    j.id,
+                    j.kind,
+                    j.status,
+                    j.attempts,
+                    j.max_attempts,
+                    j.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    j.progress
+                );
+            }
+        }
+        JobCommand::Show { id } => {
+            let j = queue::get(pool, id).await?.ok_or_else(|| anyhow::anyhow!("no job {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&j)?);
+            for line in queue::logs(pool, id, 0).await? {
+                println!("{} {}", line.at.format("%H:%M:%S"), line.line);
+            }
+        }
+        JobCommand::Cancel { id } => {
+            anyhow::ensure!(queue::cancel(pool, id).await?, "job {id} is not queued or running");
+            println!("job {id} cancelled");
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Subcommand)]
+pub enum ModelCommand {
+    /// Versions of a taxonomy with status and keyword F1.
+    List {
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+    },
+    /// Serve this version; refused when a keyword's F1 falls by more than
+    /// --promotion-margin, unless --reason says why.
+    Promote {
+        name: String,
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Serve again the version that served before the current one.
+    Rollback {
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+    },
+}
+
+pub async fn model(pool: &sqlx::PgPool, settings: &Settings, cmd: ModelCommand) -> anyhow::Result<()> {
+    use reviewloop::store::{models, promotion, taxonomies};
+    use reviewloop::train::compare::judged_report;
+    match cmd {
+        ModelCommand::List { taxonomy } => {
+            let id = taxonomies::load_by_name(pool, &taxonomy).await?.id;
+            println!("{:<28} {:<8} {:>9} {:>9}  created", "name", "status", "micro F1", "macro F1");
+            for v in models::list(pool, id, "keyword").await? {
+                let report = judged_report(&v.metrics).unwrap_or_default();
+                println!(
+                    "{:<28} {:<8} {:>9.3} {:>9.3}  {}",
+                    v.name,
+                    v.status,
+                    report.micro.f1,
+                    report.macro_avg.f1,
+                    v.created_at.format("%Y-%m-%d %H:%M")
+                );
+            }
+        }
+        ModelCommand::Promote { name, taxonomy, reason } => {
+            let id = taxonomies::load_by_name(pool, &taxonomy).await?.id;
+            let gate =
+                promotion::Gate { margin: settings.promotion_margin, override_reason: reason.as_deref() };
+            let switched = promotion::promote(pool, id, &name, None, &gate).await?;
+            println!("{} now serves (was {})", switched.to, switched.from.as_deref().unwrap_or("none"));
+        }
+        ModelCommand::Rollback { taxonomy } => {
+            let id = taxonomies::load_by_name(pool, &taxonomy).await?.id;
+            let switched = promotion::rollback(pool, id, None).await?;
+            println!("{} serves again (was {})", switched.to, switched.from.as_deref().unwrap_or("none"));
+        }
+    }
     Ok(())
 }

@@ -62,6 +62,12 @@ pub struct TrainArgs {
     /// trained here) or the first token (the seed's choice for a pretrained encoder).
     #[arg(long, value_enum, default_value = "mean")]
     pooling: reviewloop::model::classifier::Pooling,
+    /// Queue a training job for a worker instead of training here.
+    #[arg(long)]
+    queue: bool,
+    /// With --queue: which workers may take it (`cuda` waits for a GPU worker).
+    #[arg(long, default_value = "any", value_parser = ["any", "cpu", "cuda"])]
+    device: String,
 }
 
 pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
@@ -91,7 +97,18 @@ pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) ->
         pretrain_epochs: args.pretrain_epochs,
         pooling: args.pooling,
         sentiment_from_keyword: args.sentiment_from_keyword,
+        snapshot: None,
     };
+    if args.queue {
+        let mut payload = serde_json::to_value(&train_settings)?;
+        payload["device"] = args.device.into();
+        let mut conn = pool.acquire().await?;
+        let id =
+            reviewloop::jobs::queue::enqueue(&mut conn, &reviewloop::jobs::NewJob::new("train", payload))
+                .await?;
+        println!("job {id} queued: `reviewloop job show {id}` follows it");
+        return Ok(());
+    }
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(
         "{prefix:>9} {bar:30} {pos}/{len} steps · eta {eta} · {msg}",

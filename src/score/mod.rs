@@ -65,7 +65,7 @@ const RARITY_VOCABULARY: usize = 8000;
 pub async fn run(
     pool: &PgPool,
     options: &ScoreOptions,
-    progress: &mut dyn FnMut(i64, i64),
+    progress: &mut (dyn FnMut(i64, i64) + Send),
 ) -> anyhow::Result<ScoreSummary> {
     let taxonomy = taxonomies::load_by_name(pool, &options.taxonomy).await?;
     let version = models::current_keyword(pool, taxonomy.id).await?.ok_or_else(|| {

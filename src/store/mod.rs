@@ -5,6 +5,7 @@ pub mod assignments;
 pub mod audit;
 pub mod models;
 pub mod predictions;
+pub mod promotion;
 pub mod reviews;
 pub mod rounds;
 pub mod sessions;

@@ -16,6 +16,16 @@ pub async fn snapshot(pool: &PgPool, taxonomy_id: i64, created_by: Option<i64>) 
     Ok((id, max))
 }
 
+/// The last annotation id of a taxonomy's snapshot.
+pub async fn snapshot_cutoff(pool: &PgPool, taxonomy_id: i64, snapshot_id: i64) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT max_annotation_id FROM label_snapshots WHERE id = $1 AND taxonomy_id = $2")
+        .bind(snapshot_id)
+        .bind(taxonomy_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("label snapshot {snapshot_id} does not belong to this taxonomy"))
+}
+
 pub struct NewVersion<'a> {
     pub taxonomy_id: i64,
     pub kind: &'a str,
@@ -112,4 +122,41 @@ pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<ModelVersion>> {
         .bind(id)
         .fetch_optional(pool)
         .await
+}
+
+pub async fn by_name(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    kind: &str,
+    name: &str,
+) -> sqlx::Result<Option<ModelVersion>> {
+    sqlx::query_as(&format!(
+        "SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.taxonomy_id = $1 AND v.kind = $2 AND v.name = $3"
+    ))
+    .bind(taxonomy_id)
+    .bind(kind)
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn active(pool: &PgPool, taxonomy_id: i64, kind: &str) -> sqlx::Result<Option<ModelVersion>> {
+    sqlx::query_as(&format!(
+        "SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.taxonomy_id = $1 AND v.kind = $2 AND v.status = 'active'"
+    ))
+    .bind(taxonomy_id)
+    .bind(kind)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Versions of one kind, newest first.
+pub async fn list(pool: &PgPool, taxonomy_id: i64, kind: &str) -> sqlx::Result<Vec<ModelVersion>> {
+    sqlx::query_as(&format!(
+        "SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.taxonomy_id = $1 AND v.kind = $2 ORDER BY v.id DESC"
+    ))
+    .bind(taxonomy_id)
+    .bind(kind)
+    .fetch_all(pool)
+    .await
 }

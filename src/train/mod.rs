@@ -2,6 +2,7 @@
 //! early stopping on the validation score with the best weights restored, fixed seeds,
 //! batches of similar length.
 
+pub mod compare;
 pub mod data;
 pub mod evaluate;
 pub mod loss;

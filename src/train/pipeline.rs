@@ -44,6 +44,30 @@ pub struct TrainSettings {
     pub pooling: Pooling,
     /// Start the sentiment model from the trained keyword model's encoder.
     pub sentiment_from_keyword: bool,
+    /// Train on this label snapshot; a new one of the current labels when absent.
+    #[serde(default)]
+    pub snapshot: Option<i64>,
+}
+
+impl TrainSettings {
+    /// The defaults `reviewloop train` documents (measured on NIKL; see README).
+    pub fn defaults(taxonomy: &str, models_dir: PathBuf) -> Self {
+        TrainSettings {
+            taxonomy: taxonomy.to_string(),
+            name: None,
+            base: None,
+            all_data: false,
+            fit: FitOptions { epochs: 40, learning_rate: 5e-4, patience: 8, ..FitOptions::default() },
+            vocab_size: 8000,
+            sentiment_input: SentimentInput::Pair,
+            models_dir,
+            dropout: 0.2,
+            pretrain_epochs: 0,
+            pooling: Pooling::Mean,
+            sentiment_from_keyword: false,
+            snapshot: None,
+        }
+    }
 }
 
 /// The offline default encoder: small enough to train on two CPU cores in minutes,
@@ -139,7 +163,7 @@ async fn base(
     pool: &PgPool,
     settings: &TrainSettings,
     taxonomy: &Taxonomy,
-    progress: &mut dyn FnMut(&str, &Progress),
+    progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<Base> {
     if let Some(dir) = &settings.base {
         let folder = ModelFolder::open(dir)?;
@@ -174,10 +198,13 @@ async fn base(
 pub async fn run(
     pool: &PgPool,
     settings: &TrainSettings,
-    progress: &mut dyn FnMut(&str, &Progress),
+    progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<TrainOutcome> {
     let taxonomy = taxonomies::load_by_name(pool, &settings.taxonomy).await?;
-    let (snapshot_id, up_to) = store::models::snapshot(pool, taxonomy.id, None).await?;
+    let (snapshot_id, up_to) = match settings.snapshot {
+        Some(id) => (id, store::models::snapshot_cutoff(pool, taxonomy.id, id).await?),
+        None => store::models::snapshot(pool, taxonomy.id, None).await?,
+    };
     let items = data::labelled(pool, &taxonomy, Some(up_to)).await?;
     anyhow::ensure!(items.len() >= 10, "only {} labelled reviews: label more before training", items.len());
     let base = base(pool, settings, &taxonomy, progress).await?;
@@ -191,7 +218,7 @@ async fn train_from(
     items: &[LabelledText],
     base: &Base,
     snapshot_id: i64,
-    progress: &mut dyn FnMut(&str, &Progress),
+    progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<TrainOutcome> {
     let tokenizer = data::truncating(&base.tokenizer, base.config.max_tokens());
     let split = |wanted: &[Split]| -> Vec<&LabelledText> {
@@ -278,6 +305,8 @@ async fn train_from(
         metrics: &st_metrics,
         card: card("sentiment", &sentiment),
     })?;
+    // Last point of no return: a job cancelled while its files were written leaves none.
+    settings.fit.cancel.check()?;
     let dir = version.commit()?;
     let version_ids =
         record(pool, taxonomy, &name, &dir, &base.label, snapshot_id, settings, &kw_metrics, &st_metrics)
@@ -296,7 +325,7 @@ fn train_model(
     outputs: usize,
     sets: &[Dataset; 3],
     stage: &str,
-    progress: &mut dyn FnMut(&str, &Progress),
+    progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<(Classifier, VarMap, FitReport)> {
     let (model, vars) = new_classifier(base, outputs, settings)?;
     let options = FitOptions { mask_token: mask_token(&base.tokenizer), ..settings.fit.clone() };

@@ -6,6 +6,8 @@ mod csrf;
 mod export;
 mod helpers;
 mod import;
+mod jobs;
+mod promotion;
 mod roles;
 mod rounds;
 mod select;

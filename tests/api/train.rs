@@ -50,6 +50,7 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         pretrain_epochs: 0,
         pooling: reviewloop::model::classifier::Pooling::Mean,
         sentiment_from_keyword: false,
+        snapshot: None,
     }
 }
 

@@ -1,0 +1,113 @@
+//! Switching the serving version: promotion behind the F1 gate, and rollback to the
+//! version that served before. Both kinds (keyword, sentiment) of a version switch in
+//! one transaction, recorded in the audit log.
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::models;
+use crate::train::compare::{deltas, judged_report, regressions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    #[error("no ready version `{0}`")]
+    NotFound(String),
+    #[error("`{0}` is already serving")]
+    AlreadyActive(String),
+    #[error("F1 falls by more than {margin} for: {labels}; give a reason to promote anyway")]
+    Regressions { margin: f64, labels: String },
+    #[error("no earlier version to roll back to")]
+    NothingToRollBack,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub struct Gate<'a> {
+    /// Largest F1 fall per keyword accepted without a reason.
+    pub margin: f64,
+    /// A non-empty reason promotes despite regressions (recorded).
+    pub override_reason: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Switched {
+    pub from: Option<String>,
+    pub to: String,
+}
+
+pub async fn promote(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    name: &str,
+    actor: Option<i64>,
+    gate: &Gate<'_>,
+) -> Result<Switched, PromoteError> {
+    let candidate = models::by_name(pool, taxonomy_id, "keyword", name)
+        .await?
+        .filter(|v| matches!(v.status.as_str(), "ready" | "active" | "retired"))
+        .ok_or_else(|| PromoteError::NotFound(name.to_string()))?;
+    if candidate.status == "active" {
+        return Err(PromoteError::AlreadyActive(name.to_string()));
+    }
+    let active = models::active(pool, taxonomy_id, "keyword").await?;
+    let reason = gate.override_reason.map(str::trim).filter(|r| !r.is_empty());
+    let new = judged_report(&candidate.metrics).unwrap_or_default();
+    let old = active.as_ref().and_then(|a| judged_report(&a.metrics));
+    let rows = deltas(&new, old.as_ref());
+    let fallen: Vec<String> = regressions(&rows, gate.margin)
+        .iter()
+        .map(|d| format!("{} ({:+.3})", d.label, d.delta_f1.unwrap_or(f64::NAN)))
+        .collect();
+    if !fallen.is_empty() && reason.is_none() {
+        return Err(PromoteError::Regressions { margin: gate.margin, labels: fallen.join(", ") });
+    }
+    let details = json!({"regressions": fallen, "override_reason": reason, "margin": gate.margin});
+    switch(pool, taxonomy_id, active.map(|a| a.name), name, actor, "model.promote", details).await
+}
+
+/// Serves again the version that was promoted before the current one.
+pub async fn rollback(pool: &PgPool, taxonomy_id: i64, actor: Option<i64>) -> Result<Switched, PromoteError> {
+    let active = models::active(pool, taxonomy_id, "keyword").await?;
+    let previous: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM model_versions
+         WHERE taxonomy_id = $1 AND kind = 'keyword' AND status = 'ready' AND promoted_at IS NOT NULL
+         ORDER BY promoted_at DESC LIMIT 1",
+    )
+    .bind(taxonomy_id)
+    .fetch_optional(pool)
+    .await?;
+    let previous = previous.ok_or(PromoteError::NothingToRollBack)?;
+    switch(pool, taxonomy_id, active.map(|a| a.name), &previous, actor, "model.rollback", json!({})).await
+}
+
+async fn switch(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    from: Option<String>,
+    to: &str,
+    actor: Option<i64>,
+    action: &str,
+    mut details: serde_json::Value,
+) -> Result<Switched, PromoteError> {
+    let mut tx = pool.begin().await?;
+    // Demoted versions go back to `ready`: they can be promoted again.
+    sqlx::query("UPDATE model_versions SET status = 'ready' WHERE taxonomy_id = $1 AND status = 'active'")
+        .bind(taxonomy_id)
+        .execute(&mut *tx)
+        .await?;
+    let switched = sqlx::query(
+        "UPDATE model_versions SET status = 'active', promoted_at = now()
+         WHERE taxonomy_id = $1 AND name = $2 AND status IN ('ready', 'retired')",
+    )
+    .bind(taxonomy_id)
+    .bind(to)
+    .execute(&mut *tx)
+    .await?;
+    if switched.rows_affected() == 0 {
+        return Err(PromoteError::NotFound(to.to_string()));
+    }
+    details["from"] = json!(from);
+    super::audit::record(&mut *tx, actor, action, &format!("version:{to}"), details).await?;
+    tx.commit().await?;
+    Ok(Switched { from, to: to.to_string() })
+}

@@ -1,0 +1,108 @@
+//! Promoting a model version behind the F1 gate, and rolling back.
+
+use reviewloop::store::promotion::{self, Gate, PromoteError};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+/// A ready version (both kinds) whose test report gives these keyword F1 scores.
+async fn version(app: &TestApp, name: &str, f1: &[(&str, f64)]) {
+    let labels: Vec<serde_json::Value> =
+        f1.iter().map(|(k, f)| json!([k, {"precision": f, "recall": f, "f1": f, "support": 20}])).collect();
+    let zero = json!({"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0});
+    let report = json!({"labels": labels, "micro": zero, "macro_avg": zero, "samples": zero});
+    for kind in ["keyword", "sentiment"] {
+        sqlx::query(
+            "INSERT INTO model_versions (taxonomy_id, kind, name, path, status, metrics)
+             SELECT id, $1, $2, '/models/' || $2 || '/' || $1, 'ready', $3 FROM taxonomies WHERE name = 'fashion'",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(json!({"test": report, "validation": null}))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+}
+
+async fn serving(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar("SELECT name || '/' || kind FROM model_versions WHERE status = 'active' ORDER BY kind")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn promotion_is_refused_when_a_keyword_falls_beyond_the_margin() {
+    let app = TestApp::spawn().await;
+    let taxonomy = app.taxonomy("fashion").await.id;
+    version(&app, "v1", &[("배송", 0.80), ("색상", 0.70)]).await;
+    version(&app, "v2", &[("배송", 0.90), ("색상", 0.60)]).await;
+    let strict = Gate { margin: 0.05, override_reason: None };
+    promotion::promote(&app.pool, taxonomy, "v1", None, &strict).await.unwrap();
+    assert_eq!(serving(&app).await, ["v1/keyword", "v1/sentiment"]);
+
+    let refused = promotion::promote(&app.pool, taxonomy, "v2", None, &strict).await.err().unwrap();
+    assert!(
+        matches!(&refused, PromoteError::Regressions { labels, .. } if labels.contains("색상")),
+        "{refused}"
+    );
+    assert_eq!(serving(&app).await, ["v1/keyword", "v1/sentiment"], "nothing switched");
+
+    let lenient = Gate { margin: 0.2, override_reason: None };
+    promotion::promote(&app.pool, taxonomy, "v2", None, &lenient).await.unwrap();
+    assert_eq!(serving(&app).await, ["v2/keyword", "v2/sentiment"]);
+}
+
+#[tokio::test]
+async fn a_reason_overrides_the_gate_and_is_recorded() {
+    let app = TestApp::spawn().await;
+    let taxonomy = app.taxonomy("fashion").await.id;
+    version(&app, "v1", &[("배송", 0.80)]).await;
+    version(&app, "v2", &[("배송", 0.50)]).await;
+    let gate = Gate { margin: 0.05, override_reason: None };
+    promotion::promote(&app.pool, taxonomy, "v1", None, &gate).await.unwrap();
+    let blank = Gate { margin: 0.05, override_reason: Some("  ") };
+    assert!(
+        promotion::promote(&app.pool, taxonomy, "v2", None, &blank).await.is_err(),
+        "a blank reason is none"
+    );
+    let reasoned = Gate { margin: 0.05, override_reason: Some("배송 라벨 재검수 후 기준 변경") };
+    let switched = promotion::promote(&app.pool, taxonomy, "v2", None, &reasoned).await.unwrap();
+    assert_eq!(switched.from.as_deref(), Some("v1"));
+    let details: serde_json::Value = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'model.promote' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(details["override_reason"], "배송 라벨 재검수 후 기준 변경");
+    assert_eq!(details["from"], "v1");
+}
+
+#[tokio::test]
+async fn rollback_serves_the_previous_version_again() {
+    let app = TestApp::spawn().await;
+    let taxonomy = app.taxonomy("fashion").await.id;
+    assert!(matches!(
+        promotion::rollback(&app.pool, taxonomy, None).await,
+        Err(PromoteError::NothingToRollBack)
+    ));
+    version(&app, "v1", &[("배송", 0.8)]).await;
+    version(&app, "v2", &[("배송", 0.9)]).await;
+    let gate = Gate { margin: 0.05, override_reason: None };
+    promotion::promote(&app.pool, taxonomy, "v1", None, &gate).await.unwrap();
+    promotion::promote(&app.pool, taxonomy, "v2", None, &gate).await.unwrap();
+    let back = promotion::rollback(&app.pool, taxonomy, None).await.unwrap();
+    assert_eq!((back.from.as_deref(), back.to.as_str()), (Some("v2"), "v1"));
+    assert_eq!(serving(&app).await, ["v1/keyword", "v1/sentiment"]);
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'model.rollback'").await, 1);
+    assert!(matches!(
+        promotion::promote(&app.pool, taxonomy, "v1", None, &gate).await,
+        Err(PromoteError::AlreadyActive(_))
+    ));
+    assert!(matches!(
+        promotion::promote(&app.pool, taxonomy, "nope", None, &gate).await,
+        Err(PromoteError::NotFound(_))
+    ));
+}
