@@ -23,7 +23,13 @@ pub fn render_error_page<B: MessageBody + 'static>(
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let is_api = res.request().path().starts_with("/api/");
     let status = res.status();
-    if is_api || status.is_redirection() || status.is_success() {
+    // A page that answered with its own HTML (a form shown again with its error) stays.
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_api || is_html || status.is_redirection() || status.is_success() {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let t = Lang::from_request(res.request()).tr();

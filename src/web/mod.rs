@@ -7,6 +7,8 @@ pub mod auth;
 pub mod engineer;
 pub mod errors;
 pub mod i18n;
+pub mod training;
+pub mod versions;
 
 use std::net::TcpListener;
 
@@ -88,6 +90,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(auth::home))
         .configure(annotate::routes)
         .configure(engineer::routes)
+        .configure(training::routes)
+        .configure(versions::routes)
         .configure(admin::routes)
         .configure(api::routes)
         .service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));

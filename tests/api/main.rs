@@ -12,3 +12,4 @@ mod roles;
 mod rounds;
 mod select;
 mod train;
+mod training_pages;

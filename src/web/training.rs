@@ -1,0 +1,261 @@
+//! Engineer pages for retraining: launch a training (or scoring) job, follow a job's
+//! progress and log live, cancel it.
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Authorized, CsrfForm, EngineerArea, Nav, Permitted};
+use super::engineer::{pick_taxonomy, TaxonomyQuery};
+use super::i18n::Tr;
+use super::{render, see_other, AppState};
+use crate::error::{AppError, AppResult};
+use crate::jobs::{queue, Job, NewJob};
+use crate::model::classifier::Pooling;
+use crate::store::taxonomies::TaxonomySummary;
+use crate::train::data::SentimentInput;
+use crate::train::pipeline::TrainSettings;
+
+type Engineer = Authorized<EngineerArea>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/engineer/training", web::get().to(training_page))
+        .route("/engineer/training", web::post().to(launch_training))
+        .route("/engineer/score", web::post().to(launch_scoring))
+        .route("/engineer/jobs/{id}", web::get().to(job_page))
+        .route("/engineer/jobs/{id}/status", web::get().to(job_status))
+        .route("/engineer/jobs/{id}/cancel", web::post().to(cancel_job));
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Snapshot {
+    id: i64,
+    max_annotation_id: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Template)]
+#[template(path = "engineer_training.html")]
+struct TrainingPage {
+    t: &'static Tr,
+    nav: Nav,
+    taxonomies: Vec<TaxonomySummary>,
+    taxonomy: TaxonomySummary,
+    snapshots: Vec<Snapshot>,
+    defaults: TrainSettings,
+    jobs: Vec<Job>,
+}
+
+async fn training_page(
+    user: Engineer,
+    state: web::Data<AppState>,
+    query: web::Query<TaxonomyQuery>,
+) -> AppResult<HttpResponse> {
+    let (taxonomies, taxonomy) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
+    let snapshots = sqlx::query_as(
+        "SELECT id, max_annotation_id, created_at FROM label_snapshots WHERE taxonomy_id = $1 ORDER BY id DESC LIMIT 50",
+    )
+    .bind(taxonomy.id)
+    .fetch_all(&state.pool)
+    .await?;
+    let defaults = TrainSettings::defaults(&taxonomy.name, state.settings.data_dir.clone());
+    let jobs = queue::recent(&state.pool, 30).await?;
+    Ok(render(&TrainingPage {
+        t: user.tr(),
+        nav: user.nav(),
+        taxonomies,
+        taxonomy,
+        snapshots,
+        defaults,
+        jobs,
+    }))
+}
+
+#[derive(Deserialize)]
+struct TrainForm {
+    csrf: String,
+    taxonomy: String,
+    /// A snapshot id, or `new`.
+    snapshot: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    base: String,
+    epochs: usize,
+    learning_rate: f64,
+    batch_size: usize,
+    patience: usize,
+    seed: u64,
+    pooling: String,
+    sentiment_input: String,
+    pretrain_epochs: usize,
+    device: String,
+}
+
+impl TrainForm {
+    fn settings(&self, state: &AppState, snapshot: i64) -> AppResult<TrainSettings> {
+        let mut s = TrainSettings::defaults(&self.taxonomy, state.settings.data_dir.clone());
+        let name = self.name.trim();
+        if !name.is_empty() {
+            let valid =
+                name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !valid || name.starts_with('.') {
+                return Err(AppError::BadRequest(
+                    "version names use letters, digits, - _ . (64 at most)".into(),
+                ));
+            }
+            s.name = Some(name.to_string());
+        }
+        s.base = Some(self.base.trim()).filter(|b| !b.is_empty()).map(Into::into);
+        if !(1..=1000).contains(&self.epochs) || !(1..=1024).contains(&self.batch_size) {
+            return Err(AppError::BadRequest("epochs 1–1000, batch size 1–1024".into()));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
+            return Err(AppError::BadRequest("the learning rate must be between 0 and 1".into()));
+        }
+        s.fit.epochs = self.epochs;
+        s.fit.learning_rate = self.learning_rate;
+        s.fit.batch_size = self.batch_size;
+        s.fit.patience = self.patience.max(1);
+        s.fit.seed = self.seed;
+        s.pooling = if self.pooling == "first" { Pooling::First } else { Pooling::Mean };
+        s.sentiment_input = if self.sentiment_input == "seed-prompt" {
+            SentimentInput::SeedPrompt
+        } else {
+            SentimentInput::Pair
+        };
+        s.pretrain_epochs = self.pretrain_epochs.min(100);
+        s.snapshot = Some(snapshot);
+        Ok(s)
+    }
+
+    fn device(&self) -> AppResult<&str> {
+        match self.device.as_str() {
+            d @ ("any" | "cpu" | "cuda") => Ok(d),
+            _ => Err(AppError::BadRequest("device is any, cpu or cuda".into())),
+        }
+    }
+}
+
+/// Records the snapshot (when asked for a new one) and queues the job in one
+/// transaction: the job exists exactly when its snapshot does.
+async fn launch_training(
+    request: Permitted<EngineerArea, web::Form<TrainForm>>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(&form.csrf)?;
+    let taxonomy =
+        crate::store::taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
+    let mut tx = state.pool.begin().await?;
+    let snapshot = match form.snapshot.as_str() {
+        "new" => {
+            sqlx::query_scalar(
+                "INSERT INTO label_snapshots (taxonomy_id, max_annotation_id, created_by, note)
+                 SELECT $1, coalesce(max(id), 0), $2, 'launched from the training page' FROM annotations RETURNING id",
+            )
+            .bind(taxonomy)
+            .bind(user.user_id())
+            .fetch_one(&mut *tx)
+            .await?
+        }
+        id => id.parse::<i64>().map_err(|_| AppError::BadRequest("unknown snapshot".into()))?,
+    };
+    let settings = form.settings(&state, snapshot)?;
+    let mut payload = serde_json::to_value(&settings).map_err(anyhow::Error::from)?;
+    payload["device"] = json!(form.device()?);
+    let mut job = NewJob::new("train", payload);
+    job.created_by = Some(user.user_id());
+    let id = queue::enqueue(&mut tx, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
+    crate::store::audit::record(
+        &mut *tx,
+        Some(user.user_id()),
+        "job.train",
+        &format!("job:{id}"),
+        json!({"snapshot": snapshot}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(see_other(&format!("/engineer/jobs/{id}")))
+}
+
+#[derive(Deserialize)]
+struct ScoreForm {
+    csrf: String,
+    taxonomy: String,
+}
+
+async fn launch_scoring(
+    request: Permitted<EngineerArea, web::Form<ScoreForm>>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(&form.csrf)?;
+    crate::store::taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
+    let mut job = NewJob::new("score", json!({"taxonomy": form.taxonomy}));
+    job.created_by = Some(user.user_id());
+    job.dedup_key = Some(format!("score:{}", form.taxonomy));
+    let mut conn = state.pool.acquire().await?;
+    let id = queue::enqueue(&mut conn, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
+    Ok(see_other(&format!("/engineer/jobs/{id}")))
+}
+
+#[derive(Template)]
+#[template(path = "engineer_job.html")]
+struct JobPage {
+    t: &'static Tr,
+    nav: Nav,
+    job: Job,
+    payload: String,
+}
+
+async fn job_page(
+    user: Engineer,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let job = queue::get(&state.pool, path.into_inner()).await?.ok_or(AppError::NotFound)?;
+    let payload = serde_json::to_string_pretty(&job.payload).unwrap_or_default();
+    Ok(render(&JobPage { t: user.tr(), nav: user.nav(), job, payload }))
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+/// What the job page polls: the job row and the log lines after `after`.
+async fn job_status(
+    _user: Engineer,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    query: web::Query<StatusQuery>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let job = queue::get(&state.pool, id).await?.ok_or(AppError::NotFound)?;
+    let logs = queue::logs(&state.pool, id, query.after).await?;
+    Ok(HttpResponse::Ok().json(json!({"job": job, "logs": logs})))
+}
+
+async fn cancel_job(
+    request: Permitted<EngineerArea, web::Form<CsrfForm>>,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(&form.csrf)?;
+    let id = path.into_inner();
+    if queue::cancel(&state.pool, id).await? {
+        crate::store::audit::record(
+            &state.pool,
+            Some(user.user_id()),
+            "job.cancel",
+            &format!("job:{id}"),
+            json!({}),
+        )
+        .await?;
+    }
+    Ok(see_other(&format!("/engineer/jobs/{id}")))
+}
