@@ -1,4 +1,4 @@
--- Scoring and the job queue of the active-learning loop.
+-- Scoring, the job queue and simulations of the active-learning loop.
 
 -- Each selection strategy's input, one narrow row per scored review and model version:
 -- composing a round over a million scored reviews reads these few numbers, not the
@@ -18,3 +18,15 @@ CREATE TABLE review_scores (
 
 -- What a finished job produced (a version name, a summary), for the pages that show it.
 ALTER TABLE jobs ADD COLUMN result JSONB;
+
+-- `reviewloop simulate` runs: learning curves per strategy and seed, shown on an
+-- engineer page.
+CREATE TABLE simulations (
+    id         BIGSERIAL PRIMARY KEY,
+    name       TEXT NOT NULL,
+    params     JSONB NOT NULL,
+    -- [{strategy, seed, round, labels, keyword_micro_f1, keyword_macro_f1, sentiment_macro_f1}]
+    points     JSONB NOT NULL,
+    summary    JSONB NOT NULL DEFAULT '{}',
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);

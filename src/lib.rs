@@ -15,6 +15,7 @@ pub mod model;
 pub mod rounds;
 pub mod score;
 pub mod select;
+pub mod simulate;
 pub mod store;
 pub mod taxonomy;
 pub mod text;

@@ -94,6 +94,8 @@ enum Command {
     /// Run queued jobs (training, scoring, evaluation) until stopped; start one per
     /// machine, GPU hosts included, against the same database.
     Worker(cli::active::WorkerArgs),
+    /// Replay the loop on a labelled file: learning curves of each strategy against random.
+    Simulate(cli::simulate::SimulateArgs),
     /// List model versions, promote one (behind the F1 gate) or roll back.
     #[command(subcommand)]
     Model(cli::active::ModelCommand),
@@ -367,6 +369,7 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Worker(args) => cli::active::worker(&pool, settings, args).await?,
         Command::Job(cmd) => cli::active::job(&pool, cmd).await?,
         Command::Model(cmd) => cli::active::model(&pool, settings, cmd).await?,
+        Command::Simulate(args) => cli::simulate::simulate(&pool, settings, args).await?,
         Command::Bench(_) => unreachable!("handled before connecting"),
     }
     Ok(())

@@ -98,6 +98,7 @@ pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) ->
         pooling: args.pooling,
         sentiment_from_keyword: args.sentiment_from_keyword,
         snapshot: None,
+        encoder_size: None,
     };
     if args.queue {
         let mut payload = serde_json::to_value(&train_settings)?;

@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::labels::{Label, LabelSet};
 use crate::store::reviews::Split;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
     Csv,
     Tsv,

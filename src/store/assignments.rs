@@ -15,10 +15,13 @@ pub struct Assignment {
     pub annotator_id: i64,
     pub status: String,
     pub taxonomy_id: i64,
+    /// Why the review is in the round: the strategy that picked it, with its score.
+    pub strategy: String,
+    pub score: Option<f32>,
 }
 
 const SELECT: &str = "
-    SELECT a.id, i.round_id, a.round_item_id, i.review_id, a.annotator_id, a.status, o.taxonomy_id
+    SELECT a.id, i.round_id, a.round_item_id, i.review_id, a.annotator_id, a.status, o.taxonomy_id, i.strategy, i.score
     FROM assignments a JOIN round_items i ON i.id = a.round_item_id JOIN rounds o ON o.id = i.round_id";
 
 pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<Assignment>> {

@@ -9,6 +9,7 @@ pub mod promotion;
 pub mod reviews;
 pub mod rounds;
 pub mod sessions;
+pub mod simulations;
 pub mod taxonomies;
 pub mod users;
 

@@ -47,6 +47,18 @@ pub struct TrainSettings {
     /// Train on this label snapshot; a new one of the current labels when absent.
     #[serde(default)]
     pub snapshot: Option<i64>,
+    /// Size of the offline encoder (ignored with `base`); the documented default when
+    /// absent. Simulations use a smaller one to run many rounds.
+    #[serde(default)]
+    pub encoder_size: Option<EncoderSize>,
+}
+
+/// Layers and hidden width of an encoder trained here (heads: hidden / 64, feed-forward:
+/// 4 × hidden).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderSize {
+    pub layers: usize,
+    pub hidden: usize,
 }
 
 impl TrainSettings {
@@ -66,6 +78,7 @@ impl TrainSettings {
             pooling: Pooling::Mean,
             sentiment_from_keyword: false,
             snapshot: None,
+            encoder_size: None,
         }
     }
 }
@@ -74,12 +87,16 @@ impl TrainSettings {
 /// large enough for short reviews. 4 layers × 256 hidden (about 1/20 of base size in
 /// compute), 256 tokens (reviews are short; longer ones are cut).
 pub fn small_config(vocab_size: usize) -> Config {
+    sized_config(vocab_size, EncoderSize { layers: 4, hidden: 256 })
+}
+
+pub fn sized_config(vocab_size: usize, size: EncoderSize) -> Config {
     Config {
         vocab_size,
-        hidden_size: 256,
-        num_hidden_layers: 4,
-        num_attention_heads: 4,
-        intermediate_size: 1024,
+        hidden_size: size.hidden,
+        num_hidden_layers: size.layers,
+        num_attention_heads: (size.hidden / 64).max(1),
+        intermediate_size: size.hidden * 4,
         hidden_act: "gelu".into(),
         hidden_dropout_prob: 0.1,
         attention_probs_dropout_prob: 0.1,
@@ -178,7 +195,11 @@ async fn base(
     let texts = data::all_texts(pool, taxonomy.id).await?;
     let tokenizer = vocab::train_wordpiece(texts.iter().map(String::as_str), settings.vocab_size)
         .map_err(|e| anyhow::anyhow!("tokenizer training failed: {e}"))?;
-    let config = small_config(tokenizer.get_vocab_size(true));
+    let vocab = tokenizer.get_vocab_size(true);
+    let config = match settings.encoder_size {
+        Some(size) => sized_config(vocab, size),
+        None => small_config(vocab),
+    };
     if settings.pretrain_epochs == 0 {
         return Ok(Base { config, tokenizer, weights: Weights::Initial, label: "offline-small".into() });
     }

@@ -125,6 +125,8 @@ struct ItemPage {
     required: i64,
     last_hour: i64,
     default_level: i16,
+    /// The strategy that picked the review, in the user's language, with its score.
+    picked_by: String,
 }
 
 async fn item(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>) -> AppResult<HttpResponse> {
@@ -183,7 +185,25 @@ async fn item_page(
         required: progress.required,
         last_hour: progress.last_hour,
         default_level,
+        picked_by: picked_by(user.tr(), &assignment.strategy, assignment.score),
     })
+}
+
+fn picked_by(t: &Tr, strategy: &str, score: Option<f32>) -> String {
+    use crate::select::Strategy;
+    let name = match Strategy::parse(strategy) {
+        Some(Strategy::KeywordBoundary) => t.strategy_keyword_boundary,
+        Some(Strategy::SentimentUncertainty) => t.strategy_sentiment_uncertainty,
+        Some(Strategy::RareTokens) => t.strategy_rare_tokens,
+        Some(Strategy::ClusterOutliers) => t.strategy_cluster_outliers,
+        Some(Strategy::Random) => t.strategy_random,
+        None if strategy == "proportional" => t.sampling_proportional,
+        None => t.strategy_random,
+    };
+    match score {
+        Some(score) if strategy != "random" => format!("{name} ({score:.2})"),
+        _ => name.to_string(),
+    }
 }
 
 /// Neutral where the scale has it, else its lowest level.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod engineer;
 pub mod errors;
 pub mod i18n;
+pub mod simulations;
 pub mod training;
 pub mod versions;
 
@@ -92,6 +93,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(engineer::routes)
         .configure(training::routes)
         .configure(versions::routes)
+        .configure(simulations::routes)
         .configure(admin::routes)
         .configure(api::routes)
         .service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));

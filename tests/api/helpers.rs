@@ -17,6 +17,7 @@ pub const PASSWORD: &str = "정말-안전한-비밀번호-123";
 pub struct TestApp {
     pub address: String,
     pub pool: PgPool,
+    pub database_url: String,
 }
 
 /// A fresh database with a random name on the configured server.
@@ -36,7 +37,7 @@ impl TestApp {
             .expect("app binds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-        TestApp { address, pool }
+        TestApp { address, pool, database_url: url }
     }
 
     pub fn url(&self, path: &str) -> String {

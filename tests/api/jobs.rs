@@ -205,3 +205,25 @@ async fn a_duplicate_job_is_refused_while_the_first_is_pending() {
     queue::cancel(&app.pool, first).await.unwrap();
     assert!(queue::enqueue(&mut conn, &job).await.is_ok(), "allowed again once the first is done");
 }
+
+#[tokio::test]
+async fn an_evaluation_job_reports_a_version_on_the_test_split() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    let models = scratch_dir();
+    let outcome = pipeline::run(&app.pool, &settings(&models, "judged"), &mut |_, _| {}).await.unwrap();
+    let id = enqueue(&app, "eval", json!({"version_id": outcome.version_ids.0}), 1).await;
+    let (_, result) = worker::run_next(&app.pool, &config("w", &models)).await.unwrap().unwrap();
+    assert_eq!(result, Outcome::Succeeded);
+    let report: serde_json::Value = sqlx::query_scalar("SELECT result FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(report["keyword"]["labels"].as_array().unwrap().len(), 15);
+    let missing = enqueue(&app, "eval", json!({"version_id": 999_999}), 1).await;
+    let (_, result) = worker::run_next(&app.pool, &config("w", &models)).await.unwrap().unwrap();
+    assert!(matches!(result, Outcome::Failed(ref e) if e.contains("no model version 999999")), "{result:?}");
+    assert_eq!(status(&app, missing).await.0, "failed");
+    let _ = std::fs::remove_dir_all(&models);
+}

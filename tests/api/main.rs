@@ -11,5 +11,6 @@ mod promotion;
 mod roles;
 mod rounds;
 mod select;
+mod simulate;
 mod train;
 mod training_pages;

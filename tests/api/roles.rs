@@ -38,6 +38,7 @@ const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/engineer/models", ENGINEERS),
     ("POST", "/engineer/models/promote", ENGINEERS),
     ("POST", "/engineer/models/rollback", ENGINEERS),
+    ("GET", "/engineer/simulations", ENGINEERS),
     ("GET", "/admin/users", ADMINS),
     ("POST", "/admin/users", ADMINS),
     ("GET", "/api/v1/me", EVERYONE),

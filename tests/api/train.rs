@@ -51,6 +51,7 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         pooling: reviewloop::model::classifier::Pooling::Mean,
         sentiment_from_keyword: false,
         snapshot: None,
+        encoder_size: None,
     }
 }
 

@@ -1,0 +1,118 @@
+//! `reviewloop simulate`: learning curves of the selection strategies on a labelled file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+
+use reviewloop::config::Settings;
+use reviewloop::import::Format;
+use reviewloop::simulate::{self, curves, SimulateOptions};
+use reviewloop::train::pipeline::{EncoderSize, TrainSettings};
+
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// Labelled file whose labels are hidden and revealed round by round.
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Held-out labelled file; default: the fixed test split (10 %, by content hash) of --data.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Taxonomy (default: nikl-absa for that format, else fashion).
+    #[arg(long)]
+    taxonomy: Option<String>,
+    /// Comma-separated: random, mixed, or strategy names (keyword-boundary,
+    /// sentiment-uncertainty, rare-tokens, cluster-outliers).
+    #[arg(long, value_delimiter = ',', default_value = "random,mixed")]
+    strategy: Vec<String>,
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Reviews labelled per round.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Size of the random first labelled set (default: --batch).
+    #[arg(long)]
+    initial: Option<usize>,
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    #[arg(long)]
+    out: PathBuf,
+    /// Training epochs per round (early stopping usually ends sooner).
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 6)]
+    patience: usize,
+    /// Training batch: small, so that a few hundred labels still give enough steps.
+    #[arg(long, default_value_t = 8)]
+    train_batch: usize,
+    /// Encoder size of the simulated models: many rounds must fit in minutes on a CPU.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    #[arg(long, default_value_t = 4000)]
+    vocab_size: usize,
+}
+
+pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateArgs) -> anyhow::Result<()> {
+    let taxonomy = args
+        .taxonomy
+        .unwrap_or_else(|| if args.format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
+    let mut train = TrainSettings::defaults(&taxonomy, settings.data_dir.clone());
+    train.fit.epochs = args.epochs;
+    train.fit.patience = args.patience;
+    train.fit.batch_size = args.train_batch.max(1);
+    train.vocab_size = args.vocab_size;
+    train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
+    let options = SimulateOptions {
+        data: args.data,
+        format: args.format,
+        test: args.test,
+        taxonomy,
+        strategies: args.strategy,
+        rounds: args.rounds,
+        batch: args.batch,
+        initial: args.initial.unwrap_or(args.batch),
+        seeds: args.seeds.max(1),
+        out: args.out,
+        train,
+    };
+    let started = std::time::Instant::now();
+    let points = simulate::run(&settings.database_url, &options, &mut |line| {
+        eprintln!("[{:>6.0} s] {line}", started.elapsed().as_secs_f64());
+    })
+    .await?;
+    let summary = curves::summarise(&points);
+    let name = format!(
+        "{} · {}",
+        options.data.file_name().and_then(|n| n.to_str()).unwrap_or("data"),
+        options.strategies.join(", ")
+    );
+    let id = reviewloop::store::simulations::insert(
+        pool,
+        &name,
+        &serde_json::to_value(&options)?,
+        &json!(points),
+        &json!(summary),
+    )
+    .await
+    .context("storing the simulation for the engineer page")?;
+    println!(
+        "{:<22} {:>8} {:>10} {:>18} {:>10}",
+        "strategy", "labels", "kw macro", "labels to random", "share"
+    );
+    for s in &summary {
+        println!(
+            "{:<22} {:>8.0} {:>10.3} {:>18} {:>10}",
+            s.strategy,
+            s.final_labels,
+            s.final_keyword_macro_f1,
+            s.labels_to_match_random.map(|l| format!("{l:.0}")).unwrap_or_else(|| "never".into()),
+            s.share_of_random_labels.map(|r| format!("{:.0} %", r * 100.0)).unwrap_or_else(|| "–".into())
+        );
+    }
+    println!("curves in {} (simulation {id} on the engineer page)", options.out.display());
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! `reviewloop simulate`: the loop replayed on a data set with gold labels. The labels
+//! are hidden in a scratch database; each round the real pipeline trains a version,
+//! is scored on a held-out test part, scores the pool, composes the next round with
+//! the strategy under test, and the "annotator" reveals the gold labels of the picked
+//! reviews (imported as gold annotations). Learning curves go to CSV and SVG.
+
+pub mod curves;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::PgPool;
+
+use crate::analyze::Analyzer;
+use crate::import::formats::{self, RawRow};
+use crate::import::{self, Format, ImportOptions};
+use crate::rounds::{GroupBy, RoundSpec, Sampling};
+use crate::score::{self, ScoreOptions};
+use crate::select::{Quota, Strategy};
+use crate::store::annotations::LabelSource;
+use crate::store::reviews::Split;
+use crate::train::evaluate;
+use crate::train::pipeline::{self, TrainSettings};
+use curves::Point;
+
+/// The mixed composer's quotas (also the engineer page's suggestion).
+pub const MIXED: &str =
+    "keyword-boundary=0.3,sentiment-uncertainty=0.2,rare-tokens=0.2,cluster-outliers=0.2,random=0.1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulateOptions {
+    pub data: PathBuf,
+    pub format: Format,
+    /// Held-out file; without it the fixed test split (by content hash, 10 %) of `data`.
+    pub test: Option<PathBuf>,
+    pub taxonomy: String,
+    /// `random`, `mixed`, or strategy names.
+    pub strategies: Vec<String>,
+    pub rounds: usize,
+    pub batch: usize,
+    /// Size of the random first round (default: `batch`).
+    pub initial: usize,
+    pub seeds: usize,
+    pub out: PathBuf,
+    /// Training settings of every round (the models folder is set per run).
+    pub train: TrainSettings,
+}
+
+/// Gold rows by their identity in the taxonomy (mall, category, normalised text).
+struct Gold {
+    pool: Vec<RawRow>,
+    test_jsonl: Vec<u8>,
+    by_key: HashMap<(String, String, String), RawRow>,
+}
+
+fn key(mall: &str, category: &str, text: &str) -> (String, String, String) {
+    (mall.to_string(), category.to_string(), crate::text::normalize(text))
+}
+
+fn read_rows(path: &std::path::Path, format: Format) -> anyhow::Result<Vec<RawRow>> {
+    let file = std::io::BufReader::new(
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    );
+    Ok(formats::rows(format, file)?.filter_map(Result::ok).filter(|r| r.labels.is_some()).collect())
+}
+
+fn load_gold(options: &SimulateOptions) -> anyhow::Result<Gold> {
+    let rows = read_rows(&options.data, options.format)?;
+    let is_test = |r: &RawRow| {
+        let text = crate::text::normalize(&r.text);
+        let hash = crate::text::content_hash(
+            r.mall.as_deref().unwrap_or(""),
+            r.category.as_deref().unwrap_or(""),
+            &text,
+        );
+        crate::text::split_for(&hash) == Split::Test
+    };
+    let (test, pool): (Vec<RawRow>, Vec<RawRow>) = match &options.test {
+        Some(path) => (read_rows(path, options.format)?, rows),
+        None => rows.into_iter().partition(|r| is_test(r)),
+    };
+    anyhow::ensure!(!test.is_empty() && pool.len() > options.initial, "too few labelled rows to simulate");
+    let by_key = pool
+        .iter()
+        .map(|r| {
+            (key(r.mall.as_deref().unwrap_or(""), r.category.as_deref().unwrap_or(""), &r.text), r.clone())
+        })
+        .collect();
+    Ok(Gold { test_jsonl: jsonl(&test, true), pool, by_key })
+}
+
+/// Rows in the project's JSONL import format, with or without their labels.
+fn jsonl(rows: &[RawRow], labelled: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in rows {
+        let mut line = json!({"text": r.text, "mall": r.mall, "category": r.category});
+        if labelled {
+            line["labels"] = r.labels.as_ref().map(|l| l.to_json()).unwrap_or_default();
+        }
+        out.extend(serde_json::to_vec(&line).unwrap_or_default());
+        out.push(b'\n');
+    }
+    out
+}
+
+fn quotas(strategy: &str) -> anyhow::Result<Vec<Quota>> {
+    let text = if strategy == "mixed" { MIXED } else { strategy };
+    Quota::parse_list(text).map_err(anyhow::Error::msg)
+}
+
+/// Runs every strategy with every seed; returns all points.
+pub async fn run(
+    database_url: &str,
+    options: &SimulateOptions,
+    log: &mut (dyn FnMut(&str) + Send),
+) -> anyhow::Result<Vec<Point>> {
+    for s in &options.strategies {
+        quotas(s)?;
+    }
+    let gold = load_gold(options)?;
+    log(&format!("pool {} labelled reviews, test {} bytes of JSONL", gold.pool.len(), gold.test_jsonl.len()));
+    std::fs::create_dir_all(&options.out)?;
+    let mut points = Vec::new();
+    for strategy in &options.strategies {
+        for seed in 1..=options.seeds as u64 {
+            // One scratch database per process: simulations may run side by side.
+            let name = format!("reviewloop_simulation_{}", std::process::id());
+            let url = crate::bench::scratch_url(database_url, &name);
+            let run = Run { options, gold: &gold, strategy, seed, url: &url };
+            let curve = run.go(log).await.with_context(|| format!("{strategy}, seed {seed}"))?;
+            points.extend(curve);
+            // After every run, so a long simulation stopped early still leaves its curves.
+            write_outputs(&options.out, &points)?;
+        }
+    }
+    Ok(points)
+}
+
+/// `curves.csv`, one SVG chart per metric and `summary.json` in `out`.
+pub fn write_outputs(out: &std::path::Path, points: &[Point]) -> anyhow::Result<()> {
+    std::fs::write(out.join("curves.csv"), curves::to_csv(points))?;
+    for metric in curves::Metric::ALL {
+        let name = format!("{}.svg", metric.title().replace(' ', "-"));
+        std::fs::write(out.join(name), curves::svg(points, metric))?;
+    }
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&curves::summarise(points))?)?;
+    Ok(())
+}
+
+/// One strategy with one seed, in its own scratch database.
+struct Run<'a> {
+    options: &'a SimulateOptions,
+    gold: &'a Gold,
+    strategy: &'a str,
+    seed: u64,
+    url: &'a str,
+}
+
+impl Run<'_> {
+    async fn go(&self, log: &mut (dyn FnMut(&str) + Send)) -> anyhow::Result<Vec<Point>> {
+        if sqlx::Postgres::database_exists(self.url).await? {
+            sqlx::Postgres::force_drop_database(self.url).await?;
+        }
+        let pool = crate::store::connect(self.url).await?;
+        let models = self.options.out.join(format!("models-{}-{}", self.strategy, self.seed));
+        let _ = std::fs::remove_dir_all(&models);
+        let result = self.rounds(&pool, &models, log).await;
+        pool.close().await;
+        sqlx::Postgres::force_drop_database(self.url).await?;
+        let _ = std::fs::remove_dir_all(&models);
+        result
+    }
+
+    async fn rounds(
+        &self,
+        pool: &PgPool,
+        models: &std::path::Path,
+        log: &mut (dyn FnMut(&str) + Send),
+    ) -> anyhow::Result<Vec<Point>> {
+        let taxonomy = &self.options.taxonomy;
+        let options = ImportOptions::new(taxonomy, Format::Jsonl, "simulation pool");
+        import::import(pool, &jsonl(&self.gold.pool, false)[..], &options).await?;
+        let mut first: Vec<&RawRow> = self.gold.pool.iter().collect();
+        first.shuffle(&mut rand::rngs::StdRng::seed_from_u64(self.seed));
+        self.reveal(pool, &first[..self.options.initial.min(first.len())]).await?;
+        let mut points = Vec::new();
+        for round in 0..=self.options.rounds {
+            let point = self.train_and_test(pool, models, round).await?;
+            log(&format!(
+                "{} seed {} round {}: {} labels, keyword micro {:.3} macro {:.3}, sentiment macro {:.3}",
+                self.strategy,
+                self.seed,
+                round,
+                point.labels,
+                point.keyword_micro_f1,
+                point.keyword_macro_f1,
+                point.sentiment_macro_f1
+            ));
+            points.push(point);
+            if round < self.options.rounds {
+                self.next_round(pool, models, round).await?;
+            }
+        }
+        Ok(points)
+    }
+
+    async fn train_and_test(
+        &self,
+        pool: &PgPool,
+        models: &std::path::Path,
+        round: usize,
+    ) -> anyhow::Result<Point> {
+        let mut settings = self.options.train.clone();
+        settings.taxonomy = self.options.taxonomy.clone();
+        settings.models_dir = models.to_path_buf();
+        settings.name = Some(format!("r{round}"));
+        settings.fit.seed = self.seed;
+        let outcome = pipeline::run(pool, &settings, &mut |_, _| {}).await?;
+        let labels = crate::store::annotations::label_stats(
+            pool,
+            crate::store::taxonomies::find_id(pool, &settings.taxonomy).await?.unwrap_or_default(),
+        )
+        .await?
+        .labelled as usize;
+        let analyzer = Analyzer::load(&outcome.dir)?;
+        let (items, skipped) = evaluate::read_file(&analyzer, Format::Jsonl, &self.gold.test_jsonl[..])?;
+        let evaluation = evaluate::evaluate(&analyzer, &items, skipped)?;
+        let f1 = |r: &Option<crate::train::metrics::Report>, macro_avg: bool| {
+            r.as_ref().map(|r| if macro_avg { r.macro_avg.f1 } else { r.micro.f1 }).unwrap_or(0.0)
+        };
+        Ok(Point {
+            strategy: self.strategy.to_string(),
+            seed: self.seed,
+            round,
+            labels,
+            keyword_micro_f1: f1(&evaluation.keyword, false),
+            keyword_macro_f1: f1(&evaluation.keyword, true),
+            sentiment_macro_f1: f1(&evaluation.sentiment, true),
+        })
+    }
+
+    /// Scores the pool (unless picking at random), composes the next round with the
+    /// strategy, reveals its gold labels and closes it.
+    async fn next_round(&self, pool: &PgPool, models: &std::path::Path, round: usize) -> anyhow::Result<()> {
+        let quotas = quotas(self.strategy)?;
+        if quotas.iter().any(|q| q.strategy != Strategy::Random) {
+            let mut options = ScoreOptions::new(&self.options.taxonomy, models.to_path_buf());
+            options.seed = self.seed;
+            score::run(pool, &options, &mut |_, _| {}).await?;
+        }
+        let spec = RoundSpec {
+            name: format!("simulated round {}", round + 1),
+            size: self.options.batch,
+            sampling: Sampling::Proportional,
+            group_by: GroupBy::MallCategory,
+            double_share: 0.0,
+            seed: self.seed * 1000 + round as u64,
+            members: vec![],
+            quotas,
+        };
+        let taxonomy_id =
+            crate::store::taxonomies::find_id(pool, &self.options.taxonomy).await?.context("taxonomy")?;
+        let created = crate::store::rounds::create(pool, taxonomy_id, &spec, None).await?;
+        let picked: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT r.mall, r.category, r.text FROM round_items i JOIN reviews r ON r.id = i.review_id WHERE i.round_id = $1",
+        )
+        .bind(created.id)
+        .fetch_all(pool)
+        .await?;
+        let rows: Vec<&RawRow> =
+            picked.iter().filter_map(|(m, c, t)| self.gold.by_key.get(&key(m, c, t))).collect();
+        self.reveal(pool, &rows).await?;
+        crate::store::rounds::close(pool, created.id, None).await?;
+        Ok(())
+    }
+
+    /// The simulated annotator: the gold labels of these reviews, imported as gold.
+    async fn reveal(&self, pool: &PgPool, rows: &[&RawRow]) -> anyhow::Result<()> {
+        let owned: Vec<RawRow> = rows.iter().map(|r| (*r).clone()).collect();
+        let mut options = ImportOptions::new(&self.options.taxonomy, Format::Jsonl, "simulated annotator");
+        options.label_source = LabelSource::Gold;
+        import::import(pool, &jsonl(&owned, true)[..], &options).await?;
+        Ok(())
+    }
+}

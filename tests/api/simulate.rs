@@ -1,0 +1,77 @@
+//! `reviewloop simulate` end to end on a small labelled file, with the tiny encoder.
+
+use std::path::Path;
+
+use reviewloop::import::Format;
+use reviewloop::simulate::{self, curves, SimulateOptions};
+
+use crate::helpers::TestApp;
+use crate::train::{scratch_dir, settings};
+
+fn labelled_file(dir: &Path, name: &str, n: usize, offset: usize) -> std::path::PathBuf {
+    let rows = [
+        ("배송이 빨라요", "배송1"),
+        ("배송이 늦어요", "배송-1"),
+        ("색감이 예뻐요", "색상2"),
+        ("그냥 그래요", "없음"),
+    ];
+    let mut csv = String::from("mall,text,labels\n");
+    for i in offset..offset + n {
+        let (text, labels) = rows[i % rows.len()];
+        csv.push_str(&format!("몰{},{text} {i}번,\"{labels}\"\n", i % 2));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_simulation_reveals_labels_round_by_round_and_draws_the_curves() {
+    let app = TestApp::spawn().await;
+    let dir = scratch_dir();
+    let mut train = settings(&dir, "unused");
+    train.fit.epochs = 2;
+    let options = SimulateOptions {
+        data: labelled_file(&dir, "pool.csv", 80, 0),
+        format: Format::Csv,
+        test: Some(labelled_file(&dir, "test.csv", 12, 1000)),
+        taxonomy: "fashion".into(),
+        strategies: vec!["random".into(), "mixed".into()],
+        rounds: 2,
+        batch: 10,
+        initial: 10,
+        seeds: 1,
+        out: dir.join("out"),
+        train,
+    };
+    let mut lines = Vec::new();
+    let points =
+        simulate::run(&app.database_url, &options, &mut |l| lines.push(l.to_string())).await.unwrap();
+    assert_eq!(points.len(), 6, "two strategies × (first set + two rounds)");
+    for strategy in ["random", "mixed"] {
+        let labels: Vec<usize> = points.iter().filter(|p| p.strategy == strategy).map(|p| p.labels).collect();
+        assert_eq!(labels, vec![10, 20, 30], "{strategy}: each round reveals one batch");
+    }
+    assert!(points.iter().all(|p| (0.0..=1.0).contains(&p.keyword_macro_f1)));
+    assert_eq!(std::fs::read_to_string(dir.join("out/curves.csv")).unwrap().lines().count(), 7);
+    assert!(curves::svg(&points, curves::Metric::KeywordMacro).contains("<polyline"));
+    assert_eq!(curves::summarise(&points).len(), 2);
+    assert!(lines.iter().any(|l| l.starts_with("mixed seed 1 round 2")));
+    // Scratch databases are gone; the app's own database saw nothing.
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'reviewloop_simulation_%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(app.count("SELECT count(*) FROM reviews").await, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let wrong = SimulateOptions { strategies: vec!["nonsense".into()], ..options };
+    assert!(simulate::run(&app.database_url, &wrong, &mut |_| {})
+        .await
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("unknown strategy"));
+}
