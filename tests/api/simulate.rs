@@ -57,12 +57,12 @@ async fn a_simulation_reveals_labels_round_by_round_and_draws_the_curves() {
     assert!(curves::svg(&points, curves::Metric::KeywordMacro).contains("<polyline"));
     assert_eq!(curves::summarise(&points).len(), 2);
     assert!(lines.iter().any(|l| l.starts_with("mixed seed 1 round 2")));
-    // Scratch databases are gone; the app's own database saw nothing.
-    let left: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'reviewloop_simulation_%'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    // This process's scratch database is gone; the app's own database saw nothing.
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(format!("reviewloop_simulation_{}", std::process::id()))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(left, 0);
     assert_eq!(app.count("SELECT count(*) FROM reviews").await, 0);
     let _ = std::fs::remove_dir_all(&dir);
