@@ -13,29 +13,27 @@ use crate::cancel::Cancel;
 use crate::score::{self, ScoreOptions};
 use crate::train::pipeline::{self, TrainSettings};
 
-pub async fn run(
-    pool: &PgPool,
-    config: &WorkerConfig,
-    job: &Job,
-    cancel: &Cancel,
-    state: &SharedState,
-) -> anyhow::Result<Value> {
-    match job.kind.as_str() {
-        "train" => train(pool, config, job, cancel, state).await,
-        "score" => score(pool, config, job, cancel, state).await,
-        "eval" => eval(pool, job).await,
+/// What a handler works with: the job, where to report, when to stop.
+pub struct JobContext<'a> {
+    pub pool: &'a PgPool,
+    pub config: &'a WorkerConfig,
+    pub job: &'a Job,
+    pub cancel: &'a Cancel,
+    pub state: &'a SharedState,
+}
+
+pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<Value> {
+    match cx.job.kind.as_str() {
+        "train" => train(cx).await,
+        "score" => score(cx).await,
+        "eval" => eval(cx.pool, cx.job).await,
         other => anyhow::bail!("unknown job kind `{other}`"),
     }
 }
 
 /// A training job: [`TrainSettings`] with the version folder root set by the worker.
-async fn train(
-    pool: &PgPool,
-    config: &WorkerConfig,
-    job: &Job,
-    cancel: &Cancel,
-    state: &SharedState,
-) -> anyhow::Result<Value> {
+async fn train(cx: &JobContext<'_>) -> anyhow::Result<Value> {
+    let (pool, config, job, cancel, state) = (cx.pool, cx.config, cx.job, cx.cancel, cx.state);
     let mut settings: TrainSettings = serde_json::from_value(job.payload.clone())?;
     settings.models_dir = config.models_dir.clone();
     settings.fit.cancel = cancel.clone();
@@ -80,13 +78,8 @@ pub struct ScoreJob {
     pub clusters: Option<usize>,
 }
 
-async fn score(
-    pool: &PgPool,
-    config: &WorkerConfig,
-    job: &Job,
-    cancel: &Cancel,
-    state: &SharedState,
-) -> anyhow::Result<Value> {
+async fn score(cx: &JobContext<'_>) -> anyhow::Result<Value> {
+    let (pool, config, job, cancel, state) = (cx.pool, cx.config, cx.job, cx.cancel, cx.state);
     let request: ScoreJob = serde_json::from_value(job.payload.clone())?;
     let mut options = ScoreOptions::new(&request.taxonomy, config.models_dir.clone());
     options.rescore = request.rescore;

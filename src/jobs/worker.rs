@@ -113,8 +113,8 @@ async fn execute(pool: &PgPool, config: &WorkerConfig, job: &Job) -> anyhow::Res
     let state = SharedState::default();
     let beat =
         Heartbeat::start((*pool.connect_options()).clone(), job.id, config, state.clone(), cancel.clone());
-    let ran =
-        std::panic::AssertUnwindSafe(handlers::run(pool, config, job, &cancel, &state)).catch_unwind().await;
+    let cx = handlers::JobContext { pool, config, job, cancel: &cancel, state: &state };
+    let ran = std::panic::AssertUnwindSafe(handlers::run(&cx)).catch_unwind().await;
     beat.stop();
     flush_logs(pool, job.id, &state).await?;
     let progress = state.lock().expect("job state lock").progress.clone();

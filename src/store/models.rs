@@ -2,18 +2,42 @@
 
 use sqlx::{PgPool, Postgres, Transaction};
 
-/// Freezes "every annotation so far" of a taxonomy as a training set.
-pub async fn snapshot(pool: &PgPool, taxonomy_id: i64, created_by: Option<i64>) -> sqlx::Result<(i64, i64)> {
-    let max: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM annotations").fetch_one(pool).await?;
-    let id = sqlx::query_scalar(
-        "INSERT INTO label_snapshots (taxonomy_id, max_annotation_id, created_by) VALUES ($1, $2, $3) RETURNING id",
+/// Freezes "every annotation so far" of a taxonomy as a training set; returns its id
+/// and cut-off.
+pub async fn snapshot<'e, E>(
+    executor: E,
+    taxonomy_id: i64,
+    created_by: Option<i64>,
+) -> sqlx::Result<(i64, i64)>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query_as(
+        "INSERT INTO label_snapshots (taxonomy_id, max_annotation_id, created_by)
+         SELECT $1, coalesce(max(id), 0), $2 FROM annotations RETURNING id, max_annotation_id",
     )
     .bind(taxonomy_id)
-    .bind(max)
     .bind(created_by)
-    .fetch_one(pool)
-    .await?;
-    Ok((id, max))
+    .fetch_one(executor)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Snapshot {
+    pub id: i64,
+    pub max_annotation_id: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A taxonomy's label snapshots, newest first.
+pub async fn snapshots(pool: &PgPool, taxonomy_id: i64, limit: i64) -> sqlx::Result<Vec<Snapshot>> {
+    sqlx::query_as(
+        "SELECT id, max_annotation_id, created_at FROM label_snapshots WHERE taxonomy_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(taxonomy_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// The last annotation id of a taxonomy's snapshot.

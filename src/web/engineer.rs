@@ -36,6 +36,18 @@ pub struct TaxonomyQuery {
     pub taxonomy: Option<String>,
 }
 
+/// A button's form that names a taxonomy.
+#[derive(Deserialize)]
+pub struct TaxonomyForm {
+    pub csrf: String,
+    pub taxonomy: String,
+}
+
+/// The id of a taxonomy named in a request; 404 when there is none.
+pub async fn taxonomy_id(state: &AppState, name: &str) -> AppResult<i64> {
+    taxonomies::find_id(&state.pool, name).await?.ok_or(AppError::NotFound)
+}
+
 /// The named taxonomy, or the first one holding reviews.
 pub async fn pick_taxonomy(
     state: &AppState,

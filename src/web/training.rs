@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{Authorized, CsrfForm, EngineerArea, Nav, Permitted};
-use super::engineer::{pick_taxonomy, TaxonomyQuery};
+use super::engineer::{pick_taxonomy, taxonomy_id, TaxonomyForm, TaxonomyQuery};
 use super::i18n::Tr;
 use super::{render, see_other, AppState};
 use crate::error::{AppError, AppResult};
@@ -28,13 +28,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/engineer/jobs/{id}/cancel", web::post().to(cancel_job));
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct Snapshot {
-    id: i64,
-    max_annotation_id: i64,
-    created_at: chrono::DateTime<chrono::Utc>,
-}
-
 #[derive(Template)]
 #[template(path = "engineer_training.html")]
 struct TrainingPage {
@@ -42,7 +35,7 @@ struct TrainingPage {
     nav: Nav,
     taxonomies: Vec<TaxonomySummary>,
     taxonomy: TaxonomySummary,
-    snapshots: Vec<Snapshot>,
+    snapshots: Vec<crate::store::models::Snapshot>,
     defaults: TrainSettings,
     jobs: Vec<Job>,
 }
@@ -53,12 +46,7 @@ async fn training_page(
     query: web::Query<TaxonomyQuery>,
 ) -> AppResult<HttpResponse> {
     let (taxonomies, taxonomy) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
-    let snapshots = sqlx::query_as(
-        "SELECT id, max_annotation_id, created_at FROM label_snapshots WHERE taxonomy_id = $1 ORDER BY id DESC LIMIT 50",
-    )
-    .bind(taxonomy.id)
-    .fetch_all(&state.pool)
-    .await?;
+    let snapshots = crate::store::models::snapshots(&state.pool, taxonomy.id, 50).await?;
     let defaults = TrainSettings::defaults(&taxonomy.name, state.settings.data_dir.clone());
     let jobs = queue::recent(&state.pool, 30).await?;
     Ok(render(&TrainingPage {
@@ -150,16 +138,7 @@ async fn launch_training(
         crate::store::taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
     let mut tx = state.pool.begin().await?;
     let snapshot = match form.snapshot.as_str() {
-        "new" => {
-            sqlx::query_scalar(
-                "INSERT INTO label_snapshots (taxonomy_id, max_annotation_id, created_by, note)
-                 SELECT $1, coalesce(max(id), 0), $2, 'launched from the training page' FROM annotations RETURNING id",
-            )
-            .bind(taxonomy)
-            .bind(user.user_id())
-            .fetch_one(&mut *tx)
-            .await?
-        }
+        "new" => crate::store::models::snapshot(&mut *tx, taxonomy, Some(user.user_id())).await?.0,
         id => id.parse::<i64>().map_err(|_| AppError::BadRequest("unknown snapshot".into()))?,
     };
     let settings = form.settings(&state, snapshot)?;
@@ -180,19 +159,13 @@ async fn launch_training(
     Ok(see_other(&format!("/engineer/jobs/{id}")))
 }
 
-#[derive(Deserialize)]
-struct ScoreForm {
-    csrf: String,
-    taxonomy: String,
-}
-
 async fn launch_scoring(
-    request: Permitted<EngineerArea, web::Form<ScoreForm>>,
+    request: Permitted<EngineerArea, web::Form<TaxonomyForm>>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
     user.check_csrf(&form.csrf)?;
-    crate::store::taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
+    taxonomy_id(&state, &form.taxonomy).await?;
     let mut job = NewJob::new("score", json!({"taxonomy": form.taxonomy}));
     job.created_by = Some(user.user_id());
     job.dedup_key = Some(format!("score:{}", form.taxonomy));

@@ -8,11 +8,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::auth::{Authorized, EngineerArea, Nav, Permitted};
+use super::engineer::{taxonomy_id, TaxonomyForm};
 use super::i18n::Tr;
 use super::{render_with, see_other, AppState};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::store::models::{self, ModelVersion};
-use crate::store::promotion::{self, Gate, PromoteError};
+use crate::store::promotion::{self, Gate, PromoteError, Switched};
 use crate::store::taxonomies::TaxonomySummary;
 use crate::train::compare::{deltas, judged_report, regressions, LabelDelta};
 use crate::train::metrics::Report;
@@ -125,36 +126,35 @@ async fn promote(
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
     user.check_csrf(&form.csrf)?;
-    let taxonomy =
-        crate::store::taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
+    let taxonomy = taxonomy_id(&state, &form.taxonomy).await?;
     let gate = Gate { margin: state.settings.promotion_margin, override_reason: Some(form.reason.as_str()) };
-    match promotion::promote(&state.pool, taxonomy, &form.name, Some(user.user_id()), &gate).await {
-        Ok(_) => Ok(see_other(&format!("/engineer/models?taxonomy={}", urlencode(&form.taxonomy)))),
-        Err(PromoteError::Database(e)) => Err(e.into()),
-        Err(e) => {
-            page(&user, &state, Some(&form.taxonomy), Some(form.name.clone()), Some(e.to_string())).await
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct RollbackForm {
-    csrf: String,
-    taxonomy: String,
+    let switched = promotion::promote(&state.pool, taxonomy, &form.name, Some(user.user_id()), &gate).await;
+    answer(&user, &state, &form.taxonomy, Some(form.name.clone()), switched).await
 }
 
 async fn rollback(
-    request: Permitted<EngineerArea, web::Form<RollbackForm>>,
+    request: Permitted<EngineerArea, web::Form<TaxonomyForm>>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
     user.check_csrf(&form.csrf)?;
-    let taxonomy =
-        crate::store::taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
-    match promotion::rollback(&state.pool, taxonomy, Some(user.user_id())).await {
-        Ok(_) => Ok(see_other(&format!("/engineer/models?taxonomy={}", urlencode(&form.taxonomy)))),
+    let taxonomy = taxonomy_id(&state, &form.taxonomy).await?;
+    let switched = promotion::rollback(&state.pool, taxonomy, Some(user.user_id())).await;
+    answer(&user, &state, &form.taxonomy, None, switched).await
+}
+
+/// Back to the list after a switch; the page again with the reason when refused.
+async fn answer(
+    user: &Engineer,
+    state: &AppState,
+    taxonomy: &str,
+    compare: Option<String>,
+    switched: Result<Switched, PromoteError>,
+) -> AppResult<HttpResponse> {
+    match switched {
+        Ok(_) => Ok(see_other(&format!("/engineer/models?taxonomy={}", urlencode(taxonomy)))),
         Err(PromoteError::Database(e)) => Err(e.into()),
-        Err(e) => page(&user, &state, Some(&form.taxonomy), None, Some(e.to_string())).await,
+        Err(e) => page(user, state, Some(taxonomy), compare, Some(e.to_string())).await,
     }
 }
 

@@ -169,3 +169,26 @@ pub fn round_spec(size: usize) -> RoundSpec {
         quotas: vec![],
     }
 }
+
+/// A ready version (keyword and sentiment rows) whose test report gives these keyword
+/// F1 scores, for promotion tests.
+pub async fn ready_version(app: &TestApp, name: &str, f1: &[(&str, f64)]) {
+    let labels: Vec<serde_json::Value> = f1
+        .iter()
+        .map(|(k, f)| serde_json::json!([k, {"precision": f, "recall": f, "f1": f, "support": 20}]))
+        .collect();
+    let zero = serde_json::json!({"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0});
+    let report = serde_json::json!({"labels": labels, "micro": zero, "macro_avg": zero, "samples": zero});
+    for kind in ["keyword", "sentiment"] {
+        sqlx::query(
+            "INSERT INTO model_versions (taxonomy_id, kind, name, path, status, metrics)
+             SELECT id, $1, $2, '/models/' || $2 || '/' || $1, 'ready', $3 FROM taxonomies WHERE name = 'fashion'",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(serde_json::json!({"test": report, "validation": null}))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+}

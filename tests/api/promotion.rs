@@ -1,29 +1,8 @@
 //! Promoting a model version behind the F1 gate, and rolling back.
 
 use reviewloop::store::promotion::{self, Gate, PromoteError};
-use serde_json::json;
 
-use crate::helpers::TestApp;
-
-/// A ready version (both kinds) whose test report gives these keyword F1 scores.
-async fn version(app: &TestApp, name: &str, f1: &[(&str, f64)]) {
-    let labels: Vec<serde_json::Value> =
-        f1.iter().map(|(k, f)| json!([k, {"precision": f, "recall": f, "f1": f, "support": 20}])).collect();
-    let zero = json!({"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0});
-    let report = json!({"labels": labels, "micro": zero, "macro_avg": zero, "samples": zero});
-    for kind in ["keyword", "sentiment"] {
-        sqlx::query(
-            "INSERT INTO model_versions (taxonomy_id, kind, name, path, status, metrics)
-             SELECT id, $1, $2, '/models/' || $2 || '/' || $1, 'ready', $3 FROM taxonomies WHERE name = 'fashion'",
-        )
-        .bind(kind)
-        .bind(name)
-        .bind(json!({"test": report, "validation": null}))
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    }
-}
+use crate::helpers::{ready_version, TestApp};
 
 async fn serving(app: &TestApp) -> Vec<String> {
     sqlx::query_scalar("SELECT name || '/' || kind FROM model_versions WHERE status = 'active' ORDER BY kind")
@@ -36,8 +15,8 @@ async fn serving(app: &TestApp) -> Vec<String> {
 async fn promotion_is_refused_when_a_keyword_falls_beyond_the_margin() {
     let app = TestApp::spawn().await;
     let taxonomy = app.taxonomy("fashion").await.id;
-    version(&app, "v1", &[("배송", 0.80), ("색상", 0.70)]).await;
-    version(&app, "v2", &[("배송", 0.90), ("색상", 0.60)]).await;
+    ready_version(&app, "v1", &[("배송", 0.80), ("색상", 0.70)]).await;
+    ready_version(&app, "v2", &[("배송", 0.90), ("색상", 0.60)]).await;
     let strict = Gate { margin: 0.05, override_reason: None };
     promotion::promote(&app.pool, taxonomy, "v1", None, &strict).await.unwrap();
     assert_eq!(serving(&app).await, ["v1/keyword", "v1/sentiment"]);
@@ -58,8 +37,8 @@ async fn promotion_is_refused_when_a_keyword_falls_beyond_the_margin() {
 async fn a_reason_overrides_the_gate_and_is_recorded() {
     let app = TestApp::spawn().await;
     let taxonomy = app.taxonomy("fashion").await.id;
-    version(&app, "v1", &[("배송", 0.80)]).await;
-    version(&app, "v2", &[("배송", 0.50)]).await;
+    ready_version(&app, "v1", &[("배송", 0.80)]).await;
+    ready_version(&app, "v2", &[("배송", 0.50)]).await;
     let gate = Gate { margin: 0.05, override_reason: None };
     promotion::promote(&app.pool, taxonomy, "v1", None, &gate).await.unwrap();
     let blank = Gate { margin: 0.05, override_reason: Some("  ") };
@@ -88,8 +67,8 @@ async fn rollback_serves_the_previous_version_again() {
         promotion::rollback(&app.pool, taxonomy, None).await,
         Err(PromoteError::NothingToRollBack)
     ));
-    version(&app, "v1", &[("배송", 0.8)]).await;
-    version(&app, "v2", &[("배송", 0.9)]).await;
+    ready_version(&app, "v1", &[("배송", 0.8)]).await;
+    ready_version(&app, "v2", &[("배송", 0.9)]).await;
     let gate = Gate { margin: 0.05, override_reason: None };
     promotion::promote(&app.pool, taxonomy, "v1", None, &gate).await.unwrap();
     promotion::promote(&app.pool, taxonomy, "v2", None, &gate).await.unwrap();

@@ -4,7 +4,7 @@ use reviewloop::import::Format;
 use reviewloop::store::users::Role;
 use serde_json::json;
 
-use crate::helpers::{location, pairs, TestApp};
+use crate::helpers::{location, pairs, ready_version, TestApp};
 
 fn train_form(csrf: &str, snapshot: &str) -> Vec<(String, String)> {
     pairs(&[
@@ -88,31 +88,11 @@ async fn an_engineer_launches_training_follows_it_and_cancels_it() {
     assert_eq!(engineer.post_form("/engineer/training", &bad_name).await.status(), 400);
 }
 
-/// A ready version (both kinds) with these keyword F1 scores on its test split.
-async fn version(app: &TestApp, name: &str, f1: &[(&str, f64)]) {
-    let labels: Vec<serde_json::Value> =
-        f1.iter().map(|(k, f)| json!([k, {"precision": f, "recall": f, "f1": f, "support": 20}])).collect();
-    let zero = json!({"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0});
-    let report = json!({"labels": labels, "micro": zero, "macro_avg": zero, "samples": zero});
-    for kind in ["keyword", "sentiment"] {
-        sqlx::query(
-            "INSERT INTO model_versions (taxonomy_id, kind, name, path, status, metrics)
-             SELECT id, $1, $2, '/models/' || $2 || '/' || $1, 'ready', $3 FROM taxonomies WHERE name = 'fashion'",
-        )
-        .bind(kind)
-        .bind(name)
-        .bind(json!({"test": report}))
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    }
-}
-
 #[tokio::test]
 async fn the_models_page_compares_and_promotion_passes_the_gate_only_with_a_reason() {
     let app = TestApp::spawn().await;
-    version(&app, "v1", &[("배송", 0.80), ("색상", 0.70)]).await;
-    version(&app, "v2", &[("배송", 0.90), ("색상", 0.50)]).await;
+    ready_version(&app, "v1", &[("배송", 0.80), ("색상", 0.70)]).await;
+    ready_version(&app, "v2", &[("배송", 0.90), ("색상", 0.50)]).await;
     let engineer = app.logged_in(Role::Engineer).await;
     let csrf = engineer.csrf().await;
     let promote = |name: &str, reason: &str| {
