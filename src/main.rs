@@ -39,6 +39,9 @@ enum Command {
         /// Mark session cookies Secure (set this behind HTTPS).
         #[arg(long, env = "REVIEWLOOP_SECURE_COOKIES")]
         secure_cookies: bool,
+        /// Do not run jobs in this process (run `reviewloop worker` elsewhere instead).
+        #[arg(long, env = "REVIEWLOOP_NO_WORKER")]
+        no_worker: bool,
     },
     /// Create the database if missing and apply migrations, then exit.
     Migrate,
@@ -320,7 +323,7 @@ async fn start() -> anyhow::Result<()> {
 
 async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<()> {
     match command {
-        Command::Serve { bind, secure_cookies } => {
+        Command::Serve { bind, secure_cookies, no_worker } => {
             if let Some(password) = store::users::create_first_admin(&pool).await? {
                 eprintln!("first start: created user `admin` with password `{password}`");
                 eprintln!("change it with `reviewloop user passwd admin --password …`");
@@ -328,7 +331,14 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
             let app =
                 reviewloop::web::Application::build(pool, settings.clone(), &bind, secure_cookies).await?;
             eprintln!("reviewloop listening on http://{}", app.address());
+            let shutdown = reviewloop::cancel::Cancel::default();
+            if !no_worker {
+                let config = reviewloop::jobs::WorkerConfig::new(settings.data_dir.clone());
+                eprintln!("running jobs in this process as worker {}", config.id);
+                reviewloop::jobs::worker::spawn(settings.database_url.clone(), config, shutdown.clone())?;
+            }
             app.run_until_stopped().await?;
+            shutdown.cancel();
         }
         Command::Migrate => eprintln!("database is up to date"),
         Command::Import(args) => import(&pool, settings, args).await?,

@@ -51,10 +51,15 @@ impl WorkerConfig {
 }
 
 /// Progress and log lines a running job publishes; the heartbeat carries them over.
-#[derive(Default)]
 pub struct JobState {
     pub progress: Value,
     pub logs: Vec<String>,
+}
+
+impl Default for JobState {
+    fn default() -> Self {
+        JobState { progress: json!({}), logs: Vec::new() }
+    }
 }
 
 pub type SharedState = Arc<Mutex<JobState>>;
@@ -88,6 +93,30 @@ pub async fn run(pool: &PgPool, config: &WorkerConfig, shutdown: &Cancel) -> any
         }
     }
     Ok(())
+}
+
+/// Runs a worker on a thread and runtime of its own, beside a web server whose threads
+/// must stay free for requests while a job trains for minutes.
+pub fn spawn(
+    database_url: String,
+    config: WorkerConfig,
+    shutdown: Cancel,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("worker".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => return tracing::error!("worker not started: {e}"),
+        };
+        runtime.block_on(async move {
+            let pool = match crate::store::connect(&database_url).await {
+                Ok(pool) => pool,
+                Err(e) => return tracing::error!("worker not started: {e:#}"),
+            };
+            if let Err(e) = run(&pool, &config, &shutdown).await {
+                tracing::error!("worker stopped: {e:#}");
+            }
+        });
+    })
 }
 
 /// Recovers jobs of dead workers, then claims and runs one job; `None` when there was

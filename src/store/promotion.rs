@@ -6,6 +6,8 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::models;
+use crate::jobs::queue::{self, EnqueueError};
+use crate::jobs::NewJob;
 use crate::train::compare::{deltas, judged_report, regressions};
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,23 @@ async fn switch(
     }
     details["from"] = json!(from);
     super::audit::record(&mut *tx, actor, action, &format!("version:{to}"), details).await?;
+    rescore(&mut tx, taxonomy_id, actor).await?;
     tx.commit().await?;
     Ok(Switched { from, to: to.to_string() })
+}
+
+/// The new serving version scores the pool next (strategies read its scores); queued
+/// with the switch, so neither happens without the other.
+async fn rescore(tx: &mut sqlx::PgConnection, taxonomy_id: i64, actor: Option<i64>) -> sqlx::Result<()> {
+    let name: String = sqlx::query_scalar("SELECT name FROM taxonomies WHERE id = $1")
+        .bind(taxonomy_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut job = NewJob::new("score", json!({"taxonomy": name}));
+    job.dedup_key = Some(format!("score:{name}"));
+    job.created_by = actor;
+    match queue::enqueue(tx, &job).await {
+        Ok(_) | Err(EnqueueError::Duplicate(_)) => Ok(()),
+        Err(EnqueueError::Database(e)) => Err(e),
+    }
 }

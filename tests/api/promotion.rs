@@ -76,6 +76,8 @@ async fn rollback_serves_the_previous_version_again() {
     assert_eq!((back.from.as_deref(), back.to.as_str()), (Some("v2"), "v1"));
     assert_eq!(serving(&app).await, ["v1/keyword", "v1/sentiment"]);
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'model.rollback'").await, 1);
+    // Each switch queues a scoring pass by the new serving version (one at a time).
+    assert_eq!(app.count("SELECT count(*) FROM jobs WHERE kind = 'score' AND status = 'queued'").await, 1);
     assert!(matches!(
         promotion::promote(&app.pool, taxonomy, "v1", None, &gate).await,
         Err(PromoteError::AlreadyActive(_))
