@@ -198,24 +198,29 @@ impl Heartbeat {
         let (flag, worker, lease, every) =
             (stop.clone(), config.id.clone(), config.lease_seconds, config.heartbeat);
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-            let Ok(runtime) = runtime else { return };
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return cancel.cancel();
+            };
             runtime.block_on(async move {
-                let Ok(pool) = PgPoolOptions::new().max_connections(1).connect_with(options).await else {
-                    return;
-                };
+                // Lazy: a refused connection (server busy, too many clients) is retried
+                // at every beat instead of silently ending the heartbeat.
+                let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(options);
+                let mut renewed = std::time::Instant::now();
                 while !flag.load(Ordering::Relaxed) {
                     sleep_unless(&flag, every).await;
                     let progress = state.lock().expect("job state lock").progress.clone();
                     let _ = flush_logs(&pool, job_id, &state).await;
                     match queue::heartbeat(&pool, job_id, &worker, lease, &progress).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            cancel.cancel();
-                            break;
+                        Ok(true) => renewed = std::time::Instant::now(),
+                        Ok(false) => return cancel.cancel(),
+                        Err(e) => {
+                            tracing::warn!(job = job_id, "heartbeat failed: {e}");
+                            // The lease is about to run out: another worker will take the
+                            // job, so this one must stop rather than run it twice.
+                            if renewed.elapsed().as_secs_f64() > lease * 0.8 {
+                                return cancel.cancel();
+                            }
                         }
-                        // Transient: the lease outlives a few missed beats.
-                        Err(e) => tracing::warn!(job = job_id, "heartbeat failed: {e}"),
                     }
                 }
                 pool.close().await;
