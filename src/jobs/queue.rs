@@ -61,20 +61,13 @@ pub enum EnqueueError {
 /// Adds a job inside the caller's transaction, so it exists exactly when the domain
 /// write that asked for it does.
 pub async fn enqueue(tx: &mut sqlx::PgConnection, job: &NewJob<'_>) -> Result<i64, EnqueueError> {
-    if let Some(key) = &job.dedup_key {
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE dedup_key = $1 AND status IN ('queued', 'running')",
-        )
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = existing {
-            return Err(EnqueueError::Duplicate(id));
-        }
-    }
-    let id = sqlx::query_scalar(
+    // ON CONFLICT against the partial unique index: two concurrent enqueues of the same
+    // key cannot both insert, and the loser's transaction is not aborted by an error.
+    let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO jobs (kind, payload, priority, dedup_key, max_attempts, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (dedup_key) WHERE status IN ('queued', 'running') DO NOTHING
+         RETURNING id",
     )
     .bind(job.kind)
     .bind(&job.payload)
@@ -82,8 +75,17 @@ pub async fn enqueue(tx: &mut sqlx::PgConnection, job: &NewJob<'_>) -> Result<i6
     .bind(&job.dedup_key)
     .bind(job.max_attempts.max(1))
     .bind(job.created_by)
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some(id) = id else {
+        let existing: i64 = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE dedup_key = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(&job.dedup_key)
+        .fetch_one(&mut *tx)
+        .await?;
+        return Err(EnqueueError::Duplicate(existing));
+    };
     sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(job.kind).execute(&mut *tx).await?;
     Ok(id)
 }

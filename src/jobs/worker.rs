@@ -87,7 +87,12 @@ pub async fn run(pool: &PgPool, config: &WorkerConfig, shutdown: &Cancel) -> any
     while !shutdown.is_cancelled() {
         if run_next(pool, config).await?.is_none() {
             tokio::select! {
-                _ = listener.recv() => {}
+                received = listener.recv() => {
+                    // A lost connection is retried by the next recv; wait meanwhile.
+                    if received.is_err() {
+                        tokio::time::sleep(config.poll).await;
+                    }
+                }
                 _ = tokio::time::sleep(config.poll) => {}
             }
         }

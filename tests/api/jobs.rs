@@ -215,6 +215,25 @@ async fn a_duplicate_job_is_refused_while_the_first_is_pending() {
     assert!(matches!(second, Err(queue::EnqueueError::Duplicate(id)) if id == first));
     queue::cancel(&app.pool, first).await.unwrap();
     assert!(queue::enqueue(&mut conn, &job).await.is_ok(), "allowed again once the first is done");
+    // Racing enqueues of a new key: exactly one wins, the others are told which.
+    let racers = (0..8).map(|_| {
+        let pool = app.pool.clone();
+        tokio::spawn(async move {
+            let mut job = NewJob::new("score", json!({"taxonomy": "nikl-absa"}));
+            job.dedup_key = Some("score:nikl-absa".into());
+            let mut conn = pool.acquire().await.unwrap();
+            queue::enqueue(&mut conn, &job).await
+        })
+    });
+    let mut won = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(queue::EnqueueError::Duplicate(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
 }
 
 #[tokio::test]
