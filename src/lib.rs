@@ -2,6 +2,7 @@
 //! See DESIGN.md for the map; each module below is one stage of the loop.
 
 pub mod analyze;
+pub mod audit;
 pub mod bench;
 pub mod cancel;
 pub mod config;

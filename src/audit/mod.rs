@@ -1,0 +1,4 @@
+//! Label quality: agreement between annotators (and, with issue 5, per-keyword audits and
+//! the label-error finder).
+
+pub mod agreement;
