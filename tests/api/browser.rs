@@ -1,5 +1,6 @@
-//! The annotation page in a real browser (Debian's chromium driven by playwright-core):
-//! keyboard only, including going back to correct an answer.
+//! Pages in a real browser (Debian's chromium driven by playwright-core): the
+//! annotation page, keyboard only, including going back to correct an answer; a job's
+//! page following progress live.
 
 use std::process::Command;
 
@@ -7,33 +8,43 @@ use reviewloop::store::{self, users::Role};
 
 use crate::helpers::{TestApp, PASSWORD};
 
+/// Runs a playwright script from `tests/browser/` against the app; (success, output).
+async fn run_script(app: &TestApp, script: &str, env: &[(&str, String)]) -> (bool, String) {
+    let script = format!("{}/tests/browser/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new("node");
+    command
+        .arg(script)
+        .env("APP_URL", &app.address)
+        .env("NODE_PATH", concat!(env!("CARGO_MANIFEST_DIR"), "/node_modules"))
+        .envs(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("node runs (see README: the test command installs it)");
+    let log =
+        format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), log)
+}
+
+fn skipped() -> bool {
+    let skip = std::env::var("REVIEWLOOP_SKIP_BROWSER").is_ok();
+    if skip {
+        eprintln!("skipped: REVIEWLOOP_SKIP_BROWSER is set");
+    }
+    skip
+}
+
 #[tokio::test]
 async fn an_annotator_labels_three_reviews_with_the_keyboard_and_corrects_one() {
-    if std::env::var("REVIEWLOOP_SKIP_BROWSER").is_ok() {
-        eprintln!("skipped: REVIEWLOOP_SKIP_BROWSER is set");
+    if skipped() {
         return;
     }
     let app = TestApp::spawn().await;
     let round = crate::annotate::round(&app, 3, 0.0).await;
     let annotator = app.user(Role::Annotator).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/annotate.mjs");
-    let address = app.address.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .env("APP_URL", address)
-            .env("APP_USER", annotator)
-            .env("APP_PASSWORD", PASSWORD)
-            .env("APP_ROUND", round.to_string())
-            .env("NODE_PATH", concat!(env!("CARGO_MANIFEST_DIR"), "/node_modules"))
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs (see README: the test command installs it)");
-    let log =
-        format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "browser script failed:\n{log}");
+    let env = [("APP_USER", annotator), ("APP_PASSWORD", PASSWORD.into()), ("APP_ROUND", round.to_string())];
+    let (success, log) = run_script(&app, "annotate.mjs", &env).await;
+    assert!(success, "browser script failed:\n{log}");
 
     // The script answered 1st 디자인+1 & 배송−1, 2nd 만족도+2, then on the 3rd went back
     // to the 2nd and changed it to 만족도+2 & 사이즈−1, then answered the 3rd: no keyword.
@@ -69,4 +80,41 @@ async fn an_annotator_labels_three_reviews_with_the_keyboard_and_corrects_one() 
     assert_eq!(named(rows[2].0), kw(&[("만족도", 2), ("사이즈", -1)]), "{log}");
     assert!(rows[3].2 && named(rows[3].0).is_empty(), "third is 'no keyword': {log}");
     assert_eq!(app.count("SELECT count(*) FROM assignments WHERE status = 'done'").await, 3);
+}
+
+#[tokio::test]
+async fn an_engineer_follows_a_job_live_until_it_ends() {
+    if skipped() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let engineer = app.user(Role::Engineer).await;
+    let job: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, status, attempts, worker_id, started_at, progress)
+         VALUES ('train', 'running', 1, 'w', now(), $1) RETURNING id",
+    )
+    .bind(serde_json::json!({"stage": "keyword", "epoch": 3, "step": 5, "total_steps": 10, "loss": 0.25, "eta_seconds": 12}))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO job_logs (job_id, line) VALUES ($1, 'keyword: epoch 3 (step 5/10)')")
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let env = [("APP_USER", engineer), ("APP_PASSWORD", PASSWORD.into()), ("APP_JOB", job.to_string())];
+    let browser = run_script(&app, "job.mjs", &env);
+    let worker = async {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', finished_at = now(), result = '{\"version\": \"browser-v1\"}',
+                             progress = progress || '{\"step\": 10, \"eta_seconds\": 0}' WHERE id = $1",
+        )
+        .bind(job)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    };
+    let ((success, log), ()) = tokio::join!(browser, worker);
+    assert!(success, "browser script failed:\n{log}");
 }
