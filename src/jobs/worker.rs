@@ -82,6 +82,10 @@ pub enum Outcome {
 /// Runs jobs until `shutdown` is set, sleeping on `LISTEN` (or the poll interval) when
 /// the queue is empty.
 pub async fn run(pool: &PgPool, config: &WorkerConfig, shutdown: &Cancel) -> anyhow::Result<()> {
+    let removed = crate::model::version::remove_abandoned(&config.models_dir);
+    if removed > 0 {
+        tracing::warn!(removed, "removed version folders left half-written by killed processes");
+    }
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(queue::CHANNEL).await?;
     while !shutdown.is_cancelled() {

@@ -54,8 +54,10 @@ impl PendingVersion {
         let parent = models_dir.join(taxonomy);
         let target = parent.join(name);
         anyhow::ensure!(!target.exists(), "model version {} already exists", target.display());
-        let temp = parent.join(format!(".partial-{name}-{}", uuid::Uuid::new_v4().simple()));
+        let temp = parent.join(format!("{PARTIAL}{name}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+        // Who is writing it: a process killed mid-training cannot remove its own folder.
+        std::fs::write(temp.join(OWNER), owner())?;
         Ok(PendingVersion { temp, target, committed: false })
     }
 
@@ -78,6 +80,7 @@ impl PendingVersion {
 
     /// Moves the finished folder into place and returns its path.
     pub fn commit(mut self) -> anyhow::Result<PathBuf> {
+        std::fs::remove_file(self.temp.join(OWNER))?;
         std::fs::rename(&self.temp, &self.target)
             .with_context(|| format!("cannot move {} to {}", self.temp.display(), self.target.display()))?;
         self.committed = true;
@@ -85,10 +88,63 @@ impl PendingVersion {
     }
 }
 
+const PARTIAL: &str = ".partial-";
+const OWNER: &str = ".owner";
+
+/// `host:pid` of this process.
+fn owner() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{}:{}", host.trim(), std::process::id())
+}
+
+/// Removes version folders left half-written by processes of this host that no longer
+/// run (killed mid-training). Folders of other hosts sharing the folder are theirs to
+/// judge. Returns how many were removed.
+pub fn remove_abandoned(models_dir: &Path) -> usize {
+    let host = owner().split(':').next().unwrap_or_default().to_string();
+    let taxonomies = std::fs::read_dir(models_dir).into_iter().flatten().flatten();
+    let partials = taxonomies
+        .flat_map(|t| std::fs::read_dir(t.path()).into_iter().flatten().flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(PARTIAL));
+    let mut removed = 0;
+    for entry in partials {
+        let owner = std::fs::read_to_string(entry.path().join(OWNER)).unwrap_or_default();
+        let Some((owner_host, pid)) = owner.trim().rsplit_once(':') else { continue };
+        let dead = owner_host == host && !Path::new("/proc").join(pid).exists();
+        if dead && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 impl Drop for PendingVersion {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.temp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_of_dead_writers_are_removed_and_live_ones_kept() {
+        let root = std::env::temp_dir().join(format!("versions-{}", uuid::Uuid::new_v4().simple()));
+        let live = PendingVersion::start(&root, "fashion", "live").unwrap();
+        let dead = root.join("fashion").join(format!("{PARTIAL}dead-1"));
+        std::fs::create_dir_all(&dead).unwrap();
+        let host = owner().split(':').next().unwrap().to_string();
+        // No process has this pid: the kernel's limit is below it.
+        std::fs::write(dead.join(OWNER), format!("{host}:4999999")).unwrap();
+        let elsewhere = root.join("fashion").join(format!("{PARTIAL}other-host"));
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join(OWNER), "another-host:1").unwrap();
+        assert_eq!(remove_abandoned(&root), 1);
+        assert!(!dead.exists() && elsewhere.exists() && live.temp.exists());
+        drop(live);
+        std::fs::remove_dir_all(root).unwrap();
     }
 }
