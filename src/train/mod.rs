@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod data;
 pub mod evaluate;
+pub mod folds;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
@@ -34,6 +35,13 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// No rows: an absent validation or test split.
+    pub fn empty(multi_label: bool) -> Dataset {
+        let targets =
+            if multi_label { Targets::MultiLabel(Vec::new()) } else { Targets::SingleLabel(Vec::new()) };
+        Dataset { rows: Vec::new(), targets }
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

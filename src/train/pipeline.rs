@@ -127,9 +127,9 @@ pub struct TrainOutcome {
 }
 
 /// The encoder every model of this run starts from.
-struct Base {
-    config: Config,
-    tokenizer: Tokenizer,
+pub(super) struct Base {
+    pub(super) config: Config,
+    pub(super) tokenizer: Tokenizer,
     weights: Weights,
     label: String,
 }
@@ -176,7 +176,7 @@ fn mask_token(tokenizer: &Tokenizer) -> u32 {
     tokenizer.token_to_id("[MASK]").or_else(|| tokenizer.token_to_id("<mask>")).unwrap_or(4)
 }
 
-async fn base(
+pub(super) async fn base(
     pool: &PgPool,
     settings: &TrainSettings,
     taxonomy: &Taxonomy,
@@ -340,7 +340,7 @@ async fn train_from(
 }
 
 /// A fresh classifier trained on `sets[0]`, early-stopped on `sets[1]`.
-fn train_model(
+pub(super) fn train_model(
     base: &Base,
     settings: &TrainSettings,
     outputs: usize,

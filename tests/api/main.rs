@@ -1,6 +1,7 @@
 //! Integration tests against a real PostgreSQL: one binary, one module per feature.
 
 mod annotate;
+mod audit;
 mod browser;
 mod csrf;
 mod export;

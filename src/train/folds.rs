@@ -1,0 +1,82 @@
+//! Out-of-sample probabilities by k-fold cross-validation, for confident learning:
+//! every labelled review is scored by keyword and sentiment models that never saw its
+//! label. Folds are fixed by the text, so a rerun on the same labels gives the same.
+
+use sqlx::PgPool;
+
+use super::data::{self, LabelledText};
+use super::pipeline::{base, train_model, TrainSettings};
+use super::{probabilities, Dataset, Progress};
+use crate::taxonomy::Taxonomy;
+
+/// Per labelled review (in the given order): every keyword's probability, and a level
+/// distribution for each keyword it is labelled with.
+#[derive(Debug, Clone, Default)]
+pub struct OutOfSample {
+    pub keyword: Vec<Vec<f32>>,
+    pub sentiment: Vec<Vec<(usize, Vec<f32>)>>,
+}
+
+/// The fold of a review: a hash of its text (FNV-1a), so folds do not follow import order.
+pub fn fold_of(text: &str, folds: usize) -> usize {
+    let hash =
+        text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    (hash % folds.max(1) as u64) as usize
+}
+
+/// Trains `folds` keyword and sentiment models, each without one fold, with a fixed
+/// number of epochs (no validation split: every label is needed), and scores the
+/// held-out fold with them.
+pub async fn cross_validate(
+    pool: &PgPool,
+    settings: &TrainSettings,
+    taxonomy: &Taxonomy,
+    items: &[LabelledText],
+    folds: usize,
+    progress: &mut (dyn FnMut(&str, &Progress) + Send),
+) -> anyhow::Result<OutOfSample> {
+    anyhow::ensure!(folds >= 2, "cross-validation needs at least 2 folds");
+    let base = base(pool, settings, taxonomy, progress).await?;
+    let tokenizer = data::truncating(&base.tokenizer, base.config.max_tokens());
+    let fold: Vec<usize> = items.iter().map(|i| fold_of(&i.text, folds)).collect();
+    let (k, levels) = (taxonomy.keywords.len(), (taxonomy.scale_max - taxonomy.scale_min + 1) as usize);
+    let mut out =
+        OutOfSample { keyword: vec![Vec::new(); items.len()], sentiment: vec![Vec::new(); items.len()] };
+    for f in 0..folds {
+        settings.fit.cancel.check()?;
+        let (held, kept): (Vec<usize>, Vec<usize>) = (0..items.len()).partition(|&i| fold[i] == f);
+        if held.is_empty() || kept.is_empty() {
+            continue;
+        }
+        let kept_items: Vec<&LabelledText> = kept.iter().map(|&i| &items[i]).collect();
+        let held_items: Vec<&LabelledText> = held.iter().map(|&i| &items[i]).collect();
+        let stage = format!("fold {}/{folds}", f + 1);
+
+        let sets =
+            [data::keyword_dataset(&kept_items, &tokenizer, k), Dataset::empty(true), Dataset::empty(true)];
+        let (model, _, _) = train_model(&base, settings, k, &sets, &format!("{stage} keyword"), progress)?;
+        let held_rows = data::keyword_dataset(&held_items, &tokenizer, k).rows;
+        for (&i, p) in held.iter().zip(probabilities(&model, &held_rows, true, settings.fit.batch_size)?) {
+            out.keyword[i] = p;
+        }
+
+        let input = settings.sentiment_input;
+        let train = data::sentiment_dataset(&kept_items, &tokenizer, taxonomy, input);
+        if train.is_empty() {
+            continue;
+        }
+        let sets = [train, Dataset::empty(false), Dataset::empty(false)];
+        let (model, _, _) =
+            train_model(&base, settings, levels, &sets, &format!("{stage} sentiment"), progress)?;
+        let pairs: Vec<(usize, usize)> =
+            held.iter().flat_map(|&i| items[i].labels.iter().map(move |(kw, _)| (i, *kw))).collect();
+        let rows: Vec<Vec<u32>> = pairs
+            .iter()
+            .map(|&(i, kw)| data::encode_pair(&tokenizer, input, &items[i].text, &taxonomy.keywords[kw].name))
+            .collect();
+        for (&(i, kw), d) in pairs.iter().zip(probabilities(&model, &rows, false, settings.fit.batch_size)?) {
+            out.sentiment[i].push((kw, d));
+        }
+    }
+    Ok(out)
+}

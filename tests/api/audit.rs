@@ -1,0 +1,53 @@
+//! Label-error detection building blocks against real labels: out-of-sample
+//! probabilities by k-fold cross-validation, then confident learning.
+
+use reviewloop::audit::confident::keyword_suspects;
+use reviewloop::import::Format;
+use reviewloop::train::{data, folds};
+
+use crate::helpers::TestApp;
+use crate::train::{scratch_dir, settings};
+
+#[tokio::test]
+async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_error() {
+    let app = TestApp::spawn().await;
+    let mut csv = String::from("text,labels\n");
+    for i in 0..40 {
+        let (text, labels) =
+            if i % 2 == 0 { ("배송이 빨라요", "배송1") } else { ("색감이 예뻐요", "색상2") };
+        // Review 6 is about delivery but was labelled 색상: the planted error.
+        let labels = if i == 6 { "색상2" } else { labels };
+        csv.push_str(&format!("{text} {i}번,\"{labels}\"\n"));
+    }
+    app.import_text("fashion", Format::Csv, &csv).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let items = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    let models = scratch_dir();
+    let mut s = settings(&models, "cv");
+    // A tokenizer of its own (the fixture's knows few Korean words) and a tiny encoder.
+    s.base = None;
+    s.encoder_size = Some(reviewloop::train::pipeline::EncoderSize { layers: 1, hidden: 64 });
+    s.vocab_size = 300;
+    s.fit.epochs = 15;
+    s.fit.learning_rate = 3e-3;
+    s.fit.batch_size = 8;
+    let mut stages = std::collections::BTreeSet::new();
+    let out = folds::cross_validate(&app.pool, &s, &taxonomy, &items, 4, &mut |stage, _| {
+        stages.insert(stage.to_string());
+    })
+    .await
+    .unwrap();
+    assert_eq!(stages.len(), 8, "4 folds × (keyword, sentiment): {stages:?}");
+    assert!(out.keyword.iter().all(|p| p.len() == 15), "every review scored");
+    for (item, dists) in items.iter().zip(&out.sentiment) {
+        assert_eq!(dists.len(), item.labels.len(), "a distribution per labelled keyword");
+    }
+    let delivery = taxonomy.keywords.iter().position(|k| k.name == "배송").unwrap();
+    let present: Vec<f32> = out.keyword.iter().map(|p| p[delivery]).collect();
+    let labelled: Vec<bool> = items.iter().map(|i| i.labels.iter().any(|(k, _)| *k == delivery)).collect();
+    let planted = items.iter().position(|i| i.text.ends_with(" 6번")).unwrap();
+    let suspects = keyword_suspects(&present, &labelled);
+    assert_eq!(suspects.first().map(|s| (s.index, s.suggested)), Some((planted, 1)), "{suspects:?}");
+    assert_eq!(folds::fold_of("배송이 빨라요", 4), folds::fold_of("배송이 빨라요", 4));
+    let _ = std::fs::remove_dir_all(&models);
+}
