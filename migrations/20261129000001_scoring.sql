@@ -1,4 +1,4 @@
--- Scoring, the job queue and simulations of the active-learning loop.
+-- Scoring, the job queue and simulations of the active-learning loop; suggestions on label issues.
 
 -- Each selection strategy's input, one narrow row per scored review and model version:
 -- composing a round over a million scored reviews reads these few numbers, not the
@@ -30,3 +30,7 @@ CREATE TABLE simulations (
     summary    JSONB NOT NULL DEFAULT '{}',
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- What the label-error finder believes instead: the level for a sentiment suspect,
+-- 1 (present) or 0 (absent) for a keyword suspect.
+ALTER TABLE label_issues ADD COLUMN suggested SMALLINT;

@@ -97,6 +97,9 @@ enum Command {
     /// Run queued jobs (training, scoring, evaluation) until stopped; start one per
     /// machine, GPU hosts included, against the same database.
     Worker(cli::active::WorkerArgs),
+    /// Find suspected label errors: k-fold cross-validation, then confident learning per
+    /// keyword and per keyword's sentiment; suspects become label issues for reviewers.
+    Audit(cli::models::AuditArgs),
     /// Replay the loop on a labelled file: learning curves of each strategy against random.
     Simulate(cli::simulate::SimulateArgs),
     /// List model versions, promote one (behind the F1 gate) or roll back.
@@ -379,6 +382,7 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Worker(args) => cli::active::worker(&pool, settings, args).await?,
         Command::Job(cmd) => cli::active::job(&pool, cmd).await?,
         Command::Model(cmd) => cli::active::model(&pool, settings, cmd).await?,
+        Command::Audit(args) => cli::models::audit(&pool, settings, args).await?,
         Command::Simulate(args) => cli::simulate::simulate(&pool, settings, args).await?,
         Command::Bench(_) => unreachable!("handled before connecting"),
     }

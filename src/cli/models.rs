@@ -189,3 +189,36 @@ pub async fn eval(
     }
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    #[arg(long, default_value = "fashion")]
+    taxonomy: String,
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Epochs of each fold's models (no validation split: every label is scored).
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// A pretrained encoder folder; the offline small encoder when absent.
+    #[arg(long)]
+    base: Option<PathBuf>,
+}
+
+pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) -> anyhow::Result<()> {
+    let mut train =
+        reviewloop::train::pipeline::TrainSettings::defaults(&args.taxonomy, settings.data_dir.clone());
+    train.fit.epochs = args.epochs;
+    train.base = args.base;
+    let summary = reviewloop::audit::finder::run(pool, &train, args.folds, &mut |stage, p| {
+        if p.step == 1 {
+            eprintln!("{stage}: {} steps", p.total_steps);
+        }
+    })
+    .await?;
+    println!("{} labelled reviews audited; {} new suspects", summary.reviews, summary.added);
+    println!("{:<20} {:>8} {:>10}", "keyword", "keyword", "sentiment");
+    for (name, keyword, sentiment) in summary.per_keyword.iter().filter(|k| k.1 + k.2 > 0) {
+        println!("{name:<20} {keyword:>8} {sentiment:>10}");
+    }
+    Ok(())
+}

@@ -17,6 +17,8 @@ pub struct LabelledText {
     pub split: Split,
     /// (index of the keyword in the taxonomy, level)
     pub labels: Vec<(usize, i16)>,
+    /// Where the label lives in the store: (review id, annotation id); none for a file.
+    pub stored: Option<(i64, i64)>,
 }
 
 /// Every labelled review of the taxonomy with its current label, using annotations up
@@ -42,7 +44,8 @@ pub async fn labelled(
                     taxonomy.keywords.iter().position(|k| k.id == *id).map(|i| (i, *level))
                 })
                 .collect();
-            out.push(LabelledText { text: review.text, split: review.split, labels });
+            let stored = Some((review.id, current.id));
+            out.push(LabelledText { text: review.text, split: review.split, labels, stored });
         }
     }
     Ok(out)

@@ -45,6 +45,7 @@ pub fn read_file<R: BufRead + Send>(
                 text: crate::text::normalize(&row.text),
                 split: Split::Test,
                 labels: found,
+                stored: None,
             }),
             _ => skipped += 1,
         }

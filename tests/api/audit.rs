@@ -2,7 +2,9 @@
 //! probabilities by k-fold cross-validation, then confident learning.
 
 use reviewloop::audit::confident::keyword_suspects;
+use reviewloop::audit::finder;
 use reviewloop::import::Format;
+use reviewloop::store::label_issues;
 use reviewloop::train::{data, folds};
 
 use crate::helpers::TestApp;
@@ -49,5 +51,34 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     let suspects = keyword_suspects(&present, &labelled);
     assert_eq!(suspects.first().map(|s| (s.index, s.suggested)), Some((planted, 1)), "{suspects:?}");
     assert_eq!(folds::fold_of("배송이 빨라요", 4), folds::fold_of("배송이 빨라요", 4));
+
+    // Recorded as label issues: the planted one first for 배송, as a missing keyword.
+    let issues = finder::find(&taxonomy, &items, &out);
+    let delivery_id = taxonomy.keywords[delivery].id;
+    let first = issues.iter().find(|i| i.keyword_id == delivery_id).unwrap();
+    assert_eq!(
+        (first.review_id, first.kind, first.suggested),
+        (items[planted].stored.unwrap().0, "missing", 1)
+    );
+    let added = label_issues::record(&app.pool, &issues).await.unwrap();
+    assert_eq!(added, issues.len());
+    assert_eq!(label_issues::record(&app.pool, &issues).await.unwrap(), 0, "a rerun does not double them");
+    let issue_id: i64 =
+        sqlx::query_scalar("SELECT id FROM label_issues WHERE review_id = $1 AND kind = 'missing'")
+            .bind(first.review_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(label_issues::decide(&app.pool, issue_id, "dismissed", None).await.unwrap());
+    assert_eq!(
+        label_issues::record(&app.pool, &issues).await.unwrap(),
+        0,
+        "a dismissed suspicion stays dismissed"
+    );
+    // The label changes (a new annotation): the suspicion may be raised again.
+    app.import_text("fashion", Format::Csv, "text,labels\n배송이 빨라요 6번,\"색상1\"\n").await;
+    let items = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    assert!(label_issues::record(&app.pool, &finder::find(&taxonomy, &items, &out)).await.unwrap() >= 1);
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'label_issue.dismissed'").await, 1);
     let _ = std::fs::remove_dir_all(&models);
 }
