@@ -2,6 +2,9 @@
 
 use sqlx::PgPool;
 
+use super::annotations::{self, Authorship, LabelSource};
+use crate::taxonomy::ResolvedLabels;
+
 /// A suspect to record: the review's current annotation, the keyword, what kind of
 /// error, what the model believes instead, and how confidently.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,25 +66,84 @@ pub async fn record(pool: &PgPool, issues: &[NewIssue]) -> sqlx::Result<usize> {
     Ok(added)
 }
 
-/// Closes an issue as `dismissed`, `confirmed` or `fixed`, recording who decided.
-pub async fn decide(pool: &PgPool, issue_id: i64, status: &str, by: Option<i64>) -> sqlx::Result<bool> {
+/// Closes open issues as `dismissed` or `confirmed` (the label stands), one or in bulk,
+/// each decision in the audit log. Returns how many were open.
+pub async fn decide(
+    pool: &PgPool,
+    issue_ids: &[i64],
+    status: Decision,
+    by: Option<i64>,
+) -> sqlx::Result<u64> {
     let mut tx = pool.begin().await?;
-    let done = sqlx::query(
-        "UPDATE label_issues SET status = $2, decided_by = $3, decided_at = now() WHERE id = $1 AND status = 'open'",
+    let closed = close(&mut tx, issue_ids, status.as_str(), by).await?;
+    tx.commit().await?;
+    Ok(closed)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The model was wrong: the label stands.
+    Dismissed,
+    /// The label is right after all (the suspicion was worth checking).
+    Confirmed,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Dismissed => "dismissed",
+            Decision::Confirmed => "confirmed",
+        }
+    }
+}
+
+async fn close(tx: &mut sqlx::PgConnection, ids: &[i64], status: &str, by: Option<i64>) -> sqlx::Result<u64> {
+    let closed: Vec<i64> = sqlx::query_scalar(
+        "UPDATE label_issues SET status = $2, decided_by = $3, decided_at = now()
+         WHERE id = ANY($1) AND status = 'open' RETURNING id",
     )
-    .bind(issue_id)
+    .bind(ids)
     .bind(status)
     .bind(by)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    super::audit::record(
-        &mut *tx,
-        by,
-        &format!("label_issue.{status}"),
-        &format!("label_issue:{issue_id}"),
-        serde_json::json!({}),
+    for id in &closed {
+        let action = format!("label_issue.{status}");
+        super::audit::record(&mut *tx, by, &action, &format!("label_issue:{id}"), serde_json::json!({}))
+            .await?;
+    }
+    Ok(closed.len() as u64)
+}
+
+/// A reviewer's correction: the review's new label as a new annotation (source
+/// `review`; nothing is overwritten) and the issue closed as `fixed`, together or not
+/// at all. Returns the new annotation's id; `None` when the issue is not open.
+pub async fn fix(
+    pool: &PgPool,
+    issue_id: i64,
+    reviewer: i64,
+    labels: &ResolvedLabels,
+) -> sqlx::Result<Option<i64>> {
+    let mut tx = pool.begin().await?;
+    let issue: Option<(i64, i32)> = sqlx::query_as(
+        "SELECT i.review_id, t.guideline_revision FROM label_issues i
+         JOIN reviews r ON r.id = i.review_id JOIN taxonomies t ON t.id = r.taxonomy_id
+         WHERE i.id = $1 AND i.status = 'open' FOR UPDATE OF i",
     )
+    .bind(issue_id)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some((review_id, guideline_revision)) = issue else { return Ok(None) };
+    let author = Authorship {
+        source: LabelSource::Review,
+        annotator_id: Some(reviewer),
+        assignment_id: None,
+        import_batch_id: None,
+        guideline_revision,
+        client_token: None,
+    };
+    let annotation = annotations::insert(&mut tx, review_id, &author, labels).await?;
+    close(&mut tx, &[issue_id], "fixed", Some(reviewer)).await?;
     tx.commit().await?;
-    Ok(done.rows_affected() == 1)
+    Ok(Some(annotation))
 }

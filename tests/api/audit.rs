@@ -4,7 +4,7 @@
 use reviewloop::audit::confident::keyword_suspects;
 use reviewloop::audit::finder;
 use reviewloop::import::Format;
-use reviewloop::store::label_issues;
+use reviewloop::store::label_issues::{self, Decision};
 use reviewloop::train::{data, folds};
 
 use crate::helpers::TestApp;
@@ -69,7 +69,7 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    assert!(label_issues::decide(&app.pool, issue_id, "dismissed", None).await.unwrap());
+    assert_eq!(label_issues::decide(&app.pool, &[issue_id], Decision::Dismissed, None).await.unwrap(), 1);
     assert_eq!(
         label_issues::record(&app.pool, &issues).await.unwrap(),
         0,
@@ -81,4 +81,51 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     assert!(label_issues::record(&app.pool, &finder::find(&taxonomy, &items, &out)).await.unwrap() >= 1);
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'label_issue.dismissed'").await, 1);
     let _ = std::fs::remove_dir_all(&models);
+}
+
+#[tokio::test]
+async fn a_reviewers_fix_is_a_new_annotation_and_closes_the_issue() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, "text,labels\n배송이 빨라요,색상2\n색감이 예뻐요,색상2\n").await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let reviewer = app.user(reviewloop::store::users::Role::Reviewer).await;
+    let reviewer = reviewloop::store::users::find(&app.pool, &reviewer).await.unwrap().unwrap().id;
+    let items = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
+    let colour = taxonomy.keywords.iter().find(|k| k.name == "색상").unwrap().id;
+    let issues: Vec<label_issues::NewIssue> = items
+        .iter()
+        .map(|i| label_issues::NewIssue {
+            review_id: i.stored.unwrap().0,
+            keyword_id: delivery,
+            kind: "missing",
+            annotation_id: i.stored.unwrap().1,
+            suggested: 1,
+            confidence: 0.5,
+        })
+        .collect();
+    label_issues::record(&app.pool, &issues).await.unwrap();
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM label_issues ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let labels = reviewloop::taxonomy::ResolvedLabels { no_keyword: false, labels: vec![(delivery, 1)] };
+    let annotation =
+        label_issues::fix(&app.pool, ids[0], reviewer, &labels).await.unwrap().expect("open issue");
+    assert!(label_issues::fix(&app.pool, ids[0], reviewer, &labels).await.unwrap().is_none(), "fixed once");
+    // History is complete: the imported label is still there, the fix is a new row.
+    assert_eq!(app.count("SELECT count(*) FROM annotations").await, 3);
+    let source: String = sqlx::query_scalar("SELECT source::text FROM annotations WHERE id = $1")
+        .bind(annotation)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(source, "review");
+    let now = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    let fixed = now.iter().find(|i| i.stored.unwrap().1 == annotation).expect("the fix is the current label");
+    assert_eq!(fixed.labels.len(), 1);
+    assert_eq!(taxonomy.keywords[fixed.labels[0].0].id, delivery);
+    assert_ne!(delivery, colour);
+    // Bulk: the rest confirmed at once; decisions name the reviewer.
+    assert_eq!(label_issues::decide(&app.pool, &ids, Decision::Confirmed, Some(reviewer)).await.unwrap(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM label_issues WHERE status = 'open'").await, 0);
+    assert_eq!(app.count(&format!("SELECT count(*) FROM audit_log WHERE actor_id = {reviewer}")).await, 2);
 }
