@@ -58,6 +58,43 @@ pub fn krippendorff_alpha<T: Ord + Clone>(units: &[Vec<T>]) -> Option<f64> {
     Some(1.0 - disagreement / expected)
 }
 
+/// Agreement on one keyword across the reviews several annotators labelled.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KeywordAgreement {
+    pub keyword_id: i64,
+    /// Reviews with at least two annotators' answers.
+    pub reviews: usize,
+    /// Whether the keyword is present: kappa over reviews with exactly two answers,
+    /// alpha over all.
+    pub presence_kappa: Option<f64>,
+    pub presence_alpha: Option<f64>,
+    /// The sentiment level, among the annotators who marked the keyword.
+    pub level_alpha: Option<f64>,
+}
+
+/// Per keyword, from each multiply-labelled review's answers (one per annotator; an
+/// answer is the list of (keyword id, level) it marked).
+pub fn per_keyword(keyword_ids: &[i64], answers: &[Vec<Vec<(i64, i16)>>]) -> Vec<KeywordAgreement> {
+    let rated: Vec<&Vec<Vec<(i64, i16)>>> = answers.iter().filter(|a| a.len() >= 2).collect();
+    keyword_ids
+        .iter()
+        .map(|&k| {
+            let level = |answer: &Vec<(i64, i16)>| answer.iter().find(|(id, _)| *id == k).map(|(_, l)| *l);
+            let presence: Vec<Vec<bool>> =
+                rated.iter().map(|r| r.iter().map(|a| level(a).is_some()).collect()).collect();
+            let pairs: Vec<(bool, bool)> = presence.iter().filter(|p| p.len() == 2).map(|p| (p[0], p[1])).collect();
+            let levels: Vec<Vec<i16>> = rated.iter().map(|r| r.iter().filter_map(level).collect()).collect();
+            KeywordAgreement {
+                keyword_id: k,
+                reviews: rated.len(),
+                presence_kappa: cohen_kappa(&pairs),
+                presence_alpha: krippendorff_alpha(&presence),
+                level_alpha: krippendorff_alpha(&levels),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +151,29 @@ mod tests {
         let (alpha, kappa) = (krippendorff_alpha(&units).unwrap(), cohen_kappa(&pairs).unwrap());
         // Alpha corrects for the sample size: slightly above kappa here.
         assert!((alpha - kappa).abs() < 0.05, "alpha {alpha}, kappa {kappa}");
+    }
+
+    #[test]
+    fn per_keyword_agreement_separates_presence_from_level() {
+        let (delivery, colour) = (1, 2);
+        // Three reviews, two annotators: both always agree on 배송 being there but not on
+        // its level; 색상 is marked by one annotator only, once.
+        let answers = vec![
+            vec![vec![(delivery, 1)], vec![(delivery, -1)]],
+            vec![vec![(delivery, 1), (colour, 2)], vec![(delivery, 1)]],
+            vec![vec![], vec![]],
+            vec![vec![(delivery, 2)]], // one answer: not counted
+        ];
+        let result = per_keyword(&[delivery, colour], &answers);
+        assert_eq!(result[0].reviews, 3);
+        // 배송 present in 2 of 3 reviews for both: perfect presence agreement.
+        assert!(close(result[0].presence_kappa, 1.0, 1e-12));
+        assert!(close(result[0].presence_alpha, 1.0, 1e-12));
+        // Levels: (1, −1) disagree, (1, 1) agree.
+        assert!(result[0].level_alpha.unwrap() < 1.0);
+        // 색상: the annotators never agree on it being there.
+        assert!(result[1].presence_kappa.unwrap() <= 0.0);
+        assert_eq!(result[1].level_alpha, None, "nobody's level can be compared");
     }
 
     #[test]
