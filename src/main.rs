@@ -100,6 +100,11 @@ enum Command {
     /// Find suspected label errors: k-fold cross-validation, then confident learning per
     /// keyword and per keyword's sentiment; suspects become label issues for reviewers.
     Audit(cli::models::AuditArgs),
+    /// Agreement between annotators per keyword (kappa, alpha) on multiply-labelled reviews.
+    Agreement {
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+    },
     /// Replay the loop on a labelled file: learning curves of each strategy against random.
     Simulate(cli::simulate::SimulateArgs),
     /// List model versions, promote one (behind the F1 gate) or roll back.
@@ -382,6 +387,7 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Worker(args) => cli::active::worker(&pool, settings, args).await?,
         Command::Job(cmd) => cli::active::job(&pool, cmd).await?,
         Command::Model(cmd) => cli::active::model(&pool, settings, cmd).await?,
+        Command::Agreement { taxonomy } => cli::models::agreement(&pool, &taxonomy).await?,
         Command::Audit(args) => cli::models::audit(&pool, settings, args).await?,
         Command::Simulate(args) => cli::simulate::simulate(&pool, settings, args).await?,
         Command::Bench(_) => unreachable!("handled before connecting"),

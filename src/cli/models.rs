@@ -222,3 +222,23 @@ pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) ->
     }
     Ok(())
 }
+
+pub async fn agreement(pool: &sqlx::PgPool, taxonomy: &str) -> anyhow::Result<()> {
+    use reviewloop::audit::agreement;
+    let taxonomy = store::taxonomies::load_by_name(pool, taxonomy).await?;
+    let answers = agreement::answers(pool, taxonomy.id).await?;
+    let ids: Vec<i64> = taxonomy.keywords.iter().map(|k| k.id).collect();
+    let show = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
+    println!("{} reviews labelled by two or more annotators", answers.len());
+    println!("{:<20} {:>14} {:>14} {:>12}", "keyword", "presence κ", "presence α", "level α");
+    for (k, a) in taxonomy.keywords.iter().zip(agreement::per_keyword(&ids, &answers)) {
+        println!(
+            "{:<20} {:>14} {:>14} {:>12}",
+            k.name,
+            show(a.presence_kappa),
+            show(a.presence_alpha),
+            show(a.level_alpha)
+        );
+    }
+    Ok(())
+}
