@@ -1,4 +1,5 @@
--- Scoring, the job queue and simulations of the active-learning loop; suggestions on label issues.
+-- Scoring, the job queue and simulations of the active-learning loop; label-issue
+-- suggestions and guideline revisions for the audit.
 
 -- Each selection strategy's input, one narrow row per scored review and model version:
 -- composing a round over a million scored reviews reads these few numbers, not the
@@ -34,3 +35,7 @@ CREATE TABLE simulations (
 -- What the label-error finder believes instead: the level for a sentiment suspect,
 -- 1 (present) or 0 (absent) for a keyword suspect.
 ALTER TABLE label_issues ADD COLUMN suggested SMALLINT;
+
+-- The taxonomy's guideline revision a keyword's definition took effect at: annotations
+-- made under an earlier revision predate it.
+ALTER TABLE keyword_guidelines ADD COLUMN taxonomy_revision INTEGER NOT NULL DEFAULT 1;

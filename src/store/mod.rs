@@ -3,6 +3,7 @@
 pub mod annotations;
 pub mod assignments;
 pub mod audit;
+pub mod guidelines;
 pub mod label_issues;
 pub mod models;
 pub mod predictions;

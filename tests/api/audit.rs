@@ -169,3 +169,33 @@ async fn agreement_is_measured_on_reviews_two_annotators_labelled() {
     assert_eq!(result[0].presence_kappa, None, "both always mark it: no variation, undefined");
     assert!(result[0].level_alpha.unwrap() < 0.5, "levels agree once in two");
 }
+
+#[tokio::test]
+async fn an_edited_guideline_is_a_new_version_and_older_labels_can_be_listed() {
+    use reviewloop::store::guidelines;
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, "text,labels\n바지가 쫀쫀해요,품질1\n").await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let quality = taxonomy.keywords.iter().find(|k| k.name == "품질").unwrap();
+    let rule = "쫀쫀/짱짱은 품질. 단, 허리밴드·신축 표현과 함께면 신축성.";
+    assert_eq!(guidelines::edit(&app.pool, quality.id, rule, None).await.unwrap(), 2);
+    assert!(
+        guidelines::edit(&app.pool, quality.id, "   ", None).await.is_err(),
+        "an empty definition is refused"
+    );
+    let history = guidelines::history(&app.pool, quality.id).await.unwrap();
+    assert_eq!((history.len(), history[0].version, history[0].taxonomy_revision), (2, 2, 2));
+    let reloaded = app.taxonomy("fashion").await;
+    assert_eq!(reloaded.guideline_revision, 2);
+    assert_eq!(
+        reloaded.keywords.iter().find(|k| k.id == quality.id).unwrap().guideline,
+        rule,
+        "pages show the new one"
+    );
+    // The label made before the edit is listed; one made after is not.
+    app.import_text("fashion", Format::Csv, "text,labels\n원단이 짱짱해요,품질1\n").await;
+    let older = guidelines::labels_under_older_definition(&app.pool, quality.id).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].2, 1, "made under revision 1");
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'guideline.edit'").await, 1);
+}
