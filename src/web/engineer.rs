@@ -20,7 +20,8 @@ use crate::store::rounds::{self, RoundProgress};
 use crate::store::taxonomies::{self, TaxonomySummary};
 use actix_web::http::StatusCode;
 
-type Engineer = Authorized<EngineerArea>;
+/// An engineer (or admin) who passed the role check.
+pub type Engineer = Authorized<EngineerArea>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/engineer", web::get().to(overview))

@@ -3,7 +3,8 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use super::auth::{Authorized, EngineerArea, Nav};
+use super::auth::Nav;
+use super::engineer::Engineer;
 use super::i18n::Tr;
 use super::{render, AppState};
 use crate::error::AppResult;
@@ -31,10 +32,7 @@ struct SimulationsPage {
     simulations: Vec<Simulation>,
 }
 
-async fn simulations_page(
-    user: Authorized<EngineerArea>,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
+async fn simulations_page(user: Engineer, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let rows = crate::store::simulations::recent(&state.pool, 10).await?;
     let simulations = rows
         .into_iter()

@@ -6,8 +6,8 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Authorized, CsrfForm, EngineerArea, Nav, Permitted};
-use super::engineer::{pick_taxonomy, taxonomy_id, TaxonomyForm, TaxonomyQuery};
+use super::auth::{CsrfForm, EngineerArea, Nav, Permitted};
+use super::engineer::{pick_taxonomy, taxonomy_id, Engineer, TaxonomyForm, TaxonomyQuery};
 use super::i18n::Tr;
 use super::{render, see_other, AppState};
 use crate::error::{AppError, AppResult};
@@ -16,8 +16,6 @@ use crate::model::classifier::Pooling;
 use crate::store::taxonomies::TaxonomySummary;
 use crate::train::data::SentimentInput;
 use crate::train::pipeline::TrainSettings;
-
-type Engineer = Authorized<EngineerArea>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/engineer/training", web::get().to(training_page))

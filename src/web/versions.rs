@@ -7,8 +7,8 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{Authorized, EngineerArea, Nav, Permitted};
-use super::engineer::{taxonomy_id, TaxonomyForm};
+use super::auth::{EngineerArea, Nav, Permitted};
+use super::engineer::{taxonomy_id, Engineer, TaxonomyForm};
 use super::i18n::Tr;
 use super::{render_with, see_other, AppState};
 use crate::error::AppResult;
@@ -17,8 +17,6 @@ use crate::store::promotion::{self, Gate, PromoteError, Switched};
 use crate::store::taxonomies::TaxonomySummary;
 use crate::train::compare::{deltas, judged_report, regressions, LabelDelta};
 use crate::train::metrics::Report;
-
-type Engineer = Authorized<EngineerArea>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/engineer/models", web::get().to(models_page))

@@ -1,27 +1,12 @@
 // Drives the annotation page with the keyboard only, in Debian's chromium.
 // Started by tests/api/browser.rs, which prepares the data and checks the database.
-import { chromium } from "playwright-core";
+import { launch, loggedIn, log } from "./session.mjs";
 
-const { APP_URL, APP_USER, APP_PASSWORD, APP_ROUND } = process.env;
-const log = (...a) => console.log(new Date().toISOString(), ...a);
+const { APP_URL, APP_ROUND } = process.env;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  timeout: 60_000,
-});
+const browser = await launch();
 try {
-  const page = await browser.newPage();
-  page.setDefaultTimeout(20_000);
-  page.on("dialog", (d) => { log("unexpected dialog:", d.message()); d.dismiss(); });
-
-  await page.goto(`${APP_URL}/login`);
-  await page.fill("input[name=username]", APP_USER);
-  await page.fill("input[name=password]", APP_PASSWORD);
-  await Promise.all([page.waitForNavigation(), page.press("input[name=password]", "Enter")]);
+  const page = await loggedIn(browser, 20_000);
 
   await page.goto(`${APP_URL}/annotate/rounds/${APP_ROUND}/next`);
   const keys = async (...list) => { for (const k of list) await page.keyboard.press(k); };

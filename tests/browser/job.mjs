@@ -1,26 +1,13 @@
 // Follows a running job's page in Debian's chromium: progress and log arrive without a
 // reload, and the page notices when the job ends. Started by tests/api/browser.rs,
 // which moves the job along in the database meanwhile.
-import { chromium } from "playwright-core";
+import { launch, loggedIn, log } from "./session.mjs";
 
-const { APP_URL, APP_USER, APP_PASSWORD, APP_JOB } = process.env;
-const log = (...a) => console.log(new Date().toISOString(), ...a);
+const { APP_URL, APP_JOB } = process.env;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  timeout: 60_000,
-});
+const browser = await launch();
 try {
-  const page = await browser.newPage();
-  page.setDefaultTimeout(30_000);
-  await page.goto(`${APP_URL}/login`);
-  await page.fill("input[name=username]", APP_USER);
-  await page.fill("input[name=password]", APP_PASSWORD);
-  await Promise.all([page.waitForNavigation(), page.press("input[name=password]", "Enter")]);
+  const page = await loggedIn(browser, 30_000);
 
   await page.goto(`${APP_URL}/engineer/jobs/${APP_JOB}`);
   await page.waitForFunction(() => document.querySelector("#job-steps").textContent === "5 / 10");

@@ -1,0 +1,29 @@
+// What every browser test starts with: Debian's chromium, flags that keep it off the
+// closed network, and a logged-in page.
+import { chromium } from "playwright-core";
+
+export const log = (...a) => console.log(new Date().toISOString(), ...a);
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    timeout: 60_000,
+  });
+}
+
+/// A new page logged in as APP_USER, failing loudly on unexpected dialogs.
+export async function loggedIn(browser, timeout) {
+  const { APP_URL, APP_USER, APP_PASSWORD } = process.env;
+  const page = await browser.newPage();
+  page.setDefaultTimeout(timeout);
+  page.on("dialog", (d) => { log("unexpected dialog:", d.message()); d.dismiss(); });
+  await page.goto(`${APP_URL}/login`);
+  await page.fill("input[name=username]", APP_USER);
+  await page.fill("input[name=password]", APP_PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.press("input[name=password]", "Enter")]);
+  return page;
+}
