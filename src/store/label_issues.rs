@@ -147,3 +147,59 @@ pub async fn fix(
     tx.commit().await?;
     Ok(Some(annotation))
 }
+
+/// Open suspects per keyword id.
+pub async fn open_counts(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT i.keyword_id, count(*) FROM label_issues i JOIN keywords k ON k.id = i.keyword_id
+         WHERE k.taxonomy_id = $1 AND i.status = 'open' GROUP BY 1",
+    )
+    .bind(taxonomy_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// An open suspect with what a reviewer needs to judge it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenIssue {
+    pub id: i64,
+    pub review_id: i64,
+    pub text: String,
+    pub kind: String,
+    pub suggested: Option<i16>,
+    pub confidence: f32,
+    pub annotation_id: Option<i64>,
+}
+
+/// A keyword's open suspects, most confident first.
+pub async fn open_for_keyword(pool: &PgPool, keyword_id: i64, limit: i64) -> sqlx::Result<Vec<OpenIssue>> {
+    sqlx::query_as(
+        "SELECT i.id, i.review_id, r.text, i.kind, i.suggested, i.confidence, i.annotation_id
+         FROM label_issues i JOIN reviews r ON r.id = i.review_id
+         WHERE i.keyword_id = $1 AND i.status = 'open' ORDER BY i.confidence DESC, i.id LIMIT $2",
+    )
+    .bind(keyword_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The issue and the label it is about: (keyword id, kind, suggested, labels of its annotation).
+pub async fn with_label(
+    pool: &PgPool,
+    issue_id: i64,
+) -> sqlx::Result<Option<(i64, String, Option<i16>, Vec<(i64, i16)>)>> {
+    let issue: Option<(i64, String, Option<i16>, Option<i64>)> =
+        sqlx::query_as("SELECT keyword_id, kind, suggested, annotation_id FROM label_issues WHERE id = $1")
+            .bind(issue_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some((keyword, kind, suggested, annotation)) = issue else { return Ok(None) };
+    let labels: Vec<(i64, i16)> = sqlx::query_as(
+        "SELECT keyword_id, sentiment FROM annotation_labels WHERE annotation_id = $1 ORDER BY keyword_id",
+    )
+    .bind(annotation.unwrap_or(0))
+    .fetch_all(pool)
+    .await?;
+    Ok(Some((keyword, kind, suggested, labels)))
+}

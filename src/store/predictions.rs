@@ -281,3 +281,26 @@ pub async fn needs_clustering(pool: &PgPool, model_version_id: i64) -> sqlx::Res
     .fetch_one(pool)
     .await
 }
+
+/// Per keyword (in taxonomy order), the reviews this version predicts it for.
+pub async fn predicted_counts(
+    pool: &PgPool,
+    model_version_id: i64,
+    thresholds: &[f32],
+) -> sqlx::Result<Vec<i64>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT u.k, count(*) FROM predictions p, unnest(p.keyword_probs) WITH ORDINALITY AS u(prob, k)
+         WHERE p.model_version_id = $1 AND u.prob >= coalesce(($2::real[])[u.k], 0.5) GROUP BY u.k",
+    )
+    .bind(model_version_id)
+    .bind(thresholds)
+    .fetch_all(pool)
+    .await?;
+    let mut counts = vec![0; thresholds.len()];
+    for (k, n) in rows {
+        if let Some(c) = counts.get_mut(k as usize - 1) {
+            *c = n;
+        }
+    }
+    Ok(counts)
+}

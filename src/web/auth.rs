@@ -37,6 +37,12 @@ impl Area for EngineerArea {
     const ROLES: &'static [Role] = &[Role::Engineer, Role::Admin];
 }
 
+/// QA: reviewers, and engineers and admins who may do their work.
+pub struct ReviewArea;
+impl Area for ReviewArea {
+    const ROLES: &'static [Role] = &[Role::Reviewer, Role::Engineer, Role::Admin];
+}
+
 pub struct AdminArea;
 impl Area for AdminArea {
     const ROLES: &'static [Role] = &[Role::Admin];
@@ -130,6 +136,7 @@ pub struct Nav {
     pub username: String,
     pub role: &'static str,
     pub csrf: String,
+    pub reviewer: bool,
     pub engineer: bool,
     pub admin: bool,
 }
@@ -141,6 +148,7 @@ impl Nav {
             username: session.user.username.clone(),
             role: role.as_str(),
             csrf: session.csrf_token.clone(),
+            reviewer: ReviewArea::ROLES.contains(&role),
             engineer: EngineerArea::ROLES.contains(&role),
             admin: AdminArea::ROLES.contains(&role),
         }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod engineer;
 pub mod errors;
 pub mod i18n;
+pub mod qa;
 pub mod simulations;
 pub mod training;
 pub mod versions;
@@ -94,6 +95,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(training::routes)
         .configure(versions::routes)
         .configure(simulations::routes)
+        .configure(qa::routes)
         .configure(admin::routes)
         .configure(api::routes)
         .service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));

@@ -9,6 +9,7 @@ mod helpers;
 mod import;
 mod jobs;
 mod promotion;
+mod qa;
 mod roles;
 mod rounds;
 mod select;

@@ -11,6 +11,7 @@ use Role::*;
 const EVERYONE: &[Role] = &[Annotator, Reviewer, Engineer, Admin];
 const ENGINEERS: &[Role] = &[Engineer, Admin];
 const ADMINS: &[Role] = &[Admin];
+const REVIEWERS: &[Role] = &[Reviewer, Engineer, Admin];
 
 /// The app's routes (see `web::routes`) with the roles allowed on each. `{round}` is
 /// an open round, `{item}` an assignment id that does not exist.
@@ -39,6 +40,11 @@ const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/engineer/models/promote", ENGINEERS),
     ("POST", "/engineer/models/rollback", ENGINEERS),
     ("GET", "/engineer/simulations", ENGINEERS),
+    ("GET", "/qa/audit", REVIEWERS),
+    ("GET", "/qa/keywords/{item}", REVIEWERS),
+    ("POST", "/qa/keywords/{item}/decide", REVIEWERS),
+    ("POST", "/qa/keywords/{item}/guideline", REVIEWERS),
+    ("POST", "/qa/issues/{item}/fix", REVIEWERS),
     ("GET", "/admin/users", ADMINS),
     ("POST", "/admin/users", ADMINS),
     ("GET", "/api/v1/me", EVERYONE),

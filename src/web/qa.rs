@@ -1,0 +1,269 @@
+//! QA reviewers' pages: the per-keyword audit table, a keyword's open suspects with
+//! decisions (dismiss, confirm, apply the suggestion; one or in bulk), and its versioned
+//! definition.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::auth::{Authorized, Nav, Permitted, ReviewArea};
+use super::engineer::pick_taxonomy;
+use super::i18n::Tr;
+use super::{render, see_other, AppState};
+use crate::audit::agreement;
+use crate::error::{AppError, AppResult};
+use crate::store::guidelines::{self, GuidelineVersion};
+use crate::store::label_issues::{self, Decision, OpenIssue};
+use crate::store::taxonomies::TaxonomySummary;
+use crate::store::{annotations, models, predictions};
+use crate::taxonomy::{ResolvedLabels, Taxonomy};
+use crate::train::compare::judged_report;
+use crate::train::metrics::Scores;
+
+type Reviewer = Authorized<ReviewArea>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/qa/audit", web::get().to(audit_page))
+        .route("/qa/keywords/{id}", web::get().to(keyword_page))
+        .route("/qa/keywords/{id}/decide", web::post().to(decide))
+        .route("/qa/keywords/{id}/guideline", web::post().to(edit_guideline))
+        .route("/qa/issues/{id}/fix", web::post().to(fix));
+}
+
+/// One keyword's line in the audit table.
+struct KeywordRow {
+    id: i64,
+    name: String,
+    labelled: i64,
+    predicted: Option<i64>,
+    scores: Option<Scores>,
+    kappa: Option<f64>,
+    suspects: i64,
+}
+
+#[derive(Template)]
+#[template(path = "qa_audit.html")]
+struct AuditPage {
+    t: &'static Tr,
+    nav: Nav,
+    taxonomies: Vec<TaxonomySummary>,
+    taxonomy: TaxonomySummary,
+    rows: Vec<KeywordRow>,
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    taxonomy: Option<String>,
+    sort: Option<String>,
+}
+
+async fn audit_page(
+    user: Reviewer,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> AppResult<HttpResponse> {
+    let (taxonomies, summary) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
+    let taxonomy = crate::store::taxonomies::load(&state.pool, summary.id).await?;
+    let mut rows = keyword_rows(&state, &taxonomy).await?;
+    sort_rows(&mut rows, query.sort.as_deref().unwrap_or("suspects"));
+    Ok(render(&AuditPage { t: user.tr(), nav: user.nav(), taxonomies, taxonomy: summary, rows }))
+}
+
+async fn keyword_rows(state: &AppState, taxonomy: &Taxonomy) -> AppResult<Vec<KeywordRow>> {
+    let pool = &state.pool;
+    let labelled = annotations::label_stats(pool, taxonomy.id).await?.per_keyword;
+    let suspects: HashMap<i64, i64> =
+        label_issues::open_counts(pool, taxonomy.id).await?.into_iter().collect();
+    let ids: Vec<i64> = taxonomy.keywords.iter().map(|k| k.id).collect();
+    let agreement = agreement::per_keyword(&ids, &agreement::answers(pool, taxonomy.id).await?);
+    let serving = models::current_keyword(pool, taxonomy.id).await?;
+    let report = serving.as_ref().and_then(|v| judged_report(&v.metrics));
+    let predicted = match &serving {
+        Some(v) => Some(predictions::predicted_counts(pool, v.id, &thresholds(&v.path)).await?),
+        None => None,
+    };
+    Ok(taxonomy
+        .keywords
+        .iter()
+        .enumerate()
+        .map(|(i, k)| KeywordRow {
+            id: k.id,
+            name: k.name.clone(),
+            labelled: labelled.get(i).map_or(0, |l| l.1),
+            predicted: predicted.as_ref().and_then(|p| p.get(i).copied()),
+            scores: report
+                .as_ref()
+                .and_then(|r| r.labels.iter().find(|(l, _)| *l == k.name).map(|(_, s)| s.clone())),
+            kappa: agreement[i].presence_kappa,
+            suspects: suspects.get(&k.id).copied().unwrap_or(0),
+        })
+        .collect())
+}
+
+/// The serving keyword model's thresholds, from its `labels.json` (0.5 each if absent).
+fn thresholds(keyword_dir: &str) -> Vec<f32> {
+    std::fs::read_to_string(std::path::Path::new(keyword_dir).join("labels.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<crate::model::version::Labels>(&text).ok())
+        .map(|l| l.thresholds)
+        .unwrap_or_default()
+}
+
+fn sort_rows(rows: &mut [KeywordRow], by: &str) {
+    let f1 = |r: &KeywordRow| r.scores.as_ref().map_or(-1.0, |s| s.f1);
+    match by {
+        "name" => rows.sort_by(|a, b| a.name.cmp(&b.name)),
+        "labelled" => rows.sort_by_key(|r| std::cmp::Reverse(r.labelled)),
+        "predicted" => rows.sort_by_key(|r| std::cmp::Reverse(r.predicted.unwrap_or(0) - r.labelled)),
+        "f1" => rows.sort_by(|a, b| f1(a).total_cmp(&f1(b))),
+        _ => rows.sort_by_key(|r| std::cmp::Reverse(r.suspects)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "qa_keyword.html")]
+struct KeywordPage {
+    t: &'static Tr,
+    nav: Nav,
+    keyword_id: i64,
+    keyword: String,
+    issues: Vec<(OpenIssue, String, String)>,
+    history: Vec<GuidelineVersion>,
+    older_labels: usize,
+}
+
+async fn keyword_page(
+    user: Reviewer,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let keyword_id = path.into_inner();
+    let taxonomy = taxonomy_of_keyword(&state, keyword_id).await?;
+    let name = |id: i64| taxonomy.keyword_by_id(id).map(|k| k.name.clone()).unwrap_or_default();
+    let mut issues = Vec::new();
+    for issue in label_issues::open_for_keyword(&state.pool, keyword_id, 200).await? {
+        let (_, _, _, labels) = label_issues::with_label(&state.pool, issue.id).await?.unwrap_or_default();
+        let current: Vec<String> = labels.iter().map(|(k, l)| format!("{}{l:+}", name(*k))).collect();
+        let suggestion = match (issue.kind.as_str(), issue.suggested) {
+            ("missing", _) => format!("+ {}", name(keyword_id)),
+            ("wrong", _) => format!("− {}", name(keyword_id)),
+            (_, Some(level)) => format!("{}{level:+}", name(keyword_id)),
+            _ => String::new(),
+        };
+        issues.push((issue, current.join(", "), suggestion));
+    }
+    Ok(render(&KeywordPage {
+        t: user.tr(),
+        nav: user.nav(),
+        keyword_id,
+        keyword: name(keyword_id),
+        issues,
+        history: guidelines::history(&state.pool, keyword_id).await?,
+        older_labels: guidelines::labels_under_older_definition(&state.pool, keyword_id).await?.len(),
+    }))
+}
+
+async fn taxonomy_of_keyword(state: &AppState, keyword_id: i64) -> AppResult<Taxonomy> {
+    let taxonomy_id: Option<i64> = sqlx::query_scalar("SELECT taxonomy_id FROM keywords WHERE id = $1")
+        .bind(keyword_id)
+        .fetch_optional(&state.pool)
+        .await?;
+    Ok(crate::store::taxonomies::load(&state.pool, taxonomy_id.ok_or(AppError::NotFound)?).await?)
+}
+
+/// `csrf`, `decision` (dismiss | confirm) and one `issue_<id>` field per ticked box:
+/// a form of checkboxes, read as a map.
+async fn decide(
+    request: Permitted<ReviewArea, web::Form<HashMap<String, String>>>,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let decision = match form.get("decision").map(String::as_str) {
+        Some("dismiss") => Decision::Dismissed,
+        Some("confirm") => Decision::Confirmed,
+        _ => return Err(AppError::BadRequest("decision is dismiss or confirm".into())),
+    };
+    let ids: Vec<i64> = form.keys().filter_map(|k| k.strip_prefix("issue_")?.parse().ok()).collect();
+    label_issues::decide(&state.pool, &ids, decision, Some(user.user_id())).await?;
+    Ok(see_other(&format!("/qa/keywords/{}", path.into_inner())))
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+/// Applies the model's suggestion: adds the missing keyword (at the scale's neutral
+/// level), removes a wrong one, or sets the suggested level.
+async fn fix(
+    request: Permitted<ReviewArea, web::Form<CsrfOnly>>,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(&form.csrf)?;
+    let issue_id = path.into_inner();
+    let (keyword, kind, suggested, mut labels) =
+        label_issues::with_label(&state.pool, issue_id).await?.ok_or(AppError::NotFound)?;
+    let taxonomy = taxonomy_of_keyword(&state, keyword).await?;
+    labels.retain(|(k, _)| *k != keyword);
+    match kind.as_str() {
+        "wrong" => {}
+        "missing" => labels.push((keyword, 0i16.clamp(taxonomy.scale_min, taxonomy.scale_max))),
+        _ => labels.push((keyword, suggested.ok_or(AppError::NotFound)?)),
+    }
+    let resolved = ResolvedLabels { no_keyword: labels.is_empty(), labels };
+    label_issues::fix(&state.pool, issue_id, user.user_id(), &resolved).await?;
+    Ok(see_other(&format!("/qa/keywords/{keyword}")))
+}
+
+#[derive(Deserialize)]
+struct GuidelineForm {
+    csrf: String,
+    body: String,
+}
+
+async fn edit_guideline(
+    request: Permitted<ReviewArea, web::Form<GuidelineForm>>,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(&form.csrf)?;
+    let keyword_id = path.into_inner();
+    taxonomy_of_keyword(&state, keyword_id).await?;
+    guidelines::edit(&state.pool, keyword_id, &form.body, Some(user.user_id()))
+        .await
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    Ok(see_other(&format!("/qa/keywords/{keyword_id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, labelled: i64, predicted: i64, suspects: i64) -> KeywordRow {
+        KeywordRow {
+            id: 0,
+            name: name.into(),
+            labelled,
+            predicted: Some(predicted),
+            scores: None,
+            kappa: None,
+            suspects,
+        }
+    }
+
+    #[test]
+    fn over_prediction_sorts_first_when_asked() {
+        let mut rows = vec![row("배송", 50, 55, 1), row("신축성", 20, 160, 0), row("색상", 30, 30, 4)];
+        sort_rows(&mut rows, "predicted");
+        assert_eq!(rows[0].name, "신축성", "the seed's case: predicted far more often than labelled");
+        sort_rows(&mut rows, "suspects");
+        assert_eq!(rows[0].name, "색상");
+    }
+}
