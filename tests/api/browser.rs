@@ -118,3 +118,50 @@ async fn an_engineer_follows_a_job_live_until_it_ends() {
     let ((success, log), ()) = tokio::join!(browser, worker);
     assert!(success, "browser script failed:\n{log}");
 }
+
+#[tokio::test]
+async fn a_reviewer_fixes_one_suspect_and_dismisses_another_in_the_browser() {
+    use reviewloop::store::label_issues::{self, NewIssue};
+    if skipped() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.import_text(
+        "fashion",
+        reviewloop::import::Format::Csv,
+        "text,labels\n배송이 빨라요,색상1\n색감이 예뻐요,색상2\n",
+    )
+    .await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
+    let items = reviewloop::train::data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    let issues: Vec<NewIssue> = items
+        .iter()
+        .map(|i| {
+            let (review_id, annotation_id) = i.stored.unwrap();
+            let confidence = if i.text.starts_with("배송") { 0.9 } else { 0.3 };
+            NewIssue {
+                review_id,
+                keyword_id: delivery,
+                kind: "missing",
+                annotation_id,
+                suggested: 1,
+                confidence,
+            }
+        })
+        .collect();
+    label_issues::record(&app.pool, &issues).await.unwrap();
+    let reviewer = app.user(Role::Reviewer).await;
+    let (success, log) =
+        run_script(&app, "qa.mjs", &[("APP_USER", reviewer), ("APP_PASSWORD", PASSWORD.into())]).await;
+    assert!(success, "browser script failed:\n{log}");
+    let states: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.text, i.status FROM label_issues i JOIN reviews r ON r.id = i.review_id ORDER BY i.confidence DESC",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(states[0], ("배송이 빨라요".to_string(), "fixed".to_string()), "{log}");
+    assert_eq!(states[1].1, "dismissed", "{log}");
+    assert_eq!(app.count("SELECT count(*) FROM annotations WHERE source = 'review'").await, 1, "{log}");
+}
