@@ -202,9 +202,22 @@ pub struct AuditArgs {
     /// A pretrained encoder folder; the offline small encoder when absent.
     #[arg(long)]
     base: Option<PathBuf>,
+    /// Queue an audit job for a worker instead of auditing here.
+    #[arg(long)]
+    queue: bool,
 }
 
 pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) -> anyhow::Result<()> {
+    if args.queue {
+        let payload =
+            serde_json::json!({"taxonomy": args.taxonomy, "folds": args.folds, "epochs": args.epochs});
+        let mut job = reviewloop::jobs::NewJob::new("audit", payload);
+        job.dedup_key = Some(format!("audit:{}", args.taxonomy));
+        let mut conn = pool.acquire().await?;
+        let id = reviewloop::jobs::queue::enqueue(&mut conn, &job).await?;
+        println!("job {id} queued");
+        return Ok(());
+    }
     let mut train =
         reviewloop::train::pipeline::TrainSettings::defaults(&args.taxonomy, settings.data_dir.clone());
     train.fit.epochs = args.epochs;

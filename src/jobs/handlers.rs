@@ -27,6 +27,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<Value> {
         "train" => train(cx).await,
         "score" => score(cx).await,
         "eval" => eval(cx.pool, cx.job).await,
+        "audit" => audit(cx).await,
         other => anyhow::bail!("unknown job kind `{other}`"),
     }
 }
@@ -117,4 +118,37 @@ async fn eval(pool: &PgPool, job: &Job) -> anyhow::Result<Value> {
         .filter(|i| i.split == crate::store::reviews::Split::Test)
         .collect();
     Ok(serde_json::to_value(evaluate::evaluate(&analyzer, &test, 0)?)?)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditJob {
+    pub taxonomy: String,
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    #[serde(default = "default_audit_epochs")]
+    pub epochs: usize,
+}
+
+fn default_folds() -> usize {
+    5
+}
+
+fn default_audit_epochs() -> usize {
+    10
+}
+
+/// The label-error finder: k-fold models, confident learning, label issues.
+async fn audit(cx: &JobContext<'_>) -> anyhow::Result<Value> {
+    let request: AuditJob = serde_json::from_value(cx.job.payload.clone())?;
+    let mut settings = TrainSettings::defaults(&request.taxonomy, cx.config.models_dir.clone());
+    settings.fit.epochs = request.epochs;
+    settings.fit.cancel = cx.cancel.clone();
+    let started = Instant::now();
+    let summary = crate::audit::finder::run(cx.pool, &settings, request.folds, &mut |stage, p| {
+        let progress = json!({"stage": stage, "step": p.step, "total_steps": p.total_steps, "loss": p.loss});
+        let log = (p.step == 1).then(|| format!("{stage}: {} steps", p.total_steps));
+        publish(cx.state, with_eta(progress, p.step as f64, p.total_steps as f64, started.elapsed()), log);
+    })
+    .await?;
+    Ok(serde_json::to_value(summary)?)
 }

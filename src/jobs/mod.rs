@@ -9,4 +9,4 @@ pub use queue::{Job, NewJob};
 pub use worker::WorkerConfig;
 
 /// The kinds of job a worker can run.
-pub const KINDS: [&str; 3] = ["train", "score", "eval"];
+pub const KINDS: [&str; 4] = ["train", "score", "eval", "audit"];

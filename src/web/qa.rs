@@ -26,6 +26,7 @@ type Reviewer = Authorized<ReviewArea>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/qa/audit", web::get().to(audit_page))
+        .route("/qa/audit", web::post().to(launch_audit))
         .route("/qa/keywords/{id}", web::get().to(keyword_page))
         .route("/qa/keywords/{id}/decide", web::post().to(decide))
         .route("/qa/keywords/{id}/guideline", web::post().to(edit_guideline))
@@ -120,6 +121,25 @@ fn sort_rows(rows: &mut [KeywordRow], by: &str) {
         "f1" => rows.sort_by(|a, b| f1(a).total_cmp(&f1(b))),
         _ => rows.sort_by_key(|r| std::cmp::Reverse(r.suspects)),
     }
+}
+
+/// Queues the label-error finder for a worker (one at a time per taxonomy).
+async fn launch_audit(
+    request: Permitted<ReviewArea, web::Form<super::engineer::TaxonomyForm>>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(&form.csrf)?;
+    super::engineer::taxonomy_id(&state, &form.taxonomy).await?;
+    let mut job = crate::jobs::NewJob::new("audit", serde_json::json!({"taxonomy": form.taxonomy}));
+    job.dedup_key = Some(format!("audit:{}", form.taxonomy));
+    job.created_by = Some(user.user_id());
+    let mut conn = state.pool.acquire().await?;
+    match crate::jobs::queue::enqueue(&mut conn, &job).await {
+        Ok(_) | Err(crate::jobs::queue::EnqueueError::Duplicate(_)) => {}
+        Err(crate::jobs::queue::EnqueueError::Database(e)) => return Err(e.into()),
+    }
+    Ok(see_other(&format!("/qa/audit?taxonomy={}&queued=1", super::versions::urlencode(&form.taxonomy))))
 }
 
 #[derive(Template)]

@@ -157,7 +157,7 @@ async fn answer(
 }
 
 /// Percent-encodes a query value (taxonomy names may be Korean).
-fn urlencode(value: &str) -> String {
+pub fn urlencode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

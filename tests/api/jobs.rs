@@ -257,3 +257,25 @@ async fn an_evaluation_job_reports_a_version_on_the_test_split() {
     assert_eq!(status(&app, missing).await.0, "failed");
     let _ = std::fs::remove_dir_all(&models);
 }
+
+#[tokio::test]
+async fn an_audit_job_records_label_issues() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    let models = scratch_dir();
+    let id = enqueue(&app, "audit", json!({"taxonomy": "fashion", "folds": 2, "epochs": 1}), 1).await;
+    let (_, outcome) = worker::run_next(&app.pool, &config("w", &models)).await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Succeeded);
+    let result: serde_json::Value = sqlx::query_scalar("SELECT result FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(result["reviews"], 60);
+    assert_eq!(
+        result["added"].as_u64().unwrap() as i64,
+        app.count("SELECT count(*) FROM label_issues").await
+    );
+    assert!(app.count("SELECT count(*) FROM job_logs WHERE line LIKE 'fold 1/2 keyword:%'").await >= 1);
+    let _ = std::fs::remove_dir_all(&models);
+}

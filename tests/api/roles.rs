@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/engineer/models/rollback", ENGINEERS),
     ("GET", "/engineer/simulations", ENGINEERS),
     ("GET", "/qa/audit", REVIEWERS),
+    ("POST", "/qa/audit", REVIEWERS),
     ("GET", "/qa/keywords/{item}", REVIEWERS),
     ("POST", "/qa/keywords/{item}/decide", REVIEWERS),
     ("POST", "/qa/keywords/{item}/guideline", REVIEWERS),
