@@ -1,5 +1,6 @@
 //! PostgreSQL access, one file per aggregate.
 
+pub mod adjudication;
 pub mod annotations;
 pub mod assignments;
 pub mod audit;

@@ -17,7 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::guidelines::{self, GuidelineVersion};
 use crate::store::label_issues::{self, Decision, OpenIssue};
 use crate::store::taxonomies::TaxonomySummary;
-use crate::store::{annotations, models, predictions};
+use crate::store::{adjudication, annotations, models, predictions};
 use crate::taxonomy::{ResolvedLabels, Taxonomy};
 use crate::train::compare::judged_report;
 use crate::train::metrics::Scores;
@@ -30,7 +30,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/qa/keywords/{id}", web::get().to(keyword_page))
         .route("/qa/keywords/{id}/decide", web::post().to(decide))
         .route("/qa/keywords/{id}/guideline", web::post().to(edit_guideline))
-        .route("/qa/issues/{id}/fix", web::post().to(fix));
+        .route("/qa/issues/{id}/fix", web::post().to(fix))
+        .route("/qa/adjudicate", web::get().to(adjudicate_page))
+        .route("/qa/adjudicate/{review}", web::post().to(adjudicate));
 }
 
 /// One keyword's line in the audit table.
@@ -260,6 +262,87 @@ async fn edit_guideline(
         .await
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     Ok(see_other(&format!("/qa/keywords/{keyword_id}")))
+}
+
+/// One annotator's answer in a disagreement: (annotation id, username, labels).
+type Answer = (i64, String, String);
+
+#[derive(Template)]
+#[template(path = "qa_adjudicate.html")]
+struct AdjudicatePage {
+    t: &'static Tr,
+    nav: Nav,
+    taxonomy: TaxonomySummary,
+    disagreements: Vec<(i64, String, Vec<Answer>)>,
+    annotators: Vec<adjudication::AnnotatorStats>,
+}
+
+async fn adjudicate_page(
+    user: Reviewer,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> AppResult<HttpResponse> {
+    let (_, summary) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
+    let taxonomy = crate::store::taxonomies::load(&state.pool, summary.id).await?;
+    let names: HashMap<i64, String> =
+        crate::store::users::list(&state.pool).await?.into_iter().map(|u| (u.id, u.username)).collect();
+    let describe = |labels: &ResolvedLabels| -> String {
+        if labels.no_keyword {
+            return "없음".into();
+        }
+        let named = labels
+            .labels
+            .iter()
+            .filter_map(|(k, l)| Some(format!("{}{l:+}", taxonomy.keyword_by_id(*k)?.name)));
+        named.collect::<Vec<_>>().join(", ")
+    };
+    let disagreements = adjudication::disagreements(&state.pool, taxonomy.id, 100)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let answers = d
+                .answers
+                .iter()
+                .map(|a| {
+                    (
+                        a.id,
+                        names.get(&a.annotator_id.unwrap_or(0)).cloned().unwrap_or_default(),
+                        describe(&a.labels),
+                    )
+                })
+                .collect();
+            (d.review_id, d.text, answers)
+        })
+        .collect();
+    let annotators = adjudication::annotator_stats(&state.pool, taxonomy.id).await?;
+    Ok(render(&AdjudicatePage {
+        t: user.tr(),
+        nav: user.nav(),
+        taxonomy: summary,
+        disagreements,
+        annotators,
+    }))
+}
+
+#[derive(Deserialize)]
+struct AdoptForm {
+    csrf: String,
+    taxonomy: String,
+    annotation: i64,
+}
+
+/// Adopts one annotator's answer as the gold label.
+async fn adjudicate(
+    request: Permitted<ReviewArea, web::Form<AdoptForm>>,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(&form.csrf)?;
+    adjudication::adjudicate(&state.pool, path.into_inner(), form.annotation, user.user_id())
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(see_other(&format!("/qa/adjudicate?taxonomy={}", super::versions::urlencode(&form.taxonomy))))
 }
 
 #[cfg(test)]

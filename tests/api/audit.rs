@@ -7,7 +7,7 @@ use reviewloop::import::Format;
 use reviewloop::store::label_issues::{self, Decision};
 use reviewloop::train::{data, folds};
 
-use crate::helpers::TestApp;
+use crate::helpers::{human_answer, user_id, TestApp};
 use crate::train::{scratch_dir, settings};
 
 #[tokio::test]
@@ -132,35 +132,17 @@ async fn a_reviewers_fix_is_a_new_annotation_and_closes_the_issue() {
 
 #[tokio::test]
 async fn agreement_is_measured_on_reviews_two_annotators_labelled() {
-    use reviewloop::store::annotations::{self, Authorship, LabelSource};
-    use reviewloop::store::users::{self, Role};
+    use reviewloop::store::users::Role;
     let app = TestApp::spawn().await;
     app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(3, 1)).await;
     let taxonomy = app.taxonomy("fashion").await;
     let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
     let reviews: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
-    let mut annotators = Vec::new();
-    for _ in 0..2 {
-        let name = app.user(Role::Annotator).await;
-        annotators.push(users::find(&app.pool, &name).await.unwrap().unwrap().id);
-    }
+    let annotators = [user_id(&app, Role::Annotator).await, user_id(&app, Role::Annotator).await];
     // Review 0: both mark 배송 +1; review 1: both mark it, levels differ; review 2: one only.
-    let answers = [(0, 0, 1), (0, 1, 1), (1, 0, 1), (1, 1, -1), (2, 0, 1)];
-    for (review, annotator, level) in answers {
-        let author = Authorship {
-            source: LabelSource::Human,
-            annotator_id: Some(annotators[annotator]),
-            assignment_id: None,
-            import_batch_id: None,
-            guideline_revision: 1,
-            client_token: None,
-        };
-        let labels =
-            reviewloop::taxonomy::ResolvedLabels { no_keyword: false, labels: vec![(delivery, level)] };
-        let mut tx = app.pool.begin().await.unwrap();
-        annotations::insert(&mut tx, reviews[review], &author, &labels).await.unwrap();
-        tx.commit().await.unwrap();
+    for (review, annotator, level) in [(0, 0, 1), (0, 1, 1), (1, 0, 1), (1, 1, -1), (2, 0, 1)] {
+        human_answer(&app, reviews[review], annotators[annotator], vec![(delivery, level)]).await;
     }
     let rated = reviewloop::audit::agreement::answers(&app.pool, taxonomy.id).await.unwrap();
     assert_eq!(rated.len(), 2, "the review one annotator labelled does not count");

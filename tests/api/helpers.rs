@@ -192,3 +192,28 @@ pub async fn ready_version(app: &TestApp, name: &str, f1: &[(&str, f64)]) {
         .unwrap();
     }
 }
+
+/// An annotator's answer stored directly (as the annotation page would), with labels as
+/// (keyword id, level).
+pub async fn human_answer(app: &TestApp, review_id: i64, annotator_id: i64, labels: Vec<(i64, i16)>) -> i64 {
+    use reviewloop::store::annotations::{self, Authorship, LabelSource};
+    let author = Authorship {
+        source: LabelSource::Human,
+        annotator_id: Some(annotator_id),
+        assignment_id: None,
+        import_batch_id: None,
+        guideline_revision: 1,
+        client_token: None,
+    };
+    let labels = reviewloop::taxonomy::ResolvedLabels { no_keyword: labels.is_empty(), labels };
+    let mut tx = app.pool.begin().await.unwrap();
+    let id = annotations::insert(&mut tx, review_id, &author, &labels).await.unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// The id of a new user with this role.
+pub async fn user_id(app: &TestApp, role: Role) -> i64 {
+    let name = app.user(role).await;
+    store::users::find(&app.pool, &name).await.unwrap().unwrap().id
+}

@@ -6,7 +6,7 @@ use reviewloop::store::label_issues::{self, NewIssue};
 use reviewloop::store::users::Role;
 use reviewloop::train::data;
 
-use crate::helpers::{location, pairs, TestApp};
+use crate::helpers::{human_answer, location, pairs, user_id, TestApp};
 
 #[tokio::test]
 async fn a_reviewer_audits_a_keyword_fixes_one_suspect_and_dismisses_another() {
@@ -105,4 +105,48 @@ async fn a_reviewer_audits_a_keyword_fixes_one_suspect_and_dismisses_another() {
     let empty =
         reviewer.post_form(&format!("{page_url}/guideline"), &pairs(&[("csrf", &csrf), ("body", " ")])).await;
     assert_eq!(empty.status(), 400);
+}
+
+#[tokio::test]
+async fn a_reviewer_settles_a_disagreement_into_a_gold_label() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(2, 1)).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
+    let reviews: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let (a, b) = (user_id(&app, Role::Annotator).await, user_id(&app, Role::Annotator).await);
+    let right = human_answer(&app, reviews[0], a, vec![(delivery, 1)]).await;
+    human_answer(&app, reviews[0], b, vec![(delivery, -1)]).await;
+    human_answer(&app, reviews[1], a, vec![(delivery, 1)]).await;
+    human_answer(&app, reviews[1], b, vec![(delivery, 1)]).await;
+
+    let reviewer = app.logged_in(Role::Reviewer).await;
+    let page = reviewer.get("/qa/adjudicate?taxonomy=fashion").await.text().await.unwrap();
+    assert!(
+        page.contains(&format!("id=\"review-{}\"", reviews[0]))
+            && page.contains("배송+1")
+            && page.contains("배송-1")
+    );
+    assert!(!page.contains(&format!("id=\"review-{}\"", reviews[1])), "agreeing answers need no judge");
+    let csrf = reviewer.csrf().await;
+    let form = pairs(&[("csrf", &csrf), ("taxonomy", "fashion"), ("annotation", &right.to_string())]);
+    let settled = reviewer.post_form(&format!("/qa/adjudicate/{}", reviews[0]), &form).await;
+    assert_eq!(location(&settled), "/qa/adjudicate?taxonomy=fashion");
+    let gold: Vec<(i64, i16)> = sqlx::query_as(
+        "SELECT a.review_id, l.sentiment FROM annotations a JOIN annotation_labels l ON l.annotation_id = a.id WHERE a.source = 'gold'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(gold, [(reviews[0], 1)]);
+    let page = reviewer.get("/qa/adjudicate?taxonomy=fashion").await.text().await.unwrap();
+    assert!(!page.contains(&format!("id=\"review-{}\"", reviews[0])), "settled");
+    let stats = reviewloop::store::adjudication::annotator_stats(&app.pool, taxonomy.id).await.unwrap();
+    let matching: Vec<(i64, i64, i64)> =
+        stats.iter().map(|s| (s.answers, s.judged, s.matching_gold)).collect();
+    assert_eq!(matching, [(2, 1, 1), (2, 1, 0)], "one matches the gold label, the other does not");
+    // An answer of another review cannot be adopted.
+    let wrong = pairs(&[("csrf", &csrf), ("taxonomy", "fashion"), ("annotation", &right.to_string())]);
+    assert_eq!(reviewer.post_form(&format!("/qa/adjudicate/{}", reviews[1]), &wrong).await.status(), 404);
 }

@@ -46,6 +46,8 @@ const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/qa/keywords/{item}/decide", REVIEWERS),
     ("POST", "/qa/keywords/{item}/guideline", REVIEWERS),
     ("POST", "/qa/issues/{item}/fix", REVIEWERS),
+    ("GET", "/qa/adjudicate", REVIEWERS),
+    ("POST", "/qa/adjudicate/{item}", REVIEWERS),
     ("GET", "/admin/users", ADMINS),
     ("POST", "/admin/users", ADMINS),
     ("GET", "/api/v1/me", EVERYONE),
