@@ -162,6 +162,16 @@ impl Analyzer {
             .collect())
     }
 
+    /// The words that drive one keyword's probability in `text`, whether or not it
+    /// reaches the threshold (a reviewer judging a suspect wants the model's reasons).
+    pub fn highlights_for(&self, text: &str, keyword: usize) -> anyhow::Result<Vec<Highlight>> {
+        let text = text::normalize(text);
+        let row = data::encode_review(&self.keyword.tokenizer, &text);
+        let probs = probabilities(&self.keyword.classifier, &[row], true, 1)?.remove(0);
+        let drops = self.mask_drops(&text, &probs)?;
+        Ok(self.top_highlights(&text, &drops, keyword))
+    }
+
     fn top_highlights(
         &self,
         text: &str,

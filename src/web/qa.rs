@@ -151,7 +151,9 @@ struct KeywordPage {
     nav: Nav,
     keyword_id: i64,
     keyword: String,
-    issues: Vec<(OpenIssue, String, String)>,
+    /// Each suspect with the current label, the suggestion, and its text in segments
+    /// (highlighted or not) by the serving model's reasons.
+    issues: Vec<(OpenIssue, String, String, Vec<(String, bool)>)>,
     history: Vec<GuidelineVersion>,
     older_labels: usize,
 }
@@ -164,8 +166,10 @@ async fn keyword_page(
     let keyword_id = path.into_inner();
     let taxonomy = taxonomy_of_keyword(&state, keyword_id).await?;
     let name = |id: i64| taxonomy.keyword_by_id(id).map(|k| k.name.clone()).unwrap_or_default();
+    let open = label_issues::open_for_keyword(&state.pool, keyword_id, 200).await?;
+    let mut marked = highlighted(&state, &taxonomy, keyword_id, &open).await.into_iter();
     let mut issues = Vec::new();
-    for issue in label_issues::open_for_keyword(&state.pool, keyword_id, 200).await? {
+    for issue in open {
         let (_, _, _, labels) = label_issues::with_label(&state.pool, issue.id).await?.unwrap_or_default();
         let current: Vec<String> = labels.iter().map(|(k, l)| format!("{}{l:+}", name(*k))).collect();
         let suggestion = match (issue.kind.as_str(), issue.suggested) {
@@ -174,7 +178,8 @@ async fn keyword_page(
             (_, Some(level)) => format!("{}{level:+}", name(keyword_id)),
             _ => String::new(),
         };
-        issues.push((issue, current.join(", "), suggestion));
+        let segments = marked.next().unwrap_or_else(|| vec![(issue.text.clone(), false)]);
+        issues.push((issue, current.join(", "), suggestion, segments));
     }
     Ok(render(&KeywordPage {
         t: user.tr(),
@@ -185,6 +190,64 @@ async fn keyword_page(
         history: guidelines::history(&state.pool, keyword_id).await?,
         older_labels: guidelines::labels_under_older_definition(&state.pool, keyword_id).await?.len(),
     }))
+}
+
+/// Suspects highlighted first (those above get plain text): the model is loaded per page.
+const HIGHLIGHTED: usize = 20;
+
+/// The first suspects' texts cut into segments, the words the serving model weighs most
+/// for this keyword marked. Plain text when no model serves or it cannot load.
+async fn highlighted(
+    state: &AppState,
+    taxonomy: &Taxonomy,
+    keyword_id: i64,
+    issues: &[OpenIssue],
+) -> Vec<Vec<(String, bool)>> {
+    let Ok(Some(version)) = models::current_keyword(&state.pool, taxonomy.id).await else {
+        return Vec::new();
+    };
+    let Some(name) = taxonomy.keyword_by_id(keyword_id).map(|k| k.name.clone()) else { return Vec::new() };
+    let texts: Vec<String> =
+        issues.iter().take(HIGHLIGHTED).map(|i| crate::text::normalize(&i.text)).collect();
+    let marked = web::block(move || -> anyhow::Result<Vec<Vec<(String, bool)>>> {
+        let analyzer = crate::analyze::Analyzer::load(&version.version_dir())?;
+        let Some(k) = analyzer.keyword.labels.keywords.iter().position(|n| *n == name) else {
+            return Ok(Vec::new());
+        };
+        texts.iter().map(|t| Ok(segments(t, &analyzer.highlights_for(t, k)?))).collect()
+    })
+    .await;
+    match marked {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            tracing::warn!("highlights unavailable: {e:#}");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `text` cut at the highlights' character spans.
+fn segments(text: &str, highlights: &[crate::analyze::Highlight]) -> Vec<(String, bool)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut spans: Vec<(usize, usize)> =
+        highlights.iter().map(|h| (h.start, h.end.min(chars.len()))).collect();
+    spans.sort();
+    let (mut out, mut at) = (Vec::new(), 0);
+    for (start, end) in spans.into_iter().filter(|(s, e)| s < e) {
+        if start < at {
+            continue;
+        }
+        if start > at {
+            out.push((chars[at..start].iter().collect(), false));
+        }
+        out.push((chars[start..end].iter().collect(), true));
+        at = end;
+    }
+    if at < chars.len() {
+        out.push((chars[at..].iter().collect(), false));
+    }
+    out
 }
 
 async fn taxonomy_of_keyword(state: &AppState, keyword_id: i64) -> AppResult<Taxonomy> {
@@ -359,6 +422,16 @@ mod tests {
             kappa: None,
             suspects,
         }
+    }
+
+    #[test]
+    fn segments_mark_highlighted_words_by_character() {
+        let h = |start, end| crate::analyze::Highlight { word: String::new(), start, end, drop: 0.5 };
+        let cut = segments("옷은 예쁘지만 배송은 늦어요 🙂", &[h(8, 11), h(3, 7)]);
+        let marked: Vec<&str> = cut.iter().filter(|s| s.1).map(|s| s.0.as_str()).collect();
+        assert_eq!(marked, ["예쁘지만", "배송은"]);
+        assert_eq!(cut.iter().map(|s| s.0.as_str()).collect::<String>(), "옷은 예쁘지만 배송은 늦어요 🙂");
+        assert_eq!(segments("그냥", &[]), vec![("그냥".to_string(), false)]);
     }
 
     #[test]

@@ -151,3 +151,32 @@ async fn a_reviewer_settles_a_disagreement_into_a_gold_label() {
     let wrong = pairs(&[("csrf", &csrf), ("taxonomy", "fashion"), ("annotation", &right.to_string())]);
     assert_eq!(reviewer.post_form(&format!("/qa/adjudicate/{}", reviews[1]), &wrong).await.status(), 404);
 }
+
+#[tokio::test]
+async fn suspects_show_the_words_the_serving_model_weighs() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::train::labelled_csv()).await;
+    let models = crate::train::scratch_dir();
+    let mut settings = crate::train::settings(&models, "serving");
+    settings.fit.epochs = 6;
+    reviewloop::train::pipeline::run(&app.pool, &settings, &mut |_, _| {}).await.unwrap();
+    sqlx::query("UPDATE model_versions SET status = 'active'").execute(&app.pool).await.unwrap();
+    let taxonomy = app.taxonomy("fashion").await;
+    let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
+    let items = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    let item = items.iter().find(|i| i.text.starts_with("배송이 빨라요")).unwrap();
+    let (review_id, annotation_id) = item.stored.unwrap();
+    let issue = NewIssue {
+        review_id,
+        keyword_id: delivery,
+        kind: "wrong",
+        annotation_id,
+        suggested: 0,
+        confidence: 0.4,
+    };
+    label_issues::record(&app.pool, &[issue]).await.unwrap();
+    let reviewer = app.logged_in(Role::Reviewer).await;
+    let page = reviewer.get(&format!("/qa/keywords/{delivery}")).await.text().await.unwrap();
+    assert!(page.contains("<mark>"), "the model's reasons are marked: {page}");
+    let _ = std::fs::remove_dir_all(&models);
+}
