@@ -144,6 +144,11 @@ async fn launch_audit(
     Ok(see_other(&format!("/qa/audit?taxonomy={}&queued=1", super::versions::urlencode(&form.taxonomy))))
 }
 
+/// A suspect as shown: the issue, the current label, the suggestion, and the text in
+/// segments (marked or not) by the serving model's reasons.
+type SuspectView = (OpenIssue, String, String, Segments);
+type Segments = Vec<(String, bool)>;
+
 #[derive(Template)]
 #[template(path = "qa_keyword.html")]
 struct KeywordPage {
@@ -151,9 +156,7 @@ struct KeywordPage {
     nav: Nav,
     keyword_id: i64,
     keyword: String,
-    /// Each suspect with the current label, the suggestion, and its text in segments
-    /// (highlighted or not) by the serving model's reasons.
-    issues: Vec<(OpenIssue, String, String, Vec<(String, bool)>)>,
+    issues: Vec<SuspectView>,
     history: Vec<GuidelineVersion>,
     older_labels: usize,
 }
@@ -209,7 +212,7 @@ async fn highlighted(
     let Some(name) = taxonomy.keyword_by_id(keyword_id).map(|k| k.name.clone()) else { return Vec::new() };
     let texts: Vec<String> =
         issues.iter().take(HIGHLIGHTED).map(|i| crate::text::normalize(&i.text)).collect();
-    let marked = web::block(move || -> anyhow::Result<Vec<Vec<(String, bool)>>> {
+    let marked = web::block(move || -> anyhow::Result<Vec<Segments>> {
         let analyzer = crate::analyze::Analyzer::load(&version.version_dir())?;
         let Some(k) = analyzer.keyword.labels.keywords.iter().position(|n| *n == name) else {
             return Ok(Vec::new());
@@ -228,7 +231,7 @@ async fn highlighted(
 }
 
 /// `text` cut at the highlights' character spans.
-fn segments(text: &str, highlights: &[crate::analyze::Highlight]) -> Vec<(String, bool)> {
+fn segments(text: &str, highlights: &[crate::analyze::Highlight]) -> Segments {
     let chars: Vec<char> = text.chars().collect();
     let mut spans: Vec<(usize, usize)> =
         highlights.iter().map(|h| (h.start, h.end.min(chars.len()))).collect();
