@@ -55,13 +55,14 @@ pub async fn history(pool: &PgPool, keyword_id: i64) -> sqlx::Result<Vec<Guideli
 }
 
 /// Labels with this keyword made under an earlier definition than the current one:
-/// (review id, annotation id, the guideline revision it was made under).
+/// (review id, annotation id, the guideline revision it was made under, review text).
 pub async fn labels_under_older_definition(
     pool: &PgPool,
     keyword_id: i64,
-) -> sqlx::Result<Vec<(i64, i64, i32)>> {
+) -> sqlx::Result<Vec<(i64, i64, i32, String)>> {
     sqlx::query_as(
-        "SELECT a.review_id, a.id, a.guideline_revision FROM annotations a
+        "SELECT a.review_id, a.id, a.guideline_revision, r.text FROM annotations a
+         JOIN reviews r ON r.id = a.review_id
          JOIN annotation_labels l ON l.annotation_id = a.id AND l.keyword_id = $1
          WHERE a.guideline_revision < (SELECT max(taxonomy_revision) FROM keyword_guidelines WHERE keyword_id = $1)
          ORDER BY a.id",

@@ -158,7 +158,9 @@ struct KeywordPage {
     keyword: String,
     issues: Vec<SuspectView>,
     history: Vec<GuidelineVersion>,
-    older_labels: usize,
+    /// Labels made under an older definition: (review text, revision), the first 50.
+    older_labels: Vec<(String, i32)>,
+    older_count: usize,
 }
 
 async fn keyword_page(
@@ -184,6 +186,7 @@ async fn keyword_page(
         let segments = marked.next().unwrap_or_else(|| vec![(issue.text.clone(), false)]);
         issues.push((issue, current.join(", "), suggestion, segments));
     }
+    let older = guidelines::labels_under_older_definition(&state.pool, keyword_id).await?;
     Ok(render(&KeywordPage {
         t: user.tr(),
         nav: user.nav(),
@@ -191,7 +194,8 @@ async fn keyword_page(
         keyword: name(keyword_id),
         issues,
         history: guidelines::history(&state.pool, keyword_id).await?,
-        older_labels: guidelines::labels_under_older_definition(&state.pool, keyword_id).await?.len(),
+        older_count: older.len(),
+        older_labels: older.into_iter().take(50).map(|(_, _, revision, text)| (text, revision)).collect(),
     }))
 }
 

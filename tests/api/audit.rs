@@ -178,6 +178,6 @@ async fn an_edited_guideline_is_a_new_version_and_older_labels_can_be_listed() {
     app.import_text("fashion", Format::Csv, "text,labels\n원단이 짱짱해요,품질1\n").await;
     let older = guidelines::labels_under_older_definition(&app.pool, quality.id).await.unwrap();
     assert_eq!(older.len(), 1);
-    assert_eq!(older[0].2, 1, "made under revision 1");
+    assert_eq!((older[0].2, older[0].3.as_str()), (1, "바지가 쫀쫀해요"), "made under revision 1");
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'guideline.edit'").await, 1);
 }

@@ -102,6 +102,8 @@ async fn a_reviewer_audits_a_keyword_fixes_one_suspect_and_dismisses_another() {
     assert_eq!(location(&edited), page_url);
     let page = reviewer.get(&page_url).await.text().await.unwrap();
     assert!(page.contains("v2 ·") && page.contains("배송 속도·포장·택배 관련 언급"));
+    // The fix above added 배송 before this edit: that label predates the new definition.
+    assert!(page.contains("<li lang=\"ko\">r1 · 배송이 빨라요</li>"), "{page}");
     let empty =
         reviewer.post_form(&format!("{page_url}/guideline"), &pairs(&[("csrf", &csrf), ("body", " ")])).await;
     assert_eq!(empty.status(), 400);
