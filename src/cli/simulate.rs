@@ -105,10 +105,11 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     );
     for s in &summary {
         println!(
-            "{:<22} {:>8.0} {:>10.3} {:>18} {:>10}",
+            "{:<22} {:>8.0} {:>10.3} {:>10.3} {:>18} {:>10}",
             s.strategy,
             s.final_labels,
             s.final_keyword_macro_f1,
+            s.mean_keyword_macro_f1,
             s.labels_to_match_random.map(|l| format!("{l:.0}")).unwrap_or_else(|| "never".into()),
             s.share_of_random_labels.map(|r| format!("{:.0} %", r * 100.0)).unwrap_or_else(|| "–".into())
         );

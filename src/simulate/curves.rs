@@ -78,6 +78,10 @@ pub struct StrategySummary {
     pub strategy: String,
     pub final_labels: f64,
     pub final_keyword_macro_f1: f64,
+    /// Mean over rounds (the area under the curve, per round): steadier than one end
+    /// point when seeds scatter.
+    #[serde(default)]
+    pub mean_keyword_macro_f1: f64,
     /// Labels needed to reach random sampling's final keyword macro F1 (none: never).
     pub labels_to_match_random: Option<f64>,
     /// That, as a share of the labels random sampling used.
@@ -97,6 +101,7 @@ pub fn summarise(points: &[Point]) -> Vec<StrategySummary> {
                 strategy: strategy.clone(),
                 final_labels: last.0,
                 final_keyword_macro_f1: last.1,
+                mean_keyword_macro_f1: curve.iter().map(|p| p.1).sum::<f64>() / curve.len().max(1) as f64,
                 labels_to_match_random: needed,
                 share_of_random_labels: needed.zip(random_final).map(|(n, (l, _))| n / l),
             }
@@ -252,6 +257,7 @@ mod tests {
         assert!((mixed.share_of_random_labels.unwrap() - 0.5).abs() < 1e-6);
         let random = summary.iter().find(|s| s.strategy == "random").unwrap();
         assert_eq!(random.share_of_random_labels, Some(1.0));
+        assert!((random.mean_keyword_macro_f1 - 0.2).abs() < 1e-9, "mean of 0.1, 0.2, 0.3");
     }
 
     #[test]
