@@ -100,8 +100,8 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     .await
     .context("storing the simulation for the engineer page")?;
     println!(
-        "{:<22} {:>8} {:>10} {:>18} {:>10}",
-        "strategy", "labels", "kw macro", "labels to random", "share"
+        "{:<22} {:>8} {:>10} {:>10} {:>18} {:>10}",
+        "strategy", "labels", "kw macro", "mean", "labels to random", "share"
     );
     for s in &summary {
         println!(
