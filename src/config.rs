@@ -36,3 +36,10 @@ impl Settings {
         }
     }
 }
+
+/// `host:pid`: who a worker is on job pages, and who is writing a version folder.
+pub fn this_process() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = if host.trim().is_empty() { "localhost" } else { host.trim() };
+    format!("{host}:{}", std::process::id())
+}

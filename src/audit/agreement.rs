@@ -99,25 +99,8 @@ pub fn per_keyword(keyword_ids: &[i64], answers: &[Vec<Vec<(i64, i16)>>]) -> Vec
 /// Each human annotator's latest answer on every review that two or more annotators
 /// labelled, as (keyword id, level) lists.
 pub async fn answers(pool: &sqlx::PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<Vec<Vec<(i64, i16)>>>> {
-    use crate::store::annotations::LabelSource;
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = crate::store::reviews::page_with_annotations(pool, taxonomy_id, after, 2000, None).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = last.id;
-        for (_, annotations) in page {
-            let human: Vec<_> = crate::consensus::latest_per_labeller(&annotations)
-                .into_iter()
-                .filter(|a| a.source == LabelSource::Human && a.annotator_id.is_some())
-                .map(|a| a.labels.labels.clone())
-                .collect();
-            if human.len() >= 2 {
-                out.push(human);
-            }
-        }
-    }
-    Ok(out)
+    let reviews = crate::store::adjudication::multiply_answered(pool, taxonomy_id).await?;
+    Ok(reviews.into_iter().map(|r| r.answers.into_iter().map(|a| a.labels.labels).collect()).collect())
 }
 
 #[cfg(test)]

@@ -32,13 +32,12 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn new(models_dir: PathBuf) -> Self {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_string();
         let mut devices = vec!["any".to_string(), "cpu".to_string()];
         if crate::model::device().is_cuda() {
             devices.push("cuda".into());
         }
         WorkerConfig {
-            id: format!("{}:{}", if host.is_empty() { "worker" } else { &host }, std::process::id()),
+            id: crate::config::this_process(),
             kinds: super::KINDS.iter().map(|k| k.to_string()).collect(),
             devices,
             lease_seconds: 60.0,

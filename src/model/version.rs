@@ -57,7 +57,7 @@ impl PendingVersion {
         let temp = parent.join(format!("{PARTIAL}{name}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
         // Who is writing it: a process killed mid-training cannot remove its own folder.
-        std::fs::write(temp.join(OWNER), owner())?;
+        std::fs::write(temp.join(OWNER), crate::config::this_process())?;
         Ok(PendingVersion { temp, target, committed: false })
     }
 
@@ -91,17 +91,11 @@ impl PendingVersion {
 const PARTIAL: &str = ".partial-";
 const OWNER: &str = ".owner";
 
-/// `host:pid` of this process.
-fn owner() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    format!("{}:{}", host.trim(), std::process::id())
-}
-
 /// Removes version folders left half-written by processes of this host that no longer
 /// run (killed mid-training). Folders of other hosts sharing the folder are theirs to
 /// judge. Returns how many were removed.
 pub fn remove_abandoned(models_dir: &Path) -> usize {
-    let host = owner().split(':').next().unwrap_or_default().to_string();
+    let host = crate::config::this_process().split(':').next().unwrap_or_default().to_string();
     let taxonomies = std::fs::read_dir(models_dir).into_iter().flatten().flatten();
     let partials = taxonomies
         .flat_map(|t| std::fs::read_dir(t.path()).into_iter().flatten().flatten())
@@ -136,7 +130,7 @@ mod tests {
         let live = PendingVersion::start(&root, "fashion", "live").unwrap();
         let dead = root.join("fashion").join(format!("{PARTIAL}dead-1"));
         std::fs::create_dir_all(&dead).unwrap();
-        let host = owner().split(':').next().unwrap().to_string();
+        let host = crate::config::this_process().split(':').next().unwrap().to_string();
         // No process has this pid: the kernel's limit is below it.
         std::fs::write(dead.join(OWNER), format!("{host}:4999999")).unwrap();
         let elsewhere = root.join("fashion").join(format!("{PARTIAL}other-host"));

@@ -120,7 +120,7 @@ fn prediction(
         review_id,
         boundary: strategies::keyword_boundary(&s.probabilities, &analyzer.keyword.labels.thresholds),
         uncertainty: strategies::sentiment_uncertainty(&distributions),
-        rarity: rarity.score(&crate::text::normalize(text)),
+        rarity: rarity.score(text),
         keyword_probs: s.probabilities,
         sentiment: serde_json::Value::Object(sentiment),
         embedding: s.embedding,

@@ -6,39 +6,54 @@ use sqlx::PgPool;
 use super::annotations::{self, Authorship, LabelSource, StoredAnnotation};
 use crate::consensus;
 
-/// A review whose annotators disagree and that has no gold label yet.
+/// A review two or more annotators answered.
 #[derive(Debug, Clone)]
-pub struct Disagreement {
+pub struct MultiplyAnswered {
     pub review_id: i64,
     pub text: String,
-    /// Each annotator's latest answer.
+    /// Each human annotator's latest answer.
     pub answers: Vec<StoredAnnotation>,
+    pub has_gold: bool,
 }
 
-/// Up to `limit` open disagreements of a taxonomy, oldest review first.
-pub async fn disagreements(pool: &PgPool, taxonomy_id: i64, limit: usize) -> sqlx::Result<Vec<Disagreement>> {
+impl MultiplyAnswered {
+    pub fn disagree(&self) -> bool {
+        self.answers.iter().any(|a| a.labels != self.answers[0].labels)
+    }
+}
+
+/// Every review of a taxonomy that two or more annotators answered, oldest first: what
+/// agreement is measured on and disagreements are settled from.
+pub async fn multiply_answered(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<MultiplyAnswered>> {
     let mut out = Vec::new();
     let mut after = 0;
-    while out.len() < limit {
+    loop {
         let page = super::reviews::page_with_annotations(pool, taxonomy_id, after, 2000, None).await?;
         let Some((last, _)) = page.last() else { break };
         after = last.id;
         for (review, all) in page {
-            if all.iter().any(|a| a.source == LabelSource::Gold) {
-                continue;
-            }
             let answers: Vec<StoredAnnotation> = consensus::latest_per_labeller(&all)
                 .into_iter()
                 .filter(|a| a.source == LabelSource::Human && a.annotator_id.is_some())
                 .cloned()
                 .collect();
-            if answers.len() >= 2 && answers.iter().any(|a| a.labels != answers[0].labels) {
-                out.push(Disagreement { review_id: review.id, text: review.text, answers });
+            if answers.len() >= 2 {
+                let has_gold = all.iter().any(|a| a.source == LabelSource::Gold);
+                out.push(MultiplyAnswered { review_id: review.id, text: review.text, answers, has_gold });
             }
         }
     }
-    out.truncate(limit);
     Ok(out)
+}
+
+/// Up to `limit` reviews whose annotators disagree and that have no gold label yet.
+pub async fn disagreements(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    limit: usize,
+) -> sqlx::Result<Vec<MultiplyAnswered>> {
+    let all = multiply_answered(pool, taxonomy_id).await?;
+    Ok(all.into_iter().filter(|r| !r.has_gold && r.disagree()).take(limit).collect())
 }
 
 /// Adopts one annotator's answer as the review's gold label (a new annotation by the

@@ -169,14 +169,21 @@ pub struct OpenIssue {
     pub suggested: Option<i16>,
     pub confidence: f32,
     pub annotation_id: Option<i64>,
+    /// The label under suspicion, as parallel keyword-id and level columns.
+    pub label_keywords: Vec<i64>,
+    pub label_levels: Vec<i16>,
 }
 
 /// A keyword's open suspects, most confident first.
 pub async fn open_for_keyword(pool: &PgPool, keyword_id: i64, limit: i64) -> sqlx::Result<Vec<OpenIssue>> {
     sqlx::query_as(
-        "SELECT i.id, i.review_id, r.text, i.kind, i.suggested, i.confidence, i.annotation_id
+        "SELECT i.id, i.review_id, r.text, i.kind, i.suggested, i.confidence, i.annotation_id,
+                coalesce(array_agg(l.keyword_id ORDER BY l.keyword_id) FILTER (WHERE l.keyword_id IS NOT NULL), '{}') AS label_keywords,
+                coalesce(array_agg(l.sentiment ORDER BY l.keyword_id) FILTER (WHERE l.keyword_id IS NOT NULL), '{}') AS label_levels
          FROM label_issues i JOIN reviews r ON r.id = i.review_id
-         WHERE i.keyword_id = $1 AND i.status = 'open' ORDER BY i.confidence DESC, i.id LIMIT $2",
+         LEFT JOIN annotation_labels l ON l.annotation_id = i.annotation_id
+         WHERE i.keyword_id = $1 AND i.status = 'open'
+         GROUP BY i.id, r.text ORDER BY i.confidence DESC, i.id LIMIT $2",
     )
     .bind(keyword_id)
     .bind(limit)

@@ -14,6 +14,14 @@ pub async fn ensure_builtin(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The taxonomy a keyword belongs to.
+pub async fn of_keyword(pool: &PgPool, keyword_id: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT taxonomy_id FROM keywords WHERE id = $1")
+        .bind(keyword_id)
+        .fetch_optional(pool)
+        .await
+}
+
 pub async fn find_id(pool: &PgPool, name: &str) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = $1").bind(name).fetch_optional(pool).await
 }

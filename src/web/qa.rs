@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{Authorized, Nav, Permitted, ReviewArea};
+use super::auth::{Authorized, CsrfForm, Nav, Permitted, ReviewArea};
 use super::engineer::pick_taxonomy;
 use super::i18n::Tr;
 use super::{render, see_other, AppState};
@@ -175,8 +175,8 @@ async fn keyword_page(
     let mut marked = highlighted(&state, &taxonomy, keyword_id, &open).await.into_iter();
     let mut issues = Vec::new();
     for issue in open {
-        let (_, _, _, labels) = label_issues::with_label(&state.pool, issue.id).await?.unwrap_or_default();
-        let current: Vec<String> = labels.iter().map(|(k, l)| format!("{}{l:+}", name(*k))).collect();
+        let labels = issue.label_keywords.iter().zip(&issue.label_levels);
+        let current: Vec<String> = labels.map(|(k, l)| format!("{}{l:+}", name(*k))).collect();
         let suggestion = match (issue.kind.as_str(), issue.suggested) {
             ("missing", _) => format!("+ {}", name(keyword_id)),
             ("wrong", _) => format!("− {}", name(keyword_id)),
@@ -258,10 +258,7 @@ fn segments(text: &str, highlights: &[crate::analyze::Highlight]) -> Segments {
 }
 
 async fn taxonomy_of_keyword(state: &AppState, keyword_id: i64) -> AppResult<Taxonomy> {
-    let taxonomy_id: Option<i64> = sqlx::query_scalar("SELECT taxonomy_id FROM keywords WHERE id = $1")
-        .bind(keyword_id)
-        .fetch_optional(&state.pool)
-        .await?;
+    let taxonomy_id = crate::store::taxonomies::of_keyword(&state.pool, keyword_id).await?;
     Ok(crate::store::taxonomies::load(&state.pool, taxonomy_id.ok_or(AppError::NotFound)?).await?)
 }
 
@@ -284,15 +281,10 @@ async fn decide(
     Ok(see_other(&format!("/qa/keywords/{}", path.into_inner())))
 }
 
-#[derive(Deserialize)]
-struct CsrfOnly {
-    csrf: String,
-}
-
 /// Applies the model's suggestion: adds the missing keyword (at the scale's neutral
 /// level), removes a wrong one, or sets the suggested level.
 async fn fix(
-    request: Permitted<ReviewArea, web::Form<CsrfOnly>>,
+    request: Permitted<ReviewArea, web::Form<CsrfForm>>,
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
