@@ -1,7 +1,8 @@
 //! Label quality (DESIGN.md §1, the seed's label-error audit): agreement between
-//! annotators, and confident learning to rank suspected label errors. The audit pages
-//! and the k-fold job that feeds the error finder come next.
+//! annotators, and confident learning to rank suspected label errors. Its power to find
+//! planted errors is measured by `power`.
 
 pub mod agreement;
 pub mod confident;
 pub mod finder;
+pub mod power;

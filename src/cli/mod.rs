@@ -1,5 +1,6 @@
 //! Handlers of the larger commands, one file per area; `main.rs` parses and dispatches.
 
 pub mod active;
+pub mod audit;
 pub mod models;
 pub mod simulate;

@@ -1,0 +1,144 @@
+//! `reviewloop audit`, `agreement` and `bench audit`: label quality for people.
+
+use std::path::PathBuf;
+
+use reviewloop::audit::power::{self, PowerOptions};
+use reviewloop::config::Settings;
+use reviewloop::import::Format;
+use reviewloop::store;
+use reviewloop::train::pipeline::{EncoderSize, TrainSettings};
+
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    #[arg(long, default_value = "fashion")]
+    taxonomy: String,
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Epochs of each fold's models (no validation split: every label is scored).
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// A pretrained encoder folder; the offline small encoder when absent.
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// Queue an audit job for a worker instead of auditing here.
+    #[arg(long)]
+    queue: bool,
+}
+
+pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) -> anyhow::Result<()> {
+    if args.queue {
+        let payload =
+            serde_json::json!({"taxonomy": args.taxonomy, "folds": args.folds, "epochs": args.epochs});
+        let mut job = reviewloop::jobs::NewJob::new("audit", payload);
+        job.dedup_key = Some(format!("audit:{}", args.taxonomy));
+        let mut conn = pool.acquire().await?;
+        let id = reviewloop::jobs::queue::enqueue(&mut conn, &job).await?;
+        println!("job {id} queued");
+        return Ok(());
+    }
+    let mut train = TrainSettings::defaults(&args.taxonomy, settings.data_dir.clone());
+    train.fit.epochs = args.epochs;
+    train.base = args.base;
+    let summary = reviewloop::audit::finder::run(pool, &train, args.folds, &mut |stage, p| {
+        if p.step == 1 {
+            eprintln!("{stage}: {} steps", p.total_steps);
+        }
+    })
+    .await?;
+    println!("{} labelled reviews audited; {} new suspects", summary.reviews, summary.added);
+    println!("{:<20} {:>8} {:>10}", "keyword", "keyword", "sentiment");
+    for (name, keyword, sentiment) in summary.per_keyword.iter().filter(|k| k.1 + k.2 > 0) {
+        println!("{name:<20} {keyword:>8} {sentiment:>10}");
+    }
+    Ok(())
+}
+
+pub async fn agreement(pool: &sqlx::PgPool, taxonomy: &str) -> anyhow::Result<()> {
+    use reviewloop::audit::agreement;
+    let taxonomy = store::taxonomies::load_by_name(pool, taxonomy).await?;
+    let answers = agreement::answers(pool, taxonomy.id).await?;
+    let ids: Vec<i64> = taxonomy.keywords.iter().map(|k| k.id).collect();
+    let show = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
+    println!("{} reviews labelled by two or more annotators", answers.len());
+    println!("{:<20} {:>14} {:>14} {:>12}", "keyword", "presence κ", "presence α", "level α");
+    for (k, a) in taxonomy.keywords.iter().zip(agreement::per_keyword(&ids, &answers)) {
+        println!(
+            "{:<20} {:>14} {:>14} {:>12}",
+            k.name,
+            show(a.presence_kappa),
+            show(a.presence_alpha),
+            show(a.level_alpha)
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct PowerArgs {
+    /// Labelled file (all of it is audited).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Taxonomy (default: nikl-absa for that format, else fashion).
+    #[arg(long)]
+    taxonomy: Option<String>,
+    /// Keyword whose labels are flipped (default: the most frequent).
+    #[arg(long)]
+    keyword: Option<String>,
+    /// Share of the reviews whose keyword is flipped, half removed, half added.
+    #[arg(long, default_value_t = 0.05)]
+    rate: f64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    train_batch: usize,
+    /// Encoder size of the fold models (the audit's own default is 4 × 256).
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+}
+
+/// Plants label errors in a file and reports how many the audit finds.
+pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
+    let taxonomy = args
+        .taxonomy
+        .unwrap_or_else(|| if args.format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
+    let mut train = TrainSettings::defaults(&taxonomy, settings.data_dir.clone());
+    train.fit.epochs = args.epochs;
+    train.fit.batch_size = args.train_batch.max(1);
+    train.fit.seed = args.seed;
+    train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
+    let options = PowerOptions {
+        data: &args.data,
+        format: args.format,
+        keyword: args.keyword,
+        rate: args.rate,
+        seed: args.seed,
+        folds: args.folds,
+        train,
+    };
+    let started = std::time::Instant::now();
+    let p = power::measure(&settings.database_url, &options).await?;
+    println!(
+        "{}: {} of {} reviews flipped (seed {}); audit raised {} suspects for it",
+        p.keyword, p.flipped, p.items, args.seed, p.raised
+    );
+    println!(
+        "top {}: {} flipped found — precision {:.3}, recall {:.3} (removed {:.3}, added {:.3}); {:.0} s",
+        p.top,
+        p.found,
+        p.precision,
+        p.recall,
+        p.recall_removed,
+        p.recall_added,
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", serde_json::to_string(&p)?);
+    Ok(())
+}
