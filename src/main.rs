@@ -99,7 +99,7 @@ enum Command {
     Worker(cli::active::WorkerArgs),
     /// Find suspected label errors: k-fold cross-validation, then confident learning per
     /// keyword and per keyword's sentiment; suspects become label issues for reviewers.
-    Audit(cli::models::AuditArgs),
+    Audit(cli::audit::AuditArgs),
     /// Agreement between annotators per keyword (kappa, alpha) on multiply-labelled reviews.
     Agreement {
         #[arg(long, default_value = "fashion")]
@@ -275,6 +275,9 @@ enum BenchCommand {
         runs: usize,
     },
     /// Latency of next item / item page / submit over HTTP, on a scratch database.
+    /// Plants label errors in a labelled file (scratch database) and measures how many
+    /// the audit finds among its top suspects.
+    Audit(cli::audit::PowerArgs),
     Annotate {
         /// Reviews in the pool.
         #[arg(long, default_value_t = 100_000)]
@@ -319,6 +322,7 @@ async fn start() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Select { pool, items, runs }) => {
             reviewloop::bench::select(&settings, pool, items, runs).await
         }
+        Command::Bench(BenchCommand::Audit(args)) => cli::audit::power(&settings, args).await,
         Command::Bench(BenchCommand::Annotate { pool, items }) => {
             reviewloop::bench::annotate(&settings, pool, items).await
         }
@@ -387,8 +391,8 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Worker(args) => cli::active::worker(&pool, settings, args).await?,
         Command::Job(cmd) => cli::active::job(&pool, cmd).await?,
         Command::Model(cmd) => cli::active::model(&pool, settings, cmd).await?,
-        Command::Agreement { taxonomy } => cli::models::agreement(&pool, &taxonomy).await?,
-        Command::Audit(args) => cli::models::audit(&pool, settings, args).await?,
+        Command::Agreement { taxonomy } => cli::audit::agreement(&pool, &taxonomy).await?,
+        Command::Audit(args) => cli::audit::audit(&pool, settings, args).await?,
         Command::Simulate(args) => cli::simulate::simulate(&pool, settings, args).await?,
         Command::Bench(_) => unreachable!("handled before connecting"),
     }
