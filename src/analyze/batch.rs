@@ -1,10 +1,10 @@
 //! Many reviews at once, for scoring the pool: keyword probabilities, the sentence
 //! vector the keyword model pooled (for clustering), and a sentiment distribution for
-//! each found keyword. No highlights: those are for people reading one review.
+//! each found keyword; and full analyses of many reviews, for the API.
 
 use candle_core::Result;
 
-use super::{Analyzer, BATCH};
+use super::{Analysis, Analyzer, BATCH};
 use crate::model::classifier::Classifier;
 use crate::text;
 use crate::train::data::{self, SentimentInput};
@@ -18,15 +18,60 @@ pub struct Scored {
     pub embedding: Vec<f32>,
 }
 
+/// What one batched pass over many reviews gives: probabilities, pooled vectors, and
+/// the level distribution of each found keyword.
+struct Pass {
+    texts: Vec<String>,
+    probabilities: Vec<Vec<f32>>,
+    embeddings: Vec<Vec<f32>>,
+    sentiments: Vec<Vec<(usize, Vec<f32>)>>,
+}
+
 impl Analyzer {
     pub fn score_many(&self, texts: &[String]) -> anyhow::Result<Vec<Scored>> {
+        let pass = self.pass(texts)?;
+        Ok(pass
+            .probabilities
+            .into_iter()
+            .zip(pass.embeddings)
+            .zip(pass.sentiments)
+            .map(|((probabilities, embedding), sentiments)| Scored { probabilities, sentiments, embedding })
+            .collect())
+    }
+
+    /// Full analyses of many reviews (the API's batches), highlights where asked; every
+    /// stage runs batched over all reviews together.
+    pub fn analyze_many(&self, texts: &[String], highlights: &[bool]) -> anyhow::Result<Vec<Analysis>> {
+        let pass = self.pass(texts)?;
+        let wanted: Vec<usize> = (0..texts.len())
+            .filter(|&i| highlights.get(i).copied().unwrap_or(false) && !pass.sentiments[i].is_empty())
+            .collect();
+        let inputs: Vec<(&str, &[f32])> =
+            wanted.iter().map(|&i| (pass.texts[i].as_str(), pass.probabilities[i].as_slice())).collect();
+        let mut drops = vec![Vec::new(); texts.len()];
+        for (&i, d) in wanted.iter().zip(self.mask_drops(&inputs)?) {
+            drops[i] = d;
+        }
+        Ok(pass
+            .texts
+            .iter()
+            .zip(pass.probabilities)
+            .zip(pass.sentiments)
+            .zip(&drops)
+            .map(|(((text, probs), sentiments), drops)| self.assemble(text, probs, sentiments, drops))
+            .collect())
+    }
+
+    fn pass(&self, texts: &[String]) -> anyhow::Result<Pass> {
         let texts: Vec<String> = texts.iter().map(|t| text::normalize(t)).collect();
         let rows: Vec<Vec<u32>> =
             texts.iter().map(|t| data::encode_review(&self.keyword.tokenizer, t)).collect();
         let (probs, embeddings) = keyword_pass(&self.keyword.classifier, &rows)?;
-        let found: Vec<Vec<usize>> = probs.iter().map(|p| self.found(p)).collect();
-        let pairs: Vec<(usize, usize)> =
-            found.iter().enumerate().flat_map(|(r, ks)| ks.iter().map(move |&k| (r, k))).collect();
+        let pairs: Vec<(usize, usize)> = probs
+            .iter()
+            .enumerate()
+            .flat_map(|(r, p)| self.found(p).into_iter().map(move |k| (r, k)))
+            .collect();
         let input = self.sentiment.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
         let pair_rows: Vec<Vec<u32>> = pairs
             .iter()
@@ -44,12 +89,7 @@ impl Analyzer {
         for (&(r, k), d) in pairs.iter().zip(distributions) {
             sentiments[r].push((k, d));
         }
-        Ok(probs
-            .into_iter()
-            .zip(embeddings)
-            .zip(sentiments)
-            .map(|((probabilities, embedding), sentiments)| Scored { probabilities, sentiments, embedding })
-            .collect())
+        Ok(Pass { texts, probabilities: probs, embeddings, sentiments })
     }
 }
 

@@ -15,7 +15,7 @@ use crate::model::classifier::Classifier;
 use crate::model::folder::ModelFolder;
 use crate::model::version::Labels;
 use crate::text;
-use crate::train::data::{self, SentimentInput};
+use crate::train::data;
 use crate::train::{argmax, probabilities};
 
 mod batch;
@@ -102,26 +102,31 @@ impl Analyzer {
     }
 
     pub fn analyze(&self, text: &str, highlights: bool) -> anyhow::Result<Analysis> {
-        let text = text::normalize(text);
-        let row = data::encode_review(&self.keyword.tokenizer, &text);
-        let probs = probabilities(&self.keyword.classifier, &[row], true, 1)?.remove(0);
+        let mut one = self.analyze_many(&[text.to_string()], &[highlights])?;
+        Ok(one.remove(0))
+    }
+
+    /// One review's analysis from its keyword probabilities, the level distribution of
+    /// each found keyword, and the word drops (empty without highlights).
+    fn assemble(
+        &self,
+        text: &str,
+        probs: Vec<f32>,
+        sentiments: Vec<(usize, Vec<f32>)>,
+        drops: &WordDrops,
+    ) -> Analysis {
         let labels = &self.keyword.labels;
-        let found = self.found(&probs);
-        let sentiments = self.sentiments(&text, &found)?;
-        let drops =
-            if highlights && !found.is_empty() { self.mask_drops(&text, &probs)? } else { Vec::new() };
-        let keywords = found
-            .iter()
-            .zip(sentiments)
-            .map(|(&k, distribution)| FoundKeyword {
+        let keywords = sentiments
+            .into_iter()
+            .map(|(k, distribution)| FoundKeyword {
                 keyword: labels.keywords[k].clone(),
                 probability: probs[k],
                 sentiment: self.sentiment.labels.scale_min + argmax(&distribution) as i16,
                 distribution,
-                highlights: self.top_highlights(&text, &drops, k),
+                highlights: self.top_highlights(text, drops, k),
             })
             .collect();
-        Ok(Analysis { keywords, probabilities: probs })
+        Analysis { keywords, probabilities: probs }
     }
 
     /// Keywords whose probability reaches their threshold.
@@ -132,33 +137,31 @@ impl Analyzer {
             .collect()
     }
 
-    fn sentiments(&self, text: &str, found: &[usize]) -> anyhow::Result<Vec<Vec<f32>>> {
-        let input = self.sentiment.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
-        let rows: Vec<Vec<u32>> = found
-            .iter()
-            .map(|&k| {
-                data::encode_pair(&self.sentiment.tokenizer, input, text, &self.keyword.labels.keywords[k])
-            })
-            .collect();
-        Ok(probabilities(&self.sentiment.classifier, &rows, false, BATCH)?)
-    }
-
-    /// For each word: the spans and every keyword's probability drop when it is masked,
-    /// all variants scored together.
-    fn mask_drops(&self, text: &str, original: &[f32]) -> anyhow::Result<WordDrops> {
-        let spans = text::word_spans(text);
+    /// For each review and each of its words: the span and every keyword's probability
+    /// drop when that word is masked; the variants of all reviews scored together.
+    fn mask_drops(&self, reviews: &[(&str, &[f32])]) -> anyhow::Result<Vec<WordDrops>> {
         let mask = mask_token(&self.keyword.tokenizer);
-        let rows: Vec<Vec<u32>> = spans
+        let spans: Vec<Vec<(usize, usize)>> = reviews.iter().map(|(t, _)| text::word_spans(t)).collect();
+        let rows: Vec<Vec<u32>> = reviews
             .iter()
-            .map(|&(s, e)| {
-                data::encode_review(&self.keyword.tokenizer, &text::replace_chars(text, s, e, mask))
+            .zip(&spans)
+            .flat_map(|((t, _), s)| {
+                s.iter().map(|&(a, b)| {
+                    data::encode_review(&self.keyword.tokenizer, &text::replace_chars(t, a, b, mask))
+                })
             })
             .collect();
-        let masked = probabilities(&self.keyword.classifier, &rows, true, BATCH)?;
-        Ok(spans
-            .into_iter()
-            .zip(masked)
-            .map(|(span, p)| (span, original.iter().zip(&p).map(|(o, m)| o - m).collect()))
+        let mut masked = probabilities(&self.keyword.classifier, &rows, true, BATCH)?.into_iter();
+        Ok(reviews
+            .iter()
+            .zip(spans)
+            .map(|((_, original), spans)| {
+                spans
+                    .into_iter()
+                    .zip(masked.by_ref())
+                    .map(|(span, p)| (span, original.iter().zip(&p).map(|(o, m)| o - m).collect()))
+                    .collect()
+            })
             .collect())
     }
 
@@ -168,8 +171,8 @@ impl Analyzer {
         let text = text::normalize(text);
         let row = data::encode_review(&self.keyword.tokenizer, &text);
         let probs = probabilities(&self.keyword.classifier, &[row], true, 1)?.remove(0);
-        let drops = self.mask_drops(&text, &probs)?;
-        Ok(self.top_highlights(&text, &drops, keyword))
+        let drops = self.mask_drops(&[(&text, &probs)])?;
+        Ok(self.top_highlights(&text, &drops[0], keyword))
     }
 
     fn top_highlights(
