@@ -24,6 +24,9 @@ pub struct Settings {
     /// reason is given).
     #[arg(long, env = "REVIEWLOOP_PROMOTION_MARGIN", default_value_t = 0.05, global = true)]
     pub promotion_margin: f64,
+
+    #[command(flatten)]
+    pub serve: crate::serve::ServeLimits,
 }
 
 impl Settings {
@@ -33,6 +36,7 @@ impl Settings {
             data_dir: PathBuf::from("models"),
             max_text_chars: 5000,
             promotion_margin: 0.05,
+            serve: crate::serve::ServeLimits::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod model;
 pub mod rounds;
 pub mod score;
 pub mod select;
+pub mod serve;
 pub mod simulate;
 pub mod store;
 pub mod taxonomy;

@@ -55,6 +55,9 @@ enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Keys for the analysis API (/api/v1/analyze).
+    #[command(subcommand)]
+    Apikey(cli::api_keys::ApiKeyCommand),
     /// List or add keyword taxonomies.
     #[command(subcommand)]
     Taxonomy(TaxonomyCommand),
@@ -357,6 +360,7 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Export(args) => export(&pool, args).await?,
         Command::Round(cmd) => round(&pool, cmd).await?,
         Command::User(cmd) => user(&pool, cmd).await?,
+        Command::Apikey(cmd) => cli::api_keys::run(&pool, cmd).await?,
         Command::Taxonomy(cmd) => taxonomy(&pool, cmd).await?,
         Command::Train(args) => cli::models::train(&pool, settings, args).await?,
         Command::Eval { data, format, version, taxonomy, json } => {

@@ -2,6 +2,7 @@
 
 pub mod adjudication;
 pub mod annotations;
+pub mod api_keys;
 pub mod assignments;
 pub mod audit;
 pub mod guidelines;

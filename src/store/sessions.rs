@@ -16,7 +16,8 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn hash(token: &str) -> Vec<u8> {
+/// What is stored of a secret token (sessions, API keys).
+pub fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 

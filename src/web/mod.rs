@@ -1,8 +1,10 @@
 //! The web app: one router per audience, merged here, over one shared state.
 
 pub mod admin;
+pub mod analyze_api;
 pub mod annotate;
 pub mod api;
+pub mod api_keys;
 pub mod auth;
 pub mod engineer;
 pub mod errors;
@@ -10,6 +12,7 @@ pub mod i18n;
 pub mod qa;
 pub mod simulations;
 pub mod training;
+pub mod try_it;
 pub mod versions;
 
 use std::net::TcpListener;
@@ -27,6 +30,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
     pub secure_cookies: bool,
+    /// The analysis API's models, model thread and rate limits.
+    pub serving: std::sync::Arc<crate::serve::Serving>,
 }
 
 /// A bound server. Binding happens in `build` so that tests can ask for port 0 and
@@ -47,7 +52,8 @@ impl Application {
         let listener =
             TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let address = listener.local_addr()?;
-        let state = web::Data::new(AppState { pool, settings, secure_cookies });
+        let serving = std::sync::Arc::new(crate::serve::Serving::start(pool.clone(), settings.serve.clone()));
+        let state = web::Data::new(AppState { pool, settings, secure_cookies, serving });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -97,7 +103,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(simulations::routes)
         .configure(qa::routes)
         .configure(admin::routes)
+        .configure(api_keys::routes)
+        .configure(try_it::routes)
         .configure(api::routes)
+        .configure(analyze_api::routes)
         .service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));
 }
 

@@ -147,7 +147,7 @@ async fn launch_audit(
 /// A suspect as shown: the issue, the current label, the suggestion, and the text in
 /// segments (marked or not) by the serving model's reasons.
 type SuspectView = (OpenIssue, String, String, Segments);
-type Segments = Vec<(String, bool)>;
+pub(super) type Segments = Vec<(String, bool)>;
 
 #[derive(Template)]
 #[template(path = "qa_keyword.html")]
@@ -235,7 +235,7 @@ async fn highlighted(
 }
 
 /// `text` cut at the highlights' character spans.
-fn segments(text: &str, highlights: &[crate::analyze::Highlight]) -> Segments {
+pub(super) fn segments(text: &str, highlights: &[crate::analyze::Highlight]) -> Segments {
     let chars: Vec<char> = text.chars().collect();
     let mut spans: Vec<(usize, usize)> =
         highlights.iter().map(|h| (h.start, h.end.min(chars.len()))).collect();

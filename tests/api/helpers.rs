@@ -31,10 +31,15 @@ pub async fn fresh_database() -> (PgPool, String) {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// An app whose settings `change` adjusts first (limits of the analysis API, say).
+    pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> TestApp {
         let (pool, url) = fresh_database().await;
-        let app = Application::build(pool.clone(), Settings::for_database(&url), "127.0.0.1:0", false)
-            .await
-            .expect("app binds");
+        let mut settings = Settings::for_database(&url);
+        change(&mut settings);
+        let app = Application::build(pool.clone(), settings, "127.0.0.1:0", false).await.expect("app binds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         TestApp { address, pool, database_url: url }

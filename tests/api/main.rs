@@ -1,5 +1,6 @@
 //! Integration tests against a real PostgreSQL: one binary, one module per feature.
 
+mod analyze_api;
 mod annotate;
 mod audit;
 mod browser;

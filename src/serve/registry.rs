@@ -1,0 +1,131 @@
+//! The version that serves each taxonomy, loaded once and swapped atomically: a request
+//! takes an `Arc` of the current model and keeps it until its answer is written, so a
+//! promotion never drops or mixes in-flight requests; the old model is freed when its
+//! last request ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use super::ServeError;
+use crate::analyze::Analyzer;
+use crate::store;
+
+/// A loaded version and what the API reports of it.
+pub struct Served {
+    pub version_id: i64,
+    pub version: String,
+    pub taxonomy: String,
+    pub analyzer: Analyzer,
+}
+
+impl Served {
+    /// The sentiment levels, lowest first: what each place of a distribution means.
+    pub fn levels(&self) -> Vec<i16> {
+        let labels = &self.analyzer.sentiment.labels;
+        (labels.scale_min..=labels.scale_max).collect()
+    }
+}
+
+pub struct Registry {
+    pool: PgPool,
+    loaded: RwLock<HashMap<String, Arc<Served>>>,
+    /// One load at a time: loading reads and maps a whole model.
+    loading: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    pub fn new(pool: PgPool) -> Self {
+        Registry { pool, loaded: RwLock::default(), loading: tokio::sync::Mutex::new(()) }
+    }
+
+    fn cached(&self, taxonomy: &str) -> Option<Arc<Served>> {
+        self.loaded.read().unwrap_or_else(|e| e.into_inner()).get(taxonomy).cloned()
+    }
+
+    fn put(&self, served: Arc<Served>) {
+        self.loaded.write().unwrap_or_else(|e| e.into_inner()).insert(served.taxonomy.clone(), served);
+    }
+
+    /// The serving model of a taxonomy, loaded on first use.
+    pub async fn get(&self, taxonomy: &str) -> Result<Arc<Served>, ServeError> {
+        if let Some(served) = self.cached(taxonomy) {
+            return Ok(served);
+        }
+        let _one_at_a_time = self.loading.lock().await;
+        if let Some(served) = self.cached(taxonomy) {
+            return Ok(served);
+        }
+        let version = self.serving_version(taxonomy).await?;
+        let served = load(taxonomy, version).await?;
+        self.put(served.clone());
+        Ok(served)
+    }
+
+    /// Checks each loaded taxonomy's serving version and swaps in those that changed;
+    /// returns how many were swapped. A version that fails to load is logged and the
+    /// one in service stays.
+    pub async fn refresh(&self) -> usize {
+        let taxonomies: Vec<(String, i64)> = {
+            let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+            loaded.values().map(|s| (s.taxonomy.clone(), s.version_id)).collect()
+        };
+        let mut swapped = 0;
+        for (taxonomy, serving) in taxonomies {
+            let _one_at_a_time = self.loading.lock().await;
+            let version = match self.serving_version(&taxonomy).await {
+                Ok(v) if v.id == serving => continue,
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(%taxonomy, error = %e, "cannot check the serving version");
+                    continue;
+                }
+            };
+            match load(&taxonomy, version).await {
+                Ok(served) => {
+                    tracing::info!(%taxonomy, version = %served.version, "now serving");
+                    self.put(served);
+                    swapped += 1;
+                }
+                Err(e) => tracing::error!(%taxonomy, error = %e, "new version failed to load; old one stays"),
+            }
+        }
+        swapped
+    }
+
+    async fn serving_version(&self, taxonomy: &str) -> Result<store::models::ModelVersion, ServeError> {
+        let id = store::taxonomies::find_id(&self.pool, taxonomy)
+            .await?
+            .ok_or_else(|| ServeError::UnknownTaxonomy(taxonomy.to_string()))?;
+        store::models::current_keyword(&self.pool, id)
+            .await?
+            .ok_or_else(|| ServeError::NoModel(taxonomy.to_string()))
+    }
+}
+
+/// Loads a version off the async threads.
+async fn load(taxonomy: &str, version: store::models::ModelVersion) -> Result<Arc<Served>, ServeError> {
+    let taxonomy = taxonomy.to_string();
+    let dir = version.version_dir();
+    let analyzer = tokio::task::spawn_blocking(move || Analyzer::load(&dir))
+        .await
+        .map_err(|e| ServeError::Model(e.to_string()))?
+        .map_err(|e| ServeError::Model(format!("{e:#}")))?;
+    Ok(Arc::new(Served { version_id: version.id, version: version.name, taxonomy, analyzer }))
+}
+
+/// Checks for promotions every `every` while the registry is alive.
+pub fn follow_promotions(registry: &Arc<Registry>, every: Duration) {
+    let weak: Weak<Registry> = Arc::downgrade(registry);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(registry) = weak.upgrade() else { return };
+            registry.refresh().await;
+        }
+    });
+}

@@ -1,0 +1,423 @@
+//! `POST /api/v1/analyze`: the analysis that replaces the external API, for other
+//! systems, behind API keys. Every error is JSON with a stable code; none of them
+//! reaches the model thread. `GET /api/v1/openapi.json` describes it, generated from
+//! these types.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use super::AppState;
+use crate::analyze::Analysis;
+use crate::serve::rate::Admission;
+use crate::serve::{ServeError, Served};
+use crate::store::api_keys::{self, Caller};
+
+/// Largest request body: 64 reviews of 5,000 Hangul characters (3 bytes each in UTF-8)
+/// fit with room for JSON; beyond it the body is not read.
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/analyze").app_data(json_config(BODY_LIMIT)).route(web::post().to(analyze)),
+    )
+    .route("/api/v1/openapi.json", web::get().to(openapi));
+}
+
+/// One review to analyse.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewInput {
+    /// Your identifier, echoed back in the result.
+    pub id: Option<String>,
+    pub text: String,
+}
+
+/// Either `text` (one review) or `reviews` (a batch), not both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeRequest {
+    /// One review.
+    pub text: Option<String>,
+    /// Several reviews, answered in the same order.
+    pub reviews: Option<Vec<ReviewInput>>,
+    /// Highlighted words per found keyword (default true; they cost one model pass per word).
+    #[serde(default = "yes")]
+    pub highlights: bool,
+    /// The taxonomy whose serving models analyse (default: the server's).
+    pub taxonomy: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalyzeResponse {
+    pub model: ModelInfo,
+    pub results: Vec<ReviewResult>,
+}
+
+/// The version that answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelInfo {
+    pub taxonomy: String,
+    pub version: String,
+    pub version_id: i64,
+    /// Sentiment levels, lowest first: what each place of a `distribution` means.
+    pub levels: Vec<i16>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewResult {
+    pub id: Option<String>,
+    /// Keywords whose probability reached their threshold.
+    pub keywords: Vec<KeywordResult>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeywordResult {
+    pub keyword: String,
+    pub probability: f32,
+    /// The most likely sentiment level.
+    pub sentiment: i16,
+    /// Probability of each level in `model.levels`.
+    pub distribution: Vec<f32>,
+    /// Words that drove the keyword, strongest first (empty without highlights).
+    pub highlights: Vec<HighlightResult>,
+}
+
+/// A word as a span of characters (Unicode scalar values, not bytes) of the text sent,
+/// counted in its NFC form (the form keyboards produce; decomposed Hangul is composed
+/// before analysis).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HighlightResult {
+    pub word: String,
+    pub start: usize,
+    pub end: usize,
+    /// How much the keyword's probability falls when the word is masked.
+    pub score: f32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: invalid_json, unknown_field, missing_text, empty_text, text_too_long,
+    /// batch_too_large, body_too_large, bad_key, rate_limited, unknown_taxonomy,
+    /// no_model, overloaded, model_error, internal.
+    pub code: &'static str,
+    pub message: String,
+    /// The review the error is about, for errors of one review in a batch.
+    pub index: Option<usize>,
+}
+
+/// The API's errors, each with its status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    UnknownField(String),
+    #[error("send `text` or `reviews` (one of them)")]
+    MissingText,
+    #[error("review {0} is empty")]
+    EmptyText(usize),
+    #[error("review {index} has {chars} characters; the limit is {limit}")]
+    TextTooLong { index: usize, chars: usize, limit: usize },
+    #[error("{count} reviews in one request; the limit is {limit}")]
+    BatchTooLarge { count: usize, limit: usize },
+    #[error("the request body is over {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("{0}")]
+    BadKey(&'static str),
+    #[error("this key's rate limit is reached; retry in {0} s")]
+    RateLimited(u64),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::UnknownField(_) => "unknown_field",
+            ApiError::MissingText => "missing_text",
+            ApiError::EmptyText(_) => "empty_text",
+            ApiError::TextTooLong { .. } => "text_too_long",
+            ApiError::BatchTooLarge { .. } => "batch_too_large",
+            ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::BadKey(_) => "bad_key",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::Serve(ServeError::UnknownTaxonomy(_)) => "unknown_taxonomy",
+            ApiError::Serve(ServeError::NoModel(_)) => "no_model",
+            ApiError::Serve(ServeError::Overloaded) => "overloaded",
+            ApiError::Serve(ServeError::Model(_)) => "model_error",
+            ApiError::Serve(ServeError::Database(_)) => "internal",
+        }
+    }
+
+    fn index(&self) -> Option<usize> {
+        match self {
+            ApiError::EmptyText(i) | ApiError::TextTooLong { index: i, .. } => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn from_json(error: &JsonPayloadError) -> ApiError {
+        match error {
+            JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                ApiError::BodyTooLarge(*limit)
+            }
+            JsonPayloadError::Deserialize(e) if e.to_string().starts_with("unknown field") => {
+                ApiError::UnknownField(e.to_string())
+            }
+            JsonPayloadError::ContentType => {
+                ApiError::InvalidJson("send the body as JSON (Content-Type: application/json)".into())
+            }
+            e => ApiError::InvalidJson(e.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadKey(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Serve(ServeError::UnknownTaxonomy(_)) => StatusCode::NOT_FOUND,
+            ApiError::Serve(ServeError::NoModel(_) | ServeError::Overloaded) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Serve(ServeError::Model(_) | ServeError::Database(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %self, "analysis failed");
+            "internal error".to_string()
+        } else {
+            self.to_string()
+        };
+        let mut response = HttpResponse::build(status);
+        let retry_after = match self {
+            ApiError::RateLimited(seconds) => Some(seconds.to_string()),
+            ApiError::Serve(ServeError::Overloaded) => Some("1".to_string()),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.insert_header(("Retry-After", seconds));
+        }
+        response.json(ErrorBody { error: ErrorDetail { code: self.code(), message, index: self.index() } })
+    }
+}
+
+/// The JSON extractor's configuration: its errors in the API's shape.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).error_handler(|error, _| ApiError::from_json(&error).into())
+}
+
+/// A request body from a caller with a valid key within its rate limit, checked in
+/// that order: a request without a good key is refused before its body is read.
+pub struct Keyed<T> {
+    pub caller: Caller,
+    pub input: T,
+}
+
+impl<T: FromRequest + 'static> FromRequest for Keyed<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
+            let caller = admit(&state, &req).await?;
+            let input = T::from_request(&req, &mut payload).await.map_err(Into::into)?;
+            Ok(Keyed { caller, input })
+        })
+    }
+}
+
+/// The key from `Authorization: Bearer …` or `X-Api-Key`.
+fn presented_key(req: &HttpRequest) -> Option<&str> {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| header("x-api-key"))
+        .map(str::trim)
+}
+
+async fn admit(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
+    let key = presented_key(req).ok_or(ApiError::BadKey("send an API key: Authorization: Bearer rl_…"))?;
+    let caller = api_keys::authenticate(&state.pool, key)
+        .await
+        .map_err(ServeError::from)?
+        .ok_or(ApiError::BadKey("this API key is unknown or revoked"))?;
+    match state.serving.rate.admit(caller.id, caller.requests_per_minute as u32) {
+        Admission::Limited { retry_after } => Err(ApiError::RateLimited(retry_after.as_secs().max(1))),
+        Admission::Allowed { record_use } => {
+            if record_use {
+                let (pool, id) = (state.pool.clone(), caller.id);
+                actix_web::rt::spawn(async move { api_keys::touch(&pool, id).await });
+            }
+            Ok(caller)
+        }
+    }
+}
+
+/// The reviews of a request, checked against the limits.
+fn reviews(
+    request: AnalyzeRequest,
+    max_reviews: usize,
+    max_chars: usize,
+) -> Result<Vec<ReviewInput>, ApiError> {
+    let reviews = match (request.text, request.reviews) {
+        (Some(text), None) => vec![ReviewInput { id: None, text }],
+        (None, Some(reviews)) if !reviews.is_empty() => reviews,
+        _ => return Err(ApiError::MissingText),
+    };
+    if reviews.len() > max_reviews {
+        return Err(ApiError::BatchTooLarge { count: reviews.len(), limit: max_reviews });
+    }
+    for (index, review) in reviews.iter().enumerate() {
+        let chars = review.text.chars().count();
+        if chars > max_chars {
+            return Err(ApiError::TextTooLong { index, chars, limit: max_chars });
+        }
+        if crate::text::normalize(&review.text).trim().is_empty() {
+            return Err(ApiError::EmptyText(index));
+        }
+    }
+    Ok(reviews)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/analyze",
+    request_body = AnalyzeRequest,
+    responses(
+        (status = 200, description = "One result per review, in order", body = AnalyzeResponse),
+        (status = 400, description = "invalid_json, unknown_field, missing_text, empty_text, text_too_long, batch_too_large", body = ErrorBody),
+        (status = 401, description = "bad_key: missing, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "unknown_taxonomy", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "no_model (nothing trained yet) or overloaded (see Retry-After)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn analyze(
+    request: Keyed<web::Json<AnalyzeRequest>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limits = &state.serving.limits;
+    let request = request.input.into_inner();
+    let highlights = request.highlights;
+    let taxonomy = request.taxonomy.clone().unwrap_or_else(|| limits.default_taxonomy.clone());
+    let reviews = reviews(request, limits.max_reviews, state.settings.max_text_chars)?;
+    let model = state.serving.registry.get(&taxonomy).await?;
+    let texts = reviews.iter().map(|r| r.text.clone()).collect();
+    let analyses = state.serving.batcher.analyze(model.clone(), texts, highlights).await?;
+    let ids = reviews.into_iter().map(|r| (leading_space(&r.text), r.id));
+    Ok(HttpResponse::Ok().json(respond(&model, ids, analyses)))
+}
+
+/// Characters of white space before the text: the analysis sees it trimmed, and its
+/// spans are shifted back by this to index the text as sent (in NFC).
+fn leading_space(text: &str) -> usize {
+    text.chars().take_while(|c| c.is_whitespace()).count()
+}
+
+pub fn respond(
+    model: &Served,
+    ids: impl Iterator<Item = (usize, Option<String>)>,
+    analyses: Vec<Analysis>,
+) -> AnalyzeResponse {
+    let results = ids
+        .zip(analyses)
+        .map(|((offset, id), analysis)| ReviewResult {
+            id,
+            keywords: analysis
+                .keywords
+                .into_iter()
+                .map(|k| KeywordResult {
+                    keyword: k.keyword,
+                    probability: k.probability,
+                    sentiment: k.sentiment,
+                    distribution: k.distribution,
+                    highlights: k
+                        .highlights
+                        .into_iter()
+                        .map(|h| HighlightResult {
+                            word: h.word,
+                            start: h.start + offset,
+                            end: h.end + offset,
+                            score: h.drop,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let model = ModelInfo {
+        taxonomy: model.taxonomy.clone(),
+        version: model.version.clone(),
+        version_id: model.version_id,
+        levels: model.levels(),
+    };
+    AnalyzeResponse { model, results }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "reviewloop analysis API", description = "Keywords, sentiment per keyword and highlighted words of Korean product reviews, from the promoted models."),
+    paths(analyze),
+    components(schemas(AnalyzeRequest, ReviewInput, AnalyzeResponse, ModelInfo, ReviewResult, KeywordResult, HighlightResult, ErrorBody, ErrorDetail)),
+    modifiers(&KeyScheme)
+)]
+struct ApiDoc;
+
+struct KeyScheme;
+
+impl utoipa::Modify for KeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("An API key from an admin (rl_…)"))
+            .build();
+        components.add_security_scheme("api_key", SecurityScheme::Http(bearer));
+    }
+}
+
+/// The OpenAPI document, with this server's limits written into it.
+async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    let mut doc = ApiDoc::openapi();
+    let limits = &state.serving.limits;
+    let described = format!(
+        "{} Limits of this server: at most {} reviews per request, {} characters per review; each key has its own requests-per-minute limit.",
+        doc.info.description.unwrap_or_default(),
+        limits.max_reviews,
+        state.settings.max_text_chars
+    );
+    doc.info.description = Some(described);
+    HttpResponse::Ok().json(doc)
+}

@@ -1,0 +1,129 @@
+//! The try-it page (any logged-in role): paste a review, see what the serving models
+//! make of it — keywords, sentiment per keyword, highlighted words — through the same
+//! model thread as the API.
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::auth::{AnnotateArea, Authorized, Nav, Permitted};
+use super::i18n::{level_name, Tr};
+use super::qa::{segments, Segments};
+use super::{render, AppState};
+use crate::error::{AppError, AppResult};
+use crate::serve::ServeError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/try", web::get().to(try_page)).route("/try", web::post().to(try_analyze));
+}
+
+/// One found keyword as the page shows it.
+struct Finding {
+    keyword: String,
+    probability: f32,
+    level_word: String,
+    /// (level, probability) from the lowest.
+    distribution: Vec<(i16, f32)>,
+    segments: Segments,
+}
+
+#[derive(Template)]
+#[template(path = "try.html")]
+struct TryPage {
+    t: &'static Tr,
+    nav: Nav,
+    text: String,
+    taxonomy: String,
+    taxonomies: Vec<String>,
+    version: Option<String>,
+    findings: Option<Vec<Finding>>,
+    error: Option<String>,
+}
+
+async fn page(
+    user: &Authorized<AnnotateArea>,
+    state: &AppState,
+    text: String,
+    taxonomy: String,
+) -> AppResult<TryPage> {
+    let taxonomies = crate::store::taxonomies::list(&state.pool).await?.into_iter().map(|t| t.name).collect();
+    Ok(TryPage {
+        t: user.tr(),
+        nav: user.nav(),
+        text,
+        taxonomy,
+        taxonomies,
+        version: None,
+        findings: None,
+        error: None,
+    })
+}
+
+async fn try_page(user: Authorized<AnnotateArea>, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let taxonomy = state.serving.limits.default_taxonomy.clone();
+    Ok(render(&page(&user, &state, String::new(), taxonomy).await?))
+}
+
+#[derive(Deserialize)]
+struct TryForm {
+    csrf: String,
+    text: String,
+    taxonomy: String,
+}
+
+async fn try_analyze(
+    request: Permitted<AnnotateArea, web::Form<TryForm>>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    user.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let mut shown = page(&user, &state, form.text.clone(), form.taxonomy.clone()).await?;
+    if crate::text::normalize(&form.text).is_empty() {
+        return Ok(render(&shown));
+    }
+    if form.text.chars().count() > state.settings.max_text_chars {
+        return Err(AppError::BadRequest(format!(
+            "a review may have at most {} characters",
+            state.settings.max_text_chars
+        )));
+    }
+    match analyse(&state, &form.text, &form.taxonomy, user.lang).await {
+        Ok((version, findings)) => {
+            shown.version = Some(version);
+            shown.findings = Some(findings);
+        }
+        Err(e @ (ServeError::NoModel(_) | ServeError::UnknownTaxonomy(_) | ServeError::Overloaded)) => {
+            shown.error = Some(e.to_string())
+        }
+        Err(e) => return Err(AppError::Internal(e.into())),
+    }
+    Ok(render(&shown))
+}
+
+async fn analyse(
+    state: &AppState,
+    text: &str,
+    taxonomy: &str,
+    lang: super::i18n::Lang,
+) -> Result<(String, Vec<Finding>), ServeError> {
+    let model = state.serving.registry.get(taxonomy).await?;
+    let mut analyses = state.serving.batcher.analyze(model.clone(), vec![text.to_string()], true).await?;
+    let analysis = analyses
+        .pop()
+        .unwrap_or_else(|| crate::analyze::Analysis { keywords: vec![], probabilities: vec![] });
+    let shown_text = crate::text::normalize(text);
+    let levels = model.levels();
+    let findings = analysis
+        .keywords
+        .into_iter()
+        .map(|k| Finding {
+            level_word: level_name(lang, levels[0], levels[levels.len() - 1], k.sentiment),
+            segments: segments(&shown_text, &k.highlights),
+            distribution: levels.iter().copied().zip(k.distribution.iter().copied()).collect(),
+            keyword: k.keyword,
+            probability: k.probability,
+        })
+        .collect();
+    Ok((model.version.clone(), findings))
+}
