@@ -278,6 +278,41 @@ enum BenchCommand {
         runs: usize,
     },
     /// Latency of next item / item page / submit over HTTP, on a scratch database.
+    /// The analysis API under load over loopback HTTP: reviews/s, p50 and p99 latency at
+    /// each number of concurrent clients, with and without highlights.
+    Serve {
+        /// Labelled file: its texts are sent; a default-size model is trained on it
+        /// unless --version is given.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum)]
+        format: Format,
+        #[arg(long)]
+        taxonomy: Option<String>,
+        /// A trained version folder to serve.
+        #[arg(long)]
+        version: Option<PathBuf>,
+        /// Training epochs of the model trained here (default sizes).
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        clients: Vec<usize>,
+        /// Seconds measured per setting.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// Fast highlights against full masking: top-word agreement and cost, on a sample.
+    Highlights {
+        /// A trained version folder.
+        #[arg(long)]
+        version: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum)]
+        format: Format,
+        #[arg(long, default_value_t = 300)]
+        sample: usize,
+    },
     /// Plants label errors in a labelled file (scratch database) and measures how many
     /// the audit finds among its top suspects.
     Audit(cli::audit::PowerArgs),
@@ -324,6 +359,42 @@ async fn start() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Train(a)) => reviewloop::bench::models("train", &a.spec()),
         Command::Bench(BenchCommand::Select { pool, items, runs }) => {
             reviewloop::bench::select(&settings, pool, items, runs).await
+        }
+        Command::Bench(BenchCommand::Serve { data, format, taxonomy, version, epochs, clients, seconds }) => {
+            let taxonomy = taxonomy
+                .unwrap_or_else(|| if format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
+            let bench = reviewloop::bench::ServeBench {
+                data,
+                format,
+                taxonomy,
+                version,
+                epochs,
+                concurrency: clients,
+                seconds,
+            };
+            let figures = reviewloop::bench::serve(&settings, &bench).await?;
+            println!("{}", serde_json::to_string(&figures)?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Highlights { version, data, format, sample }) => {
+            let f = reviewloop::bench::highlights(&version, &data, format, sample)?;
+            let share = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+            println!(
+                "top word agrees: {:.1} % of {} found keywords, {:.1} % of {} reviews",
+                100.0 * share(f.keywords_agreeing, f.keywords),
+                f.keywords,
+                100.0 * share(f.reviews_agreeing, f.reviews_compared),
+                f.reviews_compared
+            );
+            println!(
+                "cost against no highlights ({} reviews, {:.2} s): mask {:.2}×, fast {:.2}×",
+                f.reviews,
+                f.seconds_none,
+                f.seconds_mask / f.seconds_none,
+                f.seconds_fast / f.seconds_none
+            );
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(())
         }
         Command::Bench(BenchCommand::Audit(args)) => cli::audit::power(&settings, args).await,
         Command::Bench(BenchCommand::Annotate { pool, items }) => {

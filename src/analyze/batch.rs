@@ -4,7 +4,7 @@
 
 use candle_core::Result;
 
-use super::{Analysis, Analyzer, BATCH};
+use super::{Analysis, Analyzer, Highlights, BATCH};
 use crate::model::classifier::Classifier;
 use crate::text;
 use crate::train::data::{self, SentimentInput};
@@ -25,11 +25,14 @@ struct Pass {
     probabilities: Vec<Vec<f32>>,
     embeddings: Vec<Vec<f32>>,
     sentiments: Vec<Vec<(usize, Vec<f32>)>>,
+    /// Per review, per token, per keyword: the token's share of the logits (when asked
+    /// for and the pooling gives them).
+    shares: Vec<Option<Vec<Vec<f32>>>>,
 }
 
 impl Analyzer {
     pub fn score_many(&self, texts: &[String]) -> anyhow::Result<Vec<Scored>> {
-        let pass = self.pass(texts)?;
+        let pass = self.pass(texts, false)?;
         Ok(pass
             .probabilities
             .into_iter()
@@ -39,18 +42,26 @@ impl Analyzer {
             .collect())
     }
 
-    /// Full analyses of many reviews (the API's batches), highlights where asked; every
-    /// stage runs batched over all reviews together.
-    pub fn analyze_many(&self, texts: &[String], highlights: &[bool]) -> anyhow::Result<Vec<Analysis>> {
-        let pass = self.pass(texts)?;
-        let wanted: Vec<usize> = (0..texts.len())
-            .filter(|&i| highlights.get(i).copied().unwrap_or(false) && !pass.sentiments[i].is_empty())
-            .collect();
-        let inputs: Vec<(&str, &[f32])> =
-            wanted.iter().map(|&i| (pass.texts[i].as_str(), pass.probabilities[i].as_slice())).collect();
+    /// Full analyses of many reviews (the API's batches), with highlights found as
+    /// each review asks; every stage runs batched over all reviews together.
+    pub fn analyze_many(&self, texts: &[String], highlights: &[Highlights]) -> anyhow::Result<Vec<Analysis>> {
+        let how = |i: usize| highlights.get(i).copied().unwrap_or(Highlights::None);
+        let pass = self.pass(texts, (0..texts.len()).any(|i| how(i) == Highlights::Fast))?;
+        let mut wanted = Vec::new();
+        for (i, text) in pass.texts.iter().enumerate() {
+            let found: Vec<usize> = pass.sentiments[i].iter().map(|(k, _)| *k).collect();
+            let spans = match (how(i), &pass.shares[i]) {
+                _ if found.is_empty() => continue,
+                (Highlights::None, _) => continue,
+                (Highlights::Fast, Some(shares)) => self.fast_spans(text, shares, &found),
+                _ => text::word_spans(text),
+            };
+            wanted.push((i, (text.as_str(), pass.probabilities[i].as_slice(), spans)));
+        }
+        let inputs: Vec<_> = wanted.iter().map(|(_, input)| input.clone()).collect();
         let mut drops = vec![Vec::new(); texts.len()];
-        for (&i, d) in wanted.iter().zip(self.mask_drops(&inputs)?) {
-            drops[i] = d;
+        for ((i, _), d) in wanted.iter().zip(self.mask_drops(&inputs)?) {
+            drops[*i] = d;
         }
         Ok(pass
             .texts
@@ -62,11 +73,11 @@ impl Analyzer {
             .collect())
     }
 
-    fn pass(&self, texts: &[String]) -> anyhow::Result<Pass> {
+    fn pass(&self, texts: &[String], with_shares: bool) -> anyhow::Result<Pass> {
         let texts: Vec<String> = texts.iter().map(|t| text::normalize(t)).collect();
         let rows: Vec<Vec<u32>> =
             texts.iter().map(|t| data::encode_review(&self.keyword.tokenizer, t)).collect();
-        let (probs, embeddings) = keyword_pass(&self.keyword.classifier, &rows)?;
+        let (probs, embeddings, shares) = keyword_pass(&self.keyword.classifier, &rows, with_shares)?;
         let pairs: Vec<(usize, usize)> = probs
             .iter()
             .enumerate()
@@ -89,28 +100,40 @@ impl Analyzer {
         for (&(r, k), d) in pairs.iter().zip(distributions) {
             sentiments[r].push((k, d));
         }
-        Ok(Pass { texts, probabilities: probs, embeddings, sentiments })
+        Ok(Pass { texts, probabilities: probs, embeddings, sentiments, shares })
     }
 }
 
-/// Per review: keyword probabilities, and the pooled sentence vector.
-type ProbabilitiesAndEmbeddings = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+/// Per review: keyword probabilities, the pooled sentence vector, and the tokens'
+/// shares of the logits (when asked for).
+type KeywordPass = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Option<Vec<Vec<f32>>>>);
 
 /// Probabilities and pooled vectors from one encoder pass per batch, shortest rows
 /// together so batches pad little.
-fn keyword_pass(model: &Classifier, rows: &[Vec<u32>]) -> Result<ProbabilitiesAndEmbeddings> {
+fn keyword_pass(model: &Classifier, rows: &[Vec<u32>], with_shares: bool) -> Result<KeywordPass> {
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| rows[i].len());
     let mut probs = vec![Vec::new(); rows.len()];
     let mut embeddings = vec![Vec::new(); rows.len()];
+    let mut shares = vec![None; rows.len()];
     for chunk in order.chunks(BATCH) {
         let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
-        let pooled = model.pooled(&batch, false)?;
+        let (pooled, token_shares) = if with_shares {
+            model.pooled_with_shares(&batch)?
+        } else {
+            (model.pooled(&batch, false)?, None)
+        };
         let p = candle_nn::ops::sigmoid(&model.classify(&pooled)?)?;
         for ((&i, p), e) in chunk.iter().zip(p.to_vec2::<f32>()?).zip(pooled.to_vec2::<f32>()?) {
             probs[i] = p;
             embeddings[i] = e;
         }
+        if let Some(token_shares) = token_shares {
+            for (&i, mut row) in chunk.iter().zip(token_shares.to_vec3::<f32>()?) {
+                row.truncate(rows[i].len());
+                shares[i] = Some(row);
+            }
+        }
     }
-    Ok((probs, embeddings))
+    Ok((probs, embeddings, shares))
 }

@@ -18,8 +18,25 @@ use crate::text;
 use crate::train::data;
 use crate::train::{argmax, probabilities};
 
+mod attribution;
 mod batch;
 pub use batch::Scored;
+
+/// How a review's highlights are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Highlights {
+    None,
+    /// Mask every word in turn (the seed's method): one forward pass per word.
+    #[default]
+    Mask,
+    /// Rank words by their tokens' share of the keyword pass, then mask only the best
+    /// few per found keyword (see `attribution`).
+    Fast,
+}
+
+/// Words masked per found keyword by [`Highlights::Fast`].
+const FAST_CANDIDATES: usize = 3;
 
 /// A classifier with what its outputs mean.
 pub struct LoadedModel {
@@ -102,7 +119,8 @@ impl Analyzer {
     }
 
     pub fn analyze(&self, text: &str, highlights: bool) -> anyhow::Result<Analysis> {
-        let mut one = self.analyze_many(&[text.to_string()], &[highlights])?;
+        let how = if highlights { Highlights::Mask } else { Highlights::None };
+        let mut one = self.analyze_many(&[text.to_string()], &[how])?;
         Ok(one.remove(0))
     }
 
@@ -137,16 +155,15 @@ impl Analyzer {
             .collect()
     }
 
-    /// For each review and each of its words: the span and every keyword's probability
-    /// drop when that word is masked; the variants of all reviews scored together.
-    fn mask_drops(&self, reviews: &[(&str, &[f32])]) -> anyhow::Result<Vec<WordDrops>> {
+    /// For each review and each of the given words: the span and every keyword's
+    /// probability drop when that word is masked; the variants of all reviews scored
+    /// together.
+    fn mask_drops(&self, reviews: &[(&str, &[f32], Vec<(usize, usize)>)]) -> anyhow::Result<Vec<WordDrops>> {
         let mask = mask_token(&self.keyword.tokenizer);
-        let spans: Vec<Vec<(usize, usize)>> = reviews.iter().map(|(t, _)| text::word_spans(t)).collect();
         let rows: Vec<Vec<u32>> = reviews
             .iter()
-            .zip(&spans)
-            .flat_map(|((t, _), s)| {
-                s.iter().map(|&(a, b)| {
+            .flat_map(|(t, _, spans)| {
+                spans.iter().map(|&(a, b)| {
                     data::encode_review(&self.keyword.tokenizer, &text::replace_chars(t, a, b, mask))
                 })
             })
@@ -154,15 +171,31 @@ impl Analyzer {
         let mut masked = probabilities(&self.keyword.classifier, &rows, true, BATCH)?.into_iter();
         Ok(reviews
             .iter()
-            .zip(spans)
-            .map(|((_, original), spans)| {
+            .map(|(_, original, spans)| {
                 spans
-                    .into_iter()
+                    .iter()
                     .zip(masked.by_ref())
-                    .map(|(span, p)| (span, original.iter().zip(&p).map(|(o, m)| o - m).collect()))
+                    .map(|(&span, p)| (span, original.iter().zip(&p).map(|(o, m)| o - m).collect()))
                     .collect()
             })
             .collect())
+    }
+
+    /// The words [`Highlights::Fast`] masks: the best few per found keyword by their
+    /// tokens' shares (`shares`: per token of the review's row, per keyword).
+    fn fast_spans(&self, text: &str, shares: &[Vec<f32>], found: &[usize]) -> Vec<(usize, usize)> {
+        let spans = text::word_spans(text);
+        let Ok(encoding) = self.keyword.tokenizer.encode_char_offsets(text, true) else {
+            return spans;
+        };
+        let starts: Vec<Option<usize>> = encoding
+            .get_offsets()
+            .iter()
+            .zip(encoding.get_special_tokens_mask())
+            .map(|(&(start, _), &special)| (special == 0).then_some(start))
+            .collect();
+        let chosen = attribution::candidates(&spans, &starts, shares, found, FAST_CANDIDATES);
+        chosen.into_iter().map(|w| spans[w]).collect()
     }
 
     /// The words that drive one keyword's probability in `text`, whether or not it
@@ -171,7 +204,7 @@ impl Analyzer {
         let text = text::normalize(text);
         let row = data::encode_review(&self.keyword.tokenizer, &text);
         let probs = probabilities(&self.keyword.classifier, &[row], true, 1)?.remove(0);
-        let drops = self.mask_drops(&[(&text, &probs)])?;
+        let drops = self.mask_drops(&[(&text, &probs, text::word_spans(&text))])?;
         Ok(self.top_highlights(&text, &drops[0], keyword))
     }
 

@@ -2,16 +2,18 @@
 //! when the word 배송 is.
 
 use super::*;
-use crate::model::testing::{tiny_classifier, tiny_folder, toy_options};
+use crate::model::classifier::Pooling;
+use crate::model::testing::{tiny_folder, tiny_pooled_classifier, toy_options};
+use crate::train::data::SentimentInput;
 use crate::train::{fit, Dataset, Targets};
 
-fn trained(outputs: usize, data: &Dataset, epochs: usize) -> (Classifier, Tokenizer) {
-    let (model, varmap) = tiny_classifier(outputs, 11, 0.0);
+fn trained(outputs: usize, data: &Dataset, epochs: usize, pooling: Pooling) -> (Classifier, Tokenizer) {
+    let (model, varmap) = tiny_pooled_classifier(outputs, 11, 0.0, pooling);
     fit(&model, &varmap, outputs, data, None, &toy_options(epochs, 3), &mut |_| {}).unwrap();
     (model, tiny_folder().tokenizer)
 }
 
-fn labels(kind: &str) -> Labels {
+fn labels(kind: &str, pooling: Pooling) -> Labels {
     Labels {
         kind: kind.into(),
         taxonomy: "t".into(),
@@ -20,12 +22,12 @@ fn labels(kind: &str) -> Labels {
         scale_min: -1,
         scale_max: 1,
         sentiment_input: Some(SentimentInput::Pair),
-        pooling: Default::default(),
+        pooling,
     }
 }
 
-#[test]
-fn highlights_point_at_the_word_that_decides_the_keyword() {
+/// Keyword 배송 is present exactly when the word 배송 is; every level is "+1".
+fn planted(pooling: Pooling) -> Analyzer {
     let folder =
         ModelFolder::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-roberta"))
             .unwrap();
@@ -42,13 +44,23 @@ fn highlights_point_at_the_word_that_decides_the_keyword() {
         targets.push(vec![planted as u8 as f32, 0.0]);
     }
     let (keyword, tokenizer) =
-        trained(2, &Dataset { rows: rows.clone(), targets: Targets::MultiLabel(targets) }, 25);
-    let (sentiment, _) = trained(3, &Dataset { rows, targets: Targets::SingleLabel(vec![2; 60]) }, 3);
-    let analyzer = Analyzer {
-        keyword: LoadedModel { classifier: keyword, labels: labels("keyword"), tokenizer: tokenizer.clone() },
-        sentiment: LoadedModel { classifier: sentiment, labels: labels("sentiment"), tokenizer },
+        trained(2, &Dataset { rows: rows.clone(), targets: Targets::MultiLabel(targets) }, 25, pooling);
+    let (sentiment, _) =
+        trained(3, &Dataset { rows, targets: Targets::SingleLabel(vec![2; 60]) }, 3, pooling);
+    Analyzer {
+        keyword: LoadedModel {
+            classifier: keyword,
+            labels: labels("keyword", pooling),
+            tokenizer: tokenizer.clone(),
+        },
+        sentiment: LoadedModel { classifier: sentiment, labels: labels("sentiment", pooling), tokenizer },
         top_words: 3,
-    };
+    }
+}
+
+#[test]
+fn highlights_point_at_the_word_that_decides_the_keyword() {
+    let analyzer = planted(Pooling::First);
     let analysis = analyzer.analyze("오늘 배송 왔어요 좋아요", true).unwrap();
     assert_eq!(analysis.keywords.len(), 1, "{analysis:?}");
     let found = &analysis.keywords[0];
@@ -62,4 +74,29 @@ fn highlights_point_at_the_word_that_decides_the_keyword() {
     // Empty and very long reviews are answered, not refused.
     assert_eq!(analyzer.analyze("", true).unwrap().probabilities.len(), 2);
     assert_eq!(analyzer.analyze(&"배송 ".repeat(500), true).unwrap().probabilities.len(), 2);
+}
+
+#[test]
+fn fast_highlights_find_the_deciding_word_with_fewer_masks() {
+    let analyzer = planted(Pooling::Mean);
+    let texts: Vec<String> = ["오늘 정말 배송 왔어요 좋아요 그냥 사이즈", "배송 오늘 그냥", "정말 좋아요"]
+        .map(String::from)
+        .to_vec();
+    let fast = analyzer.analyze_many(&texts, &[Highlights::Fast; 3]).unwrap();
+    let mask = analyzer.analyze_many(&texts, &[Highlights::Mask; 3]).unwrap();
+    for (f, m) in fast.iter().zip(&mask).take(2) {
+        let (f, m) = (&f.keywords[0], &m.keywords[0]);
+        assert_eq!(f.highlights[0].word, "배송", "{f:?}");
+        assert_eq!(
+            (f.highlights[0].start, f.highlights[0].end),
+            (m.highlights[0].start, m.highlights[0].end)
+        );
+        assert!((f.highlights[0].drop - m.highlights[0].drop).abs() < 1e-5, "the same masked drop");
+        assert!(f.probability == m.probability);
+    }
+    assert!(fast[2].keywords.is_empty());
+    // Mixed in one batch, each review gets what it asked for.
+    let mixed = analyzer.analyze_many(&texts[..2], &[Highlights::None, Highlights::Fast]).unwrap();
+    assert!(mixed[0].keywords[0].highlights.is_empty());
+    assert_eq!(mixed[1].keywords[0].highlights[0].word, "배송");
 }

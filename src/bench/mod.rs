@@ -9,8 +9,12 @@ use sqlx::migrate::MigrateDatabase;
 use crate::config::Settings;
 use crate::import::{self, Format, ImportOptions};
 
+mod highlights;
 mod select;
+mod serve;
+pub use highlights::{highlights, HighlightFigures};
 pub use select::select;
+pub use serve::{serve, LoadFigures, ServeBench};
 
 /// A scratch database, dropped first if an earlier run left it.
 async fn fresh_scratch(url: &str) -> anyhow::Result<sqlx::PgPool> {

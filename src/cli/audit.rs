@@ -102,6 +102,9 @@ pub struct PowerArgs {
     layers: usize,
     #[arg(long, default_value_t = 256)]
     hidden: usize,
+    /// Masked-language-model epochs over all the file's texts before the folds train.
+    #[arg(long, default_value_t = 0)]
+    pretrain_epochs: usize,
 }
 
 /// Plants label errors in a file and reports how many the audit finds.
@@ -114,6 +117,7 @@ pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
     train.fit.batch_size = args.train_batch.max(1);
     train.fit.seed = args.seed;
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
+    train.pretrain_epochs = args.pretrain_epochs;
     let options = PowerOptions {
         data: &args.data,
         format: args.format,

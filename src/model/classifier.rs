@@ -52,9 +52,27 @@ impl Classifier {
     /// (batch, hidden) sentence vectors for token id rows.
     pub fn pooled(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
         let hidden = self.encoder.forward(rows, train)?;
+        self.pool(&hidden, rows)
+    }
+
+    /// Sentence vectors and, under mean pooling, each token's direct share of the
+    /// logits: (batch, seq, outputs), the head applied to every token's state (a logit
+    /// is the mean of its tokens' shares plus the bias, so a share says how much that
+    /// token pushed the keyword up). None under first-token pooling, where tokens have
+    /// no direct share.
+    pub fn pooled_with_shares(&self, rows: &[Vec<u32>]) -> Result<(Tensor, Option<Tensor>)> {
+        let hidden = self.encoder.forward(rows, false)?;
+        let shares = match self.pooling {
+            Pooling::Mean => Some(self.head.forward(&hidden)?),
+            Pooling::First => None,
+        };
+        Ok((self.pool(&hidden, rows)?, shares))
+    }
+
+    fn pool(&self, hidden: &Tensor, rows: &[Vec<u32>]) -> Result<Tensor> {
         match self.pooling {
             Pooling::First => hidden.narrow(1, 0, 1)?.squeeze(1),
-            Pooling::Mean => mean_pool(&hidden, rows, self.encoder.config.pad_token_id),
+            Pooling::Mean => mean_pool(hidden, rows, self.encoder.config.pad_token_id),
         }
     }
 

@@ -20,9 +20,18 @@ pub fn tiny_folder() -> ModelFolder {
 
 /// A classifier of the tiny checkpoint's shape, freshly initialised from `seed`.
 pub fn tiny_classifier(outputs: usize, seed: u64, dropout: f32) -> (Classifier, VarMap) {
+    tiny_pooled_classifier(outputs, seed, dropout, Pooling::First)
+}
+
+pub fn tiny_pooled_classifier(
+    outputs: usize,
+    seed: u64,
+    dropout: f32,
+    pooling: Pooling,
+) -> (Classifier, VarMap) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = Classifier::load(vb, &tiny_folder().config, outputs, dropout, Pooling::First).unwrap();
+    let model = Classifier::load(vb, &tiny_folder().config, outputs, dropout, pooling).unwrap();
     initialise(&varmap, seed).unwrap();
     (model, varmap)
 }

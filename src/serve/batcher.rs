@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::{ServeError, ServeLimits, Served};
-use crate::analyze::Analysis;
+use crate::analyze::{Analysis, Highlights};
 
 struct Job {
     model: Arc<Served>,
     texts: Vec<String>,
-    highlights: bool,
+    highlights: Highlights,
     reply: oneshot::Sender<Result<Vec<Analysis>, String>>,
 }
 
@@ -42,7 +42,7 @@ impl Batcher {
         &self,
         model: Arc<Served>,
         texts: Vec<String>,
-        highlights: bool,
+        highlights: Highlights,
     ) -> Result<Vec<Analysis>, ServeError> {
         let _queued = self
             .permits
@@ -87,7 +87,7 @@ fn answer(mut jobs: Vec<Job>) {
             jobs.into_iter().partition(|j| Arc::ptr_eq(&j.model, &model));
         jobs = rest;
         let texts: Vec<String> = same.iter().flat_map(|j| j.texts.iter().cloned()).collect();
-        let highlights: Vec<bool> =
+        let highlights: Vec<Highlights> =
             same.iter().flat_map(|j| std::iter::repeat_n(j.highlights, j.texts.len())).collect();
         // A panic in the model answers this batch with an error; the thread lives on.
         let outcome = catch_unwind(AssertUnwindSafe(|| model.analyzer.analyze_many(&texts, &highlights)));

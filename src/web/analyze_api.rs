@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
-use crate::analyze::Analysis;
+use crate::analyze::{Analysis, Highlights};
 use crate::serve::rate::Admission;
 use crate::serve::{ServeError, Served};
 use crate::store::api_keys::{self, Caller};
@@ -50,6 +50,11 @@ pub struct AnalyzeRequest {
     /// Highlighted words per found keyword (default true; they cost one model pass per word).
     #[serde(default = "yes")]
     pub highlights: bool,
+    /// How highlights are found: `mask` masks every word (default, the seed's method);
+    /// `fast` ranks words by their share of the keyword pass and masks only the best
+    /// three per found keyword.
+    #[serde(default)]
+    pub highlight_method: Highlights,
     /// The taxonomy whose serving models analyse (default: the server's).
     pub taxonomy: Option<String>,
 }
@@ -329,7 +334,7 @@ async fn analyze(
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.serving.limits;
     let request = request.input.into_inner();
-    let highlights = request.highlights;
+    let highlights = if request.highlights { request.highlight_method } else { Highlights::None };
     let taxonomy = request.taxonomy.clone().unwrap_or_else(|| limits.default_taxonomy.clone());
     let reviews = reviews(request, limits.max_reviews, state.settings.max_text_chars)?;
     let model = state.serving.registry.get(&taxonomy).await?;
@@ -389,7 +394,7 @@ pub fn respond(
 #[openapi(
     info(title = "reviewloop analysis API", description = "Keywords, sentiment per keyword and highlighted words of Korean product reviews, from the promoted models."),
     paths(analyze),
-    components(schemas(AnalyzeRequest, ReviewInput, AnalyzeResponse, ModelInfo, ReviewResult, KeywordResult, HighlightResult, ErrorBody, ErrorDetail)),
+    components(schemas(AnalyzeRequest, Highlights, ReviewInput, AnalyzeResponse, ModelInfo, ReviewResult, KeywordResult, HighlightResult, ErrorBody, ErrorDetail)),
     modifiers(&KeyScheme)
 )]
 struct ApiDoc;

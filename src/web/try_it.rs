@@ -10,6 +10,7 @@ use super::auth::{AnnotateArea, Authorized, Nav, Permitted};
 use super::i18n::{level_name, Tr};
 use super::qa::{segments, Segments};
 use super::{render, AppState};
+use crate::analyze::Highlights;
 use crate::error::{AppError, AppResult};
 use crate::serve::ServeError;
 
@@ -108,7 +109,8 @@ async fn analyse(
     lang: super::i18n::Lang,
 ) -> Result<(String, Vec<Finding>), ServeError> {
     let model = state.serving.registry.get(taxonomy).await?;
-    let mut analyses = state.serving.batcher.analyze(model.clone(), vec![text.to_string()], true).await?;
+    let mut analyses =
+        state.serving.batcher.analyze(model.clone(), vec![text.to_string()], Highlights::Mask).await?;
     let analysis = analyses
         .pop()
         .unwrap_or_else(|| crate::analyze::Analysis { keywords: vec![], probabilities: vec![] });
