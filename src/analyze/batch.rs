@@ -4,7 +4,7 @@
 
 use candle_core::Result;
 
-use super::{Analysis, Analyzer, Highlights, BATCH};
+use super::{Analysis, Analyzer, Highlights, Masking, BATCH};
 use crate::model::classifier::Classifier;
 use crate::text;
 use crate::train::data::{self, SentimentInput};
@@ -56,7 +56,7 @@ impl Analyzer {
                 (Highlights::Fast, Some(shares)) => self.fast_spans(text, shares, &found),
                 _ => text::word_spans(text),
             };
-            wanted.push((i, (text.as_str(), pass.probabilities[i].as_slice(), spans)));
+            wanted.push((i, Masking { text, original: &pass.probabilities[i], spans }));
         }
         let inputs: Vec<_> = wanted.iter().map(|(_, input)| input.clone()).collect();
         let mut drops = vec![Vec::new(); texts.len()];

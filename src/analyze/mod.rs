@@ -99,6 +99,15 @@ pub struct Analysis {
 /// A word's character span and every keyword's probability drop when it is masked.
 type WordDrops = Vec<((usize, usize), Vec<f32>)>;
 
+/// A review to mask word by word: its text, its unmasked keyword probabilities, and
+/// the words (character spans) to mask.
+#[derive(Clone)]
+struct Masking<'a> {
+    text: &'a str,
+    original: &'a [f32],
+    spans: Vec<(usize, usize)>,
+}
+
 pub struct Analyzer {
     pub keyword: LoadedModel,
     pub sentiment: LoadedModel,
@@ -158,24 +167,24 @@ impl Analyzer {
     /// For each review and each of the given words: the span and every keyword's
     /// probability drop when that word is masked; the variants of all reviews scored
     /// together.
-    fn mask_drops(&self, reviews: &[(&str, &[f32], Vec<(usize, usize)>)]) -> anyhow::Result<Vec<WordDrops>> {
+    fn mask_drops(&self, reviews: &[Masking]) -> anyhow::Result<Vec<WordDrops>> {
         let mask = mask_token(&self.keyword.tokenizer);
         let rows: Vec<Vec<u32>> = reviews
             .iter()
-            .flat_map(|(t, _, spans)| {
-                spans.iter().map(|&(a, b)| {
-                    data::encode_review(&self.keyword.tokenizer, &text::replace_chars(t, a, b, mask))
+            .flat_map(|r| {
+                r.spans.iter().map(|&(a, b)| {
+                    data::encode_review(&self.keyword.tokenizer, &text::replace_chars(r.text, a, b, mask))
                 })
             })
             .collect();
         let mut masked = probabilities(&self.keyword.classifier, &rows, true, BATCH)?.into_iter();
         Ok(reviews
             .iter()
-            .map(|(_, original, spans)| {
-                spans
+            .map(|r| {
+                r.spans
                     .iter()
                     .zip(masked.by_ref())
-                    .map(|(&span, p)| (span, original.iter().zip(&p).map(|(o, m)| o - m).collect()))
+                    .map(|(&span, p)| (span, r.original.iter().zip(&p).map(|(o, m)| o - m).collect()))
                     .collect()
             })
             .collect())
@@ -204,7 +213,8 @@ impl Analyzer {
         let text = text::normalize(text);
         let row = data::encode_review(&self.keyword.tokenizer, &text);
         let probs = probabilities(&self.keyword.classifier, &[row], true, 1)?.remove(0);
-        let drops = self.mask_drops(&[(&text, &probs, text::word_spans(&text))])?;
+        let spans = text::word_spans(&text);
+        let drops = self.mask_drops(&[Masking { text: &text, original: &probs, spans }])?;
         Ok(self.top_highlights(&text, &drops[0], keyword))
     }
 

@@ -113,6 +113,20 @@ async fn one_review_and_a_batch_come_back_in_the_documented_shape() {
         }
     }
 
+    // Fast highlights: the same shape, spans into the text.
+    let text = "배송이 빨라요 색감도 예뻐요";
+    let (status, body) = s.post(json!({"text": text, "highlight_method": "fast"})).await;
+    assert_eq!(status, 200, "{body}");
+    for h in body["results"][0]["keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|k| k["highlights"].as_array().unwrap())
+    {
+        let (start, end) = (h["start"].as_u64().unwrap() as usize, h["end"].as_u64().unwrap() as usize);
+        assert_eq!(chars(text, start, end), h["word"].as_str().unwrap());
+    }
+
     // Without highlights, none are computed.
     let (_, body) = s.post(json!({"text": "배송이 빨라요", "highlights": false})).await;
     assert!(body["results"][0]["keywords"].as_array().unwrap().iter().all(|k| k["highlights"] == json!([])));
@@ -135,6 +149,7 @@ async fn every_bad_request_gets_its_stable_code_and_the_server_carries_on() {
         (json!({"reviews": []}), 400, "missing_text"),
         (json!({"text": "좋아요", "reviews": [{"text": "좋아요"}]}), 400, "missing_text"),
         (json!({"text": 5}), 400, "invalid_json"),
+        (json!({"text": "좋아요", "highlight_method": "magic"}), 400, "invalid_json"),
         (json!({"text": "좋아요", "taxonomy": "no-such"}), 404, "unknown_taxonomy"),
     ];
     for (body, status, code) in cases {
