@@ -283,12 +283,8 @@ enum BenchCommand {
     Serve {
         /// Labelled file: its texts are sent; a default-size model is trained on it
         /// unless --version is given.
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long, value_enum)]
-        format: Format,
-        #[arg(long)]
-        taxonomy: Option<String>,
+        #[command(flatten)]
+        file: cli::DataFile,
         /// A trained version folder to serve.
         #[arg(long)]
         version: Option<PathBuf>,
@@ -360,13 +356,11 @@ async fn start() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Select { pool, items, runs }) => {
             reviewloop::bench::select(&settings, pool, items, runs).await
         }
-        Command::Bench(BenchCommand::Serve { data, format, taxonomy, version, epochs, clients, seconds }) => {
-            let taxonomy = taxonomy
-                .unwrap_or_else(|| if format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
+        Command::Bench(BenchCommand::Serve { file, version, epochs, clients, seconds }) => {
             let bench = reviewloop::bench::ServeBench {
-                data,
-                format,
-                taxonomy,
+                taxonomy: file.taxonomy(),
+                data: file.data,
+                format: file.format,
                 version,
                 epochs,
                 concurrency: clients,

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use reviewloop::audit::power::{self, PowerOptions};
 use reviewloop::config::Settings;
-use reviewloop::import::Format;
 use reviewloop::store;
 use reviewloop::train::pipeline::{EncoderSize, TrainSettings};
 
@@ -76,13 +75,8 @@ pub async fn agreement(pool: &sqlx::PgPool, taxonomy: &str) -> anyhow::Result<()
 #[derive(clap::Args)]
 pub struct PowerArgs {
     /// Labelled file (all of it is audited).
-    #[arg(long)]
-    data: PathBuf,
-    #[arg(long, value_enum)]
-    format: Format,
-    /// Taxonomy (default: nikl-absa for that format, else fashion).
-    #[arg(long)]
-    taxonomy: Option<String>,
+    #[command(flatten)]
+    file: super::DataFile,
     /// Keyword whose labels are flipped (default: the most frequent).
     #[arg(long)]
     keyword: Option<String>,
@@ -109,9 +103,7 @@ pub struct PowerArgs {
 
 /// Plants label errors in a file and reports how many the audit finds.
 pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
-    let taxonomy = args
-        .taxonomy
-        .unwrap_or_else(|| if args.format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
+    let taxonomy = args.file.taxonomy();
     let mut train = TrainSettings::defaults(&taxonomy, settings.data_dir.clone());
     train.fit.epochs = args.epochs;
     train.fit.batch_size = args.train_batch.max(1);
@@ -119,8 +111,8 @@ pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
     train.pretrain_epochs = args.pretrain_epochs;
     let options = PowerOptions {
-        data: &args.data,
-        format: args.format,
+        data: &args.file.data,
+        format: args.file.format,
         keyword: args.keyword,
         rate: args.rate,
         seed: args.seed,

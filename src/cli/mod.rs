@@ -5,3 +5,26 @@ pub mod api_keys;
 pub mod audit;
 pub mod models;
 pub mod simulate;
+
+use std::path::PathBuf;
+
+use reviewloop::import::Format;
+
+/// A labelled file that a command reads without importing it into the working database.
+#[derive(clap::Args)]
+pub struct DataFile {
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, value_enum)]
+    pub format: Format,
+    /// Taxonomy (default: nikl-absa for that format, else fashion).
+    #[arg(long)]
+    pub taxonomy: Option<String>,
+}
+
+impl DataFile {
+    pub fn taxonomy(&self) -> String {
+        let default = if self.format == Format::NiklAbsa { "nikl-absa" } else { "fashion" };
+        self.taxonomy.clone().unwrap_or_else(|| default.into())
+    }
+}

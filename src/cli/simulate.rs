@@ -6,23 +6,17 @@ use anyhow::Context;
 use serde_json::json;
 
 use reviewloop::config::Settings;
-use reviewloop::import::Format;
 use reviewloop::simulate::{self, curves, SimulateOptions};
 use reviewloop::train::pipeline::{EncoderSize, TrainSettings};
 
 #[derive(clap::Args)]
 pub struct SimulateArgs {
     /// Labelled file whose labels are hidden and revealed round by round.
-    #[arg(long)]
-    data: PathBuf,
-    #[arg(long, value_enum)]
-    format: Format,
+    #[command(flatten)]
+    file: super::DataFile,
     /// Held-out labelled file; default: the fixed test split (10 %, by content hash) of --data.
     #[arg(long)]
     test: Option<PathBuf>,
-    /// Taxonomy (default: nikl-absa for that format, else fashion).
-    #[arg(long)]
-    taxonomy: Option<String>,
     /// Comma-separated: random, mixed, or strategy names (keyword-boundary,
     /// sentiment-uncertainty, rare-tokens, cluster-outliers).
     #[arg(long, value_delimiter = ',', default_value = "random,mixed")]
@@ -57,9 +51,7 @@ pub struct SimulateArgs {
 }
 
 pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateArgs) -> anyhow::Result<()> {
-    let taxonomy = args
-        .taxonomy
-        .unwrap_or_else(|| if args.format == Format::NiklAbsa { "nikl-absa" } else { "fashion" }.into());
+    let taxonomy = args.file.taxonomy();
     let mut train = TrainSettings::defaults(&taxonomy, settings.data_dir.clone());
     train.fit.epochs = args.epochs;
     train.fit.patience = args.patience;
@@ -67,8 +59,8 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     train.vocab_size = args.vocab_size;
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
     let options = SimulateOptions {
-        data: args.data,
-        format: args.format,
+        data: args.file.data,
+        format: args.file.format,
         test: args.test,
         taxonomy,
         strategies: args.strategy,
