@@ -237,8 +237,24 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default().limit(limit).error_handler(|error, _| ApiError::from_json(&error).into())
 }
 
-/// A request body from a caller with a valid key within its rate limit, checked in
-/// that order: a request without a good key is refused before its body is read.
+/// A caller with a valid key within its rate limit.
+pub struct ApiCaller(pub Caller);
+
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
+            admit(&state, &req).await.map(ApiCaller)
+        })
+    }
+}
+
+/// A request body from a caller with a good key, checked in that order: a request
+/// without a good key is refused before its body is read.
 pub struct Keyed<T> {
     pub caller: Caller,
     pub input: T,
@@ -249,14 +265,8 @@ impl<T: FromRequest + 'static> FromRequest for Keyed<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
-            let caller = admit(&state, &req).await?;
-            let input = T::from_request(&req, &mut payload).await.map_err(Into::into)?;
-            Ok(Keyed { caller, input })
-        })
+        let both = super::auth::guard_then::<ApiCaller, T>(req, payload);
+        Box::pin(async move { both.await.map(|(ApiCaller(caller), input)| Keyed { caller, input }) })
     }
 }
 

@@ -117,14 +117,28 @@ impl<A: Area + 'static, T: FromRequest + 'static> FromRequest for Permitted<A, T
     type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let user = Authorized::<A>::from_request(&req, &mut Payload::None).await?;
-            let input = T::from_request(&req, &mut payload).await.map_err(Into::into)?;
-            Ok(Permitted { user, input })
-        })
+        let both = guard_then::<Authorized<A>, T>(req, payload);
+        Box::pin(async move { both.await.map(|(user, input)| Permitted { user, input }) })
     }
+}
+
+/// `G` extracted first, without the body, then `T`: a request that `G` refuses (wrong
+/// role, bad API key) is answered before its body is read.
+pub fn guard_then<G, T>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> Pin<Box<dyn Future<Output = Result<(G, T), actix_web::Error>>>>
+where
+    G: FromRequest + 'static,
+    T: FromRequest + 'static,
+{
+    let req = req.clone();
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let guard = G::from_request(&req, &mut Payload::None).await.map_err(Into::into)?;
+        let input = T::from_request(&req, &mut payload).await.map_err(Into::into)?;
+        Ok((guard, input))
+    })
 }
 
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
