@@ -308,6 +308,9 @@ enum BenchCommand {
         format: Format,
         #[arg(long, default_value_t = 300)]
         sample: usize,
+        /// Words the fast method masks per found keyword.
+        #[arg(long, default_value_t = reviewloop::analyze::FAST_CANDIDATES)]
+        candidates: usize,
     },
     /// Plants label errors in a labelled file (scratch database) and measures how many
     /// the audit finds among its top suspects.
@@ -370,8 +373,8 @@ async fn start() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&figures)?);
             Ok(())
         }
-        Command::Bench(BenchCommand::Highlights { version, data, format, sample }) => {
-            let f = reviewloop::bench::highlights(&version, &data, format, sample)?;
+        Command::Bench(BenchCommand::Highlights { version, data, format, sample, candidates }) => {
+            let f = reviewloop::bench::highlights(&version, &data, format, sample, candidates)?;
             let share = |a: usize, b: usize| a as f64 / b.max(1) as f64;
             println!(
                 "top word agrees: {:.1} % of {} found keywords, {:.1} % of {} reviews",

@@ -55,6 +55,7 @@ fn planted(pooling: Pooling) -> Analyzer {
         },
         sentiment: LoadedModel { classifier: sentiment, labels: labels("sentiment", pooling), tokenizer },
         top_words: 3,
+        fast_candidates: FAST_CANDIDATES,
     }
 }
 

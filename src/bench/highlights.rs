@@ -30,8 +30,10 @@ pub fn highlights(
     data: &Path,
     format: Format,
     sample: usize,
+    candidates: usize,
 ) -> anyhow::Result<HighlightFigures> {
-    let analyzer = Analyzer::load(version)?;
+    let mut analyzer = Analyzer::load(version)?;
+    analyzer.fast_candidates = candidates;
     let file =
         std::io::BufReader::new(std::fs::File::open(data).with_context(|| data.display().to_string())?);
     let texts: Vec<String> =
