@@ -4,6 +4,7 @@ pub mod admin;
 pub mod analyze_api;
 pub mod annotate;
 pub mod api;
+pub mod api_errors;
 pub mod api_keys;
 pub mod auth;
 pub mod engineer;
