@@ -122,12 +122,12 @@ impl<A: Area + 'static, T: FromRequest + 'static> FromRequest for Permitted<A, T
     }
 }
 
+/// An extraction done in the future of a request.
+type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, actix_web::Error>>>>;
+
 /// `G` extracted first, without the body, then `T`: a request that `G` refuses (wrong
 /// role, bad API key) is answered before its body is read.
-pub fn guard_then<G, T>(
-    req: &HttpRequest,
-    payload: &mut Payload,
-) -> Pin<Box<dyn Future<Output = Result<(G, T), actix_web::Error>>>>
+pub fn guard_then<G, T>(req: &HttpRequest, payload: &mut Payload) -> Extracting<(G, T)>
 where
     G: FromRequest + 'static,
     T: FromRequest + 'static,
