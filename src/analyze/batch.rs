@@ -47,7 +47,7 @@ impl Analyzer {
     pub fn analyze_many(&self, texts: &[String], highlights: &[Highlights]) -> anyhow::Result<Vec<Analysis>> {
         let how = |i: usize| highlights.get(i).copied().unwrap_or(Highlights::None);
         let pass = self.pass(texts, (0..texts.len()).any(|i| how(i) == Highlights::Fast))?;
-        let mut wanted = Vec::new();
+        let (mut at, mut inputs) = (Vec::new(), Vec::new());
         for (i, text) in pass.texts.iter().enumerate() {
             let found: Vec<usize> = pass.sentiments[i].iter().map(|(k, _)| *k).collect();
             let spans = match (how(i), &pass.shares[i]) {
@@ -56,12 +56,12 @@ impl Analyzer {
                 (Highlights::Fast, Some(shares)) => self.fast_spans(text, shares, &found),
                 _ => text::word_spans(text),
             };
-            wanted.push((i, Masking { text, original: &pass.probabilities[i], spans }));
+            at.push(i);
+            inputs.push(Masking { text, original: &pass.probabilities[i], spans });
         }
-        let inputs: Vec<_> = wanted.iter().map(|(_, input)| input.clone()).collect();
         let mut drops = vec![Vec::new(); texts.len()];
-        for ((i, _), d) in wanted.iter().zip(self.mask_drops(&inputs)?) {
-            drops[*i] = d;
+        for (i, d) in at.into_iter().zip(self.mask_drops(&inputs)?) {
+            drops[i] = d;
         }
         Ok(pass
             .texts

@@ -103,7 +103,6 @@ type WordDrops = Vec<((usize, usize), Vec<f32>)>;
 
 /// A review to mask word by word: its text, its unmasked keyword probabilities, and
 /// the words (character spans) to mask.
-#[derive(Clone)]
 struct Masking<'a> {
     text: &'a str,
     original: &'a [f32],
