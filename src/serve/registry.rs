@@ -64,15 +64,13 @@ impl Registry {
         Ok(served)
     }
 
-    /// Checks each loaded taxonomy's serving version and swaps in those that changed;
-    /// returns how many were swapped. A version that fails to load is logged and the
-    /// one in service stays.
-    pub async fn refresh(&self) -> usize {
+    /// Checks each loaded taxonomy's serving version and swaps in those that changed.
+    /// A version that fails to load is logged and the one in service stays.
+    pub async fn refresh(&self) {
         let taxonomies: Vec<(String, i64)> = {
             let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
             loaded.values().map(|s| (s.taxonomy.clone(), s.version_id)).collect()
         };
-        let mut swapped = 0;
         for (taxonomy, serving) in taxonomies {
             let _one_at_a_time = self.loading.lock().await;
             let version = match self.serving_version(&taxonomy).await {
@@ -87,12 +85,10 @@ impl Registry {
                 Ok(served) => {
                     tracing::info!(%taxonomy, version = %served.version, "now serving");
                     self.put(served);
-                    swapped += 1;
                 }
                 Err(e) => tracing::error!(%taxonomy, error = %e, "new version failed to load; old one stays"),
             }
         }
-        swapped
     }
 
     async fn serving_version(&self, taxonomy: &str) -> Result<store::models::ModelVersion, ServeError> {
