@@ -5,24 +5,75 @@
 //! computed one weight gradient per sequence and then summed them: a (batch, in, out)
 //! tensor reduced on one thread, for every layer, every step. Folding the leading
 //! dimensions into rows first gives the whole weight gradient from one matrix product.
+//!
+//! A quantized version stores some weights in 8 bits (see `int8`); those layers run the
+//! integer kernel on the CPU and the dequantized weight elsewhere.
 
-use candle_core::{Module, Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
+
+use super::int8::Int8Matrix;
 
 #[derive(Debug, Clone)]
 pub struct Dense {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// Set for int8 layers on the CPU; `weight` then holds the dequantized values only
+    /// where the device has no integer kernel (and is empty otherwise).
+    int8: Option<Arc<Int8Matrix>>,
 }
 
-/// Weights `weight` (out, in) and `bias` (out) under `vb`, as Hugging Face names them.
+/// Weights `weight` (out, in) and `bias` (out) under `vb`, as Hugging Face names them;
+/// or, in a quantized version, `weight_q` (out, in; u8 holding code + 128) and
+/// `weight_scale` (out) instead of `weight`.
 pub fn dense(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Dense> {
+    if vb.contains_tensor(QUANTIZED) {
+        return quantized(inputs, outputs, vb);
+    }
     let linear: Linear = candle_nn::linear(inputs, outputs, vb)?;
-    Ok(Dense { weight: linear.weight().clone(), bias: linear.bias().cloned() })
+    Ok(Dense { weight: linear.weight().clone(), bias: linear.bias().cloned(), int8: None })
+}
+
+/// Names of a quantized weight's tensors in a saved version.
+pub const QUANTIZED: &str = "weight_q";
+pub const SCALE: &str = "weight_scale";
+
+fn quantized(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Dense> {
+    let init = candle_nn::Init::Const(0.0);
+    let offset = vb.get_with_hints_dtype((outputs, inputs), QUANTIZED, init, DType::U8)?;
+    let codes: Vec<i8> =
+        offset.flatten_all()?.to_vec1::<u8>()?.into_iter().map(|c| (c as i16 - 128) as i8).collect();
+    let scales = vb.get_with_hints_dtype(outputs, SCALE, init, DType::F32)?.to_vec1::<f32>()?;
+    let bias = vb.get_with_hints_dtype(outputs, "bias", init, DType::F32)?;
+    let matrix = Int8Matrix::new(&codes, scales, inputs, Some(bias.to_vec1()?))?;
+    let device = vb.device();
+    if device.is_cpu() {
+        let empty = Tensor::zeros(0, DType::F32, device)?;
+        return Ok(Dense { weight: empty, bias: None, int8: Some(Arc::new(matrix)) });
+    }
+    let weight = Tensor::from_vec(matrix.dequantized(), (outputs, inputs), device)?;
+    Ok(Dense { weight, bias: Some(bias), int8: None })
+}
+
+impl Dense {
+    /// The layer with its weight in 8 bits (inference on the CPU only).
+    pub fn to_int8(&self) -> Result<Dense> {
+        if self.int8.is_some() {
+            return Ok(self.clone());
+        }
+        let matrix = Int8Matrix::quantize(&self.weight, self.bias.as_ref())?;
+        let empty = Tensor::zeros(0, DType::F32, self.weight.device())?;
+        Ok(Dense { weight: empty, bias: None, int8: Some(Arc::new(matrix)) })
+    }
 }
 
 impl Module for Dense {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if let Some(matrix) = &self.int8 {
+            return matrix.forward(xs);
+        }
         let dims = xs.dims().to_vec();
         let (leading, inputs) = dims.split_at(dims.len() - 1);
         let rows = xs.reshape((leading.iter().product::<usize>(), inputs[0]))?.matmul(&self.weight.t()?)?;

@@ -87,7 +87,7 @@ fn output(values: Vec<f32>, layout: &Layout) -> (CpuStorage, Shape) {
 }
 
 /// A new tensor of `layout`'s shape whose rows are `f(source row, new row)`.
-fn map_rows(
+pub(crate) fn map_rows(
     storage: &CpuStorage,
     layout: &Layout,
     f: impl Fn(&[f32], &mut [f32]) + Sync,

@@ -5,7 +5,10 @@ pub mod classifier;
 pub mod dense;
 pub mod folder;
 pub mod fused;
+pub mod gelu;
+pub mod int8;
 pub mod memory;
+pub mod quantize;
 pub mod random;
 pub mod roberta;
 #[cfg(test)]

@@ -250,6 +250,8 @@ impl Layer {
         let hidden = match self.act.as_str() {
             "relu" => hidden.relu()?,
             "gelu_new" => hidden.gelu()?,
+            // Inference on the CPU takes the vectorised erf (same values within 1e-6).
+            _ if !train && super::fused::applies(&hidden) => super::gelu::gelu(&hidden)?,
             _ => hidden.gelu_erf()?,
         };
         let out = dropout(&self.output.forward(&hidden)?, self.dropout, train)?;
@@ -283,6 +285,20 @@ impl Roberta {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Puts every linear layer of the encoder in 8 bits (embeddings and layer norms stay
+    /// f32): the in-memory form of `reviewloop quantize --precision int8`.
+    pub fn to_int8(&mut self) -> Result<()> {
+        for layer in &mut self.layers {
+            let a = &mut layer.attention;
+            for dense in [&mut a.query, &mut a.key, &mut a.value, &mut a.output] {
+                *dense = dense.to_int8()?;
+            }
+            layer.intermediate = layer.intermediate.to_int8()?;
+            layer.output = layer.output.to_int8()?;
+        }
+        Ok(())
     }
 
     /// Hidden states (batch, seq, hidden) for rows of equal length, padded with
