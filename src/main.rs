@@ -63,6 +63,12 @@ enum Command {
     Taxonomy(TaxonomyCommand),
     /// Train a keyword model and a sentiment model from the current labels.
     Train(cli::models::TrainArgs),
+    /// Copy a version with lighter weights (int8 linear layers, or f16 / bf16 files),
+    /// scored on the same labels as the original.
+    Quantize(cli::lighter::QuantizeArgs),
+    /// Train a smaller version to reproduce a trained one (knowledge distillation), on
+    /// its training reviews and on unlabelled ones.
+    Distill(cli::lighter::DistillArgs),
     /// Report a version's precision / recall / F1 per keyword and per sentiment level, on
     /// a labelled file (not imported) or on the label store's test split.
     Eval {
@@ -241,6 +247,13 @@ struct ModelBenchArgs {
     /// Only this configuration (`small` or `base`); both when omitted.
     #[arg(long)]
     config: Option<String>,
+    /// `bench infer` only: also measure the encoder with 8-bit linear layers.
+    #[arg(long)]
+    int8: bool,
+    /// `bench infer` only: a trained model folder (`…/<version>/keyword`) instead of random
+    /// weights; PyTorch loads the same folder.
+    #[arg(long)]
+    version: Option<PathBuf>,
 }
 
 impl ModelBenchArgs {
@@ -251,6 +264,8 @@ impl ModelBenchArgs {
             seconds: self.seconds,
             python: self.python.clone(),
             config: self.config.clone(),
+            int8: self.int8,
+            version: self.version.clone(),
         }
     }
 }
@@ -431,6 +446,8 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Apikey(cmd) => cli::api_keys::run(&pool, cmd).await?,
         Command::Taxonomy(cmd) => taxonomy(&pool, cmd).await?,
         Command::Train(args) => cli::models::train(&pool, settings, args).await?,
+        Command::Quantize(args) => cli::lighter::quantize(&pool, settings, args).await?,
+        Command::Distill(args) => cli::lighter::distill(&pool, settings, args).await?,
         Command::Eval { data, format, version, taxonomy, json } => {
             cli::models::eval(&pool, data, format, version, &taxonomy, json).await?
         }

@@ -3,6 +3,7 @@
 pub mod active;
 pub mod api_keys;
 pub mod audit;
+pub mod lighter;
 pub mod models;
 pub mod simulate;
 

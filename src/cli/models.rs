@@ -110,37 +110,50 @@ pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) ->
         println!("job {id} queued: `reviewloop job show {id}` follows it");
         return Ok(());
     }
+    let (bar, mut progress) = progress_bar()?;
+    let outcome = pipeline::run(pool, &train_settings, &mut progress).await?;
+    bar.finish_and_clear();
+    for (kind, model) in [("keyword", &outcome.keyword), ("sentiment", &outcome.sentiment)] {
+        print_reports(kind, model);
+    }
+    println!("version {} written to {}", outcome.name, outcome.dir.display());
+    Ok(())
+}
+
+/// A progress bar for training stages, and the callback that moves it. Without a
+/// terminal the bar stays hidden and each epoch's start is logged instead.
+pub fn progress_bar() -> anyhow::Result<(ProgressBar, impl FnMut(&str, &reviewloop::train::Progress) + Send)>
+{
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(
         "{prefix:>9} {bar:30} {pos}/{len} steps · eta {eta} · {msg}",
     )?);
     let mut logged = (String::new(), 0);
-    let outcome = pipeline::run(pool, &train_settings, &mut |model, p| {
+    let moved = bar.clone();
+    let progress = move |model: &str, p: &reviewloop::train::Progress| {
         let valid = p.valid_score.map(|s| format!(", validation score {s:.3}")).unwrap_or_default();
-        // Without a terminal the bar stays hidden: log each epoch's start instead.
-        if bar.is_hidden() && (logged.0 != model || logged.1 != p.epoch) {
+        if moved.is_hidden() && (logged.0 != model || logged.1 != p.epoch) {
             eprintln!(
                 "{model}: epoch {} (step {}/{}), batch loss {:.4}{valid}",
                 p.epoch, p.step, p.total_steps, p.loss
             );
             logged = (model.to_string(), p.epoch);
         }
-        bar.set_prefix(model.to_string());
-        bar.set_length(p.total_steps as u64);
-        bar.set_position(p.step as u64);
-        bar.set_message(format!("epoch {} loss {:.4}{valid}", p.epoch, p.loss));
-    })
-    .await?;
-    bar.finish_and_clear();
-    for (kind, model) in [("keyword", &outcome.keyword), ("sentiment", &outcome.sentiment)] {
-        for (split, report) in [("validation", &model.validation), ("test", &model.test)] {
-            if let Some(report) = report {
-                println!("{kind} model, {split} split:\n{}", reviewloop::train::metrics::table(report));
-            }
+        moved.set_prefix(model.to_string());
+        moved.set_length(p.total_steps as u64);
+        moved.set_position(p.step as u64);
+        moved.set_message(format!("epoch {} loss {:.4}{valid}", p.epoch, p.loss));
+    };
+    Ok((bar, progress))
+}
+
+/// The validation and test tables of one model.
+pub fn print_reports(kind: &str, model: &reviewloop::train::pipeline::ModelOutcome) {
+    for (split, report) in [("validation", &model.validation), ("test", &model.test)] {
+        if let Some(report) = report {
+            println!("{kind} model, {split} split:\n{}", reviewloop::train::metrics::table(report));
         }
     }
-    println!("version {} written to {}", outcome.name, outcome.dir.display());
-    Ok(())
 }
 
 pub async fn eval(

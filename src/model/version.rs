@@ -61,9 +61,23 @@ impl PendingVersion {
         Ok(PendingVersion { temp, target, committed: false })
     }
 
-    pub fn write(&self, files: &ModelFiles) -> anyhow::Result<()> {
-        let dir = self.temp.join(files.subdir);
+    /// The (new) folder of one model of the version, for writers of their own files.
+    pub fn model_dir(&self, subdir: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.temp.join(subdir);
         std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// `metrics.json` and the model card of one model.
+    pub fn write_report(&self, subdir: &str, metrics: &serde_json::Value, card: &str) -> anyhow::Result<()> {
+        let dir = self.model_dir(subdir)?;
+        std::fs::write(dir.join("metrics.json"), serde_json::to_string_pretty(metrics)?)?;
+        std::fs::write(dir.join("README.md"), card)?;
+        Ok(())
+    }
+
+    pub fn write(&self, files: &ModelFiles) -> anyhow::Result<()> {
+        let dir = self.model_dir(files.subdir)?;
         files.varmap.save(dir.join("model.safetensors"))?;
         let mut config = serde_json::to_value(files.config)?;
         config["architectures"] = serde_json::json!(["RobertaForSequenceClassification"]);
@@ -73,9 +87,7 @@ impl PendingVersion {
             .save(dir.join("tokenizer.json"), false)
             .map_err(|e| anyhow::anyhow!("saving tokenizer: {e}"))?;
         std::fs::write(dir.join("labels.json"), serde_json::to_string_pretty(files.labels)?)?;
-        std::fs::write(dir.join("metrics.json"), serde_json::to_string_pretty(files.metrics)?)?;
-        std::fs::write(dir.join("README.md"), &files.card)?;
-        Ok(())
+        self.write_report(files.subdir, files.metrics, &files.card)
     }
 
     /// Moves the finished folder into place and returns its path.

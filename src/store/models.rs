@@ -141,6 +141,14 @@ pub async fn first_snapshot(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Opt
     .await
 }
 
+/// The label snapshot a model version was trained on.
+pub async fn snapshot_of(pool: &PgPool, version_id: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT label_snapshot_id FROM model_versions WHERE id = $1")
+        .bind(version_id)
+        .fetch_one(pool)
+        .await
+}
+
 pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<ModelVersion>> {
     sqlx::query_as(&format!("SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.id = $1"))
         .bind(id)

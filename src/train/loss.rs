@@ -27,6 +27,17 @@ pub fn weighted_cross_entropy(logits: &Tensor, classes: &Tensor, class_weight: &
     picked.mul(&weights)?.sum_all()?.neg()? / total
 }
 
+/// Cross-entropy against target distributions (batch, N), each class's term weighted by
+/// its weight and normalised by the total weight of the targets: with one-hot targets
+/// this is exactly [`weighted_cross_entropy`]. Distillation uses it with the teacher's
+/// distributions, which carry what the teacher thinks of the other levels too.
+pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor, class_weight: &Tensor) -> Result<Tensor> {
+    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let weighted = targets.broadcast_mul(class_weight)?;
+    let total = weighted.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    weighted.mul(&log_probs)?.sum_all()?.neg()? / total.max(f64::MIN_POSITIVE)
+}
+
 /// neg/pos per keyword, clamped to [1, 10] so a keyword seen twice does not dominate.
 pub fn positive_weights(targets: &[Vec<f32>], keywords: usize) -> Vec<f32> {
     (0..keywords)
@@ -99,6 +110,14 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!((skewed - (-(p0.ln()) - 4.0 * p2.ln()) / 5.0).abs() < 1e-5);
+        // One-hot distributions give the same loss; a softer one lies between.
+        let one_hot = t(&[1.0, 0.0, 0.0, 0.0, 0.0, 1.0], &[2, 3]);
+        let soft = soft_cross_entropy(&logits, &one_hot, &t(&[1.0, 1.0, 4.0], &[3])).unwrap();
+        assert!((soft.to_scalar::<f32>().unwrap() - skewed).abs() < 1e-5);
+        let uniform = t(&[1.0 / 3.0; 6], &[2, 3]);
+        let spread =
+            soft_cross_entropy(&logits, &uniform, &t(&[1.0; 3], &[3])).unwrap().to_scalar::<f32>().unwrap();
+        assert!((spread - (-(p0.ln()) - 2.0 * p2.ln()) / 3.0).abs() < 1e-5);
         assert_eq!(class_weights(&[2, 2, 2, 0], 3), vec![4.0 / 3.0, 1.0, 4.0 / 9.0]);
         assert_eq!(positive_weights(&[vec![1.0, 0.0], vec![0.0, 0.0], vec![0.0, 0.0]], 2), vec![2.0, 1.0]);
     }

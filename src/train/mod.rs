@@ -6,6 +6,7 @@ pub mod compare;
 pub mod data;
 pub mod evaluate;
 pub mod folds;
+pub mod lighter;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
@@ -26,6 +27,8 @@ pub enum Targets {
     MultiLabel(Vec<Vec<f32>>),
     /// Sentiment model: a class index (level − scale minimum).
     SingleLabel(Vec<u32>),
+    /// Sentiment model learning from a teacher: a distribution over the classes.
+    Distribution(Vec<Vec<f32>>),
 }
 
 #[derive(Debug, Clone)]
@@ -54,7 +57,16 @@ impl Dataset {
     pub fn truth_sets(&self) -> Vec<Vec<bool>> {
         match &self.targets {
             Targets::MultiLabel(t) => t.iter().map(|r| r.iter().map(|&x| x > 0.5).collect()).collect(),
-            Targets::SingleLabel(_) => Vec::new(),
+            Targets::SingleLabel(_) | Targets::Distribution(_) => Vec::new(),
+        }
+    }
+
+    /// Class indices of single-label data (the most likely class of a distribution).
+    pub fn classes(&self) -> Vec<u32> {
+        match &self.targets {
+            Targets::MultiLabel(_) => Vec::new(),
+            Targets::SingleLabel(c) => c.clone(),
+            Targets::Distribution(d) => d.iter().map(|p| argmax(p) as u32).collect(),
         }
     }
 
@@ -72,9 +84,9 @@ impl Dataset {
                     .micro
                     .f1
             }
-            Targets::SingleLabel(c) => {
+            Targets::SingleLabel(_) | Targets::Distribution(_) => {
                 let n = probs.first().map(Vec::len).unwrap_or(0);
-                let truth: Vec<usize> = c.iter().map(|&x| x as usize).collect();
+                let truth: Vec<usize> = self.classes().iter().map(|&x| x as usize).collect();
                 let predicted: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
                 metrics::single_label(&vec![String::new(); n], &truth, &predicted).macro_avg.f1
             }
@@ -83,7 +95,7 @@ impl Dataset {
 
     fn target_tensor(&self, indices: &[usize], device: &candle_core::Device) -> Result<Tensor> {
         match &self.targets {
-            Targets::MultiLabel(t) => {
+            Targets::MultiLabel(t) | Targets::Distribution(t) => {
                 let k = t.first().map(Vec::len).unwrap_or(0);
                 let values: Vec<f32> = indices.iter().flat_map(|&i| t[i].iter().copied()).collect();
                 Tensor::from_vec(values, (indices.len(), k), device)
@@ -173,7 +185,7 @@ pub struct EpochLog {
     pub valid_score: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FitReport {
     pub epochs: Vec<EpochLog>,
     /// The epoch whose weights were kept.
@@ -194,6 +206,7 @@ pub struct Progress {
 enum Objective {
     MultiLabel { pos_weight: Tensor },
     SingleLabel { class_weight: Tensor },
+    Distribution { class_weight: Tensor },
 }
 
 impl Objective {
@@ -204,6 +217,11 @@ impl Objective {
             }
             Targets::SingleLabel(c) => {
                 Objective::SingleLabel { class_weight: Tensor::new(loss::class_weights(c, outputs), device)? }
+            }
+            Targets::Distribution(d) => {
+                let classes: Vec<u32> = d.iter().map(|p| argmax(p) as u32).collect();
+                let class_weight = Tensor::new(loss::class_weights(&classes, outputs), device)?;
+                Objective::Distribution { class_weight }
             }
         })
     }
@@ -217,6 +235,13 @@ impl Objective {
             Objective::MultiLabel { pos_weight } => loss::weighted_bce(logits, targets, pos_weight),
             Objective::SingleLabel { class_weight } => {
                 loss::weighted_cross_entropy(logits, targets, class_weight)
+            }
+            // Held-out data keeps its human labels: class indices, not distributions.
+            Objective::Distribution { class_weight } if targets.rank() == 1 => {
+                loss::weighted_cross_entropy(logits, targets, class_weight)
+            }
+            Objective::Distribution { class_weight } => {
+                loss::soft_cross_entropy(logits, targets, class_weight)
             }
         }
     }

@@ -134,6 +134,13 @@ pub(super) struct Base {
     label: String,
 }
 
+impl Base {
+    /// A freshly initialised encoder of `config` reading `tokenizer`'s ids.
+    pub(super) fn fresh(config: Config, tokenizer: Tokenizer, label: String) -> Base {
+        Base { config, tokenizer, weights: Weights::Initial, label }
+    }
+}
+
 /// Where a base's encoder weights come from.
 enum Weights {
     /// Fresh, seeded initialisation.
@@ -329,8 +336,9 @@ async fn train_from(
     // Last point of no return: a job cancelled while its files were written leaves none.
     settings.fit.cancel.check()?;
     let dir = version.commit()?;
+    let recorded = Recorded { name: &name, dir: &dir, base: &base.label, snapshot_id, action: "model.train" };
     let version_ids =
-        record(pool, taxonomy, &name, &dir, &base.label, snapshot_id, settings, &kw_metrics, &st_metrics)
+        record(pool, taxonomy, &recorded, serde_json::to_value(settings)?, [&kw_metrics, &st_metrics])
             .await
             .inspect_err(|_| {
                 // The database refused the version: take the folder away again.
@@ -374,7 +382,12 @@ fn new_classifier(
     Ok((classifier, varmap))
 }
 
-fn tune_thresholds(model: &Classifier, valid: &Dataset, k: usize, batch: usize) -> anyhow::Result<Vec<f32>> {
+pub(super) fn tune_thresholds(
+    model: &Classifier,
+    valid: &Dataset,
+    k: usize,
+    batch: usize,
+) -> anyhow::Result<Vec<f32>> {
     if valid.is_empty() {
         return Ok(vec![0.5; k]);
     }
@@ -412,19 +425,27 @@ pub fn sentiment_report(
     Ok(Some(metrics::single_label(names, &truth, &predicted)))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn record(
+/// A committed version folder about to get its rows in `model_versions`.
+pub(super) struct Recorded<'a> {
+    pub name: &'a str,
+    pub dir: &'a std::path::Path,
+    /// What the encoder started from (`base_encoder`).
+    pub base: &'a str,
+    pub snapshot_id: i64,
+    /// The audit log's action.
+    pub action: &'a str,
+}
+
+/// Rows for the keyword and sentiment models of a version, and the audit entry, in one
+/// transaction.
+pub(super) async fn record(
     pool: &PgPool,
     taxonomy: &Taxonomy,
-    name: &str,
-    dir: &std::path::Path,
-    base: &str,
-    snapshot_id: i64,
-    settings: &TrainSettings,
-    kw_metrics: &serde_json::Value,
-    st_metrics: &serde_json::Value,
+    version: &Recorded<'_>,
+    params: serde_json::Value,
+    [kw_metrics, st_metrics]: [&serde_json::Value; 2],
 ) -> anyhow::Result<(i64, i64)> {
-    let params = serde_json::to_value(settings)?;
+    let Recorded { name, dir, base, snapshot_id, action } = *version;
     let mut tx = pool.begin().await?;
     let mut ids = Vec::new();
     for (kind, metrics) in [("keyword", kw_metrics), ("sentiment", st_metrics)] {
@@ -441,8 +462,7 @@ async fn record(
         };
         ids.push(store::models::insert(&mut tx, &v).await?);
     }
-    store::audit::record(&mut *tx, None, "model.train", &format!("version:{name}"), json!({"ids": ids}))
-        .await?;
+    store::audit::record(&mut *tx, None, action, &format!("version:{name}"), json!({"ids": ids})).await?;
     tx.commit().await?;
     Ok((ids[0], ids[1]))
 }

@@ -9,6 +9,7 @@ mod export;
 mod helpers;
 mod import;
 mod jobs;
+mod lighter;
 mod promotion;
 mod qa;
 mod roles;

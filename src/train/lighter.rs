@@ -1,0 +1,360 @@
+//! Lighter versions of a trained one: quantized copies (`reviewloop quantize`) and
+//! smaller students taught by it (`reviewloop distill`). Each is an ordinary version —
+//! its own folder, rows in `model_versions`, promotable — evaluated on the source's
+//! label snapshot (the same validation and test reviews), with the source's scores and
+//! the difference written next to its own so the accuracy cost is in `metrics.json`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokenizers::Tokenizer;
+
+use super::data::{self, LabelledText, SentimentInput};
+use super::pipeline::{
+    keyword_report, record, sentiment_report, sized_config, train_model, tune_thresholds, Base, EncoderSize,
+    ModelOutcome, Recorded, TrainSettings,
+};
+use super::{probabilities, Dataset, FitOptions, Progress, Targets};
+use crate::analyze::LoadedModel;
+use crate::model::quantize::{self, Precision};
+use crate::model::version::{Labels, ModelFiles, PendingVersion};
+use crate::store::models::ModelVersion;
+use crate::store::reviews::Split;
+use crate::store::{self, taxonomies};
+use crate::taxonomy::Taxonomy;
+
+const BATCH: usize = 64;
+
+/// The version a lighter one derives from, with the labels it was trained on.
+struct Source {
+    taxonomy: Taxonomy,
+    name: String,
+    keyword: ModelVersion,
+    sentiment: ModelVersion,
+    snapshot_id: i64,
+    items: Vec<LabelledText>,
+}
+
+impl Source {
+    async fn load(pool: &PgPool, taxonomy: &str, name: &str) -> anyhow::Result<Source> {
+        let taxonomy = taxonomies::load_by_name(pool, taxonomy).await?;
+        let find = |kind: &'static str| store::models::by_name(pool, taxonomy.id, kind, name);
+        let (keyword, sentiment) = (find("keyword").await?, find("sentiment").await?);
+        let (Some(keyword), Some(sentiment)) = (keyword, sentiment) else {
+            anyhow::bail!("no version `{name}` of `{}` (see `reviewloop models`)", taxonomy.name)
+        };
+        let snapshot_id = store::models::snapshot_of(pool, keyword.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("version `{name}` records no label snapshot"))?;
+        let cutoff = store::models::snapshot_cutoff(pool, taxonomy.id, snapshot_id).await?;
+        let items = data::labelled(pool, &taxonomy, Some(cutoff)).await?;
+        Ok(Source { taxonomy, name: name.to_string(), keyword, sentiment, snapshot_id, items })
+    }
+
+    fn split(&self, split: Split) -> Vec<&LabelledText> {
+        self.items.iter().filter(|i| i.split == split).collect()
+    }
+
+    fn model(&self, kind: &str) -> &ModelVersion {
+        if kind == "keyword" {
+            &self.keyword
+        } else {
+            &self.sentiment
+        }
+    }
+
+    fn levels(&self) -> Vec<String> {
+        self.taxonomy.levels().map(|l| l.to_string()).collect()
+    }
+}
+
+/// What `quantize` and `distill` made.
+pub struct Lighter {
+    pub name: String,
+    pub dir: PathBuf,
+    /// metrics.json of the keyword and the sentiment model.
+    pub metrics: [Value; 2],
+    pub version_ids: (i64, i64),
+}
+
+/// A copy of version `source` with lighter weights (see `model::quantize`).
+pub async fn quantize(
+    pool: &PgPool,
+    models_dir: &Path,
+    taxonomy: &str,
+    source: &str,
+    precision: Precision,
+    name: Option<String>,
+) -> anyhow::Result<Lighter> {
+    let source = Source::load(pool, taxonomy, source).await?;
+    let name = name.unwrap_or_else(|| format!("{}-{}", source.name, precision.name()));
+    let version = PendingVersion::start(models_dir, &source.taxonomy.name, &name)?;
+    let mut metrics = Vec::new();
+    for kind in ["keyword", "sentiment"] {
+        let dir = version.model_dir(kind)?;
+        quantize::write_copy(Path::new(&source.model(kind).path), &dir, precision)?;
+        let model = LoadedModel::load(&dir)?;
+        let outcome = evaluated(&model, &source)?;
+        let how = format!("{} copy of version {}", precision.name(), source.name);
+        let m = with_cost(serde_json::to_value(&outcome)?, &source, kind);
+        version.write_report(kind, &m, &card(kind, &name, &how, &outcome))?;
+        metrics.push(m);
+    }
+    let params = json!({"derived_from": source.name, "method": "quantize", "precision": precision.name()});
+    let base = format!("{} ({})", source.keyword.base_encoder, precision.name());
+    finish(pool, &source, version, &name, &base, "model.quantize", params, metrics).await
+}
+
+/// How `distill` trains the student.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DistillSettings {
+    pub taxonomy: String,
+    pub teacher: String,
+    pub name: Option<String>,
+    pub size: EncoderSize,
+    pub fit: FitOptions,
+    /// Weight of the human label against the teacher's output for labelled reviews
+    /// (0: the teacher only; 1: the labels only).
+    pub label_weight: f32,
+    /// At most this many unlabelled reviews taught by the teacher alone.
+    pub unlabelled: usize,
+    pub models_dir: PathBuf,
+}
+
+/// A smaller model trained to reproduce version `teacher`: on its training reviews
+/// (labels mixed with the teacher's outputs) and on unlabelled reviews (the teacher's
+/// outputs alone). Validation and test reviews are never taught, so the student's
+/// scores on them are comparable with the teacher's.
+pub async fn distill(
+    pool: &PgPool,
+    settings: &DistillSettings,
+    progress: &mut (dyn FnMut(&str, &Progress) + Send),
+) -> anyhow::Result<Lighter> {
+    let source = Source::load(pool, &settings.taxonomy, &settings.teacher).await?;
+    let teacher = crate::analyze::Analyzer::load(&source.keyword.version_dir())?;
+    let tokenizer_file = Path::new(&source.keyword.path).join("tokenizer.json");
+    let raw_tokenizer = Tokenizer::from_file(&tokenizer_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let name = settings.name.clone().unwrap_or_else(|| {
+        format!("{}-student-{}x{}", source.name, settings.size.layers, settings.size.hidden)
+    });
+    let train_items = source.split(Split::Train);
+    let unlabelled = unlabelled_texts(pool, &source, settings.unlabelled).await?;
+    let config = sized_config(teacher.keyword.classifier.encoder.config.vocab_size, settings.size);
+    let label =
+        format!("distilled from {} into {}×{}", source.name, settings.size.layers, settings.size.hidden);
+    let base = Base::fresh(config, raw_tokenizer.clone(), label.clone());
+    let mut train_settings = TrainSettings::defaults(&settings.taxonomy, settings.models_dir.clone());
+    train_settings.fit = settings.fit.clone();
+    train_settings.pooling = teacher.keyword.labels.pooling;
+    let version = PendingVersion::start(&settings.models_dir, &source.taxonomy.name, &name)?;
+
+    let tokenizer = &teacher.keyword.tokenizer;
+    let k = source.taxonomy.keywords.len();
+    let held_out = |split| data::keyword_dataset(&source.split(split), tokenizer, k);
+    let keyword_sets = [
+        keyword_lessons(&teacher.keyword, &train_items, &unlabelled, settings.label_weight)?,
+        held_out(Split::Validation),
+        held_out(Split::Test),
+    ];
+    let (kw_model, kw_vars, kw_fit) =
+        train_model(&base, &train_settings, k, &keyword_sets, "keyword", progress)?;
+    let thresholds = tune_thresholds(&kw_model, &keyword_sets[1], k, BATCH)?;
+    let report =
+        |d: &Dataset| keyword_report(&kw_model, d, &thresholds, &teacher.keyword.labels.keywords, BATCH);
+    let keyword =
+        ModelOutcome { validation: report(&keyword_sets[1])?, test: report(&keyword_sets[2])?, fit: kw_fit };
+
+    let input = teacher.sentiment.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
+    let held_out = |split| data::sentiment_dataset(&source.split(split), tokenizer, &source.taxonomy, input);
+    let lessons =
+        sentiment_lessons(&teacher, &source.taxonomy, &train_items, &unlabelled, settings.label_weight)?;
+    let sentiment_sets = [lessons, held_out(Split::Validation), held_out(Split::Test)];
+    let n = (source.taxonomy.scale_max - source.taxonomy.scale_min + 1) as usize;
+    let (st_model, st_vars, st_fit) =
+        train_model(&base, &train_settings, n, &sentiment_sets, "sentiment", progress)?;
+    let levels = source.levels();
+    let report = |d: &Dataset| sentiment_report(&st_model, d, &levels, BATCH);
+    let sentiment = ModelOutcome {
+        validation: report(&sentiment_sets[1])?,
+        test: report(&sentiment_sets[2])?,
+        fit: st_fit,
+    };
+
+    let mut metrics = Vec::new();
+    for (kind, vars, outcome, labels) in [
+        (
+            "keyword",
+            &kw_vars,
+            &keyword,
+            Labels { thresholds: thresholds.clone(), ..teacher.keyword.labels.clone() },
+        ),
+        ("sentiment", &st_vars, &sentiment, teacher.sentiment.labels.clone()),
+    ] {
+        let m = with_cost(serde_json::to_value(outcome)?, &source, kind);
+        let how = format!("student of version {} ({} unlabelled reviews)", source.name, unlabelled.len());
+        version.write(&ModelFiles {
+            subdir: kind,
+            varmap: vars,
+            config: &base.config,
+            tokenizer: &raw_tokenizer,
+            labels: &labels,
+            metrics: &m,
+            card: card(kind, &name, &how, outcome),
+        })?;
+        metrics.push(m);
+    }
+    settings.fit.cancel.check()?;
+    let params = json!({"derived_from": source.name, "method": "distill", "settings": settings});
+    finish(pool, &source, version, &name, &label, "model.distill", params, metrics).await
+}
+
+/// Reviews of the taxonomy that are neither labelled nor held out, at most `limit`.
+async fn unlabelled_texts(pool: &PgPool, source: &Source, limit: usize) -> anyhow::Result<Vec<String>> {
+    let labelled: HashSet<&str> = source.items.iter().map(|i| i.text.as_str()).collect();
+    let mut seen = HashSet::new();
+    let texts = data::all_texts(pool, source.taxonomy.id).await?;
+    Ok(texts
+        .into_iter()
+        .filter(|t| !labelled.contains(t.as_str()) && !t.trim().is_empty() && seen.insert(t.clone()))
+        .take(limit)
+        .collect())
+}
+
+/// Keyword targets: for labelled reviews `w · label + (1 − w) · teacher`, for the rest
+/// the teacher's probabilities.
+fn keyword_lessons(
+    teacher: &LoadedModel,
+    labelled: &[&LabelledText],
+    unlabelled: &[String],
+    w: f32,
+) -> anyhow::Result<Dataset> {
+    let k = teacher.labels.keywords.len();
+    let hard = data::keyword_dataset(labelled, &teacher.tokenizer, k);
+    let Targets::MultiLabel(labels) = &hard.targets else { unreachable!() };
+    let mut rows = hard.rows.clone();
+    rows.extend(unlabelled.iter().map(|t| data::encode_review(&teacher.tokenizer, t)));
+    let soft = probabilities(&teacher.classifier, &rows, true, BATCH)?;
+    let targets = soft
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| match labels.get(i) {
+            Some(label) => label.iter().zip(&p).map(|(l, p)| w * l + (1.0 - w) * p).collect(),
+            None => p,
+        })
+        .collect();
+    Ok(Dataset { rows, targets: Targets::MultiLabel(targets) })
+}
+
+/// Sentiment targets: labelled reviews with their labelled keywords (label mixed with the
+/// teacher's distribution), unlabelled ones with the keywords the teacher finds.
+fn sentiment_lessons(
+    teacher: &crate::analyze::Analyzer,
+    taxonomy: &Taxonomy,
+    labelled: &[&LabelledText],
+    unlabelled: &[String],
+    w: f32,
+) -> anyhow::Result<Dataset> {
+    let input = teacher.sentiment.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
+    let hard = data::sentiment_dataset(labelled, &teacher.sentiment.tokenizer, taxonomy, input);
+    let classes = hard.classes();
+    let mut rows = hard.rows.clone();
+    let review_rows: Vec<Vec<u32>> =
+        unlabelled.iter().map(|t| data::encode_review(&teacher.keyword.tokenizer, t)).collect();
+    let found = probabilities(&teacher.keyword.classifier, &review_rows, true, BATCH)?;
+    for (text, probs) in unlabelled.iter().zip(&found) {
+        for (k, _) in
+            probs.iter().zip(&teacher.keyword.labels.thresholds).enumerate().filter(|(_, (p, t))| p >= t)
+        {
+            let keyword = &taxonomy.keywords[k].name;
+            rows.push(data::encode_pair(&teacher.sentiment.tokenizer, input, text, keyword));
+        }
+    }
+    let soft = probabilities(&teacher.sentiment.classifier, &rows, false, BATCH)?;
+    let targets = soft
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| match classes.get(i) {
+            Some(&c) => p
+                .iter()
+                .enumerate()
+                .map(|(j, p)| w * (j == c as usize) as u8 as f32 + (1.0 - w) * p)
+                .collect(),
+            None => p,
+        })
+        .collect();
+    Ok(Dataset { rows, targets: Targets::Distribution(targets) })
+}
+
+/// A loaded model's reports on the source's validation and test reviews.
+fn evaluated(model: &LoadedModel, source: &Source) -> anyhow::Result<ModelOutcome> {
+    let report = |split| -> anyhow::Result<_> {
+        let items = source.split(split);
+        if model.labels.kind == "keyword" {
+            let set = data::keyword_dataset(&items, &model.tokenizer, model.labels.keywords.len());
+            keyword_report(&model.classifier, &set, &model.labels.thresholds, &model.labels.keywords, BATCH)
+        } else {
+            let input = model.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
+            let set = data::sentiment_dataset(&items, &model.tokenizer, &source.taxonomy, input);
+            sentiment_report(&model.classifier, &set, &source.levels(), BATCH)
+        }
+    };
+    Ok(ModelOutcome {
+        fit: Default::default(),
+        validation: report(Split::Validation)?,
+        test: report(Split::Test)?,
+    })
+}
+
+/// `metrics` with the source's scores and the change in micro and macro F1 per split.
+fn with_cost(mut metrics: Value, source: &Source, kind: &str) -> Value {
+    let theirs = &source.model(kind).metrics;
+    let mut cost = json!({});
+    for split in ["validation", "test"] {
+        for average in ["micro", "macro_avg"] {
+            let f1 = |m: &Value| m[split][average]["f1"].as_f64();
+            if let (Some(new), Some(old)) = (f1(&metrics), f1(theirs)) {
+                cost[format!("{split}_{average}_f1")] = json!(new - old);
+            }
+        }
+    }
+    metrics["source"] =
+        json!({"name": source.name, "validation": theirs["validation"], "test": theirs["test"]});
+    metrics["cost"] = cost;
+    metrics
+}
+
+fn card(kind: &str, name: &str, how: &str, outcome: &ModelOutcome) -> String {
+    let table = |r: &Option<super::metrics::Report>| {
+        r.as_ref().map(super::metrics::table).unwrap_or_else(|| "(none)\n".into())
+    };
+    format!(
+        "# {kind} model {name}\n\nA {how}; scored on the same label snapshot's reviews. `metrics.json` \
+         holds the source's scores and the change (`cost`).\n\n## Validation\n```\n{}```\n\n## Test\n```\n{}```\n",
+        table(&outcome.validation),
+        table(&outcome.test),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    pool: &PgPool,
+    source: &Source,
+    version: PendingVersion,
+    name: &str,
+    base: &str,
+    action: &str,
+    params: Value,
+    metrics: Vec<Value>,
+) -> anyhow::Result<Lighter> {
+    let dir = version.commit()?;
+    let recorded = Recorded { name, dir: &dir, base, snapshot_id: source.snapshot_id, action };
+    let ids = record(pool, &source.taxonomy, &recorded, params, [&metrics[0], &metrics[1]])
+        .await
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })?;
+    let [kw, st]: [Value; 2] = metrics.try_into().expect("two models");
+    Ok(Lighter { name: name.to_string(), dir, metrics: [kw, st], version_ids: ids })
+}
