@@ -2,7 +2,9 @@
 """PyTorch reference for `reviewloop bench infer|train`: the same RoBERTa configurations,
 batch and sequence length, on the same machine. Prints one JSON line per measurement:
 {"config": ..., "mode": "infer"|"train", "seq_per_s": ...}. Needs torch and transformers.
-Usage: bench_torch.py CONFIG_JSON MODE BATCH SEQ SECONDS
+Usage: bench_torch.py CONFIG_JSON|MODEL_DIR MODE BATCH SEQ SECONDS
+A MODEL_DIR (a version's keyword folder) is loaded with its trained weights, as
+`reviewloop bench infer --version DIR` measures it.
 """
 import json
 import sys
@@ -12,10 +14,13 @@ import torch
 from transformers import RobertaConfig, RobertaModel
 
 config_json, mode, batch, seq, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-spec = json.loads(config_json)
-config = RobertaConfig(**spec)
 torch.manual_seed(0)
-encoder = RobertaModel(config, add_pooling_layer=False)
+if config_json.lstrip().startswith("{"):
+    config = RobertaConfig(**json.loads(config_json))
+    encoder = RobertaModel(config, add_pooling_layer=False)
+else:
+    encoder = RobertaModel.from_pretrained(config_json, add_pooling_layer=False)
+    config = encoder.config
 head = torch.nn.Linear(config.hidden_size, 15)
 ids = torch.randint(5, config.vocab_size, (batch, seq))
 mask = torch.ones_like(ids)

@@ -10,6 +10,8 @@ use crate::config::Settings;
 use crate::import::{self, Format, ImportOptions};
 
 mod highlights;
+mod models;
+pub use models::{model_configs, models, ModelBench};
 mod select;
 mod serve;
 pub use highlights::{highlights, HighlightFigures};
@@ -185,116 +187,6 @@ mod http {
         let end = html[start..].find('"')? + start;
         Some(html[start..end].to_string())
     }
-}
-
-/// Which encoder sizes `bench infer|train` measure.
-pub fn model_configs() -> Vec<(&'static str, crate::model::roberta::Config)> {
-    let small = crate::train::pipeline::small_config(8000);
-    let base = crate::model::roberta::Config {
-        hidden_size: 768,
-        num_hidden_layers: 12,
-        num_attention_heads: 12,
-        intermediate_size: 3072,
-        max_position_embeddings: 514,
-        vocab_size: 32000,
-        ..small.clone()
-    };
-    vec![("small", small), ("base", base)]
-}
-
-/// What `bench infer` and `bench train` measure.
-pub struct ModelBench {
-    pub batch: usize,
-    pub seq: usize,
-    /// Seconds to measure each configuration.
-    pub seconds: f64,
-    /// A Python with torch and transformers, for the reference figures.
-    pub python: Option<String>,
-    /// Only this configuration; all when absent.
-    pub config: Option<String>,
-}
-
-/// Sequences per second of the encoder + keyword head, inference or training steps, on
-/// random weights and tokens; and the same with PyTorch when `python` is given.
-pub fn models(mode: &str, spec: &ModelBench) -> anyhow::Result<()> {
-    use candle_core::DType;
-    use candle_nn::{VarBuilder, VarMap};
-    let ModelBench { batch, seq, seconds, .. } = *spec;
-    let configs = model_configs();
-    if let Some(wanted) = &spec.config {
-        anyhow::ensure!(configs.iter().any(|c| c.0 == wanted), "no configuration `{wanted}` (small, base)");
-    }
-    for (name, config) in configs.into_iter().filter(|c| spec.config.as_ref().is_none_or(|w| w == c.0)) {
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &crate::model::device());
-        let model = crate::model::classifier::Classifier::load(vb, &config, 15, 0.1, Default::default())?;
-        crate::model::classifier::initialise(&varmap, 1)?;
-        let rows: Vec<Vec<u32>> =
-            (0..batch).map(|b| (0..seq).map(|i| 5 + ((b * 31 + i * 7) % 7000) as u32).collect()).collect();
-        let targets: Vec<f32> = (0..batch * 15).map(|i| (i % 5 == 0) as u8 as f32).collect();
-        let targets = candle_core::Tensor::from_vec(targets, (batch, 15), model.encoder.device())?;
-        let pos_weight = candle_core::Tensor::ones(15, DType::F32, model.encoder.device())?;
-        let params = candle_nn::ParamsAdamW { lr: 1e-4, ..Default::default() };
-        let mut optimizer = crate::train::optim::FusedAdamW::new(varmap.all_vars(), params)?;
-        let mut step = || -> anyhow::Result<()> {
-            if mode == "infer" {
-                crate::train::probabilities(&model, &rows, true, batch)?;
-            } else {
-                use candle_nn::Optimizer;
-                let logits = model.logits(&rows, true)?;
-                optimizer.backward_step(&crate::train::loss::weighted_bce(
-                    &logits,
-                    &targets,
-                    &pos_weight,
-                )?)?;
-            }
-            Ok(())
-        };
-        step()?;
-        let (mut done, started) = (0usize, Instant::now());
-        while started.elapsed().as_secs_f64() < seconds || done < 2 {
-            step()?;
-            done += 1;
-        }
-        let candle = (done * batch) as f64 / started.elapsed().as_secs_f64();
-        let mut line = format!("{mode} {name:<5} batch {batch} × {seq} tokens: candle {candle:7.2} seq/s");
-        if let Some(python) = &spec.python {
-            let torch = torch_reference(python, &config, mode, batch, seq, seconds)?;
-            line.push_str(&format!(
-                "   PyTorch {torch:7.2} seq/s   ratio candle/PyTorch {:.2}",
-                candle / torch
-            ));
-        }
-        println!("{line}");
-    }
-    Ok(())
-}
-
-fn torch_reference(
-    python: &str,
-    config: &crate::model::roberta::Config,
-    mode: &str,
-    batch: usize,
-    seq: usize,
-    seconds: f64,
-) -> anyhow::Result<f64> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_torch.py");
-    let spec = serde_json::json!({
-        "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": config.num_attention_heads,
-        "intermediate_size": config.intermediate_size, "max_position_embeddings": config.max_position_embeddings,
-        "type_vocab_size": 1, "pad_token_id": 1, "layer_norm_eps": config.layer_norm_eps,
-    });
-    let output = std::process::Command::new(python)
-        .args([script, &spec.to_string(), mode, &batch.to_string(), &seq.to_string(), &seconds.to_string()])
-        .output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "PyTorch reference failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let line: serde_json::Value = serde_json::from_slice(output.stdout.trim_ascii())?;
-    line["seq_per_s"].as_f64().ok_or_else(|| anyhow::anyhow!("PyTorch reference printed no figure"))
 }
 
 /// The same server, another database name.
