@@ -2,7 +2,7 @@
 """PyTorch reference for `reviewloop bench infer|train`: the same RoBERTa configurations,
 batch and sequence length, on the same machine. Prints one JSON line per measurement:
 {"config": ..., "mode": "infer"|"train", "seq_per_s": ...}. Needs torch and transformers.
-Usage: bench_torch.py CONFIG_JSON|MODEL_DIR MODE BATCH SEQ SECONDS
+Usage: bench_torch.py CONFIG_JSON|MODEL_DIR infer|infer-int8|train BATCH SEQ SECONDS
 A MODEL_DIR (a version's keyword folder) is loaded with its trained weights, as
 `reviewloop bench infer --version DIR` measures it.
 """
@@ -21,6 +21,9 @@ if config_json.lstrip().startswith("{"):
 else:
     encoder = RobertaModel.from_pretrained(config_json, add_pooling_layer=False)
     config = encoder.config
+if mode == "infer-int8":
+    # PyTorch's own int8: dynamic quantization of every linear layer.
+    encoder = torch.ao.quantization.quantize_dynamic(encoder, {torch.nn.Linear}, dtype=torch.qint8)
 head = torch.nn.Linear(config.hidden_size, 15)
 ids = torch.randint(5, config.vocab_size, (batch, seq))
 mask = torch.ones_like(ids)
@@ -44,7 +47,7 @@ def train():
     optimizer.step()
 
 
-step = infer if mode == "infer" else train
+step = train if mode == "train" else infer
 encoder.train(mode == "train")
 step()  # warm-up
 done, started = 0, time.perf_counter()

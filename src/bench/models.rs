@@ -146,8 +146,13 @@ fn measure(mode: &str, spec: &ModelBench, mut subject: Subject) -> anyhow::Resul
             "\n  int8 (VNNI: {vnni}) {int8:7.2} seq/s   ×{:.2} candle f32",
             int8 / candle
         ));
-        if let Some(torch) = torch {
-            line.push_str(&format!("   ratio int8/PyTorch f32 {:.2}", int8 / torch));
+        if let (Some(torch), Some(python)) = (torch, &spec.python) {
+            let torch_int8 = torch_reference(python, &subject.reference, "infer-int8", batch, seq, seconds)?;
+            line.push_str(&format!(
+                "   ratio int8/PyTorch f32 {:.2}   (PyTorch dynamic int8 {torch_int8:.2} seq/s, ratio {:.2})",
+                int8 / torch,
+                int8 / torch_int8
+            ));
         }
     }
     println!("{line}");

@@ -69,10 +69,20 @@ impl Dense {
     }
 }
 
+impl Dense {
+    /// GELU of the layer's output, fused into the integer kernel for int8 layers.
+    pub fn forward_gelu(&self, xs: &Tensor) -> Result<Tensor> {
+        match &self.int8 {
+            Some(matrix) => matrix.forward(xs, true),
+            None => super::gelu::gelu(&self.forward(xs)?),
+        }
+    }
+}
+
 impl Module for Dense {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         if let Some(matrix) = &self.int8 {
-            return matrix.forward(xs);
+            return matrix.forward(xs, false);
         }
         let dims = xs.dims().to_vec();
         let (leading, inputs) = dims.split_at(dims.len() - 1);

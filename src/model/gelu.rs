@@ -42,8 +42,14 @@ unsafe fn gelu_row_avx2(x: &[f32], out: &mut [f32]) {
 #[inline(always)]
 fn gelu_row_plain(x: &[f32], out: &mut [f32]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
+        *o = gelu_one(v);
     }
+}
+
+/// GELU of one value; inlined into loops that vectorise (here and in `int8`).
+#[inline(always)]
+pub(crate) fn gelu_one(v: f32) -> f32 {
+    0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 #[inline(always)]

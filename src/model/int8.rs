@@ -31,9 +31,10 @@ pub struct Int8Matrix {
     /// `[block of 16 outputs][quad of inputs][16 outputs][4 inputs]`, zero-padded.
     packed: Vec<i8>,
     scales: Vec<f32>,
-    /// Σ_k q[n][k], for undoing the +128 offset of the inputs.
-    sums: Vec<i32>,
-    bias: Option<Vec<f32>>,
+    /// −128 · Σ_k q[n][k]: where each output's sum starts, undoing the +128 offset of
+    /// the inputs.
+    offsets: Vec<i32>,
+    bias: Vec<f32>,
 }
 
 /// Per-row symmetric quantization of a row-major matrix: the codes and each row's scale.
@@ -65,8 +66,11 @@ impl Int8Matrix {
                 packed[((block * quads + k / 4) * LANES + lane) * 4 + k % 4] = q;
             }
         }
-        let sums = codes.chunks(inputs.max(1)).map(|r| r.iter().map(|&q| q as i32).sum()).collect();
-        Ok(Int8Matrix { outputs, inputs, quads, packed, scales, sums, bias })
+        let mut offsets: Vec<i32> =
+            codes.chunks(inputs.max(1)).map(|r| -128 * r.iter().map(|&q| q as i32).sum::<i32>()).collect();
+        offsets.resize(blocks * LANES, 0);
+        let bias = bias.unwrap_or_else(|| vec![0.0; outputs]);
+        Ok(Int8Matrix { outputs, inputs, quads, packed, scales, offsets, bias })
     }
 
     /// Quantizes an f32 weight (outputs × inputs).
@@ -96,48 +100,79 @@ impl Int8Matrix {
     }
 
     /// `x · Wᵀ + bias` for a contiguous f32 tensor of any rank whose last dimension is
-    /// the input width.
-    pub fn forward(self: &Arc<Self>, xs: &Tensor) -> Result<Tensor> {
-        xs.contiguous()?.apply_op1_no_bwd(&Int8Linear(self.clone()))
+    /// the input width; with `gelu`, GELU of that, applied while the result is still in
+    /// registers.
+    pub fn forward(self: &Arc<Self>, xs: &Tensor, gelu: bool) -> Result<Tensor> {
+        xs.contiguous()?.apply_op1_no_bwd(&Int8Linear { matrix: self.clone(), gelu })
     }
 
-    /// The product of quantized rows into `out` (rows × outputs).
-    fn rows_into(&self, inputs: &QuantizedRows, out: &mut [f32], vnni: bool) {
-        let rows = inputs.rows;
+    /// Quantizes rows of `x` and writes their product into `out` (rows × outputs).
+    /// Inlined into [`Int8Matrix::rows_avx512`] and [`Int8Matrix::rows_portable`] so the
+    /// element loops compile for each one's instructions.
+    #[inline(always)]
+    fn rows_into(&self, x: &[f32], out: &mut [f32], gelu: bool, tile: TileFn) {
+        let inputs = quantize_inputs(x, self.inputs, self.quads);
         let mut acc = [0i32; TILE_ROWS * TILE_BLOCKS * LANES];
         let blocks = self.outputs.div_ceil(LANES);
-        for tile_start in (0..rows).step_by(TILE_ROWS) {
-            let tile_rows = TILE_ROWS.min(rows - tile_start);
+        for tile_start in (0..inputs.rows).step_by(TILE_ROWS) {
+            let tile_rows = TILE_ROWS.min(inputs.rows - tile_start);
             for first_block in (0..blocks).step_by(TILE_BLOCKS) {
                 let nb = TILE_BLOCKS.min(blocks - first_block);
                 let w = &self.packed[first_block * self.quads * LANES * 4..];
                 let x = &inputs.codes[tile_start * inputs.stride..];
-                if vnni {
-                    // Safety: `vnni` is true only where the CPU has the features.
-                    unsafe { vnni::tile(x, inputs.stride, w, self.quads, nb, &mut acc) }
-                } else {
-                    portable_tile(x, inputs.stride, w, self.quads, nb, &mut acc)
-                }
+                let start = &self.offsets[first_block * LANES..];
+                tile(Tile { x, stride: inputs.stride, w, quads: self.quads, nb, start }, &mut acc);
                 let local = &mut out[tile_start * self.outputs..];
-                self.finish_tile(&acc, &inputs.scales[tile_start..][..tile_rows], first_block * LANES, local);
+                self.finish_tile(
+                    &acc,
+                    &inputs.scales[tile_start..][..tile_rows],
+                    first_block * LANES,
+                    local,
+                    gelu,
+                );
             }
         }
     }
 
-    /// Integer sums of one tile → f32 outputs: undo the offset, scale, add the bias.
-    fn finish_tile(&self, acc: &[i32], row_scales: &[f32], first: usize, out: &mut [f32]) {
+    /// Integer sums of one tile → f32 outputs: scale, add the bias, maybe GELU.
+    #[inline(always)]
+    fn finish_tile(&self, acc: &[i32], row_scales: &[f32], first: usize, out: &mut [f32], gelu: bool) {
         let last = (first + TILE_BLOCKS * LANES).min(self.outputs);
+        let (scales, bias) = (&self.scales[first..last], &self.bias[first..last]);
         for (r, &s) in row_scales.iter().enumerate() {
             let dst = &mut out[r * self.outputs..][first..last];
-            let acc = &acc[r * TILE_BLOCKS * LANES..];
-            for (j, d) in dst.iter_mut().enumerate() {
-                let n = first + j;
-                let exact = acc[j] - 128 * self.sums[n];
-                *d = exact as f32 * s * self.scales[n] + self.bias.as_ref().map_or(0.0, |b| b[n]);
+            let acc = &acc[r * TILE_BLOCKS * LANES..][..last - first];
+            for (((d, &a), &w), &b) in dst.iter_mut().zip(acc).zip(scales).zip(bias) {
+                let y = a as f32 * (s * w) + b;
+                *d = if gelu { super::gelu::gelu_one(y) } else { y };
             }
         }
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    unsafe fn rows_avx512(&self, x: &[f32], out: &mut [f32], gelu: bool) {
+        self.rows_into(x, out, gelu, |t, acc| unsafe { vnni::tile(t, acc) })
+    }
+
+    fn rows_portable(&self, x: &[f32], out: &mut [f32], gelu: bool) {
+        self.rows_into(x, out, gelu, portable_tile)
+    }
 }
+
+/// One tile's operands: `TILE_ROWS` rows of input codes (`stride` bytes apart), `nb`
+/// packed blocks of 16 outputs, and the values each output's sum starts from.
+struct Tile<'a> {
+    x: &'a [u8],
+    stride: usize,
+    w: &'a [i8],
+    quads: usize,
+    nb: usize,
+    start: &'a [i32],
+}
+
+/// Computes a tile's sums into `acc` (`[row][block][lane]`).
+type TileFn = fn(Tile, &mut [i32]);
 
 /// Input rows quantized for the kernel: `p + 128` per element, rows padded to `stride`
 /// bytes and to a whole number of tiles.
@@ -148,6 +183,7 @@ struct QuantizedRows {
     stride: usize,
 }
 
+#[inline(always)]
 fn quantize_inputs(x: &[f32], width: usize, quads: usize) -> QuantizedRows {
     let rows = x.len() / width.max(1);
     let stride = quads * 4;
@@ -155,28 +191,46 @@ fn quantize_inputs(x: &[f32], width: usize, quads: usize) -> QuantizedRows {
     let mut codes = vec![128u8; padded_rows * stride];
     let mut scales = vec![0f32; padded_rows];
     for (r, row) in x.chunks(width.max(1)).enumerate() {
-        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let max = max_abs(row);
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
         let inverse = 1.0 / scale;
         for (c, v) in codes[r * stride..][..width].iter_mut().zip(row) {
-            // In [1, 255] before rounding, so truncating `t + 0.5` rounds to nearest.
-            *c = (v * inverse + 128.5) as u8;
+            // In [1.5, 255.5] (NaN clamped to 0), so truncating rounds `v · inverse` to
+            // the nearest code; the unchecked conversion vectorises where `as` would not.
+            let t = (v * inverse + 128.5).max(0.0).min(255.0);
+            // Safety: `t` is finite and within u8's range.
+            *c = unsafe { t.to_int_unchecked::<u8>() };
         }
         scales[r] = scale;
     }
     QuantizedRows { rows, codes, scales, stride }
 }
 
+/// Largest |v| of a row, in 16 independent lanes so the loop vectorises (a single
+/// running maximum is a dependency chain the compiler must keep in order).
+#[inline(always)]
+fn max_abs(row: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let chunks = row.chunks_exact(16);
+    let rest = chunks.remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
+    for chunk in chunks {
+        for (m, v) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(v.abs());
+        }
+    }
+    lanes.iter().fold(rest, |m, &v| m.max(v))
+}
+
 /// The same integer sums as `vnni::tile`, one product at a time.
-fn portable_tile(x: &[u8], stride: usize, w: &[i8], quads: usize, nb: usize, acc: &mut [i32]) {
+fn portable_tile(t: Tile, acc: &mut [i32]) {
     for r in 0..TILE_ROWS {
-        for b in 0..nb {
+        for b in 0..t.nb {
             for lane in 0..LANES {
-                let mut sum = 0i32;
-                for q in 0..quads {
-                    for t in 0..4 {
-                        let xv = x[r * stride + q * 4 + t] as i32;
-                        sum += xv * w[((b * quads + q) * LANES + lane) * 4 + t] as i32;
+                let mut sum = t.start[b * LANES + lane];
+                for q in 0..t.quads {
+                    for i in 0..4 {
+                        let xv = t.x[r * t.stride + q * 4 + i] as i32;
+                        sum += xv * t.w[((b * t.quads + q) * LANES + lane) * 4 + i] as i32;
                     }
                 }
                 acc[(r * TILE_BLOCKS + b) * LANES + lane] = sum;
@@ -189,46 +243,44 @@ fn portable_tile(x: &[u8], stride: usize, w: &[i8], quads: usize, nb: usize, acc
 mod vnni {
     use std::arch::x86_64::*;
 
-    use super::{LANES, TILE_BLOCKS, TILE_ROWS};
+    use super::{Tile, LANES, TILE_BLOCKS, TILE_ROWS};
 
     pub fn available() -> bool {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni")
     }
 
-    /// Sums of `TILE_ROWS` input rows against `nb` blocks of 16 outputs into `acc`
-    /// (`[row][block][lane]`).
+    /// A tile's sums (see [`super::Tile`]) into `acc` (`[row][block][lane]`).
     ///
-    /// Safety: the CPU must have AVX-512F and VNNI; `x` must hold `TILE_ROWS` rows of
-    /// `stride` ≥ 4 · `quads` bytes, `w` `nb` blocks of `quads` × 64 bytes.
+    /// Safety: the CPU must have AVX-512F and VNNI.
     #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn tile(x: &[u8], stride: usize, w: &[i8], quads: usize, nb: usize, acc: &mut [i32]) {
-        assert!(x.len() >= (TILE_ROWS - 1) * stride + quads * 4 && w.len() >= nb * quads * 64);
-        match nb {
-            4 => blocks::<4>(x.as_ptr(), stride, w.as_ptr(), quads, acc),
-            3 => blocks::<3>(x.as_ptr(), stride, w.as_ptr(), quads, acc),
-            2 => blocks::<2>(x.as_ptr(), stride, w.as_ptr(), quads, acc),
-            _ => blocks::<1>(x.as_ptr(), stride, w.as_ptr(), quads, acc),
+    pub unsafe fn tile(t: Tile, acc: &mut [i32]) {
+        assert!(t.x.len() >= (TILE_ROWS - 1) * t.stride + t.quads * 4 && t.w.len() >= t.nb * t.quads * 64);
+        assert!(t.start.len() >= t.nb * LANES && acc.len() >= TILE_ROWS * TILE_BLOCKS * LANES);
+        match t.nb {
+            4 => blocks::<4>(&t, acc),
+            3 => blocks::<3>(&t, acc),
+            2 => blocks::<2>(&t, acc),
+            _ => blocks::<1>(&t, acc),
         }
     }
 
     #[target_feature(enable = "avx512f,avx512vnni")]
     #[inline]
-    unsafe fn blocks<const NB: usize>(
-        x: *const u8,
-        stride: usize,
-        w: *const i8,
-        quads: usize,
-        acc: &mut [i32],
-    ) {
-        let mut sums = [[_mm512_setzero_si512(); NB]; TILE_ROWS];
-        let block_stride = quads * 64;
-        for q in 0..quads {
+    unsafe fn blocks<const NB: usize>(t: &Tile, acc: &mut [i32]) {
+        let (x, w) = (t.x.as_ptr(), t.w.as_ptr());
+        let mut start = [_mm512_setzero_si512(); NB];
+        for (b, v) in start.iter_mut().enumerate() {
+            *v = _mm512_loadu_si512(t.start.as_ptr().add(b * LANES) as *const _);
+        }
+        let mut sums = [start; TILE_ROWS];
+        let block_stride = t.quads * 64;
+        for q in 0..t.quads {
             let mut weights = [_mm512_setzero_si512(); NB];
             for (b, v) in weights.iter_mut().enumerate() {
                 *v = _mm512_loadu_si512(w.add(b * block_stride + q * 64) as *const _);
             }
             for (r, row) in sums.iter_mut().enumerate() {
-                let four = (x.add(r * stride + q * 4) as *const i32).read_unaligned();
+                let four = (x.add(r * t.stride + q * 4) as *const i32).read_unaligned();
                 let inputs = _mm512_set1_epi32(four);
                 for (s, v) in row.iter_mut().zip(&weights) {
                     *s = _mm512_dpbusd_epi32(*s, inputs, *v);
@@ -248,7 +300,7 @@ mod vnni {
     pub fn available() -> bool {
         false
     }
-    pub unsafe fn tile(_: &[u8], _: usize, _: &[i8], _: usize, _: usize, _: &mut [i32]) {
+    pub unsafe fn tile(_: super::Tile, _: &mut [i32]) {
         unreachable!()
     }
 }
@@ -258,7 +310,10 @@ pub fn accelerated() -> bool {
     vnni::available()
 }
 
-struct Int8Linear(Arc<Int8Matrix>);
+struct Int8Linear {
+    matrix: Arc<Int8Matrix>,
+    gelu: bool,
+}
 
 impl CustomOp1 for Int8Linear {
     fn name(&self) -> &'static str {
@@ -270,12 +325,12 @@ impl CustomOp1 for Int8Linear {
         let Some((start, end)) = layout.contiguous_offsets() else {
             bail!("int8 linear: input not contiguous")
         };
-        let matrix = &self.0;
+        let matrix = &self.matrix;
         let dims = layout.dims();
         if dims.last() != Some(&matrix.inputs) {
             bail!("int8 linear: input {dims:?} does not end in {} features", matrix.inputs);
         }
-        let out = matrix.apply(&data[start..end], false);
+        let out = matrix.apply(&data[start..end], self.gelu, false);
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("checked above") = matrix.outputs;
         Ok((CpuStorage::F32(out), Shape::from(shape)))
@@ -285,7 +340,7 @@ impl CustomOp1 for Int8Linear {
 impl Int8Matrix {
     /// The product for row-major inputs, tiles of rows spread over candle's threads;
     /// each thread quantizes its own rows.
-    fn apply(&self, x: &[f32], portable: bool) -> Vec<f32> {
+    fn apply(&self, x: &[f32], gelu: bool, portable: bool) -> Vec<f32> {
         let rows = x.len() / self.inputs.max(1);
         let vnni = !portable && vnni::available();
         let mut out = vec![0f32; rows * self.outputs];
@@ -293,13 +348,18 @@ impl Int8Matrix {
         candle_core::utils::barrier_pool().execute_chunked(rows.div_ceil(TILE_ROWS), |range| {
             let first = range.start * TILE_ROWS;
             let last = (range.end * TILE_ROWS).min(rows);
-            if first < last {
-                let inputs =
-                    quantize_inputs(&x[first * self.inputs..last * self.inputs], self.inputs, self.quads);
-                // Safety: tile ranges are disjoint, so their rows of `out` are too.
-                let part = unsafe { shared.part(first * self.outputs, (last - first) * self.outputs) };
-                self.rows_into(&inputs, part, vnni);
+            if first >= last {
+                return;
             }
+            let x = &x[first * self.inputs..last * self.inputs];
+            // Safety: tile ranges are disjoint, so their rows of `out` are too.
+            let part = unsafe { shared.part(first * self.outputs, (last - first) * self.outputs) };
+            #[cfg(target_arch = "x86_64")]
+            if vnni {
+                // Safety: `vnni` is true only where the CPU has the features.
+                return unsafe { self.rows_avx512(x, part, gelu) };
+            }
+            self.rows_portable(x, part, gelu)
         });
         out
     }
@@ -337,7 +397,7 @@ mod tests {
             let x = inputs(rows, inputs_);
             let exact = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
             let q = Arc::new(Int8Matrix::quantize(&w, Some(&b)).unwrap());
-            let y = q.forward(&x).unwrap();
+            let y = q.forward(&x, false).unwrap();
             assert_eq!(y.dims(), &[rows, outputs]);
             let scale = exact.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(
@@ -353,9 +413,11 @@ mod tests {
         let (w, b) = matrix(100, 72);
         let x = inputs(20, 72);
         let q = Arc::new(Int8Matrix::quantize(&w, Some(&b)).unwrap());
-        let fast = q.apply(&x.flatten_all().unwrap().to_vec1().unwrap(), false);
-        let portable = q.apply(&x.flatten_all().unwrap().to_vec1().unwrap(), true);
-        assert_eq!(fast, portable, "VNNI on this CPU: {}", accelerated());
+        let values: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        for gelu in [false, true] {
+            let (fast, portable) = (q.apply(&values, gelu, false), q.apply(&values, gelu, true));
+            assert_eq!(fast, portable, "VNNI on this CPU: {}", accelerated());
+        }
     }
 
     #[test]
@@ -363,7 +425,7 @@ mod tests {
         let (w, b) = matrix(20, 8);
         let q = Arc::new(Int8Matrix::quantize(&w, Some(&b)).unwrap());
         let x = Tensor::zeros((2, 3, 8), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let y = q.forward(&x).unwrap();
+        let y = q.forward(&x, false).unwrap();
         assert_eq!(y.dims(), &[2, 3, 20]);
         assert_eq!(
             y.flatten_to(1).unwrap().get(1).unwrap().to_vec1::<f32>().unwrap(),
@@ -381,9 +443,18 @@ mod tests {
     }
 
     #[test]
+    fn the_fused_gelu_is_gelu_of_the_product() {
+        let (w, b) = matrix(40, 24);
+        let q = Arc::new(Int8Matrix::quantize(&w, Some(&b)).unwrap());
+        let x = inputs(9, 24);
+        let separate = q.forward(&x, false).unwrap().gelu_erf().unwrap();
+        assert!(max_diff(&q.forward(&x, true).unwrap(), &separate) < 1e-5);
+    }
+
+    #[test]
     fn a_wrong_input_width_is_an_error() {
         let (w, _) = matrix(4, 8);
         let q = Arc::new(Int8Matrix::quantize(&w, None).unwrap());
-        assert!(q.forward(&inputs(2, 7)).is_err());
+        assert!(q.forward(&inputs(2, 7), false).is_err());
     }
 }
