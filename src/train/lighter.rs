@@ -244,7 +244,7 @@ fn keyword_lessons(
             None => p,
         })
         .collect();
-    Ok(Dataset { rows, targets: Targets::MultiLabel(targets) })
+    Ok(Dataset { rows, targets: Targets::Taught(targets) })
 }
 
 /// Sentiment targets: labelled reviews with their labelled keywords (label mixed with the

@@ -27,7 +27,9 @@ pub enum Targets {
     MultiLabel(Vec<Vec<f32>>),
     /// Sentiment model: a class index (level − scale minimum).
     SingleLabel(Vec<u32>),
-    /// Sentiment model learning from a teacher: a distribution over the classes.
+    /// Keyword model learning from a teacher: its probability per keyword.
+    Taught(Vec<Vec<f32>>),
+    /// Sentiment model learning from a teacher: its distribution over the classes.
     Distribution(Vec<Vec<f32>>),
 }
 
@@ -56,7 +58,9 @@ impl Dataset {
     /// Multi-label targets as booleans (empty for single-label data).
     pub fn truth_sets(&self) -> Vec<Vec<bool>> {
         match &self.targets {
-            Targets::MultiLabel(t) => t.iter().map(|r| r.iter().map(|&x| x > 0.5).collect()).collect(),
+            Targets::MultiLabel(t) | Targets::Taught(t) => {
+                t.iter().map(|r| r.iter().map(|&x| x > 0.5).collect()).collect()
+            }
             Targets::SingleLabel(_) | Targets::Distribution(_) => Vec::new(),
         }
     }
@@ -64,7 +68,7 @@ impl Dataset {
     /// Class indices of single-label data (the most likely class of a distribution).
     pub fn classes(&self) -> Vec<u32> {
         match &self.targets {
-            Targets::MultiLabel(_) => Vec::new(),
+            Targets::MultiLabel(_) | Targets::Taught(_) => Vec::new(),
             Targets::SingleLabel(c) => c.clone(),
             Targets::Distribution(d) => d.iter().map(|p| argmax(p) as u32).collect(),
         }
@@ -76,7 +80,7 @@ impl Dataset {
     /// classes while the decisions are still getting better.
     fn score(&self, probs: &[Vec<f32>]) -> f64 {
         match &self.targets {
-            Targets::MultiLabel(t) => {
+            Targets::MultiLabel(t) | Targets::Taught(t) => {
                 let k = t.first().map(Vec::len).unwrap_or(0);
                 let truth = self.truth_sets();
                 let thresholds = metrics::best_thresholds(probs, &truth, k);
@@ -95,7 +99,7 @@ impl Dataset {
 
     fn target_tensor(&self, indices: &[usize], device: &candle_core::Device) -> Result<Tensor> {
         match &self.targets {
-            Targets::MultiLabel(t) | Targets::Distribution(t) => {
+            Targets::MultiLabel(t) | Targets::Taught(t) | Targets::Distribution(t) => {
                 let k = t.first().map(Vec::len).unwrap_or(0);
                 let values: Vec<f32> = indices.iter().flat_map(|&i| t[i].iter().copied()).collect();
                 Tensor::from_vec(values, (indices.len(), k), device)
@@ -202,7 +206,10 @@ pub struct Progress {
     pub valid_score: Option<f64>,
 }
 
-/// The loss of one batch, with weights computed once from the training targets.
+/// The loss of one batch, with weights computed once from the training targets. A
+/// teacher's outputs already carry the weighting it was trained with, so a student
+/// learns them unweighted (weighting them again would push rare keywords and levels up
+/// twice).
 enum Objective {
     MultiLabel { pos_weight: Tensor },
     SingleLabel { class_weight: Tensor },
@@ -218,10 +225,9 @@ impl Objective {
             Targets::SingleLabel(c) => {
                 Objective::SingleLabel { class_weight: Tensor::new(loss::class_weights(c, outputs), device)? }
             }
-            Targets::Distribution(d) => {
-                let classes: Vec<u32> = d.iter().map(|p| argmax(p) as u32).collect();
-                let class_weight = Tensor::new(loss::class_weights(&classes, outputs), device)?;
-                Objective::Distribution { class_weight }
+            Targets::Taught(_) => Objective::MultiLabel { pos_weight: Tensor::ones(outputs, DType::F32, device)? },
+            Targets::Distribution(_) => {
+                Objective::Distribution { class_weight: Tensor::ones(outputs, DType::F32, device)? }
             }
         })
     }

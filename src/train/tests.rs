@@ -148,3 +148,28 @@ fn token_dropout_masks_ordinary_tokens_only() {
     assert!((0.17..0.23).contains(&share), "{share}");
     assert_eq!(drop_tokens(rows.clone(), 0.0, 4), rows);
 }
+
+#[test]
+fn a_student_learns_a_teachers_probabilities_unweighted() {
+    // The teacher: a model trained on the toy task. The student: a fresh model taught
+    // only by the teacher's probabilities, which it must reproduce.
+    let data = toy_keywords();
+    let (teacher, teacher_vars) = classifier(2, 1);
+    fit(&teacher, &teacher_vars, 2, &data, None, &options(25), &mut |_| {}).unwrap();
+    let taught = probabilities(&teacher, &data.rows, true, 16).unwrap();
+    let lessons = Dataset { rows: data.rows.clone(), targets: Targets::Taught(taught.clone()) };
+    let objective = Objective::for_targets(&lessons.targets, 2, &Device::Cpu).unwrap();
+    let Objective::MultiLabel { pos_weight } = objective else { panic!("taught keywords are multi-label") };
+    assert_eq!(pos_weight.to_vec1::<f32>().unwrap(), [1.0, 1.0], "the teacher's outputs are not weighted again");
+    let (student, student_vars) = classifier(2, 9);
+    fit(&student, &student_vars, 2, &lessons, None, &options(25), &mut |_| {}).unwrap();
+    let learnt = probabilities(&student, &data.rows, true, 16).unwrap();
+    let gap = taught.iter().flatten().zip(learnt.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(gap < 0.2, "largest gap between teacher and student {gap}");
+    let distribution = Targets::Distribution(vec![vec![0.9, 0.1, 0.0], vec![0.0, 0.2, 0.8]]);
+    let Objective::Distribution { class_weight } = Objective::for_targets(&distribution, 3, &Device::Cpu).unwrap()
+    else {
+        panic!("distributions are learnt as distributions")
+    };
+    assert_eq!(class_weight.to_vec1::<f32>().unwrap(), [1.0, 1.0, 1.0]);
+}
