@@ -99,7 +99,7 @@ pub(crate) fn map_rows(
 }
 
 /// As `map_rows`, over the rows of two tensors of one shape.
-fn map_row_pairs(
+pub(crate) fn map_row_pairs(
     (s1, l1): (&CpuStorage, &Layout),
     (s2, l2): (&CpuStorage, &Layout),
     f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,

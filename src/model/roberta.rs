@@ -249,9 +249,9 @@ impl Layer {
         let hidden = match self.act.as_str() {
             "relu" => self.intermediate.forward(&attended)?.relu()?,
             "gelu_new" => self.intermediate.forward(&attended)?.gelu()?,
-            // Inference on the CPU takes the vectorised erf (same values within 1e-6),
-            // inside the integer kernel for int8 layers.
-            _ if !train && super::fused::applies(&attended) => self.intermediate.forward_gelu(&attended)?,
+            // The CPU takes the vectorised erf (same values within 1e-6), inside the
+            // integer kernel for int8 layers.
+            _ if super::fused::applies(&attended) => self.intermediate.forward_gelu(&attended)?,
             _ => self.intermediate.forward(&attended)?.gelu_erf()?,
         };
         let out = dropout(&self.output.forward(&hidden)?, self.dropout, train)?;

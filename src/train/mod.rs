@@ -225,7 +225,9 @@ impl Objective {
             Targets::SingleLabel(c) => {
                 Objective::SingleLabel { class_weight: Tensor::new(loss::class_weights(c, outputs), device)? }
             }
-            Targets::Taught(_) => Objective::MultiLabel { pos_weight: Tensor::ones(outputs, DType::F32, device)? },
+            Targets::Taught(_) => {
+                Objective::MultiLabel { pos_weight: Tensor::ones(outputs, DType::F32, device)? }
+            }
             Targets::Distribution(_) => {
                 Objective::Distribution { class_weight: Tensor::ones(outputs, DType::F32, device)? }
             }

@@ -160,14 +160,20 @@ fn a_student_learns_a_teachers_probabilities_unweighted() {
     let lessons = Dataset { rows: data.rows.clone(), targets: Targets::Taught(taught.clone()) };
     let objective = Objective::for_targets(&lessons.targets, 2, &Device::Cpu).unwrap();
     let Objective::MultiLabel { pos_weight } = objective else { panic!("taught keywords are multi-label") };
-    assert_eq!(pos_weight.to_vec1::<f32>().unwrap(), [1.0, 1.0], "the teacher's outputs are not weighted again");
+    assert_eq!(
+        pos_weight.to_vec1::<f32>().unwrap(),
+        [1.0, 1.0],
+        "the teacher's outputs are not weighted again"
+    );
     let (student, student_vars) = classifier(2, 9);
     fit(&student, &student_vars, 2, &lessons, None, &options(25), &mut |_| {}).unwrap();
     let learnt = probabilities(&student, &data.rows, true, 16).unwrap();
-    let gap = taught.iter().flatten().zip(learnt.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let gap =
+        taught.iter().flatten().zip(learnt.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(gap < 0.2, "largest gap between teacher and student {gap}");
     let distribution = Targets::Distribution(vec![vec![0.9, 0.1, 0.0], vec![0.0, 0.2, 0.8]]);
-    let Objective::Distribution { class_weight } = Objective::for_targets(&distribution, 3, &Device::Cpu).unwrap()
+    let Objective::Distribution { class_weight } =
+        Objective::for_targets(&distribution, 3, &Device::Cpu).unwrap()
     else {
         panic!("distributions are learnt as distributions")
     };

@@ -51,7 +51,7 @@ pub struct AnalyzeRequest {
     pub highlights: bool,
     /// How highlights are found: `mask` masks every word (default, the seed's method);
     /// `fast` ranks words by their share of the keyword pass and masks only the best
-    /// six per found keyword.
+    /// eight per found keyword.
     #[serde(default)]
     pub highlight_method: Highlights,
     /// The taxonomy whose serving models analyse (default: the server's).
