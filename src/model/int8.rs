@@ -197,6 +197,8 @@ fn quantize_inputs(x: &[f32], width: usize, quads: usize) -> QuantizedRows {
         for (c, v) in codes[r * stride..][..width].iter_mut().zip(row) {
             // In [1.5, 255.5] (NaN clamped to 0), so truncating rounds `v · inverse` to
             // the nearest code; the unchecked conversion vectorises where `as` would not.
+            // Not `clamp`: it passes NaN through, and NaN must not reach the conversion.
+            #[allow(clippy::manual_clamp)]
             let t = (v * inverse + 128.5).max(0.0).min(255.0);
             // Safety: `t` is finite and within u8's range.
             *c = unsafe { t.to_int_unchecked::<u8>() };
