@@ -135,79 +135,104 @@ pub async fn distill(
     let source = Source::load(pool, &settings.taxonomy, &settings.teacher).await?;
     let teacher = crate::analyze::Analyzer::load(&source.keyword.version_dir())?;
     let tokenizer_file = Path::new(&source.keyword.path).join("tokenizer.json");
-    let raw_tokenizer = Tokenizer::from_file(&tokenizer_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let name = settings.name.clone().unwrap_or_else(|| {
-        format!("{}-student-{}x{}", source.name, settings.size.layers, settings.size.hidden)
-    });
-    let train_items = source.split(Split::Train);
-    let unlabelled = unlabelled_texts(pool, &source, settings.unlabelled).await?;
+    let tokenizer = Tokenizer::from_file(&tokenizer_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (layers, hidden) = (settings.size.layers, settings.size.hidden);
+    let name = settings.name.clone().unwrap_or_else(|| format!("{}-student-{layers}x{hidden}", source.name));
+    let label = format!("distilled from {} into {layers}×{hidden}", source.name);
     let config = sized_config(teacher.keyword.classifier.encoder.config.vocab_size, settings.size);
-    let label =
-        format!("distilled from {} into {}×{}", source.name, settings.size.layers, settings.size.hidden);
-    let base = Base::fresh(config, raw_tokenizer.clone(), label.clone());
     let mut train_settings = TrainSettings::defaults(&settings.taxonomy, settings.models_dir.clone());
     train_settings.fit = settings.fit.clone();
     train_settings.pooling = teacher.keyword.labels.pooling;
-    let version = PendingVersion::start(&settings.models_dir, &source.taxonomy.name, &name)?;
-
-    let tokenizer = &teacher.keyword.tokenizer;
-    let k = source.taxonomy.keywords.len();
-    let held_out = |split| data::keyword_dataset(&source.split(split), tokenizer, k);
-    let keyword_sets = [
-        keyword_lessons(&teacher.keyword, &train_items, &unlabelled, settings.label_weight)?,
-        held_out(Split::Validation),
-        held_out(Split::Test),
-    ];
-    let (kw_model, kw_vars, kw_fit) =
-        train_model(&base, &train_settings, k, &keyword_sets, "keyword", progress)?;
-    let thresholds = tune_thresholds(&kw_model, &keyword_sets[1], k, BATCH)?;
-    let report =
-        |d: &Dataset| keyword_report(&kw_model, d, &thresholds, &teacher.keyword.labels.keywords, BATCH);
-    let keyword =
-        ModelOutcome { validation: report(&keyword_sets[1])?, test: report(&keyword_sets[2])?, fit: kw_fit };
-
-    let input = teacher.sentiment.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
-    let held_out = |split| data::sentiment_dataset(&source.split(split), tokenizer, &source.taxonomy, input);
-    let lessons =
-        sentiment_lessons(&teacher, &source.taxonomy, &train_items, &unlabelled, settings.label_weight)?;
-    let sentiment_sets = [lessons, held_out(Split::Validation), held_out(Split::Test)];
-    let n = (source.taxonomy.scale_max - source.taxonomy.scale_min + 1) as usize;
-    let (st_model, st_vars, st_fit) =
-        train_model(&base, &train_settings, n, &sentiment_sets, "sentiment", progress)?;
-    let levels = source.levels();
-    let report = |d: &Dataset| sentiment_report(&st_model, d, &levels, BATCH);
-    let sentiment = ModelOutcome {
-        validation: report(&sentiment_sets[1])?,
-        test: report(&sentiment_sets[2])?,
-        fit: st_fit,
+    let class = Class {
+        source: &source,
+        teacher: &teacher,
+        base: Base::fresh(config, tokenizer, label.clone()),
+        settings: train_settings,
+        taught: source.split(Split::Train),
+        unlabelled: unlabelled_texts(pool, &source, settings.unlabelled).await?,
+        label_weight: settings.label_weight,
     };
-
+    let version = PendingVersion::start(&settings.models_dir, &source.taxonomy.name, &name)?;
+    let students = [class.keyword_student(progress)?, class.sentiment_student(progress)?];
+    let how = format!("student of version {} ({} unlabelled reviews)", source.name, class.unlabelled.len());
     let mut metrics = Vec::new();
-    for (kind, vars, outcome, labels) in [
-        (
-            "keyword",
-            &kw_vars,
-            &keyword,
-            Labels { thresholds: thresholds.clone(), ..teacher.keyword.labels.clone() },
-        ),
-        ("sentiment", &st_vars, &sentiment, teacher.sentiment.labels.clone()),
-    ] {
-        let m = with_cost(serde_json::to_value(outcome)?, &source, kind);
-        let how = format!("student of version {} ({} unlabelled reviews)", source.name, unlabelled.len());
+    for (kind, student) in ["keyword", "sentiment"].into_iter().zip(&students) {
+        let m = with_cost(serde_json::to_value(&student.outcome)?, &source, kind);
         version.write(&ModelFiles {
             subdir: kind,
-            varmap: vars,
-            config: &base.config,
-            tokenizer: &raw_tokenizer,
-            labels: &labels,
+            varmap: &student.vars,
+            config: &class.base.config,
+            tokenizer: &class.base.tokenizer,
+            labels: &student.labels,
             metrics: &m,
-            card: card(kind, &name, &how, outcome),
+            card: card(kind, &name, &how, &student.outcome),
         })?;
         metrics.push(m);
     }
     settings.fit.cancel.check()?;
     let params = json!({"derived_from": source.name, "method": "distill", "settings": settings});
     finish(pool, &source, version, &name, &label, "model.distill", params, metrics).await
+}
+
+/// What the keyword and the sentiment student share: the teacher, the fresh encoder
+/// they start from, and the reviews they are taught on.
+struct Class<'a> {
+    source: &'a Source,
+    teacher: &'a crate::analyze::Analyzer,
+    base: Base,
+    settings: TrainSettings,
+    /// Labelled training reviews (the teacher's training split).
+    taught: Vec<&'a LabelledText>,
+    unlabelled: Vec<String>,
+    label_weight: f32,
+}
+
+/// A trained student model, ready to write.
+struct Student {
+    vars: candle_nn::VarMap,
+    outcome: ModelOutcome,
+    labels: Labels,
+}
+
+impl Class<'_> {
+    fn keyword_student(&self, progress: &mut (dyn FnMut(&str, &Progress) + Send)) -> anyhow::Result<Student> {
+        let teacher = &self.teacher.keyword;
+        let k = self.source.taxonomy.keywords.len();
+        let held_out = |split| data::keyword_dataset(&self.source.split(split), &teacher.tokenizer, k);
+        let lessons = keyword_lessons(teacher, &self.taught, &self.unlabelled, self.label_weight)?;
+        let sets = [lessons, held_out(Split::Validation), held_out(Split::Test)];
+        let (model, vars, fit) = train_model(&self.base, &self.settings, k, &sets, "keyword", progress)?;
+        let thresholds = tune_thresholds(&model, &sets[1], k, BATCH)?;
+        let report = |d: &Dataset| keyword_report(&model, d, &thresholds, &teacher.labels.keywords, BATCH);
+        let outcome = ModelOutcome { validation: report(&sets[1])?, test: report(&sets[2])?, fit };
+        let labels = Labels { thresholds, ..teacher.labels.clone() };
+        Ok(Student { vars, outcome, labels })
+    }
+
+    fn sentiment_student(
+        &self,
+        progress: &mut (dyn FnMut(&str, &Progress) + Send),
+    ) -> anyhow::Result<Student> {
+        let (source, teacher) = (self.source, &self.teacher.sentiment);
+        let input = teacher.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
+        let held_out = |split| {
+            data::sentiment_dataset(&source.split(split), &teacher.tokenizer, &source.taxonomy, input)
+        };
+        let lessons = sentiment_lessons(
+            self.teacher,
+            &source.taxonomy,
+            &self.taught,
+            &self.unlabelled,
+            self.label_weight,
+        )?;
+        let sets = [lessons, held_out(Split::Validation), held_out(Split::Test)];
+        let n = (source.taxonomy.scale_max - source.taxonomy.scale_min + 1) as usize;
+        let (model, vars, fit) = train_model(&self.base, &self.settings, n, &sets, "sentiment", progress)?;
+        let levels = source.levels();
+        let report = |d: &Dataset| sentiment_report(&model, d, &levels, BATCH);
+        let outcome = ModelOutcome { validation: report(&sets[1])?, test: report(&sets[2])?, fit };
+        Ok(Student { vars, outcome, labels: teacher.labels.clone() })
+    }
 }
 
 /// Reviews of the taxonomy that are neither labelled nor held out, at most `limit`.
