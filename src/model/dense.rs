@@ -20,8 +20,8 @@ use super::int8::Int8Matrix;
 pub struct Dense {
     weight: Tensor,
     bias: Option<Tensor>,
-    /// Set for int8 layers on the CPU; `weight` then holds the dequantized values only
-    /// where the device has no integer kernel (and is empty otherwise).
+    /// Set for int8 layers on the CPU, whose `weight` is then empty. On other devices an
+    /// int8 layer keeps its dequantized weight in `weight` and leaves this unset.
     int8: Option<Arc<Int8Matrix>>,
 }
 
@@ -67,9 +67,7 @@ impl Dense {
         let empty = Tensor::zeros(0, DType::F32, self.weight.device())?;
         Ok(Dense { weight: empty, bias: None, int8: Some(Arc::new(matrix)) })
     }
-}
 
-impl Dense {
     /// GELU of the layer's output, fused into the integer kernel for int8 layers.
     pub fn forward_gelu(&self, xs: &Tensor) -> Result<Tensor> {
         match &self.int8 {

@@ -43,7 +43,7 @@ impl Source {
         let find = |kind: &'static str| store::models::by_name(pool, taxonomy.id, kind, name);
         let (keyword, sentiment) = (find("keyword").await?, find("sentiment").await?);
         let (Some(keyword), Some(sentiment)) = (keyword, sentiment) else {
-            anyhow::bail!("no version `{name}` of `{}` (see `reviewloop models`)", taxonomy.name)
+            anyhow::bail!("no version `{name}` of `{}` (see `reviewloop model list`)", taxonomy.name)
         };
         let snapshot_id = store::models::snapshot_of(pool, keyword.id)
             .await?
