@@ -97,10 +97,7 @@ fn measure(mode: &str, spec: &ModelBench, mut subject: Subject) -> anyhow::Resul
     let rows: Vec<Vec<u32>> =
         (0..batch).map(|b| (0..seq).map(|i| 5 + ((b * 31 + i * 7) as u32 % (vocab - 5))).collect()).collect();
     let device = subject.model.encoder.device().clone();
-    let outputs = subject
-        .model
-        .classify(&Tensor::zeros((1, subject.model.encoder.config.hidden_size), DType::F32, &device)?)?
-        .dim(1)?;
+    let outputs = subject.model.outputs()?;
     let targets: Vec<f32> = (0..batch * outputs).map(|i| (i % 5 == 0) as u8 as f32).collect();
     let targets = Tensor::from_vec(targets, (batch, outputs), &device)?;
     let pos_weight = Tensor::ones(outputs, DType::F32, &device)?;

@@ -83,6 +83,11 @@ impl Classifier {
         self.classify(&pooled)
     }
 
+    /// Keywords or levels the head scores.
+    pub fn outputs(&self) -> Result<usize> {
+        self.head.outputs()
+    }
+
     /// (batch, outputs) logits for sentence vectors from [`Classifier::pooled`].
     pub fn classify(&self, pooled: &Tensor) -> Result<Tensor> {
         self.head.forward(pooled)

@@ -50,8 +50,7 @@ fn quantized(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Dense> {
     let matrix = Int8Matrix::new(&codes, scales, inputs, Some(bias.to_vec1()?))?;
     let device = vb.device();
     if device.is_cpu() {
-        let empty = Tensor::zeros(0, DType::F32, device)?;
-        return Ok(Dense { weight: empty, bias: None, int8: Some(Arc::new(matrix)) });
+        return Dense::from_int8(matrix, device);
     }
     let weight = Tensor::from_vec(matrix.dequantized(), (outputs, inputs), device)?;
     Ok(Dense { weight, bias: Some(bias), int8: None })
@@ -63,9 +62,21 @@ impl Dense {
         if self.int8.is_some() {
             return Ok(self.clone());
         }
-        let matrix = Int8Matrix::quantize(&self.weight, self.bias.as_ref())?;
-        let empty = Tensor::zeros(0, DType::F32, self.weight.device())?;
+        Dense::from_int8(Int8Matrix::quantize(&self.weight, self.bias.as_ref())?, self.weight.device())
+    }
+
+    /// A CPU layer run by the integer kernel (its f32 weight left empty).
+    fn from_int8(matrix: Int8Matrix, device: &candle_core::Device) -> Result<Dense> {
+        let empty = Tensor::zeros(0, DType::F32, device)?;
         Ok(Dense { weight: empty, bias: None, int8: Some(Arc::new(matrix)) })
+    }
+
+    /// How many values the layer outputs.
+    pub fn outputs(&self) -> Result<usize> {
+        match &self.int8 {
+            Some(matrix) => Ok(matrix.outputs()),
+            None => self.weight.dim(0),
+        }
     }
 
     /// GELU of the layer's output, fused into the integer kernel for int8 layers.

@@ -8,7 +8,7 @@
 //! plain loop computes the same integers (slowly, but identically: tests compare them).
 //!
 //! `vpdpbusd` multiplies unsigned by signed bytes, so inputs are stored offset by 128
-//! (`p + 128` as u8) and `128 · Σ_k q[n][k]` is subtracted afterwards.
+//! (`p + 128` as u8) and each output's sum starts from `−128 · Σ_k q[n][k]`.
 
 use std::sync::Arc;
 
@@ -42,8 +42,7 @@ pub fn quantize_rows(values: &[f32], width: usize) -> (Vec<i8>, Vec<f32>) {
     let mut codes = Vec::with_capacity(values.len());
     let mut scales = Vec::with_capacity(values.len() / width.max(1));
     for row in values.chunks(width.max(1)) {
-        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let scale = row_scale(row);
         codes.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
         scales.push(scale);
     }
@@ -191,8 +190,7 @@ fn quantize_inputs(x: &[f32], width: usize, quads: usize) -> QuantizedRows {
     let mut codes = vec![128u8; padded_rows * stride];
     let mut scales = vec![0f32; padded_rows];
     for (r, row) in x.chunks(width.max(1)).enumerate() {
-        let max = max_abs(row);
-        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let scale = row_scale(row);
         let inverse = 1.0 / scale;
         for (c, v) in codes[r * stride..][..width].iter_mut().zip(row) {
             // In [1.5, 255.5] (NaN clamped to 0), so truncating rounds `v · inverse` to
@@ -206,6 +204,17 @@ fn quantize_inputs(x: &[f32], width: usize, quads: usize) -> QuantizedRows {
         scales[r] = scale;
     }
     QuantizedRows { rows, codes, scales, stride }
+}
+
+/// The scale that maps a row's largest |v| to code 127 (1 for an all-zero row).
+#[inline(always)]
+fn row_scale(row: &[f32]) -> f32 {
+    let max = max_abs(row);
+    if max > 0.0 {
+        max / 127.0
+    } else {
+        1.0
+    }
 }
 
 /// Largest |v| of a row, in 16 independent lanes so the loop vectorises (a single

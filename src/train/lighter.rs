@@ -265,7 +265,7 @@ fn keyword_lessons(
         .into_iter()
         .enumerate()
         .map(|(i, p)| match labels.get(i) {
-            Some(label) => label.iter().zip(&p).map(|(l, p)| w * l + (1.0 - w) * p).collect(),
+            Some(label) => mixed(label, &p, w),
             None => p,
         })
         .collect();
@@ -301,15 +301,18 @@ fn sentiment_lessons(
         .into_iter()
         .enumerate()
         .map(|(i, p)| match classes.get(i) {
-            Some(&c) => p
-                .iter()
-                .enumerate()
-                .map(|(j, p)| w * (j == c as usize) as u8 as f32 + (1.0 - w) * p)
-                .collect(),
+            Some(&c) => {
+                mixed(&(0..p.len()).map(|j| (j == c as usize) as u8 as f32).collect::<Vec<_>>(), &p, w)
+            }
             None => p,
         })
         .collect();
     Ok(Dataset { rows, targets: Targets::Distribution(targets) })
+}
+
+/// `w · label + (1 − w) · teacher`, element by element.
+fn mixed(label: &[f32], teacher: &[f32], w: f32) -> Vec<f32> {
+    label.iter().zip(teacher).map(|(l, p)| w * l + (1.0 - w) * p).collect()
 }
 
 /// A loaded model's reports on the source's validation and test reviews.
