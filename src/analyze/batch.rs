@@ -123,7 +123,7 @@ fn keyword_pass(model: &Classifier, rows: &[Vec<u32>], with_shares: bool) -> Res
         } else {
             (model.pooled(&batch, false)?, None)
         };
-        let p = candle_nn::ops::sigmoid(&model.classify(&pooled)?)?;
+        let p = candle_nn::ops::sigmoid(&model.classify(&pooled, &batch)?)?;
         for ((&i, p), e) in chunk.iter().zip(p.to_vec2::<f32>()?).zip(pooled.to_vec2::<f32>()?) {
             probs[i] = p;
             embeddings[i] = e;

@@ -57,15 +57,11 @@ impl LoadedModel {
                 .with_context(|| format!("{}/labels.json", dir.display()))?,
         )
         .with_context(|| format!("{}/labels.json is not valid", dir.display()))?;
-        let outputs = match labels.kind.as_str() {
-            "keyword" => labels.keywords.len(),
-            _ => (labels.scale_max - labels.scale_min + 1) as usize,
-        };
         let device = crate::model::device();
         // Safety: version folders are immutable once renamed into place.
         let vb =
             unsafe { VarBuilder::from_mmaped_safetensors(&[folder.weights_path()], DType::F32, &device)? };
-        let classifier = Classifier::load(vb, &folder.config, outputs, 0.0, labels.pooling)
+        let classifier = Classifier::load(vb, &folder.config, labels.head(), Some(&folder.tokenizer))
             .with_context(|| format!("{}: weights do not fit", dir.display()))?;
         let tokenizer = data::truncating(&folder.tokenizer, folder.config.max_tokens());
         Ok(LoadedModel { classifier, labels, tokenizer })

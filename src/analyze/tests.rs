@@ -23,6 +23,7 @@ fn labels(kind: &str, pooling: Pooling) -> Labels {
         scale_max: 1,
         sentiment_input: Some(SentimentInput::Pair),
         pooling,
+        lexical_buckets: 0,
     }
 }
 

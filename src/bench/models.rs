@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::model::classifier::Classifier;
+use crate::model::classifier::{Classifier, Head};
 
 /// Which encoder sizes `bench infer|train` measure.
 pub fn model_configs() -> Vec<(&'static str, crate::model::roberta::Config)> {
@@ -82,7 +82,9 @@ fn subjects(mode: &str, spec: &ModelBench) -> anyhow::Result<Vec<Subject>> {
         .map(|(name, config)| {
             let varmap = VarMap::new();
             let vb = VarBuilder::from_varmap(&varmap, DType::F32, &crate::model::device());
-            let model = Classifier::load(vb, &config, 15, 0.1, Default::default())?;
+            // The encoder alone is what PyTorch is compared on: no lexical part.
+            let head = Head { outputs: 15, dropout: 0.1, pooling: Default::default(), lexical_buckets: 0 };
+            let model = Classifier::load(vb, &config, head, None)?;
             crate::model::classifier::initialise(&varmap, 1)?;
             let reference = torch_config(&config).to_string();
             Ok(Subject { name: name.into(), model, varmap: Some(varmap), reference })

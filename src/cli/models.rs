@@ -62,6 +62,13 @@ pub struct TrainArgs {
     /// trained here) or the first token (the seed's choice for a pretrained encoder).
     #[arg(long, value_enum, default_value = "mean")]
     pooling: reviewloop::model::classifier::Pooling,
+    /// Add a linear part over hashed character 1–3-grams of the words to both
+    /// classifiers, with this many features (0: none; 65536 is what was measured).
+    #[arg(long, default_value_t = 0)]
+    lexical_buckets: usize,
+    /// Step size of the lexical part's plain gradient steps at the peak learning rate.
+    #[arg(long, default_value_t = reviewloop::train::FitOptions::default().lexical_rate)]
+    lexical_rate: f64,
     /// Queue a training job for a worker instead of training here.
     #[arg(long)]
     queue: bool,
@@ -82,6 +89,7 @@ pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) ->
         seed: args.seed,
         token_dropout: args.token_dropout,
         mask_token: 4, // replaced by the base tokenizer's mask id
+        lexical_rate: args.lexical_rate,
         cancel: Default::default(),
     };
     let train_settings = pipeline::TrainSettings {
@@ -99,6 +107,7 @@ pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) ->
         sentiment_from_keyword: args.sentiment_from_keyword,
         snapshot: None,
         encoder_size: None,
+        lexical_buckets: args.lexical_buckets,
     };
     if args.queue {
         let mut payload = serde_json::to_value(&train_settings)?;

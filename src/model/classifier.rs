@@ -1,12 +1,15 @@
-//! Sequence classifiers over the encoder: a pooled sentence vector → dropout → linear.
-//! The keyword model reads its logits through a sigmoid per keyword; the sentiment
-//! model through a softmax over the taxonomy's levels.
+//! Sequence classifiers over the encoder: a pooled sentence vector → dropout → linear,
+//! plus, optionally, a linear model over the input's word pieces ([`Lexical`]). The
+//! keyword model reads its logits through a sigmoid per keyword; the sentiment model
+//! through a softmax over the taxonomy's levels.
 
 use candle_core::{Module, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
 
 use super::dense::{dense, Dense};
+use super::lexical::Lexical;
 use super::random;
 use super::roberta::{mean_pool, Config, Roberta};
 
@@ -24,28 +27,43 @@ pub enum Pooling {
     Mean,
 }
 
+/// What sits on the encoder.
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    /// Keywords or sentiment levels.
+    pub outputs: usize,
+    /// On the sentence vector, in training.
+    pub dropout: f32,
+    pub pooling: Pooling,
+    /// Hashed features of the lexical part; 0 for none.
+    pub lexical_buckets: usize,
+}
+
 pub struct Classifier {
     pub encoder: Roberta,
     head: Dense,
+    lexical: Option<Lexical>,
     dropout: f32,
     pooling: Pooling,
 }
 
 impl Classifier {
-    /// Weights under `roberta.` (encoder) and `classifier.` (head), the names a saved
-    /// version uses.
-    pub fn load(
-        vb: VarBuilder,
-        config: &Config,
-        outputs: usize,
-        dropout: f32,
-        pooling: Pooling,
-    ) -> Result<Self> {
+    /// Weights under `roberta.` (encoder), `classifier.` (head) and `lexical.`, the
+    /// names a saved version uses. The lexical part reads words through `tokenizer`.
+    pub fn load(vb: VarBuilder, config: &Config, head: Head, tokenizer: Option<&Tokenizer>) -> Result<Self> {
+        let lexical = match (head.lexical_buckets, tokenizer) {
+            (0, _) => None,
+            (buckets, Some(tokenizer)) => {
+                Some(Lexical::load(vb.pp("lexical"), buckets, head.outputs, tokenizer)?)
+            }
+            (_, None) => candle_core::bail!("a lexical part needs the tokenizer's vocabulary"),
+        };
         Ok(Classifier {
             encoder: Roberta::load(vb.pp("roberta"), config)?,
-            head: dense(config.hidden_size, outputs, vb.pp("classifier"))?,
-            dropout,
-            pooling,
+            head: dense(config.hidden_size, head.outputs, vb.pp("classifier"))?,
+            lexical,
+            dropout: head.dropout,
+            pooling: head.pooling,
         })
     }
 
@@ -56,17 +74,26 @@ impl Classifier {
     }
 
     /// Sentence vectors and, under mean pooling, each token's direct share of the
-    /// logits: (batch, seq, outputs), the head applied to every token's state (a logit
-    /// is the mean of its tokens' shares plus the bias, so a share says how much that
-    /// token pushed the keyword up). None under first-token pooling, where tokens have
-    /// no direct share.
+    /// logits: (batch, seq, outputs), the head applied to every token's state plus the
+    /// token's part of the lexical logits times the row's token count (a logit is the
+    /// mean of its tokens' shares plus the bias, so a share says how much that token
+    /// pushed the keyword up). None under first-token pooling, where tokens have no
+    /// direct share.
     pub fn pooled_with_shares(&self, rows: &[Vec<u32>]) -> Result<(Tensor, Option<Tensor>)> {
         let hidden = self.encoder.forward(rows, false)?;
         let shares = match self.pooling {
-            Pooling::Mean => Some(self.head.forward(&hidden)?),
+            Pooling::Mean => Some(self.token_shares(&hidden, rows)?),
             Pooling::First => None,
         };
         Ok((self.pool(&hidden, rows)?, shares))
+    }
+
+    fn token_shares(&self, hidden: &Tensor, rows: &[Vec<u32>]) -> Result<Tensor> {
+        let shares = self.head.forward(hidden)?;
+        let Some(lexical) = &self.lexical else { return Ok(shares) };
+        let pad = self.encoder.config.pad_token_id;
+        let counts: Vec<f32> = rows.iter().map(|r| r.iter().filter(|&&t| t != pad).count() as f32).collect();
+        shares + lexical.shares(rows, hidden.dim(1)?, &counts)?
     }
 
     fn pool(&self, hidden: &Tensor, rows: &[Vec<u32>]) -> Result<Tensor> {
@@ -80,7 +107,7 @@ impl Classifier {
     pub fn logits(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
         let pooled = self.pooled(rows, train)?;
         let pooled = if train { random::dropout(&pooled, self.dropout)? } else { pooled };
-        self.classify(&pooled)
+        self.classify(&pooled, rows)
     }
 
     /// Keywords or levels the head scores.
@@ -88,9 +115,19 @@ impl Classifier {
         self.head.outputs()
     }
 
-    /// (batch, outputs) logits for sentence vectors from [`Classifier::pooled`].
-    pub fn classify(&self, pooled: &Tensor) -> Result<Tensor> {
-        self.head.forward(pooled)
+    /// (batch, outputs) logits for sentence vectors from [`Classifier::pooled`] of the
+    /// same `rows`.
+    pub fn classify(&self, pooled: &Tensor, rows: &[Vec<u32>]) -> Result<Tensor> {
+        let logits = self.head.forward(pooled)?;
+        match &self.lexical {
+            Some(lexical) => logits + lexical.forward(rows)?,
+            None => Ok(logits),
+        }
+    }
+
+    /// Hashed features of the lexical part (0: none).
+    pub fn lexical_buckets(&self) -> usize {
+        self.lexical.as_ref().map_or(0, Lexical::buckets)
     }
 }
 
@@ -104,9 +141,10 @@ pub fn initialise(varmap: &VarMap, seed: u64) -> Result<()> {
     vars.sort_by(|a, b| a.0.cmp(b.0));
     for (name, var) in vars {
         let shape = var.dims().to_vec();
+        // The lexical part starts silent: the classifier begins as the encoder alone.
         let value = if name.ends_with("LayerNorm.weight") {
             Tensor::ones(shape.as_slice(), var.dtype(), var.device())?
-        } else if name.ends_with(".bias") {
+        } else if name.ends_with(".bias") || name.starts_with("lexical.") {
             Tensor::zeros(shape.as_slice(), var.dtype(), var.device())?
         } else {
             random::normal(&shape, 0.02, var.device())?

@@ -7,6 +7,7 @@ pub mod folder;
 pub mod fused;
 pub mod gelu;
 pub mod int8;
+pub mod lexical;
 pub mod memory;
 pub mod quantize;
 pub mod random;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 
-use super::classifier::{initialise, Classifier, Pooling};
+use super::classifier::{initialise, Classifier, Head, Pooling};
 use super::folder::ModelFolder;
 use crate::train::FitOptions;
 
@@ -29,9 +29,14 @@ pub fn tiny_pooled_classifier(
     dropout: f32,
     pooling: Pooling,
 ) -> (Classifier, VarMap) {
+    tiny_headed_classifier(Head { outputs, dropout, pooling, lexical_buckets: 0 }, seed)
+}
+
+pub fn tiny_headed_classifier(head: Head, seed: u64) -> (Classifier, VarMap) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = Classifier::load(vb, &tiny_folder().config, outputs, dropout, pooling).unwrap();
+    let folder = tiny_folder();
+    let model = Classifier::load(vb, &folder.config, head, Some(&folder.tokenizer)).unwrap();
     initialise(&varmap, seed).unwrap();
     (model, varmap)
 }
@@ -47,6 +52,7 @@ pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
         seed,
         token_dropout: 0.0,
         mask_token: 4,
+        lexical_rate: 1.0,
         cancel: Default::default(),
     }
 }

@@ -29,6 +29,29 @@ pub struct Labels {
     /// How the classifier pools the encoder's states (first token when absent).
     #[serde(default)]
     pub pooling: super::classifier::Pooling,
+    /// Hashed features of the classifier's lexical part (none when absent).
+    #[serde(default)]
+    pub lexical_buckets: usize,
+}
+
+impl Labels {
+    /// Keywords or levels the classifier scores.
+    pub fn outputs(&self) -> usize {
+        match self.kind.as_str() {
+            "keyword" => self.keywords.len(),
+            _ => (self.scale_max - self.scale_min + 1) as usize,
+        }
+    }
+
+    /// What sits on the encoder, for inference.
+    pub fn head(&self) -> super::classifier::Head {
+        super::classifier::Head {
+            outputs: self.outputs(),
+            dropout: 0.0,
+            pooling: self.pooling,
+            lexical_buckets: self.lexical_buckets,
+        }
+    }
 }
 
 /// One model of a version, ready to write.

@@ -12,6 +12,10 @@ use tokenizers::{AddedToken, Tokenizer};
 
 pub const SPECIAL_TOKENS: [&str; 5] = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"];
 
+/// Ids below this are special tokens (`[CLS]`, `[PAD]`, `[SEP]`, `[UNK]`, `[MASK]`), here
+/// and in klue's vocabulary.
+pub const FIRST_ORDINARY_TOKEN: u32 = SPECIAL_TOKENS.len() as u32;
+
 pub type TokenizerResult<T> = Result<T, tokenizers::Error>;
 
 /// Trains a WordPiece vocabulary of at most `vocab_size` pieces on `texts`.

@@ -6,8 +6,8 @@
 //! arithmetic (decoupled weight decay, bias-corrected moments) element by element,
 //! with the moments kept on the host. On other devices it hands over to candle's.
 
-use candle_core::{backprop::GradStore, CpuStorage, InplaceOp2, Layout, Result, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{backprop::GradStore, CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap, SGD};
 
 use crate::model::fused::Shared;
 
@@ -129,6 +129,56 @@ impl InplaceOp2 for Apply<'_> {
             }
         });
         Ok(())
+    }
+}
+
+/// A classifier's optimiser: AdamW for the encoder and head, plain gradient steps for
+/// the lexical part. Adam gives every weight about the same step whatever its gradient,
+/// so an n-gram seen in one review moves as far as one seen in a thousand and the table
+/// memorises the training set within a few epochs (on NIKL the keyword model's training
+/// loss reached 0.004 by epoch 13 and validation fell behind the encoder alone). Plain
+/// steps move each weight in proportion to how much it helps, like a logistic
+/// regression, and shrink as the training reviews are fitted.
+pub struct ClassifierOptimiser {
+    adam: FusedAdamW,
+    lexical: Option<SGD>,
+    /// The lexical step size at the peak learning rate.
+    lexical_rate: f64,
+    peak: f64,
+}
+
+impl ClassifierOptimiser {
+    pub fn new(varmap: &VarMap, params: ParamsAdamW, lexical_rate: f64) -> Result<Self> {
+        let data = varmap.data().lock().expect("varmap lock");
+        let (lexical, rest): (Vec<_>, Vec<_>) =
+            data.iter().partition(|(name, _)| name.starts_with("lexical."));
+        let to_vars =
+            |pairs: Vec<(&String, &Var)>| pairs.into_iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        let peak = params.lr;
+        let lexical = to_vars(lexical);
+        Ok(ClassifierOptimiser {
+            adam: FusedAdamW::new(to_vars(rest), params)?,
+            lexical: if lexical.is_empty() { None } else { Some(SGD::new(lexical, lexical_rate)?) },
+            lexical_rate,
+            peak,
+        })
+    }
+
+    /// Follows the schedule: the lexical steps scale with the encoder's learning rate.
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.adam.set_learning_rate(lr);
+        if let Some(sgd) = &mut self.lexical {
+            sgd.set_learning_rate(self.lexical_rate * lr / self.peak.max(f64::MIN_POSITIVE));
+        }
+    }
+
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        self.adam.step(&grads)?;
+        match &mut self.lexical {
+            Some(sgd) => sgd.step(&grads),
+            None => Ok(()),
+        }
     }
 }
 

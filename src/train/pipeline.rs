@@ -14,7 +14,7 @@ use super::data::{self, LabelledText, SentimentInput};
 use super::metrics::{self, Report};
 use super::pretrain::{pretrain, MaskedLm};
 use super::{argmax, fit, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
-use crate::model::classifier::{initialise, load_encoder_weights, Classifier, Pooling};
+use crate::model::classifier::{initialise, load_encoder_weights, Classifier, Head, Pooling};
 use crate::model::folder::ModelFolder;
 use crate::model::roberta::Config;
 use crate::model::version::{Labels, ModelFiles, PendingVersion};
@@ -51,6 +51,10 @@ pub struct TrainSettings {
     /// absent. Simulations use a smaller one to run many rounds.
     #[serde(default)]
     pub encoder_size: Option<EncoderSize>,
+    /// Hashed character n-gram features of the classifiers' lexical part (0: none, the
+    /// default: on NIKL it did not improve the test split; see README).
+    #[serde(default)]
+    pub lexical_buckets: usize,
 }
 
 /// Layers and hidden width of an encoder trained here (heads: hidden / 64, feed-forward:
@@ -79,7 +83,13 @@ impl TrainSettings {
             sentiment_from_keyword: false,
             snapshot: None,
             encoder_size: None,
+            lexical_buckets: 0,
         }
+    }
+
+    /// What sits on the encoder of a model with `outputs`.
+    pub fn head(&self, outputs: usize) -> Head {
+        Head { outputs, dropout: self.dropout, pooling: self.pooling, lexical_buckets: self.lexical_buckets }
     }
 }
 
@@ -307,6 +317,7 @@ async fn train_from(
         scale_max: taxonomy.scale_max,
         sentiment_input: (kind == "sentiment").then_some(settings.sentiment_input),
         pooling: settings.pooling,
+        lexical_buckets: settings.lexical_buckets,
     };
     let card = |kind: &str, outcome: &ModelOutcome| {
         model_card(kind, &name, taxonomy, &base.label, settings, outcome, items.len())
@@ -374,7 +385,7 @@ fn new_classifier(
 ) -> anyhow::Result<(Classifier, VarMap)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &model::device());
-    let classifier = Classifier::load(vb, &base.config, outputs, settings.dropout, settings.pooling)?;
+    let classifier = Classifier::load(vb, &base.config, settings.head(outputs), Some(&base.tokenizer))?;
     initialise(&varmap, settings.fit.seed)?;
     if let Some(weights) = base.weights.path() {
         load_encoder_weights(&varmap, weights)?;

@@ -4,8 +4,8 @@ use candle_core::Device;
 use candle_nn::VarMap;
 
 use super::*;
-use crate::model::classifier::{load_encoder_weights, Classifier};
-use crate::model::testing::{tiny_classifier, tiny_folder, toy_options};
+use crate::model::classifier::{load_encoder_weights, Classifier, Head, Pooling};
+use crate::model::testing::{tiny_classifier, tiny_folder, tiny_headed_classifier, toy_options};
 
 fn classifier(outputs: usize, seed: u64) -> (Classifier, VarMap) {
     tiny_classifier(outputs, seed, 0.1)
@@ -50,6 +50,23 @@ fn a_tiny_model_learns_a_separable_keyword_task() {
     let truth: Vec<Vec<bool>> = truth.iter().map(|t| t.iter().map(|&x| x > 0.5).collect()).collect();
     let report = metrics::multi_label(&["배송".into(), "색감".into()], &truth, &predicted);
     assert!(report.micro.f1 > 0.95, "{}", metrics::table(&report));
+}
+
+#[test]
+fn the_lexical_part_learns_a_word_rule_faster_than_the_encoder_alone() {
+    let data = toy_keywords();
+    let loss_after_three_epochs = |lexical_buckets| {
+        let head = Head { outputs: 2, dropout: 0.1, pooling: Pooling::Mean, lexical_buckets };
+        let (model, varmap) = tiny_headed_classifier(head, 1);
+        let report = fit(&model, &varmap, 2, &data, None, &options(3), &mut |_| {}).unwrap();
+        let learnt = varmap.data().lock().unwrap().get("lexical.weight").map(|v| v.abs().unwrap().max_all());
+        (report.epochs.last().unwrap().train_loss, learnt.map(|m| m.unwrap().to_scalar::<f32>().unwrap()))
+    };
+    let (without, none) = loss_after_three_epochs(0);
+    let (with, learnt) = loss_after_three_epochs(1 << 10);
+    assert_eq!(none, None, "no lexical table unless asked for");
+    assert!(learnt.unwrap() > 0.0, "the table starts at zero and must have learnt");
+    assert!(with < without * 0.7, "loss with the lexical part {with}, without {without}");
 }
 
 #[test]

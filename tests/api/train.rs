@@ -41,6 +41,7 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
             seed: 1,
             token_dropout: 0.1,
             mask_token: 4,
+            lexical_rate: 1.0,
             cancel: Default::default(),
         },
         vocab_size: 200,
@@ -52,6 +53,8 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         sentiment_from_keyword: false,
         snapshot: None,
         encoder_size: None,
+        // Every pipeline test saves, loads and runs a lexical part too.
+        lexical_buckets: 1 << 10,
     }
 }
 
@@ -147,5 +150,11 @@ async fn the_offline_default_trains_its_own_tokenizer_and_pretrains_it() {
     let folder = ModelFolder::open(&outcome.dir.join("keyword")).unwrap();
     assert_eq!(folder.config.hidden_size, 256, "the documented small default");
     assert_eq!(folder.tokenizer.token_to_id("[PAD]"), Some(1));
+    let labels = std::fs::read_to_string(outcome.dir.join("keyword/labels.json")).unwrap();
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["lexical_buckets"], 1 << 10, "the lexical part is recorded for analyze");
+    let analyzer = reviewloop::analyze::Analyzer::load(&outcome.dir).unwrap();
+    let analysis = analyzer.analyze("배송이 빨라요 👍 but 색감은 so-so", true).unwrap();
+    assert_eq!(analysis.probabilities.len(), 15);
     let _ = std::fs::remove_dir_all(&models);
 }
