@@ -62,10 +62,10 @@ pub struct TrainArgs {
     /// trained here) or the first token (the seed's choice for a pretrained encoder).
     #[arg(long, value_enum, default_value = "mean")]
     pooling: reviewloop::model::classifier::Pooling,
-    /// Add a linear part over hashed character 1–3-grams of the words to both
-    /// classifiers, with this many features (0: none; 65536 is what was measured).
-    #[arg(long, default_value_t = 0)]
-    lexical_buckets: usize,
+    /// Features of the classifiers' linear part over hashed character 1–3-grams of the
+    /// words (0: none). Default: 65536 for an encoder trained here, 0 with --base.
+    #[arg(long)]
+    lexical_buckets: Option<usize>,
     /// Step size of the lexical part's plain gradient steps at the peak learning rate.
     #[arg(long, default_value_t = reviewloop::train::FitOptions::default().lexical_rate)]
     lexical_rate: f64,
@@ -90,6 +90,7 @@ pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) ->
         token_dropout: args.token_dropout,
         mask_token: 4, // replaced by the base tokenizer's mask id
         lexical_rate: args.lexical_rate,
+        parts: Default::default(),
         cancel: Default::default(),
     };
     let train_settings = pipeline::TrainSettings {

@@ -143,7 +143,7 @@ pub async fn distill(
     let mut train_settings = TrainSettings::defaults(&settings.taxonomy, settings.models_dir.clone());
     train_settings.fit = settings.fit.clone();
     train_settings.pooling = teacher.keyword.labels.pooling;
-    train_settings.lexical_buckets = teacher.keyword.labels.lexical_buckets;
+    train_settings.lexical_buckets = Some(teacher.keyword.labels.lexical_buckets);
     let class = Class {
         source: &source,
         teacher: &teacher,

@@ -70,6 +70,44 @@ fn the_lexical_part_learns_a_word_rule_faster_than_the_encoder_alone() {
 }
 
 #[test]
+fn each_stage_updates_only_its_own_part() {
+    let data = toy_keywords();
+    let head = Head { outputs: 2, dropout: 0.0, pooling: Pooling::Mean, lexical_buckets: 1 << 10 };
+    let (model, varmap) = tiny_headed_classifier(head, 1);
+    let values = |prefix: &str| -> Vec<f32> {
+        let data = varmap.data().lock().unwrap();
+        let mut names: Vec<&String> = data.keys().filter(|n| n.starts_with(prefix)).collect();
+        names.sort();
+        names
+            .iter()
+            .flat_map(|n| data[*n].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .collect()
+    };
+    let start = (values("roberta."), values("classifier."), values("lexical."));
+    let staged = |parts| FitOptions { parts, ..options(1) };
+    fit(&model, &varmap, 2, &data, None, &staged(optim::Parts::Lexical), &mut |_| {}).unwrap();
+    let after_lexical = (values("roberta."), values("classifier."), values("lexical."));
+    assert_eq!((&start.0, &start.1), (&after_lexical.0, &after_lexical.1), "encoder and head untouched");
+    assert_ne!(start.2, after_lexical.2);
+    fit(&model, &varmap, 2, &data, None, &staged(optim::Parts::Encoder), &mut |_| {}).unwrap();
+    assert_eq!(values("lexical."), after_lexical.2, "the lexical part stays as the first stage left it");
+    assert_ne!(values("roberta."), after_lexical.0);
+}
+
+#[test]
+fn two_stages_make_one_log() {
+    let log = |epochs: usize, best_epoch| FitReport {
+        epochs: (1..=epochs)
+            .map(|epoch| EpochLog { epoch, train_loss: 0.0, valid_loss: None, valid_score: None })
+            .collect(),
+        best_epoch,
+    };
+    let both = log(3, 2).then(log(2, 1));
+    assert_eq!(both.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(both.best_epoch, 4);
+}
+
+#[test]
 fn the_same_seed_trains_the_same_model() {
     let data = toy_keywords();
     let run = || {

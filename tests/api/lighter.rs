@@ -115,7 +115,10 @@ async fn a_distilled_student_is_a_smaller_version_taught_on_unlabelled_reviews_t
     })
     .await
     .unwrap();
-    assert_eq!(stages.into_iter().collect::<Vec<_>>(), ["keyword", "sentiment"]);
+    assert_eq!(
+        stages.into_iter().collect::<Vec<_>>(),
+        ["keyword", "keyword-lexical", "sentiment", "sentiment-lexical"]
+    );
     assert_eq!(student.name, "teacher-student-1x64");
     let config = json(&student.dir.join("keyword/config.json"));
     assert_eq!((config["num_hidden_layers"].as_u64(), config["hidden_size"].as_u64()), (Some(1), Some(64)));
@@ -127,7 +130,8 @@ async fn a_distilled_student_is_a_smaller_version_taught_on_unlabelled_reviews_t
         "the student reads the teacher's tokens"
     );
     let metrics = &student.metrics[0];
-    assert_eq!(metrics["fit"]["epochs"].as_array().unwrap().len(), 2);
+    let epochs = metrics["fit"]["epochs"].as_array().unwrap().len();
+    assert_eq!(epochs, 4, "two epochs of the teacher's lexical part alone, then two of the encoder");
     assert_eq!(metrics["source"]["name"], "teacher");
     assert!(metrics["cost"]["validation_micro_f1"].is_number());
     assert_eq!(probabilities(&student.dir).len(), TEXTS.len());

@@ -42,6 +42,7 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
             token_dropout: 0.1,
             mask_token: 4,
             lexical_rate: 1.0,
+            parts: Default::default(),
             cancel: Default::default(),
         },
         vocab_size: 200,
@@ -54,7 +55,7 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         snapshot: None,
         encoder_size: None,
         // Every pipeline test saves, loads and runs a lexical part too.
-        lexical_buckets: 1 << 10,
+        lexical_buckets: Some(1 << 10),
     }
 }
 
@@ -138,6 +139,7 @@ async fn the_offline_default_trains_its_own_tokenizer_and_pretrains_it() {
     let models = scratch_dir();
     let mut offline = settings(&models, "offline");
     offline.base = None;
+    offline.lexical_buckets = None;
     offline.pretrain_epochs = 1;
     offline.fit.epochs = 1;
     let mut stages = std::collections::BTreeSet::new();
@@ -146,13 +148,18 @@ async fn the_offline_default_trains_its_own_tokenizer_and_pretrains_it() {
     })
     .await
     .unwrap();
-    assert_eq!(stages.into_iter().collect::<Vec<_>>(), ["keyword", "pretrain", "sentiment"]);
+    let stages: Vec<String> = stages.into_iter().collect();
+    assert_eq!(stages, ["keyword", "keyword-lexical", "pretrain", "sentiment", "sentiment-lexical"]);
     let folder = ModelFolder::open(&outcome.dir.join("keyword")).unwrap();
     assert_eq!(folder.config.hidden_size, 256, "the documented small default");
     assert_eq!(folder.tokenizer.token_to_id("[PAD]"), Some(1));
     let labels = std::fs::read_to_string(outcome.dir.join("keyword/labels.json")).unwrap();
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
-    assert_eq!(labels["lexical_buckets"], 1 << 10, "the lexical part is recorded for analyze");
+    assert_eq!(labels["lexical_buckets"], pipeline::DEFAULT_LEXICAL_BUCKETS, "on by default without --base");
+    let metrics = std::fs::read_to_string(outcome.dir.join("keyword/metrics.json")).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(&metrics).unwrap();
+    let epochs = metrics["fit"]["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2, "one epoch of the lexical part alone, then one of the encoder");
     let analyzer = reviewloop::analyze::Analyzer::load(&outcome.dir).unwrap();
     let analysis = analyzer.analyze("배송이 빨라요 👍 but 색감은 so-so", true).unwrap();
     assert_eq!(analysis.probabilities.len(), 15);
