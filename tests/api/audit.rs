@@ -39,7 +39,7 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     })
     .await
     .unwrap();
-    assert_eq!(stages.len(), 8, "4 folds × (keyword, sentiment): {stages:?}");
+    assert_eq!(stages.len(), 16, "4 folds × (keyword, sentiment) × (lexical part, encoder): {stages:?}");
     assert!(out.keyword.iter().all(|p| p.len() == 15), "every review scored");
     for (item, dists) in items.iter().zip(&out.sentiment) {
         assert_eq!(dists.len(), item.labels.len(), "a distribution per labelled keyword");
