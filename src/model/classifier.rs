@@ -1,5 +1,6 @@
 //! Sequence classifiers over the encoder: a pooled sentence vector → dropout → linear,
-//! plus, optionally, a linear model over the input's word pieces ([`Lexical`]). The
+//! plus, optionally, a linear model over the character n-grams of the input's words
+//! ([`Lexical`]). The
 //! keyword model reads its logits through a sigmoid per keyword; the sentiment model
 //! through a softmax over the taxonomy's levels.
 

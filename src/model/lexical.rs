@@ -89,19 +89,21 @@ impl Lexical {
     /// the n-grams it is in, shared evenly among their tokens — times `scale[row]`, so that shares
     /// add up the way the caller's other shares do. Padding and special tokens get 0.
     pub fn shares(&self, rows: &[Vec<u32>], seq: usize, scale: &[f32]) -> Result<Tensor> {
-        let table = self.table.to_device(&candle_core::Device::Cpu)?.to_vec2::<f32>()?;
-        let outputs = table.first().map_or(0, Vec::len);
+        let features: Vec<Vec<Feature>> = rows.iter().map(|r| self.features(r)).collect();
+        // Only the rows these features use leave the device, not the whole table.
+        let buckets: Vec<u32> = features.iter().flatten().map(|f| f.bucket).collect();
+        let index = Tensor::from_vec(buckets.clone(), buckets.len(), self.table.device())?;
+        let weights = self.table.index_select(&index, 0)?.to_device(&candle_core::Device::Cpu)?;
+        let (weights, outputs) = (weights.flatten_all()?.to_vec1::<f32>()?, self.table.dim(1)?);
+        let mut weights = weights.chunks(outputs.max(1));
         let mut shares = vec![0f32; rows.len() * seq * outputs];
-        for (r, row) in rows.iter().enumerate() {
-            let features = self.features(row);
+        for (r, features) in features.iter().enumerate() {
             let norm = scale[r] / (features.len().max(1) as f32).sqrt();
-            for feature in features {
+            for (feature, w) in features.iter().zip(weights.by_ref()) {
                 let part = norm / feature.tokens as f32;
                 for t in (feature.first..feature.first + feature.tokens).filter(|&t| t < seq) {
                     let at = (r * seq + t) * outputs;
-                    for (s, w) in shares[at..at + outputs].iter_mut().zip(&table[feature.bucket as usize]) {
-                        *s += part * w;
-                    }
+                    shares[at..at + outputs].iter_mut().zip(w).for_each(|(s, w)| *s += part * w);
                 }
             }
         }
@@ -213,6 +215,8 @@ mod tests {
             assert!((s - l).abs() < 1e-4, "{s} vs {l}");
         }
         assert_eq!(logits[2], vec![0.0; 3], "special tokens alone carry no features");
+        let empty = part.shares(&[vec![0, 2]], 2, &[1.0]).unwrap();
+        assert_eq!(empty.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![0.0; 6]);
     }
 
     #[test]
