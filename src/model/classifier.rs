@@ -106,9 +106,19 @@ impl Classifier {
 
     /// (batch, outputs) logits for token id rows.
     pub fn logits(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
+        match self.logit_parts(rows, train)? {
+            (encoder, Some(lexical)) => encoder + lexical,
+            (encoder, None) => Ok(encoder),
+        }
+    }
+
+    /// The encoder head's and the lexical part's logits, apart: a training stage that
+    /// updates one part detaches the other, so no gradient is computed for what stays.
+    pub fn logit_parts(&self, rows: &[Vec<u32>], train: bool) -> Result<(Tensor, Option<Tensor>)> {
         let pooled = self.pooled(rows, train)?;
         let pooled = if train { random::dropout(&pooled, self.dropout)? } else { pooled };
-        self.classify(&pooled, rows)
+        let lexical = self.lexical.as_ref().map(|l| l.forward(rows)).transpose()?;
+        Ok((self.head.forward(&pooled)?, lexical))
     }
 
     /// Keywords or levels the head scores.

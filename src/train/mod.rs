@@ -150,7 +150,7 @@ fn default_lexical_rate() -> f64 {
     16.0
 }
 
-pub(crate) use crate::model::vocab::FIRST_ORDINARY_TOKEN;
+use crate::model::vocab::FIRST_ORDINARY_TOKEN;
 
 /// Replaces each ordinary token with `mask` with probability `share`.
 fn drop_tokens(mut rows: Vec<Vec<u32>>, share: f32, mask: u32) -> Vec<Vec<u32>> {
@@ -315,7 +315,7 @@ pub fn fit(
             optimizer.set_learning_rate(learning_rate(options.learning_rate, step, total, warmup));
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| train.rows[i].clone()).collect();
             let rows = drop_tokens(rows, options.token_dropout, options.mask_token);
-            let logits = model.logits(&rows, true)?;
+            let logits = stage_logits(model, &rows, options.parts)?;
             let loss = objective.loss(&logits, &train.target_tensor(&chunk, &device)?)?;
             optimizer.backward_step(&loss, options.parts)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -343,6 +343,18 @@ pub fn fit(
         restore(weights)?;
     }
     Ok(FitReport { epochs: logs, best_epoch: best.1 })
+}
+
+/// Training logits with the part a stage keeps fixed detached: the lexical stage would
+/// otherwise run a backward pass through the whole encoder for nothing.
+fn stage_logits(model: &Classifier, rows: &[Vec<u32>], parts: optim::Parts) -> Result<Tensor> {
+    use optim::Parts;
+    match (model.logit_parts(rows, true)?, parts) {
+        ((encoder, None), _) => Ok(encoder),
+        ((encoder, Some(lexical)), Parts::All) => encoder + lexical,
+        ((encoder, Some(lexical)), Parts::Lexical) => encoder.detach() + lexical,
+        ((encoder, Some(lexical)), Parts::Encoder) => encoder + lexical.detach(),
+    }
 }
 
 /// One epoch's batches: rows shuffled, then sorted by length within windows of 50

@@ -95,7 +95,7 @@ pub fn pretrain(
         for chunk in order.chunks(batch) {
             let picked: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
             let (inputs, positions, targets) =
-                mask_batch(&picked, mask_id, super::FIRST_ORDINARY_TOKEN, vocab);
+                mask_batch(&picked, mask_id, crate::model::vocab::FIRST_ORDINARY_TOKEN, vocab);
             step += 1;
             if targets.is_empty() {
                 continue;
