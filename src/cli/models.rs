@@ -69,6 +69,9 @@ pub struct TrainArgs {
     /// Step size of the lexical part's plain gradient steps at the peak learning rate.
     #[arg(long, default_value_t = reviewloop::train::FitOptions::default().lexical_rate)]
     lexical_rate: f64,
+    /// Epochs of the lexical part's own stage, before the encoder's.
+    #[arg(long, default_value_t = reviewloop::train::FitOptions::default().lexical_epochs)]
+    lexical_epochs: usize,
     /// Queue a training job for a worker instead of training here.
     #[arg(long)]
     queue: bool,
@@ -90,6 +93,7 @@ pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) ->
         token_dropout: args.token_dropout,
         mask_token: 4, // replaced by the base tokenizer's mask id
         lexical_rate: args.lexical_rate,
+        lexical_epochs: args.lexical_epochs,
         parts: Default::default(),
         cancel: Default::default(),
     };

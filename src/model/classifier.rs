@@ -136,6 +136,11 @@ impl Classifier {
         }
     }
 
+    /// The lexical part, when there is one.
+    pub fn lexical(&self) -> Option<&Lexical> {
+        self.lexical.as_ref()
+    }
+
     /// Hashed features of the lexical part (0: none).
     pub fn lexical_buckets(&self) -> usize {
         self.lexical.as_ref().map_or(0, Lexical::buckets)
@@ -144,7 +149,7 @@ impl Classifier {
 
 /// Re-initialises every variable from the seeded generator, the way Hugging Face
 /// initialises RoBERTa: normal(0, 0.02) weights and embeddings, zero biases, unit
-/// LayerNorm scales. Names are sorted so the draw order does not depend on a hash map.
+/// LayerNorm scales; the lexical part starts at zero. Names are sorted so the draw order does not depend on a hash map.
 pub fn initialise(varmap: &VarMap, seed: u64) -> Result<()> {
     random::seed(seed);
     let data = varmap.data().lock().expect("varmap lock");
@@ -153,7 +158,9 @@ pub fn initialise(varmap: &VarMap, seed: u64) -> Result<()> {
     for (name, var) in vars {
         let shape = var.dims().to_vec();
         // The lexical part starts silent: the classifier begins as the encoder alone.
-        let value = if name.ends_with("LayerNorm.weight") {
+        // Inverse document frequencies start neutral, each feature weighed alike, until
+        // training counts its reviews (`train::pipeline`).
+        let value = if name.ends_with("LayerNorm.weight") || name == "lexical.idf" {
             Tensor::ones(shape.as_slice(), var.dtype(), var.device())?
         } else if name.ends_with(".bias") || name.starts_with("lexical.") {
             Tensor::zeros(shape.as_slice(), var.dtype(), var.device())?

@@ -53,6 +53,7 @@ pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
         token_dropout: 0.0,
         mask_token: 4,
         lexical_rate: 1.0,
+        lexical_epochs: 2,
         parts: Default::default(),
         cancel: Default::default(),
     }

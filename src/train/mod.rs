@@ -133,6 +133,10 @@ pub struct FitOptions {
     /// (see [`optim::ClassifierOptimiser`]).
     #[serde(default = "default_lexical_rate")]
     pub lexical_rate: f64,
+    /// Epochs of the lexical stage (see `pipeline::train_model`): cheap, as it runs
+    /// no encoder.
+    #[serde(default = "default_lexical_epochs")]
+    pub lexical_epochs: usize,
     #[serde(skip)]
     pub parts: optim::Parts,
     /// Checked after every step: training stops with an error once it is set.
@@ -148,6 +152,10 @@ fn default_mask_token() -> u32 {
 /// their best validation scores within ten epochs.
 fn default_lexical_rate() -> f64 {
     16.0
+}
+
+fn default_lexical_epochs() -> usize {
+    40
 }
 
 use crate::model::vocab::FIRST_ORDINARY_TOKEN;
@@ -177,6 +185,7 @@ impl Default for FitOptions {
             token_dropout: 0.0,
             mask_token: default_mask_token(),
             lexical_rate: default_lexical_rate(),
+            lexical_epochs: default_lexical_epochs(),
             parts: Default::default(),
             cancel: Default::default(),
         }
@@ -210,11 +219,13 @@ pub struct FitReport {
 }
 
 impl FitReport {
-    /// One log of two runs in a row: `later`'s epochs numbered on from this one's.
+    /// One log of two runs in a row: `later`'s epochs numbered on from this one's. The
+    /// later run's epoch 0 is the weights it started from: this run's best.
     pub fn then(mut self, later: FitReport) -> FitReport {
         let offset = self.epochs.len();
+        let best_epoch = if later.best_epoch == 0 { self.best_epoch } else { later.best_epoch + offset };
         self.epochs.extend(later.epochs.into_iter().map(|e| EpochLog { epoch: e.epoch + offset, ..e }));
-        FitReport { epochs: self.epochs, best_epoch: later.best_epoch + offset }
+        FitReport { epochs: self.epochs, best_epoch }
     }
 }
 
@@ -308,14 +319,20 @@ pub fn fit(
     let batch = options.batch_size.max(1);
     let total = train.len().div_ceil(batch) * options.epochs;
     let warmup = ((total as f64) * options.warmup_ratio).round() as usize;
-    let (mut logs, mut best, mut step) = (Vec::new(), (f64::NEG_INFINITY, 0usize, None), 0usize);
+    let valid = valid.filter(|v| !v.is_empty());
+    let (mut logs, mut step) = (Vec::new(), 0usize);
+    let mut best = (f64::NEG_INFINITY, 0usize, None);
+    if let (Some(v), optim::Parts::Encoder) = (valid, options.parts) {
+        // A second stage keeps the first's weights unless it improves on them.
+        best = (evaluate(model, &objective, v, batch, options.parts)?.1, 0, Some(snapshot(varmap)?));
+    }
     for epoch in 1..=options.epochs {
         let mut sum = 0.0;
         for chunk in length_batches(&train.rows, batch) {
             optimizer.set_learning_rate(learning_rate(options.learning_rate, step, total, warmup));
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| train.rows[i].clone()).collect();
             let rows = drop_tokens(rows, options.token_dropout, options.mask_token);
-            let logits = stage_logits(model, &rows, options.parts)?;
+            let logits = stage_logits(model, &rows, options.parts, true)?;
             let loss = objective.loss(&logits, &train.target_tensor(&chunk, &device)?)?;
             optimizer.backward_step(&loss, options.parts)?;
             let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -326,10 +343,7 @@ pub fn fit(
             options.cancel.check().map_err(candle_core::Error::wrap)?;
         }
         let train_loss = sum / train.len().max(1) as f64;
-        let checked = match valid {
-            Some(v) if !v.is_empty() => Some(evaluate(model, &objective, v, batch)?),
-            _ => None,
-        };
+        let checked = valid.map(|v| evaluate(model, &objective, v, batch, options.parts)).transpose()?;
         let (valid_loss, valid_score) = (checked.map(|c| c.0), checked.map(|c| c.1));
         logs.push(EpochLog { epoch, train_loss, valid_loss, valid_score });
         let watched = valid_score.unwrap_or(-train_loss);
@@ -345,11 +359,16 @@ pub fn fit(
     Ok(FitReport { epochs: logs, best_epoch: best.1 })
 }
 
-/// Training logits with the part a stage keeps fixed detached: the lexical stage would
-/// otherwise run a backward pass through the whole encoder for nothing.
-fn stage_logits(model: &Classifier, rows: &[Vec<u32>], parts: optim::Parts) -> Result<Tensor> {
+/// Logits of a training stage, with the part it keeps fixed detached (so that no
+/// backward pass runs through what stays). The lexical stage runs no encoder at all.
+fn stage_logits(model: &Classifier, rows: &[Vec<u32>], parts: optim::Parts, train: bool) -> Result<Tensor> {
     use optim::Parts;
-    match (model.logit_parts(rows, true)?, parts) {
+    if let (Some(lexical), Parts::Lexical) = (model.lexical(), parts) {
+        // The head is zero through this stage (`pipeline::train_model`), so the
+        // lexical part's logits are the classifier's.
+        return lexical.forward(rows);
+    }
+    match (model.logit_parts(rows, train)?, parts) {
         ((encoder, None), _) => Ok(encoder),
         ((encoder, Some(lexical)), Parts::All) => encoder + lexical,
         ((encoder, Some(lexical)), Parts::Lexical) => encoder.detach() + lexical,
@@ -373,12 +392,18 @@ fn length_batches(rows: &[Vec<u32>], batch: usize) -> Vec<Vec<usize>> {
 }
 
 /// Mean loss and score on `data`, from one pass.
-fn evaluate(model: &Classifier, objective: &Objective, data: &Dataset, batch: usize) -> Result<(f64, f64)> {
+fn evaluate(
+    model: &Classifier,
+    objective: &Objective,
+    data: &Dataset,
+    batch: usize,
+    parts: optim::Parts,
+) -> Result<(f64, f64)> {
     let device = model.encoder.device().clone();
     let (mut sum, mut probs) = (0.0, Vec::with_capacity(data.len()));
     for chunk in (0..data.len()).collect::<Vec<_>>().chunks(batch) {
         let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| data.rows[i].clone()).collect();
-        let logits = model.logits(&rows, false)?;
+        let logits = stage_logits(model, &rows, parts, false)?;
         let loss = objective.loss(&logits, &data.target_tensor(chunk, &device)?)?;
         sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * chunk.len() as f64;
         probs.extend(objective.probabilities(&logits)?.to_vec2::<f32>()?);

@@ -141,34 +141,45 @@ impl InplaceOp2 for Apply<'_> {
 /// regression, and shrink as the training reviews are fitted.
 pub struct ClassifierOptimiser {
     adam: FusedAdamW,
-    lexical: Option<SGD>,
+    /// The lexical part's table and bias, each with its step size relative to
+    /// `lexical_rate`.
+    lexical: Vec<(SGD, f64)>,
     /// The lexical step size at the peak learning rate.
     lexical_rate: f64,
     peak: f64,
 }
 
+/// The lexical bias's step size relative to the table's. The bias is a feature every
+/// review has with value 1, where a character n-gram has about 0.1 (a review has some
+/// hundred of them and its vector has length 1); at the table's rate one step moved
+/// it about a hundred times as far as a common n-gram, and it swung from batch to
+/// batch. This is liblinear's `intercept_scaling` at 0.1.
+const LEXICAL_BIAS_RATE: f64 = 0.01;
+
 impl ClassifierOptimiser {
     pub fn new(varmap: &VarMap, params: ParamsAdamW, lexical_rate: f64) -> Result<Self> {
         let data = varmap.data().lock().expect("varmap lock");
-        let (lexical, rest): (Vec<_>, Vec<_>) =
-            data.iter().partition(|(name, _)| name.starts_with("lexical."));
-        let to_vars =
-            |pairs: Vec<(&String, &Var)>| pairs.into_iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
-        let peak = params.lr;
-        let lexical = to_vars(lexical);
-        Ok(ClassifierOptimiser {
-            adam: FusedAdamW::new(to_vars(rest), params)?,
-            lexical: if lexical.is_empty() { None } else { Some(SGD::new(lexical, lexical_rate)?) },
-            lexical_rate,
-            peak,
-        })
+        let vars = |keep: &dyn Fn(&str) -> bool| -> Vec<Var> {
+            data.iter().filter(|(name, _)| keep(name)).map(|(_, v)| v.clone()).collect()
+        };
+        let mut lexical = Vec::new();
+        for (name, rate) in [("lexical.weight", 1.0), ("lexical.bias", LEXICAL_BIAS_RATE)] {
+            let part = vars(&|n| n == name);
+            if !part.is_empty() {
+                lexical.push((SGD::new(part, lexical_rate * rate)?, rate));
+            }
+        }
+        // Adam takes the rest; the lexical part's `idf` is counted, not learnt.
+        let adam = FusedAdamW::new(vars(&|n| !n.starts_with("lexical.")), params.clone())?;
+        Ok(ClassifierOptimiser { adam, lexical, lexical_rate, peak: params.lr })
     }
 
     /// Follows the schedule: the lexical steps scale with the encoder's learning rate.
     pub fn set_learning_rate(&mut self, lr: f64) {
         self.adam.set_learning_rate(lr);
-        if let Some(sgd) = &mut self.lexical {
-            sgd.set_learning_rate(self.lexical_rate * lr / self.peak.max(f64::MIN_POSITIVE));
+        let scale = self.lexical_rate * lr / self.peak.max(f64::MIN_POSITIVE);
+        for (sgd, rate) in &mut self.lexical {
+            sgd.set_learning_rate(scale * *rate);
         }
     }
 
@@ -177,10 +188,12 @@ impl ClassifierOptimiser {
         if parts != Parts::Lexical {
             self.adam.step(&grads)?;
         }
-        match &mut self.lexical {
-            Some(sgd) if parts != Parts::Encoder => sgd.step(&grads),
-            _ => Ok(()),
+        if parts != Parts::Encoder {
+            for (sgd, _) in &mut self.lexical {
+                sgd.step(&grads)?;
+            }
         }
+        Ok(())
     }
 }
 

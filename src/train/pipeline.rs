@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,6 +17,7 @@ use super::pretrain::{pretrain, MaskedLm};
 use super::{argmax, fit, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
 use crate::model::classifier::{initialise, load_encoder_weights, Classifier, Head, Pooling};
 use crate::model::folder::ModelFolder;
+use crate::model::lexical::Lexical;
 use crate::model::roberta::Config;
 use crate::model::version::{Labels, ModelFiles, PendingVersion};
 use crate::model::{self, vocab};
@@ -384,10 +385,14 @@ pub(super) fn train_model(
     progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<(Classifier, VarMap, FitReport)> {
     let (model, vars) = new_classifier(base, outputs, settings)?;
+    if let Some(lexical) = model.lexical() {
+        prepare_lexical_stage(lexical, &vars, &sets[0].rows)?;
+    }
     let options = FitOptions { mask_token: mask_token(&base.tokenizer), ..settings.fit.clone() };
     let valid = non_empty(&sets[1]);
     let mut run = |parts, stage: &str| {
-        let options = FitOptions { parts, ..options.clone() };
+        let epochs = if parts == Parts::Lexical { options.lexical_epochs } else { options.epochs };
+        let options = FitOptions { parts, epochs, ..options.clone() };
         fit(&model, &vars, outputs, &sets[0], valid, &options, &mut |p| progress(stage, p))
     };
     let report = if model.lexical_buckets() > 0 {
@@ -401,6 +406,20 @@ pub(super) fn train_model(
         run(Parts::All, stage)?
     };
     Ok((model, vars, report))
+}
+
+/// Counts the training reviews' features for the lexical part's TF-IDF weighting, and
+/// starts the encoder's head at zero: the classifier's output is then the lexical
+/// part's alone, which the lexical stage trains without running the encoder, and the
+/// encoder stage begins from exactly what the lexical stage left.
+fn prepare_lexical_stage(lexical: &Lexical, vars: &VarMap, rows: &[Vec<u32>]) -> anyhow::Result<()> {
+    let data = vars.data().lock().expect("varmap lock");
+    let var = |name: &str| data.get(name).ok_or_else(|| anyhow::anyhow!("no variable {name}"));
+    let idf = var("lexical.idf")?;
+    idf.set(&Tensor::new(lexical.inverse_document_frequencies(rows), idf.device())?)?;
+    let head = var("classifier.weight")?;
+    head.set(&head.zeros_like()?)?;
+    Ok(())
 }
 
 fn non_empty(d: &Dataset) -> Option<&Dataset> {

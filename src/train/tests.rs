@@ -105,6 +105,28 @@ fn two_stages_make_one_log() {
     let both = log(3, 2).then(log(2, 1));
     assert_eq!(both.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     assert_eq!(both.best_epoch, 4);
+    assert_eq!(log(3, 2).then(log(2, 0)).best_epoch, 2, "the second stage kept what the first left");
+}
+
+#[test]
+fn an_encoder_stage_that_only_gets_worse_keeps_the_lexical_stages_weights() {
+    let data = toy_keywords();
+    let head = Head { outputs: 2, dropout: 0.0, pooling: Pooling::Mean, lexical_buckets: 1 << 10 };
+    let (model, varmap) = tiny_headed_classifier(head, 1);
+    let staged = |parts| FitOptions { parts, patience: 2, ..options(6) };
+    fit(&model, &varmap, 2, &data, None, &staged(optim::Parts::Lexical), &mut |_| {}).unwrap();
+    let before = probabilities(&model, &data.rows, true, 16).unwrap();
+    // Validation labels opposite to training: every encoder epoch makes them worse.
+    let Targets::MultiLabel(t) = &data.targets else { unreachable!() };
+    let flipped = Dataset {
+        rows: data.rows.clone(),
+        targets: Targets::MultiLabel(t.iter().map(|r| r.iter().map(|x| 1.0 - x).collect()).collect()),
+    };
+    let report =
+        fit(&model, &varmap, 2, &data, Some(&flipped), &staged(optim::Parts::Encoder), &mut |_| {}).unwrap();
+    assert_eq!(report.best_epoch, 0, "{:?}", report.epochs);
+    assert_eq!(report.epochs.len(), 2, "stopped after patience epochs");
+    assert_eq!(probabilities(&model, &data.rows, true, 16).unwrap(), before);
 }
 
 #[test]

@@ -42,6 +42,7 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
             token_dropout: 0.1,
             mask_token: 4,
             lexical_rate: 1.0,
+            lexical_epochs: 2,
             parts: Default::default(),
             cancel: Default::default(),
         },
@@ -142,6 +143,7 @@ async fn the_offline_default_trains_its_own_tokenizer_and_pretrains_it() {
     offline.lexical_buckets = None;
     offline.pretrain_epochs = 1;
     offline.fit.epochs = 1;
+    offline.fit.lexical_epochs = 1;
     let mut stages = std::collections::BTreeSet::new();
     let outcome = pipeline::run(&app.pool, &offline, &mut |stage, _| {
         stages.insert(stage.to_string());
@@ -160,6 +162,11 @@ async fn the_offline_default_trains_its_own_tokenizer_and_pretrains_it() {
     let metrics: serde_json::Value = serde_json::from_str(&metrics).unwrap();
     let epochs = metrics["fit"]["epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 2, "one epoch of the lexical part alone, then one of the encoder");
+    let weights = outcome.dir.join("keyword/model.safetensors");
+    let tensors = candle_core::safetensors::load(weights, &candle_core::Device::Cpu).unwrap();
+    let idf = tensors["lexical.idf"].to_vec1::<f32>().unwrap();
+    assert!(idf.contains(&0.0) && idf.iter().any(|&x| x > 1.0), "counted on the training reviews");
+    assert_eq!(tensors["lexical.bias"].dims(), [15]);
     let analyzer = reviewloop::analyze::Analyzer::load(&outcome.dir).unwrap();
     let analysis = analyzer.analyze("배송이 빨라요 👍 but 색감은 so-so", true).unwrap();
     assert_eq!(analysis.probabilities.len(), 15);
