@@ -104,7 +104,14 @@ async fn a_distilled_student_is_a_smaller_version_taught_on_unlabelled_reviews_t
         teacher: "teacher".into(),
         name: None,
         size: EncoderSize { layers: 1, hidden: 64 },
-        fit: FitOptions { epochs: 2, batch_size: 16, learning_rate: 1e-3, seed: 3, ..FitOptions::default() },
+        fit: FitOptions {
+            epochs: 2,
+            lexical_epochs: 2,
+            batch_size: 16,
+            learning_rate: 1e-3,
+            seed: 3,
+            ..FitOptions::default()
+        },
         label_weight: 0.5,
         unlabelled: 1000,
         models_dir: models.clone(),
