@@ -126,39 +126,13 @@ pub fn best_threshold(probabilities: &[f32], truth: &[bool]) -> f32 {
     best.0
 }
 
-/// Positives a keyword needs in the validation data to get a threshold of its own.
-///
-/// Tuned keyword by keyword on NIKL's 307 validation reviews (where 2 of 22 keywords
-/// reach this), thresholds fit the few positives most keywords have there: validation
-/// micro F1 rose and the test split's fell, the keyword model's from 0.591 (all 0.5) to
-/// 0.588, the TF-IDF baseline's from 0.598 to 0.573. With one threshold shared by the
-/// keywords below this, the baseline reached 0.612 on test (gates of 10 and 20
-/// positives: 0.583 and 0.581). On larger validation sets, such as the seed's, every
-/// keyword gets its own, as the seed tuned them.
-pub const OWN_THRESHOLD_POSITIVES: usize = 40;
-
-/// One threshold per keyword (columns of `probabilities`): its own best on this data
-/// when it has [`OWN_THRESHOLD_POSITIVES`] positives here, else the one threshold best
-/// for all keywords together (micro F1).
+/// One threshold per keyword (columns of `probabilities`), each its best on this data.
 pub fn best_thresholds(probabilities: &[Vec<f32>], truth: &[Vec<bool>], keywords: usize) -> Vec<f32> {
-    let column = |j: usize| -> (Vec<f32>, Vec<bool>) {
-        (probabilities.iter().map(|r| r[j]).collect(), truth.iter().map(|r| r[j]).collect())
-    };
-    let all: (Vec<f32>, Vec<bool>) = (0..keywords).map(column).fold(Default::default(), |mut all, (p, t)| {
-        all.0.extend(p);
-        all.1.extend(t);
-        all
-    });
-    let shared = best_threshold(&all.0, &all.1);
     (0..keywords)
         .map(|j| {
-            let (p, t) = column(j);
-            let positives = t.iter().filter(|&&t| t).count();
-            if positives >= OWN_THRESHOLD_POSITIVES {
-                best_threshold(&p, &t)
-            } else {
-                shared
-            }
+            let p: Vec<f32> = probabilities.iter().map(|r| r[j]).collect();
+            let t: Vec<bool> = truth.iter().map(|r| r[j]).collect();
+            best_threshold(&p, &t)
         })
         .collect()
 }
@@ -221,22 +195,5 @@ mod tests {
         let t = best_threshold(&probabilities, &truth);
         assert!(t > 0.2 && t <= 0.3, "{t}");
         assert_eq!(best_threshold(&[0.9, 0.1], &[false, false]), 0.5);
-    }
-
-    #[test]
-    fn a_keyword_with_few_validation_positives_shares_the_common_threshold() {
-        // Keyword 0: 40 positives at 0.7, 40 negatives at 0.1 (its own best: 0.15…0.7,
-        // nearest 0.5). Keyword 1: a positive at 0.9 and a negative at 0.8, which alone
-        // would set 0.85. Keyword 2: a positive at 0.2 and a negative at 0.05.
-        let mut rows: Vec<(Vec<f32>, Vec<bool>)> = Vec::new();
-        rows.extend((0..40).map(|_| (vec![0.7, 0.0, 0.0], vec![true, false, false])));
-        rows.extend((0..40).map(|_| (vec![0.1, 0.0, 0.0], vec![false, false, false])));
-        rows.push((vec![0.0, 0.9, 0.2], vec![false, true, true]));
-        rows.push((vec![0.0, 0.8, 0.05], vec![false, false, false]));
-        let (probabilities, truth): (Vec<Vec<f32>>, Vec<Vec<bool>>) = rows.into_iter().unzip();
-        assert!((best_threshold(&[0.9, 0.8], &[true, false]) - 0.85).abs() < 1e-6);
-        let thresholds = best_thresholds(&probabilities, &truth, 3);
-        let expected = [0.5, 0.2, 0.2];
-        assert!(thresholds.iter().zip(expected).all(|(t, e)| (t - e).abs() < 1e-6), "{thresholds:?}");
     }
 }
