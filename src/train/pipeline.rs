@@ -540,8 +540,8 @@ fn model_card(
         "# {kind} model {name}\n\nTaxonomy `{}` ({} keywords, levels {}…{}). Base encoder: {base}.\n\
          Trained on the current labels of {labelled} reviews (split by review: train / validation / test), \
          seed {}, {} epochs at most, batch {}, learning rate {}, best epoch {}. Lexical part: {} \
-         hashed character n-grams (0: none; when present it is trained first, alone, and the epochs \
-         count on through the encoder's).\n\n\
+         hashed character n-grams weighed by TF-IDF (0: none; when present it is trained first, \
+         alone, for {} epochs at most, and the epochs count on through the encoder's).\n\n\
          ## Validation\n```\n{}```\n\n## Test\n```\n{}```\n",
         taxonomy.name,
         taxonomy.keywords.len(),
@@ -553,6 +553,7 @@ fn model_card(
         settings.fit.learning_rate,
         outcome.fit.best_epoch,
         settings.lexical_buckets(),
+        settings.fit.lexical_epochs,
         table(&outcome.validation),
         table(&outcome.test),
     )
