@@ -219,7 +219,8 @@ struct Feature {
 
 /// TF-IDF values of one row's feature occurrences, given each occurrence's idf.
 fn tf_idf(row: &[Feature], idf: Vec<f32>) -> Vec<f32> {
-    let mut counts: std::collections::HashMap<u32, (f32, f32)> = std::collections::HashMap::new();
+    // Ordered, so that the norm sums in the same order every time.
+    let mut counts: std::collections::BTreeMap<u32, (f32, f32)> = std::collections::BTreeMap::new();
     for (feature, &idf) in row.iter().zip(&idf) {
         counts.entry(feature.bucket).or_insert((0.0, idf)).0 += 1.0;
     }
