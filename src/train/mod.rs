@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod optim;
 pub mod pipeline;
 pub mod pretrain;
+mod stages;
 
 use candle_core::{DType, Result, Tensor, Var};
 use candle_nn::{ParamsAdamW, VarMap};

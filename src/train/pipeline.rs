@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -12,12 +12,11 @@ use tokenizers::Tokenizer;
 
 use super::data::{self, LabelledText, SentimentInput};
 use super::metrics::{self, Report};
-use super::optim::Parts;
 use super::pretrain::{pretrain, MaskedLm};
-use super::{argmax, fit, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
-use crate::model::classifier::{initialise, load_encoder_weights, Classifier, Head, Pooling};
+pub(super) use super::stages::train_model;
+use super::{argmax, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
+use crate::model::classifier::{initialise, Classifier, Head, Pooling};
 use crate::model::folder::ModelFolder;
-use crate::model::lexical::Lexical;
 use crate::model::roberta::Config;
 use crate::model::version::{Labels, ModelFiles, PendingVersion};
 use crate::model::{self, vocab};
@@ -166,6 +165,11 @@ impl Base {
     pub(super) fn fresh(config: Config, tokenizer: Tokenizer, label: String) -> Base {
         Base { config, tokenizer, weights: Weights::Initial, label }
     }
+
+    /// The pretrained encoder's weights, when the run starts from one.
+    pub(super) fn weights_path(&self) -> Option<&std::path::Path> {
+        self.weights.path()
+    }
 }
 
 /// Where a base's encoder weights come from.
@@ -206,7 +210,7 @@ impl Drop for TempWeights {
 }
 
 /// `[MASK]` (klue, the offline tokenizer) or `<mask>` (English RoBERTa).
-fn mask_token(tokenizer: &Tokenizer) -> u32 {
+pub(super) fn mask_token(tokenizer: &Tokenizer) -> u32 {
     tokenizer.token_to_id("[MASK]").or_else(|| tokenizer.token_to_id("<mask>")).unwrap_or(4)
 }
 
@@ -373,72 +377,6 @@ async fn train_from(
                 let _ = std::fs::remove_dir_all(&dir);
             })?;
     Ok(TrainOutcome { name, dir, keyword, sentiment, version_ids })
-}
-
-/// A fresh classifier trained on `sets[0]`, early-stopped on `sets[1]`.
-pub(super) fn train_model(
-    base: &Base,
-    settings: &TrainSettings,
-    outputs: usize,
-    sets: &[Dataset; 3],
-    stage: &str,
-    progress: &mut (dyn FnMut(&str, &Progress) + Send),
-) -> anyhow::Result<(Classifier, VarMap, FitReport)> {
-    let (model, vars) = new_classifier(base, outputs, settings)?;
-    if let Some(lexical) = model.lexical() {
-        prepare_lexical_stage(lexical, &vars, &sets[0].rows)?;
-    }
-    let options = FitOptions { mask_token: mask_token(&base.tokenizer), ..settings.fit.clone() };
-    let valid = non_empty(&sets[1]);
-    let mut run = |parts, stage: &str| {
-        let epochs = if parts == Parts::Lexical { options.lexical_epochs } else { options.epochs };
-        let options = FitOptions { parts, epochs, ..options.clone() };
-        fit(&model, &vars, outputs, &sets[0], valid, &options, &mut |p| progress(stage, p))
-    };
-    let report = if model.lexical_buckets() > 0 {
-        // Trained together, the encoder fits the training reviews within a few epochs
-        // and leaves the lexical part nothing to learn from; so the lexical part is
-        // trained first, alone, then the encoder learns what it leaves over (on NIKL:
-        // sentiment macro F1 on the test split 0.33 → 0.55, see README).
-        let lexical = run(Parts::Lexical, &format!("{stage}-lexical"))?;
-        lexical.then(run(Parts::Encoder, stage)?)
-    } else {
-        run(Parts::All, stage)?
-    };
-    Ok((model, vars, report))
-}
-
-/// Counts the training reviews' features for the lexical part's TF-IDF weighting, and
-/// starts the encoder's head at zero: the classifier's output is then the lexical
-/// part's alone, which the lexical stage trains without running the encoder, and the
-/// encoder stage begins from exactly what the lexical stage left.
-fn prepare_lexical_stage(lexical: &Lexical, vars: &VarMap, rows: &[Vec<u32>]) -> anyhow::Result<()> {
-    let data = vars.data().lock().expect("varmap lock");
-    let var = |name: &str| data.get(name).ok_or_else(|| anyhow::anyhow!("no variable {name}"));
-    let idf = var("lexical.idf")?;
-    idf.set(&Tensor::new(lexical.inverse_document_frequencies(rows), idf.device())?)?;
-    let head = var("classifier.weight")?;
-    head.set(&head.zeros_like()?)?;
-    Ok(())
-}
-
-fn non_empty(d: &Dataset) -> Option<&Dataset> {
-    (!d.is_empty()).then_some(d)
-}
-
-fn new_classifier(
-    base: &Base,
-    outputs: usize,
-    settings: &TrainSettings,
-) -> anyhow::Result<(Classifier, VarMap)> {
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &model::device());
-    let classifier = Classifier::load(vb, &base.config, settings.head(outputs), Some(&base.tokenizer))?;
-    initialise(&varmap, settings.fit.seed)?;
-    if let Some(weights) = base.weights.path() {
-        load_encoder_weights(&varmap, weights)?;
-    }
-    Ok((classifier, varmap))
 }
 
 pub(super) fn tune_thresholds(
