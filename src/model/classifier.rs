@@ -159,7 +159,7 @@ pub fn initialise(varmap: &VarMap, seed: u64) -> Result<()> {
         let shape = var.dims().to_vec();
         // The lexical part starts silent: the classifier begins as the encoder alone.
         // Inverse document frequencies start neutral, each feature weighed alike, until
-        // training counts its reviews (`train::pipeline`).
+        // training counts its reviews (`train::stages`).
         let value = if name.ends_with("LayerNorm.weight") || name == "lexical.idf" {
             Tensor::ones(shape.as_slice(), var.dtype(), var.device())?
         } else if name.ends_with(".bias") || name.starts_with("lexical.") {

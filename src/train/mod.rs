@@ -134,7 +134,7 @@ pub struct FitOptions {
     /// (see [`optim::ClassifierOptimiser`]).
     #[serde(default = "default_lexical_rate")]
     pub lexical_rate: f64,
-    /// Epochs of the lexical stage (see `pipeline::train_model`): cheap, as it runs
+    /// Epochs of the lexical stage (see `stages::train_model`): cheap, as it runs
     /// no encoder.
     #[serde(default = "default_lexical_epochs")]
     pub lexical_epochs: usize,
@@ -365,15 +365,14 @@ pub fn fit(
 fn stage_logits(model: &Classifier, rows: &[Vec<u32>], parts: optim::Parts, train: bool) -> Result<Tensor> {
     use optim::Parts;
     if let (Some(lexical), Parts::Lexical) = (model.lexical(), parts) {
-        // The head is zero through this stage (`pipeline::train_model`), so the
+        // The head is zero through this stage (`stages::train_model`), so the
         // lexical part's logits are the classifier's.
         return lexical.forward(rows);
     }
     match (model.logit_parts(rows, train)?, parts) {
-        ((encoder, None), _) => Ok(encoder),
-        ((encoder, Some(lexical)), Parts::All) => encoder + lexical,
-        ((encoder, Some(lexical)), Parts::Lexical) => encoder.detach() + lexical,
         ((encoder, Some(lexical)), Parts::Encoder) => encoder + lexical.detach(),
+        ((encoder, Some(lexical)), _) => encoder + lexical,
+        ((encoder, None), _) => Ok(encoder),
     }
 }
 
