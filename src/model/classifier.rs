@@ -149,7 +149,8 @@ impl Classifier {
 
 /// Re-initialises every variable from the seeded generator, the way Hugging Face
 /// initialises RoBERTa: normal(0, 0.02) weights and embeddings, zero biases, unit
-/// LayerNorm scales; the lexical part starts at zero. Names are sorted so the draw order does not depend on a hash map.
+/// LayerNorm scales; the lexical part starts at zero. Names are sorted so the draw order
+/// does not depend on a hash map.
 pub fn initialise(varmap: &VarMap, seed: u64) -> Result<()> {
     random::seed(seed);
     let data = varmap.data().lock().expect("varmap lock");

@@ -25,11 +25,10 @@ pub(super) fn train_model(
         prepare_lexical_stage(lexical, &vars, &sets[0].rows)?;
     }
     let options = FitOptions { mask_token: mask_token(&base.tokenizer), ..settings.fit.clone() };
-    let valid = non_empty(&sets[1]);
     let mut run = |parts, stage: &str| {
         let epochs = if parts == Parts::Lexical { options.lexical_epochs } else { options.epochs };
         let options = FitOptions { parts, epochs, ..options.clone() };
-        fit(&model, &vars, outputs, &sets[0], valid, &options, &mut |p| progress(stage, p))
+        fit(&model, &vars, outputs, &sets[0], Some(&sets[1]), &options, &mut |p| progress(stage, p))
     };
     let report = if model.lexical_buckets() > 0 {
         // Trained together, the encoder fits the training reviews within a few epochs
@@ -56,10 +55,6 @@ fn prepare_lexical_stage(lexical: &Lexical, vars: &VarMap, rows: &[Vec<u32>]) ->
     let head = var("classifier.weight")?;
     head.set(&head.zeros_like()?)?;
     Ok(())
-}
-
-fn non_empty(d: &Dataset) -> Option<&Dataset> {
-    (!d.is_empty()).then_some(d)
 }
 
 fn new_classifier(
