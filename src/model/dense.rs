@@ -93,11 +93,13 @@ impl Module for Dense {
         if let Some(matrix) = &self.int8 {
             return matrix.forward(xs, false);
         }
+        if let (Some(bias), true) = (&self.bias, super::fused::applies(xs)) {
+            return super::affine::affine(xs, &self.weight, bias);
+        }
         let dims = xs.dims().to_vec();
         let (leading, inputs) = dims.split_at(dims.len() - 1);
         let rows = xs.reshape((leading.iter().product::<usize>(), inputs[0]))?.matmul(&self.weight.t()?)?;
         let rows = match &self.bias {
-            Some(bias) if super::fused::applies(&rows) => super::fused::add_bias(&rows, bias)?,
             Some(bias) => rows.broadcast_add(bias)?,
             None => rows,
         };

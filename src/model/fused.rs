@@ -1,13 +1,12 @@
-//! Layer normalisation and softmax for training on the CPU, each one pass forward and
-//! one pass backward.
+//! Layer normalisation for training on the CPU, one pass forward and one pass backward
+//! (softmax lives inside `attention`, linear layers in `affine`).
 //!
-//! candle's fused kernels for these have no backward pass, so training used to build
-//! them from eight or so tensor operations, each a full pass over the activations with
-//! its own allocation, and as many again backward. These ops compute the same values
-//! with the textbook gradients:
+//! candle's fused layer norm has no backward pass, so training used to build it from
+//! eight or so tensor operations, each a full pass over the activations with its own
+//! allocation, and as many again backward. These ops compute the same values with the
+//! textbook gradients:
 //! - normalise: x̂ = (x − μ) / σ, dx = (g − mean(g) − x̂ · mean(g · x̂)) / σ
-//! - softmax: y = e^x / Σ e^x, dx = y · (g − Σ g · y)
-//! - bias and scale over rows: y = x · w + b, dw = Σ_rows g · x, db = Σ_rows g
+//! - scale and shift over rows: y = x · w + b, dw = Σ_rows g · x, db = Σ_rows g
 //!
 //! The last matters because candle sums a broadcast operand's gradient with a strided
 //! reduction on one thread; here the column sums run over row blocks in parallel.
@@ -27,19 +26,14 @@ pub fn normalise(xs: &Tensor, eps: f64) -> Result<Tensor> {
     xs.contiguous()?.apply_op1(Normalise { eps: eps as f32 })
 }
 
-/// Softmax over the last dimension, differentiable.
-pub fn softmax(xs: &Tensor) -> Result<Tensor> {
-    xs.contiguous()?.apply_op1(Softmax)
-}
-
-/// `xs + bias` over the last dimension, differentiable in both.
-pub fn add_bias(xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    xs.contiguous()?.apply_op2(&bias.contiguous()?, AddBias)
-}
-
 /// `xs · scale + shift` over the last dimension, differentiable in all three.
 pub fn scale_shift(xs: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
     xs.contiguous()?.apply_op3(&scale.contiguous()?, &shift.contiguous()?, ScaleShift)
+}
+
+/// Σ over all rows, as a tensor of the last dimension's size (not differentiable).
+pub(crate) fn column_sum(xs: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op1_no_bwd(&ColumnSum)
 }
 
 /// A buffer handed to worker threads that each write their own disjoint part of it.
@@ -52,6 +46,13 @@ unsafe impl Sync for Shared {}
 impl Shared {
     pub(crate) fn new(buffer: &mut [f32]) -> Self {
         Shared(buffer.as_mut_ptr(), buffer.len())
+    }
+
+    /// A pointer to element `offset`.
+    pub(crate) fn at(self, offset: usize) -> *mut f32 {
+        assert!(offset < self.1, "offset {offset} past a buffer of {}", self.1);
+        // Safety: within the buffer (checked above).
+        unsafe { self.0.add(offset) }
     }
 
     /// Elements `start..start + len` (cut at the end of the buffer).
@@ -76,7 +77,7 @@ pub(crate) fn for_rows(dst: &mut [f32], width: usize, f: impl Fn(usize, &mut [f3
 }
 
 /// The rows of a contiguous f32 tensor and their length.
-fn rows<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<(&'a [f32], usize)> {
+pub(crate) fn rows<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<(&'a [f32], usize)> {
     let CpuStorage::F32(data) = storage else { bail!("fused ops take f32 tensors") };
     let Some((start, end)) = layout.contiguous_offsets() else { bail!("fused ops take contiguous tensors") };
     Ok((&data[start..end], layout.dims().last().copied().unwrap_or(1).max(1)))
@@ -173,54 +174,6 @@ impl CustomOp2 for NormaliseGrad {
     }
 }
 
-struct Softmax;
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "softmax-trainable"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        map_rows(storage, layout, |x, d| {
-            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for (d, x) in d.iter_mut().zip(x) {
-                *d = (x - max).exp();
-                sum += *d;
-            }
-            d.iter_mut().for_each(|d| *d /= sum);
-        })
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?))
-    }
-}
-
-/// (y, g) → dx for `Softmax`.
-struct SoftmaxGrad;
-
-impl CustomOp2 for SoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        map_row_pairs((s1, l1), (s2, l2), |y, g, d| {
-            let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-            for ((d, y), g) in d.iter_mut().zip(y).zip(g) {
-                *d = y * (g - dot);
-            }
-        })
-    }
-}
-
 /// Rows per parallel block when summing columns.
 const BLOCK_ROWS: usize = 256;
 
@@ -287,40 +240,6 @@ impl CustomOp2 for ColumnDot {
     ) -> Result<(CpuStorage, Shape)> {
         let ((a, width), (b, _)) = (rows(s1, l1)?, rows(s2, l2)?);
         Ok(vector(column_sums(a, Some(b), width)))
-    }
-}
-
-struct AddBias;
-
-impl CustomOp2 for AddBias {
-    fn name(&self) -> &'static str {
-        "add-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (bias, _) = rows(s2, l2)?;
-        map_rows(s1, l1, |x, d| {
-            for ((d, x), b) in d.iter_mut().zip(x).zip(bias) {
-                *d = x + b;
-            }
-        })
-    }
-
-    fn bwd(
-        &self,
-        _: &Tensor,
-        _: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        Ok((Some(grad.clone()), Some(grad.apply_op1_no_bwd(&ColumnSum)?)))
     }
 }
 
@@ -425,19 +344,12 @@ mod tests {
 
         let bias = Var::from_vec((0..16).map(|i| i as f32 / 7.0).collect(), 16, &Device::Cpu).unwrap();
         let scale = Var::from_vec((0..16).map(|i| 1.0 - i as f32 / 9.0).collect(), 16, &Device::Cpu).unwrap();
-        let ours = value_and_grad(|x| scale_shift(&add_bias(x, &bias)?, &scale, &bias));
-        let g_ours = parameter_grads(&[&bias, &scale], |x| scale_shift(&add_bias(x, &bias)?, &scale, &bias));
-        let theirs = value_and_grad(|x| x.broadcast_add(&bias)?.broadcast_mul(&scale)?.broadcast_add(&bias));
-        let g_theirs = parameter_grads(&[&bias, &scale], |x| {
-            x.broadcast_add(&bias)?.broadcast_mul(&scale)?.broadcast_add(&bias)
-        });
+        let ours = value_and_grad(|x| scale_shift(x, &scale, &bias));
+        let g_ours = parameter_grads(&[&bias, &scale], |x| scale_shift(x, &scale, &bias));
+        let theirs = value_and_grad(|x| x.broadcast_mul(&scale)?.broadcast_add(&bias));
+        let g_theirs = parameter_grads(&[&bias, &scale], |x| x.broadcast_mul(&scale)?.broadcast_add(&bias));
         close(&ours.0, &theirs.0);
         close(&ours.1, &theirs.1);
         close(&g_ours, &g_theirs);
-
-        let fused = value_and_grad(softmax);
-        let composed = value_and_grad(|x| candle_nn::ops::softmax(x, D::Minus1));
-        close(&fused.0, &composed.0);
-        close(&fused.1, &composed.1);
     }
 }

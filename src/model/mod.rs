@@ -1,6 +1,8 @@
 //! Models in candle: the RoBERTa encoder, its checkpoint folders, classifier heads,
 //! and seeded randomness for reproducible training.
 
+pub mod affine;
+pub mod attention;
 pub mod classifier;
 pub mod dense;
 pub mod folder;
@@ -9,6 +11,7 @@ pub mod gelu;
 pub mod int8;
 pub mod lexical;
 pub mod memory;
+mod product;
 pub mod quantize;
 pub mod random;
 pub mod roberta;

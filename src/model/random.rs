@@ -23,14 +23,17 @@ pub fn dropout(xs: &Tensor, p: f32) -> Result<Tensor> {
     if p <= 0.0 {
         return Ok(xs.clone());
     }
+    let mask = Tensor::from_vec(dropout_mask(xs.elem_count(), p), xs.shape(), xs.device())?;
+    xs * mask.to_dtype(xs.dtype())?
+}
+
+/// `n` factors of inverted dropout: 0 with probability `p`, else 1/(1−p).
+pub fn dropout_mask(n: usize, p: f32) -> Vec<f32> {
     let keep = 1.0 - p;
-    let n = xs.elem_count();
-    let mask: Vec<f32> = RNG.with(|r| {
+    RNG.with(|r| {
         let mut r = r.borrow_mut();
         (0..n).map(|_| if r.gen::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect()
-    });
-    let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
-    xs * mask
+    })
 }
 
 /// Normal(0, std) values, as Hugging Face initialises RoBERTa weights.

@@ -127,15 +127,12 @@ impl Norm {
     }
 }
 
-/// Softmax over the last dimension: candle's fused kernel for inference, ours for
-/// training on the CPU, composed operations elsewhere.
+/// Softmax over the last dimension: candle's fused kernel for inference (it has no
+/// backward pass), composed operations for training.
 fn softmax(xs: &Tensor, train: bool) -> Result<Tensor> {
-    if !train {
-        candle_nn::ops::softmax_last_dim(xs)
-    } else if super::fused::applies(xs) {
-        super::fused::softmax(xs)
-    } else {
-        candle_nn::ops::softmax(xs, D::Minus1)
+    match train {
+        false => candle_nn::ops::softmax_last_dim(xs),
+        true => candle_nn::ops::softmax(xs, D::Minus1),
     }
 }
 
@@ -210,16 +207,31 @@ impl SelfAttention {
     }
 
     fn forward(&self, xs: &Tensor, mask_bias: &Tensor, train: bool) -> Result<Tensor> {
-        let (b, s, h) = xs.dims3()?;
-        let q = self.split_heads(&self.query.forward(xs)?)?;
-        let k = self.split_heads(&self.key.forward(xs)?)?;
-        let v = self.split_heads(&self.value.forward(xs)?)?;
+        let (q, k, v) = (self.query.forward(xs)?, self.key.forward(xs)?, self.value.forward(xs)?);
+        let context = if super::fused::applies(xs) {
+            super::attention::attend(&q, &k, &v, mask_bias, self.heads, self.attention_dropout, train)?
+        } else {
+            self.composed(&q, &k, &v, mask_bias, train)?
+        };
+        let out = dropout(&self.output.forward(&context)?, self.dropout, train)?;
+        self.norm.forward(&(out + xs)?, train)
+    }
+
+    /// Attention from candle's operations, for devices other than the CPU.
+    fn composed(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask_bias: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (b, s, h) = q.dims3()?;
+        let (q, k, v) = (self.split_heads(q)?, self.split_heads(k)?, self.split_heads(v)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask_bias)?;
         let probs = dropout(&softmax(&scores, train)?, self.attention_dropout, train)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
-        let out = dropout(&self.output.forward(&context)?, self.dropout, train)?;
-        self.norm.forward(&(out + xs)?, train)
+        probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))
     }
 }
 

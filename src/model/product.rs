@@ -1,0 +1,152 @@
+//! Matrix products on the CPU for our own ops, through the `gemm` crate that candle's
+//! matmul uses too, but on any strided block of a buffer (one head's columns of a
+//! (batch, seq, hidden) tensor, a transposed view) so the ops need no copies.
+
+/// A read-only strided matrix: element (i, j) lives at `ptr + i·row_stride + j·col_stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct Strided {
+    ptr: *const f32,
+    row_stride: usize,
+    col_stride: usize,
+    /// Elements from `ptr` to the end of the buffer, to check shapes against.
+    available: usize,
+}
+
+impl Strided {
+    /// Row-major rows of `width` elements starting at `data[offset]`.
+    pub(crate) fn rows(data: &[f32], offset: usize, width: usize) -> Self {
+        Strided {
+            ptr: data[offset..].as_ptr(),
+            row_stride: width,
+            col_stride: 1,
+            available: data.len() - offset,
+        }
+    }
+
+    /// Whether a (rows × cols) matrix fits in the buffer.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.available
+    }
+
+    /// The matrix from row `start` on.
+    fn skip_rows(self, start: usize) -> Self {
+        let offset = (start * self.row_stride).min(self.available);
+        // Safety: stays within the buffer (or at its end, for an empty matrix).
+        Strided { ptr: unsafe { self.ptr.add(offset) }, available: self.available - offset, ..self }
+    }
+
+    /// The transpose of `rows(data, offset, width)`.
+    pub(crate) fn transposed(data: &[f32], offset: usize, width: usize) -> Self {
+        Strided {
+            ptr: data[offset..].as_ptr(),
+            row_stride: 1,
+            col_stride: width,
+            available: data.len() - offset,
+        }
+    }
+}
+
+// Safety: only read, by callers that keep the buffer alive (see `multiply`).
+unsafe impl Sync for Strided {}
+
+/// Where a product goes: row-major rows `row_stride` apart, from `ptr`.
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) ptr: *mut f32,
+    pub(crate) row_stride: usize,
+}
+
+// Safety: `multiply`'s callers guarantee that no two threads write the same elements.
+unsafe impl Sync for Target {}
+
+impl Target {
+    fn skip_rows(self, start: usize) -> Self {
+        // Safety: `multiply` only skips rows inside the m × n target.
+        Target { ptr: unsafe { self.ptr.add(start * self.row_stride) }, ..self }
+    }
+}
+
+/// Whether a product splits itself over candle's threads (for one big product) or
+/// runs on the calling thread (for many small ones already spread over the threads).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Threads {
+    All,
+    One,
+}
+
+/// `dst (m × n) = scale · lhs (m × k) · rhs (k × n)`, plus what `dst` held when
+/// `accumulate`.
+///
+/// `Threads::All` splits the rows of `dst` among candle's worker threads (the ones our
+/// other ops run on) rather than letting `gemm` start its own on rayon's pool: the two
+/// pools' threads would otherwise contend for the cores, since candle's workers spin a
+/// while after each op before they sleep.
+///
+/// Safety: `dst` must address valid elements for every (i, j) of m × n, and no other
+/// thread may touch them meanwhile. (The operands are checked against their buffers.)
+pub(crate) unsafe fn multiply(
+    dst: Target,
+    (m, n, k): (usize, usize, usize),
+    lhs: Strided,
+    rhs: Strided,
+    scale: f32,
+    accumulate: bool,
+    threads: Threads,
+) {
+    assert!(lhs.holds(m, k) && rhs.holds(k, n), "product operands do not hold {m}×{k} · {k}×{n}");
+    let pool = candle_core::utils::barrier_pool();
+    let parts = pool.n_workers() + 1;
+    if threads == Threads::One || parts == 1 || m < 2 * parts {
+        return multiply_on_this_thread(dst, (m, n, k), lhs, rhs, scale, accumulate);
+    }
+    let rows = m.div_ceil(parts);
+    pool.execute(|part| {
+        let start = (part * rows).min(m);
+        let (dst, lhs) = (dst.skip_rows(start), lhs.skip_rows(start));
+        // Safety: parts write disjoint row ranges of `dst`.
+        unsafe { multiply_on_this_thread(dst, (rows.min(m - start), n, k), lhs, rhs, scale, accumulate) };
+    });
+}
+
+unsafe fn multiply_on_this_thread(
+    dst: Target,
+    (m, n, k): (usize, usize, usize),
+    lhs: Strided,
+    rhs: Strided,
+    scale: f32,
+    accumulate: bool,
+) {
+    if m == 0 {
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.ptr,
+        1,
+        dst.row_stride as isize,
+        accumulate,
+        lhs.ptr,
+        lhs.col_stride as isize,
+        lhs.row_stride as isize,
+        rhs.ptr,
+        rhs.col_stride as isize,
+        rhs.row_stride as isize,
+        1.0,
+        scale,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
+}
+
+/// `lhs · rhs` into a new row-major (m × n) buffer, on all threads.
+pub(crate) fn product((m, n, k): (usize, usize, usize), lhs: Strided, rhs: Strided) -> Vec<f32> {
+    let mut dst = vec![0f32; m * n];
+    let target = Target { ptr: dst.as_mut_ptr(), row_stride: n };
+    // Safety: `dst` is m × n and owned here.
+    unsafe { multiply(target, (m, n, k), lhs, rhs, 1.0, false, Threads::All) };
+    dst
+}
