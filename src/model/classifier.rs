@@ -116,7 +116,7 @@ impl Classifier {
     /// updates one part detaches the other, so no gradient is computed for what stays.
     pub fn logit_parts(&self, rows: &[Vec<u32>], train: bool) -> Result<(Tensor, Option<Tensor>)> {
         let pooled = self.pooled(rows, train)?;
-        let pooled = if train { random::dropout(&pooled, self.dropout)? } else { pooled };
+        let pooled = if train { super::dropout::dropout(&pooled, self.dropout)? } else { pooled };
         let lexical = self.lexical.as_ref().map(|l| l.forward(rows)).transpose()?;
         Ok((self.head.forward(&pooled)?, lexical))
     }

@@ -5,6 +5,7 @@ pub mod affine;
 pub mod attention;
 pub mod classifier;
 pub mod dense;
+pub mod dropout;
 pub mod folder;
 pub mod fused;
 pub mod gelu;

@@ -18,22 +18,21 @@ pub fn seed(seed: u64) {
     RNG.with(|r| *r.borrow_mut() = SmallRng::seed_from_u64(seed));
 }
 
-/// Inverted dropout: zeroes a share `p` of the values and scales the rest by 1/(1−p).
-pub fn dropout(xs: &Tensor, p: f32) -> Result<Tensor> {
-    if p <= 0.0 {
-        return Ok(xs.clone());
-    }
-    let mask = Tensor::from_vec(dropout_mask(xs.elem_count(), p), xs.shape(), xs.device())?;
-    xs * mask.to_dtype(xs.dtype())?
-}
+/// Factors per block of a dropout mask. Each block has its own generator, seeded from
+/// the thread's, so blocks are drawn in parallel and the same seed still gives the same
+/// mask whatever the threads' timing.
+const DROPOUT_BLOCK: usize = 1 << 14;
 
 /// `n` factors of inverted dropout: 0 with probability `p`, else 1/(1−p).
 pub fn dropout_mask(n: usize, p: f32) -> Vec<f32> {
     let keep = 1.0 - p;
-    RNG.with(|r| {
-        let mut r = r.borrow_mut();
-        (0..n).map(|_| if r.gen::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect()
-    })
+    let base: u64 = RNG.with(|r| r.borrow_mut().gen());
+    let mut factors = vec![0f32; n];
+    super::fused::for_rows(&mut factors, DROPOUT_BLOCK, |block, out| {
+        let mut rng = SmallRng::seed_from_u64(base ^ (block as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        out.iter_mut().for_each(|f| *f = if rng.gen::<f32>() < keep { 1.0 / keep } else { 0.0 });
+    });
+    factors
 }
 
 /// Normal(0, std) values, as Hugging Face initialises RoBERTa weights.

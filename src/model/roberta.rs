@@ -138,7 +138,7 @@ fn softmax(xs: &Tensor, train: bool) -> Result<Tensor> {
 
 fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {
     if train && p > 0.0 {
-        super::random::dropout(xs, p)
+        super::dropout::dropout(xs, p)
     } else {
         Ok(xs.clone())
     }
