@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
 use super::fused::{rows, Shared};
-use super::product::{multiply, Strided, Target, Threads};
+use super::product::{multiply, Strided, Target, Write};
 
 /// Attention over `q`, `k`, `v` (batch, seq, hidden) split into `heads`, with
 /// `mask_bias` (batch × seq values, added to every query's scores) and, when
@@ -105,15 +105,7 @@ impl Attention {
         let (queries, keys) = (Strided::rows(q, base, hidden), Strided::transposed(k, base, hidden));
         // Safety: `probs` is seq × seq and this task's own.
         unsafe {
-            multiply(
-                scores,
-                (s, s, self.shape.head()),
-                queries,
-                keys,
-                self.shape.scale(),
-                false,
-                Threads::One,
-            )
+            multiply(scores, (s, s, self.shape.head()), queries, keys, Write::HERE.scaled(self.shape.scale()))
         };
         let mask = &self.mask[sequence * s..][..s];
         for row in probs.chunks_mut(s) {
@@ -136,9 +128,7 @@ impl Attention {
                 (s, self.shape.head(), s),
                 Strided::rows(weights, 0, s),
                 Strided::rows(v, base, hidden),
-                1.0,
-                false,
-                Threads::One,
+                Write::HERE,
             )
         };
     }
@@ -170,19 +160,9 @@ impl Attention {
                 (s, d, s),
                 Strided::transposed(&dropped, 0, s),
                 g_rows,
-                1.0,
-                false,
-                Threads::One,
+                Write::HERE,
             );
-            multiply(
-                dz_target,
-                (s, s, d),
-                g_rows,
-                Strided::transposed(v, base, hidden),
-                1.0,
-                false,
-                Threads::One,
-            );
+            multiply(dz_target, (s, s, d), g_rows, Strided::transposed(v, base, hidden), Write::HERE);
         }
         if let Some(m) = factors {
             dz.iter_mut().zip(m).for_each(|(x, m)| *x *= m);
@@ -200,18 +180,14 @@ impl Attention {
                 (s, d, s),
                 Strided::rows(&dz, 0, s),
                 k_rows,
-                scale,
-                false,
-                Threads::One,
+                Write::HERE.scaled(scale),
             );
             multiply(
                 head_target(grads[1]),
                 (s, d, s),
                 Strided::transposed(&dz, 0, s),
                 q_rows,
-                scale,
-                false,
-                Threads::One,
+                Write::HERE.scaled(scale),
             );
         }
     }

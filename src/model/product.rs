@@ -66,21 +66,41 @@ impl Target {
     }
 }
 
-/// Whether a product splits itself over candle's threads (for one big product) or
-/// runs on the calling thread (for many small ones already spread over the threads).
-#[derive(Clone, Copy, PartialEq)]
-pub(crate) enum Threads {
-    All,
-    One,
+/// How a product is written into its target: `dst = scale · lhs · rhs`, plus what
+/// `dst` held when `accumulate`; split over candle's threads when `all_threads` (for
+/// one big product) or on the calling thread (for many small ones already spread over
+/// the threads).
+#[derive(Clone, Copy)]
+pub(crate) struct Write {
+    scale: f32,
+    accumulate: bool,
+    all_threads: bool,
 }
 
-/// `dst (m × n) = scale · lhs (m × k) · rhs (k × n)`, plus what `dst` held when
-/// `accumulate`.
+impl Write {
+    /// `dst = lhs · rhs` on the calling thread.
+    pub(crate) const HERE: Write = Write { scale: 1.0, accumulate: false, all_threads: false };
+
+    pub(crate) fn scaled(self, scale: f32) -> Self {
+        Write { scale, ..self }
+    }
+
+    /// Adds the product to what the target holds.
+    pub(crate) fn adding(self) -> Self {
+        Write { accumulate: true, ..self }
+    }
+
+    pub(crate) fn on_all_threads(self) -> Self {
+        Write { all_threads: true, ..self }
+    }
+}
+
+/// `dst (m × n) = lhs (m × k) · rhs (k × n)` as `write` says.
 ///
-/// `Threads::All` splits the rows of `dst` among candle's worker threads (the ones our
-/// other ops run on) rather than letting `gemm` start its own on rayon's pool: the two
-/// pools' threads would otherwise contend for the cores, since candle's workers spin a
-/// while after each op before they sleep.
+/// On all threads, the rows of `dst` are split among candle's worker threads (the ones
+/// our other ops run on) rather than letting `gemm` start its own on rayon's pool: the
+/// two pools' threads would otherwise contend for the cores, since candle's workers
+/// spin a while after each op before they sleep.
 ///
 /// Safety: `dst` must address valid elements for every (i, j) of m × n, and no other
 /// thread may touch them meanwhile. (The operands are checked against their buffers.)
@@ -89,22 +109,20 @@ pub(crate) unsafe fn multiply(
     (m, n, k): (usize, usize, usize),
     lhs: Strided,
     rhs: Strided,
-    scale: f32,
-    accumulate: bool,
-    threads: Threads,
+    write: Write,
 ) {
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product operands do not hold {m}×{k} · {k}×{n}");
     let pool = candle_core::utils::barrier_pool();
     let parts = pool.n_workers() + 1;
-    if threads == Threads::One || parts == 1 || m < 2 * parts {
-        return multiply_on_this_thread(dst, (m, n, k), lhs, rhs, scale, accumulate);
+    if !write.all_threads || parts == 1 || m < 2 * parts {
+        return multiply_on_this_thread(dst, (m, n, k), lhs, rhs, write);
     }
     let rows = m.div_ceil(parts);
     pool.execute(|part| {
         let start = (part * rows).min(m);
         let (dst, lhs) = (dst.skip_rows(start), lhs.skip_rows(start));
         // Safety: parts write disjoint row ranges of `dst`.
-        unsafe { multiply_on_this_thread(dst, (rows.min(m - start), n, k), lhs, rhs, scale, accumulate) };
+        unsafe { multiply_on_this_thread(dst, (rows.min(m - start), n, k), lhs, rhs, write) };
     });
 }
 
@@ -113,8 +131,7 @@ unsafe fn multiply_on_this_thread(
     (m, n, k): (usize, usize, usize),
     lhs: Strided,
     rhs: Strided,
-    scale: f32,
-    accumulate: bool,
+    write: Write,
 ) {
     if m == 0 {
         return;
@@ -126,7 +143,7 @@ unsafe fn multiply_on_this_thread(
         dst.ptr,
         1,
         dst.row_stride as isize,
-        accumulate,
+        write.accumulate,
         lhs.ptr,
         lhs.col_stride as isize,
         lhs.row_stride as isize,
@@ -134,7 +151,7 @@ unsafe fn multiply_on_this_thread(
         rhs.col_stride as isize,
         rhs.row_stride as isize,
         1.0,
-        scale,
+        write.scale,
         false,
         false,
         false,
@@ -147,6 +164,6 @@ pub(crate) fn product((m, n, k): (usize, usize, usize), lhs: Strided, rhs: Strid
     let mut dst = vec![0f32; m * n];
     let target = Target { ptr: dst.as_mut_ptr(), row_stride: n };
     // Safety: `dst` is m × n and owned here.
-    unsafe { multiply(target, (m, n, k), lhs, rhs, 1.0, false, Threads::All) };
+    unsafe { multiply(target, (m, n, k), lhs, rhs, Write::HERE.on_all_threads()) };
     dst
 }
