@@ -70,47 +70,27 @@ impl CustomOp3 for Affine {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         Ok((
-            Some(grad.apply_op2_no_bwd(weight, &GradInput)?),
-            Some(grad.apply_op2_no_bwd(xs, &GradWeight)?),
+            Some(grad.apply_op2_no_bwd(weight, &Gradient::Input)?),
+            Some(grad.apply_op2_no_bwd(xs, &Gradient::Weight)?),
             Some(super::fused::column_sum(&grad)?),
         ))
     }
 }
 
-/// g · W: the gradient of the input, in the input's shape.
-struct GradInput;
-
-impl CustomOp2 for GradInput {
-    fn name(&self) -> &'static str {
-        "affine-grad-input"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (grad, weight) = (rows(s1, l1)?.0, rows(s2, l2)?.0);
-        let ((rows, outputs), (_, inputs)) = (matrix(l1), matrix(l2));
-        let dst = product(
-            (rows, inputs, outputs),
-            Strided::rows(grad, 0, outputs),
-            Strided::rows(weight, 0, inputs),
-        );
-        let mut shape = l1.dims().to_vec();
-        *shape.last_mut().expect("a matrix has dimensions") = inputs;
-        Ok((CpuStorage::F32(dst), Shape::from(shape)))
-    }
+/// The gradient of the input, g · W in the input's shape, or of the weight, gᵀ · x as
+/// (out, in); the second operand is the weight or the input respectively.
+#[derive(Clone, Copy)]
+enum Gradient {
+    Input,
+    Weight,
 }
 
-/// gᵀ · x: the gradient of the weight, (out, in).
-struct GradWeight;
-
-impl CustomOp2 for GradWeight {
+impl CustomOp2 for Gradient {
     fn name(&self) -> &'static str {
-        "affine-grad-weight"
+        match self {
+            Gradient::Input => "affine-grad-input",
+            Gradient::Weight => "affine-grad-weight",
+        }
     }
 
     fn cpu_fwd(
@@ -120,14 +100,21 @@ impl CustomOp2 for GradWeight {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (grad, xs) = (rows(s1, l1)?.0, rows(s2, l2)?.0);
-        let ((rows, outputs), (_, inputs)) = (matrix(l1), matrix(l2));
-        let dst = product(
-            (outputs, inputs, rows),
-            Strided::transposed(grad, 0, outputs),
-            Strided::rows(xs, 0, inputs),
-        );
-        Ok((CpuStorage::F32(dst), Shape::from((outputs, inputs))))
+        let (grad, other) = (rows(s1, l1)?.0, rows(s2, l2)?.0);
+        let ((count, outputs), (_, inputs)) = (matrix(l1), matrix(l2));
+        Ok(match self {
+            Gradient::Input => {
+                let (lhs, rhs) = (Strided::rows(grad, 0, outputs), Strided::rows(other, 0, inputs));
+                let mut shape = l1.dims().to_vec();
+                *shape.last_mut().expect("a matrix has dimensions") = inputs;
+                (CpuStorage::F32(product((count, inputs, outputs), lhs, rhs)), Shape::from(shape))
+            }
+            Gradient::Weight => {
+                let (lhs, rhs) = (Strided::transposed(grad, 0, outputs), Strided::rows(other, 0, inputs));
+                let dst = product((outputs, inputs, count), lhs, rhs);
+                (CpuStorage::F32(dst), Shape::from((outputs, inputs)))
+            }
+        })
     }
 }
 
@@ -136,20 +123,10 @@ mod tests {
     use candle_core::{Device, Tensor, Var};
 
     use super::*;
+    use crate::model::testing::{close, flat};
 
     fn composed(xs: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
         xs.broadcast_matmul(&weight.t()?)?.broadcast_add(bias)
-    }
-
-    fn values(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1().unwrap()
-    }
-
-    fn close(a: &[f32], b: &[f32]) {
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(b) {
-            assert!((x - y).abs() < 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
-        }
     }
 
     #[test]
@@ -164,9 +141,9 @@ mod tests {
         let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>| {
             let out = f(xs.as_tensor(), weight.as_tensor(), bias.as_tensor()).unwrap();
             let grads = (&out * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-            let mut all = vec![values(&out)];
+            let mut all = vec![flat(&out)];
             all.extend(
-                [xs.as_tensor(), weight.as_tensor(), bias.as_tensor()].map(|v| values(grads.get(v).unwrap())),
+                [xs.as_tensor(), weight.as_tensor(), bias.as_tensor()].map(|v| flat(grads.get(v).unwrap())),
             );
             all
         };

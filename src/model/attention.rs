@@ -172,23 +172,13 @@ impl Attention {
             dz_row.iter_mut().zip(p_row).for_each(|(g, p)| *g = p * (*g - dot));
         }
         let scale = self.shape.scale();
-        // Safety: as above.
-        unsafe {
-            let (k_rows, q_rows) = (Strided::rows(k, base, hidden), Strided::rows(q, base, hidden));
-            multiply(
-                head_target(grads[0]),
-                (s, d, s),
-                Strided::rows(&dz, 0, s),
-                k_rows,
-                Write::HERE.scaled(scale),
-            );
-            multiply(
-                head_target(grads[1]),
-                (s, d, s),
-                Strided::transposed(&dz, 0, s),
-                q_rows,
-                Write::HERE.scaled(scale),
-            );
+        let (k_rows, q_rows) = (Strided::rows(k, base, hidden), Strided::rows(q, base, hidden));
+        // dQ = s·dZ·K and dK = s·dZᵀ·Q.
+        for (grad, dz_side, other) in
+            [(grads[0], Strided::rows(&dz, 0, s), k_rows), (grads[1], Strided::transposed(&dz, 0, s), q_rows)]
+        {
+            // Safety: as above.
+            unsafe { multiply(head_target(grad), (s, d, s), dz_side, other, Write::HERE.scaled(scale)) };
         }
     }
 }
@@ -287,6 +277,7 @@ mod tests {
     use candle_core::{Device, Tensor, Var, D};
 
     use super::*;
+    use crate::model::testing::{close, flat};
 
     /// The composed operations `roberta` used before (and still uses off the CPU).
     fn composed(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, heads: usize) -> Result<Tensor> {
@@ -300,17 +291,6 @@ mod tests {
 
     fn ramp(n: usize, scale: f32, step: usize) -> Vec<f32> {
         (0..n).map(|i| ((i * step % 29) as f32 - 14.0) * scale).collect()
-    }
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1().unwrap()
-    }
-
-    fn close(a: &[f32], b: &[f32]) {
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(b) {
-            assert!((x - y).abs() < 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
-        }
     }
 
     #[test]

@@ -60,10 +60,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
-
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1().unwrap()
-    }
+    use crate::model::testing::flat;
 
     #[test]
     fn drops_about_p_scales_the_rest_and_passes_the_same_factors_back() {

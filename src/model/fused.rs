@@ -289,6 +289,7 @@ mod tests {
     use candle_core::{Device, Tensor, Var, D};
 
     use super::*;
+    use crate::model::testing::close;
 
     fn composed_normalise(xs: &Tensor, eps: f64) -> Result<Tensor> {
         let centred = xs.broadcast_sub(&xs.mean_keepdim(D::Minus1)?)?;
@@ -320,11 +321,6 @@ mod tests {
     }
 
     /// Equal within 1e-4, relative to the size of the larger sums.
-    fn close(a: &[f32], b: &[f32]) {
-        assert_eq!(a.len(), b.len());
-        let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
-        assert!(worst < 1e-4, "largest relative difference {worst}");
-    }
 
     #[test]
     fn column_sums_do_not_depend_on_thread_timing() {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use super::classifier::{initialise, Classifier, Head, Pooling};
@@ -57,4 +57,16 @@ pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
         parts: Default::default(),
         cancel: Default::default(),
     }
+}
+
+/// All values of a tensor, flattened.
+pub fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// Asserts that two results agree within 1e-4, relative to values above 1.
+pub fn close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max);
+    assert!(worst < 1e-4, "largest relative difference {worst}");
 }
