@@ -2,25 +2,34 @@
 //! matmul uses too, but on any strided block of a buffer (one head's columns of a
 //! (batch, seq, hidden) tensor, a transposed view) so the ops need no copies.
 
-/// A read-only strided matrix: element (i, j) lives at `ptr + i·row_stride + j·col_stride`.
+use std::marker::PhantomData;
+
+/// A read-only strided matrix over a borrowed buffer: element (i, j) lives at
+/// `ptr + i·row_stride + j·col_stride`.
 #[derive(Clone, Copy)]
-pub(crate) struct Strided {
+pub(crate) struct Strided<'a> {
     ptr: *const f32,
     row_stride: usize,
     col_stride: usize,
     /// Elements from `ptr` to the end of the buffer, to check shapes against.
     available: usize,
+    buffer: PhantomData<&'a [f32]>,
 }
 
-impl Strided {
+impl<'a> Strided<'a> {
     /// Row-major rows of `width` elements starting at `data[offset]`.
-    pub(crate) fn rows(data: &[f32], offset: usize, width: usize) -> Self {
-        Strided {
-            ptr: data[offset..].as_ptr(),
-            row_stride: width,
-            col_stride: 1,
-            available: data.len() - offset,
-        }
+    pub(crate) fn rows(data: &'a [f32], offset: usize, width: usize) -> Self {
+        Strided::new(data, offset, (width, 1))
+    }
+
+    /// The transpose of `rows(data, offset, width)`.
+    pub(crate) fn transposed(data: &'a [f32], offset: usize, width: usize) -> Self {
+        Strided::new(data, offset, (1, width))
+    }
+
+    fn new(data: &'a [f32], offset: usize, (row_stride, col_stride): (usize, usize)) -> Self {
+        let ptr = data[offset..].as_ptr();
+        Strided { ptr, row_stride, col_stride, available: data.len() - offset, buffer: PhantomData }
     }
 
     /// Whether a (rows × cols) matrix fits in the buffer.
@@ -34,20 +43,10 @@ impl Strided {
         // Safety: stays within the buffer (or at its end, for an empty matrix).
         Strided { ptr: unsafe { self.ptr.add(offset) }, available: self.available - offset, ..self }
     }
-
-    /// The transpose of `rows(data, offset, width)`.
-    pub(crate) fn transposed(data: &[f32], offset: usize, width: usize) -> Self {
-        Strided {
-            ptr: data[offset..].as_ptr(),
-            row_stride: 1,
-            col_stride: width,
-            available: data.len() - offset,
-        }
-    }
 }
 
-// Safety: only read, by callers that keep the buffer alive (see `multiply`).
-unsafe impl Sync for Strided {}
+// Safety: a shared view of a borrowed `[f32]`, only read.
+unsafe impl Sync for Strided<'_> {}
 
 /// Where a product goes: row-major rows `row_stride` apart, from `ptr`.
 #[derive(Clone, Copy)]
@@ -107,8 +106,8 @@ impl Write {
 pub(crate) unsafe fn multiply(
     dst: Target,
     (m, n, k): (usize, usize, usize),
-    lhs: Strided,
-    rhs: Strided,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
     write: Write,
 ) {
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product operands do not hold {m}×{k} · {k}×{n}");
@@ -129,8 +128,8 @@ pub(crate) unsafe fn multiply(
 unsafe fn multiply_on_this_thread(
     dst: Target,
     (m, n, k): (usize, usize, usize),
-    lhs: Strided,
-    rhs: Strided,
+    lhs: Strided<'_>,
+    rhs: Strided<'_>,
     write: Write,
 ) {
     if m == 0 {
@@ -160,7 +159,7 @@ unsafe fn multiply_on_this_thread(
 }
 
 /// `lhs · rhs` into a new row-major (m × n) buffer, on all threads.
-pub(crate) fn product((m, n, k): (usize, usize, usize), lhs: Strided, rhs: Strided) -> Vec<f32> {
+pub(crate) fn product((m, n, k): (usize, usize, usize), lhs: Strided<'_>, rhs: Strided<'_>) -> Vec<f32> {
     let mut dst = vec![0f32; m * n];
     let target = Target { ptr: dst.as_mut_ptr(), row_stride: n };
     // Safety: `dst` is m × n and owned here.
