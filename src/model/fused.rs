@@ -78,8 +78,10 @@ pub(crate) fn for_rows(dst: &mut [f32], width: usize, f: impl Fn(usize, &mut [f3
 
 /// The rows of a contiguous f32 tensor and their length.
 pub(crate) fn rows<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<(&'a [f32], usize)> {
-    let CpuStorage::F32(data) = storage else { bail!("fused ops take f32 tensors") };
-    let Some((start, end)) = layout.contiguous_offsets() else { bail!("fused ops take contiguous tensors") };
+    let CpuStorage::F32(data) = storage else { bail!("our CPU ops take f32 tensors") };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("our CPU ops take contiguous tensors")
+    };
     Ok((&data[start..end], layout.dims().last().copied().unwrap_or(1).max(1)))
 }
 
@@ -319,8 +321,6 @@ mod tests {
         let grads = f(&x).unwrap().sqr().unwrap().sum_all().unwrap().backward().unwrap();
         params.iter().flat_map(|p| grads.get(p.as_tensor()).unwrap().to_vec1::<f32>().unwrap()).collect()
     }
-
-    /// Equal within 1e-4, relative to the size of the larger sums.
 
     #[test]
     fn column_sums_do_not_depend_on_thread_timing() {
