@@ -8,9 +8,9 @@ use std::time::Instant;
 use crate::model::classifier::{Classifier, Head};
 
 /// Which encoder sizes `bench infer|train` measure.
-pub fn model_configs() -> Vec<(&'static str, crate::model::roberta::Config)> {
+pub fn model_configs() -> Vec<(&'static str, crate::model::encoder::Config)> {
     let small = crate::train::pipeline::small_config(8000);
-    let base = crate::model::roberta::Config {
+    let base = crate::model::encoder::Config {
         hidden_size: 768,
         num_hidden_layers: 12,
         num_attention_heads: 12,
@@ -158,7 +158,7 @@ fn measure(mode: &str, spec: &ModelBench, mut subject: Subject) -> anyhow::Resul
     Ok(())
 }
 
-fn torch_config(config: &crate::model::roberta::Config) -> serde_json::Value {
+fn torch_config(config: &crate::model::encoder::Config) -> serde_json::Value {
     serde_json::json!({
         "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
         "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": config.num_attention_heads,

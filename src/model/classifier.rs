@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use super::dense::{dense, Dense};
+use super::encoder::{mean_pool, Config, Encoder};
 use super::lexical::Lexical;
 use super::random;
-use super::roberta::{mean_pool, Config, Roberta};
 
 /// How the hidden states become one sentence vector.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -41,7 +41,7 @@ pub struct Head {
 }
 
 pub struct Classifier {
-    pub encoder: Roberta,
+    pub encoder: Encoder,
     head: Dense,
     lexical: Option<Lexical>,
     dropout: f32,
@@ -49,8 +49,9 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// Weights under `roberta.` (encoder), `classifier.` (head) and `lexical.`, the
-    /// names a saved version uses. The lexical part reads words through `tokenizer`.
+    /// Weights under the family's prefix (encoder: `roberta.`, `bert.`, `electra.`),
+    /// `classifier.` (head) and `lexical.`, the names a saved version uses. The lexical
+    /// part reads words through `tokenizer`, and the encoder pairs the way it does.
     pub fn load(vb: VarBuilder, config: &Config, head: Head, tokenizer: Option<&Tokenizer>) -> Result<Self> {
         let lexical = match (head.lexical_buckets, tokenizer) {
             (0, _) => None,
@@ -59,8 +60,12 @@ impl Classifier {
             }
             (_, None) => candle_core::bail!("a lexical part needs the tokenizer's vocabulary"),
         };
+        let encoder = Encoder::load(vb.pp(config.family().prefix()), config)?;
         Ok(Classifier {
-            encoder: Roberta::load(vb.pp("roberta"), config)?,
+            encoder: match tokenizer {
+                Some(tokenizer) => encoder.with_tokenizer(tokenizer),
+                None => encoder,
+            },
             head: dense(config.hidden_size, head.outputs, vb.pp("classifier"))?,
             lexical,
             dropout: head.dropout,
@@ -174,16 +179,18 @@ pub fn initialise(varmap: &VarMap, seed: u64) -> Result<()> {
 }
 
 /// Copies the encoder weights of a pretrained checkpoint into a fresh classifier's
-/// variables (`roberta.*`), leaving the head as initialised. Returns how many tensors
-/// were copied.
-pub fn load_encoder_weights(varmap: &VarMap, path: &std::path::Path) -> Result<usize> {
+/// variables (those under `prefix`, the family's), leaving the head as initialised.
+/// The checkpoint may keep its encoder at the root or under any family's prefix.
+/// Returns how many tensors were copied.
+pub fn load_encoder_weights(varmap: &VarMap, path: &std::path::Path, prefix: &str) -> Result<usize> {
     let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
-    let has_prefix = tensors.keys().any(|k| k.starts_with("roberta."));
+    let names: Vec<String> = tensors.keys().cloned().collect();
+    let source = super::folder::encoder_prefix(&names);
     let data = varmap.data().lock().expect("varmap lock");
     let mut copied = 0;
     for (name, var) in data.iter() {
-        let Some(stem) = name.strip_prefix("roberta.") else { continue };
-        let key = if has_prefix { name.clone() } else { stem.to_string() };
+        let Some(stem) = name.strip_prefix(prefix).and_then(|n| n.strip_prefix('.')) else { continue };
+        let key = if source.is_empty() { stem.to_string() } else { format!("{source}.{stem}") };
         let tensor = tensors
             .get(&key)
             .ok_or_else(|| candle_core::Error::Msg(format!("{}: no tensor `{key}`", path.display())))?;

@@ -1,7 +1,9 @@
 //! Model folders in the Hugging Face layout: `config.json`, `model.safetensors`,
 //! `tokenizer.json` (plus our `labels.json` and `metrics.json` for trained versions).
-//! Opening one checks everything a later forward pass would otherwise trip over, and
-//! says which file is wrong.
+//! A folder with only a slow tokenizer's files (`vocab.txt`, `sentencepiece.bpe.model`)
+//! gets its `tokenizer.json` built at load (see `tokenizer_files`). Opening one checks
+//! everything a later forward pass would otherwise trip over, and says which file is
+//! wrong.
 
 use std::path::{Path, PathBuf};
 
@@ -9,12 +11,17 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 
-use super::roberta::{Config, Roberta};
+use super::encoder::{Config, Encoder, PREFIXES};
+use super::tokenizer_files;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
     #[error("{path}: missing (a model folder needs config.json, model.safetensors and tokenizer.json)")]
     Missing { path: PathBuf },
+    #[error(
+        "{dir}: no tokenizer (a model folder needs tokenizer.json, or vocab.txt for WordPiece, or sentencepiece.bpe.model)"
+    )]
+    NoTokenizer { dir: PathBuf },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("tokenizer has {tokenizer} tokens but the model's embeddings hold {model}: they do not belong together")]
@@ -43,14 +50,12 @@ impl ModelFolder {
     pub fn open(dir: &Path) -> Result<Self, FolderError> {
         let config_path = required(dir, "config.json")?;
         required(dir, "model.safetensors")?;
-        let tokenizer_path = required(dir, "tokenizer.json")?;
         let invalid =
             |path: &Path, message: String| FolderError::Invalid { path: path.to_path_buf(), message };
         let text = std::fs::read_to_string(&config_path).map_err(|e| invalid(&config_path, e.to_string()))?;
         let config: Config = serde_json::from_str(&text).map_err(|e| invalid(&config_path, e.to_string()))?;
         config.validate().map_err(|e| invalid(&config_path, e))?;
-        let tokenizer =
-            Tokenizer::from_file(&tokenizer_path).map_err(|e| invalid(&tokenizer_path, e.to_string()))?;
+        let tokenizer = open_tokenizer(dir)?;
         let tokens = tokenizer.get_vocab_size(true);
         if tokens > config.vocab_size {
             return Err(FolderError::VocabMismatch { tokenizer: tokens, model: config.vocab_size });
@@ -62,21 +67,49 @@ impl ModelFolder {
         self.dir.join("model.safetensors")
     }
 
-    /// Loads the encoder, whether the checkpoint stores it at the root (`RobertaModel`)
-    /// or under `roberta.` (task models such as `RobertaForMaskedLM`).
-    pub fn load_encoder(&self, device: &Device) -> Result<Roberta, FolderError> {
+    /// Loads the encoder, whether the checkpoint stores it at the root (`BertModel`,
+    /// `RobertaModel`) or under its family's prefix (task models such as
+    /// `RobertaForMaskedLM`, `ElectraForPreTraining`, our versions).
+    pub fn load_encoder(&self, device: &Device) -> Result<Encoder, FolderError> {
         let path = self.weights_path();
         let weights_error = |message: String| FolderError::Weights { path: path.clone(), message };
         let names = safetensor_names(&path).map_err(weights_error)?;
-        let prefix = if names.iter().any(|n| n.starts_with("roberta.embeddings.")) { "roberta" } else { "" };
+        let prefix = encoder_prefix(&names);
         // Safety: the file is memory-mapped read-only; nothing else writes model
         // folders while they are in use (versions are written to a temporary folder
         // and renamed into place).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, device) }
             .map_err(|e| weights_error(e.to_string()))?;
         let vb = if prefix.is_empty() { vb } else { vb.pp(prefix) };
-        Roberta::load(vb, &self.config).map_err(|e| weights_error(e.to_string()))
+        let encoder = Encoder::load(vb, &self.config).map_err(|e| weights_error(e.to_string()))?;
+        Ok(encoder.with_tokenizer(&self.tokenizer))
     }
+}
+
+/// The prefix under which a checkpoint with these tensor names keeps its encoder:
+/// `bert`, `roberta`, `electra`, or none (the encoder at the root).
+pub fn encoder_prefix(names: &[String]) -> &'static str {
+    let has = |p: &str| names.iter().any(|n| n == &format!("{p}.embeddings.word_embeddings.weight"));
+    PREFIXES.into_iter().find(|p| has(p)).unwrap_or("")
+}
+
+/// `tokenizer.json`, else one built from `vocab.txt` or `sentencepiece.bpe.model`.
+fn open_tokenizer(dir: &Path) -> Result<Tokenizer, FolderError> {
+    let invalid = |path: PathBuf, message: String| FolderError::Invalid { path, message };
+    let json = dir.join("tokenizer.json");
+    if json.is_file() {
+        return Tokenizer::from_file(&json).map_err(|e| invalid(json, e.to_string()));
+    }
+    let vocab = dir.join("vocab.txt");
+    if vocab.is_file() {
+        return tokenizer_files::from_vocab_txt(&vocab, tokenizer_files::lowercases(dir))
+            .map_err(|e| invalid(vocab, e));
+    }
+    let sentencepiece = dir.join("sentencepiece.bpe.model");
+    if sentencepiece.is_file() {
+        return tokenizer_files::from_sentencepiece(&sentencepiece).map_err(|e| invalid(sentencepiece, e));
+    }
+    Err(FolderError::NoTokenizer { dir: dir.to_path_buf() })
 }
 
 /// Tensor names from the safetensors header alone (8-byte length, then JSON), without
@@ -106,25 +139,42 @@ mod tests {
     #[derive(serde::Deserialize)]
     struct Parity {
         sentences: Vec<String>,
+        /// A sentence pair, the last row of `ids` (newer fixtures).
+        #[serde(default)]
+        pair: Option<(String, String)>,
         ids: Vec<Vec<u32>>,
         hidden: Vec<Vec<Vec<f32>>>,
     }
 
     /// Hidden states from transformers (scripts/make_parity_fixture.py) and from this
-    /// encoder agree within 1e-4, for a batch with padding, from both checkpoint layouts.
+    /// encoder agree within 1e-4, for a batch with padding (and a sentence pair, whose
+    /// second segment BERT and ELECTRA mark with token type 1), for every family and
+    /// checkpoint layout; the tokenizer, built at load where the folder has only
+    /// `vocab.txt` or `sentencepiece.bpe.model`, splits as the reference did.
     #[test]
     fn the_encoder_matches_transformers_on_the_same_checkpoint() {
-        let parity: Parity =
-            serde_json::from_str(&std::fs::read_to_string(fixture("tiny-roberta-parity.json")).unwrap())
-                .unwrap();
-        for name in ["tiny-roberta", "tiny-roberta-mlm"] {
+        let cases = [
+            ("tiny-roberta", "tiny-roberta"),
+            ("tiny-roberta-mlm", "tiny-roberta"),
+            ("tiny-bert", "tiny-bert"),
+            ("tiny-xlmr", "tiny-xlmr"),
+            ("tiny-electra", "tiny-electra"),
+        ];
+        for (name, reference) in cases {
+            let parity: Parity = serde_json::from_str(
+                &std::fs::read_to_string(fixture(&format!("{reference}-parity.json"))).unwrap(),
+            )
+            .unwrap();
             let folder = ModelFolder::open(&fixture(name)).unwrap();
-            let ids: Vec<Vec<u32>> = parity
+            let mut ids: Vec<Vec<u32>> = parity
                 .sentences
                 .iter()
                 .map(|s| folder.tokenizer.encode(s.as_str(), true).unwrap().get_ids().to_vec())
                 .collect();
-            assert_eq!(ids, parity.ids, "the tokenizer splits like transformers' does");
+            if let Some((a, b)) = &parity.pair {
+                ids.push(folder.tokenizer.encode((a.as_str(), b.as_str()), true).unwrap().get_ids().to_vec());
+            }
+            assert_eq!(ids, parity.ids, "{name}: the tokenizer splits like the reference");
             let encoder = folder.load_encoder(&Device::Cpu).unwrap();
             let hidden = encoder.forward(&ids, false).unwrap();
             let mut worst = 0f32;
@@ -141,6 +191,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_unknown_family_is_named() {
+        let (_dir, path) = copy_of("tiny-roberta");
+        let config = std::fs::read_to_string(path.join("config.json")).unwrap();
+        let mut parsed: serde_json::Value = serde_json::from_str(&config).unwrap();
+        parsed["model_type"] = "gpt2".into();
+        std::fs::write(path.join("config.json"), parsed.to_string()).unwrap();
+        let error = ModelFolder::open(&path).err().unwrap().to_string();
+        assert!(error.contains("unknown model_type `gpt2`"), "{error}");
+    }
+
     fn copy_of(name: &str) -> (tempdir::Dir, PathBuf) {
         let dir = tempdir::Dir::new();
         for file in ["config.json", "model.safetensors", "tokenizer.json"] {
@@ -155,7 +216,7 @@ mod tests {
         let (_dir, path) = copy_of("tiny-roberta");
         std::fs::remove_file(path.join("tokenizer.json")).unwrap();
         let error = ModelFolder::open(&path).err().unwrap().to_string();
-        assert!(error.contains("tokenizer.json: missing"), "{error}");
+        assert!(error.contains("no tokenizer") && error.contains("vocab.txt"), "{error}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! reduction on one thread; here the column sums run over row blocks in parallel.
 //!
 //! They run on contiguous f32 CPU tensors; other devices and dtypes use the composed
-//! operations (see `roberta::Norm`).
+//! operations (see `encoder::Norm`).
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 

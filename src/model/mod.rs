@@ -1,4 +1,4 @@
-//! Models in candle: the RoBERTa encoder, its checkpoint folders, classifier heads,
+//! Models in candle: the BERT-family encoder, its checkpoint folders, classifier heads,
 //! and seeded randomness for reproducible training.
 
 pub mod affine;
@@ -6,6 +6,7 @@ pub mod attention;
 pub mod classifier;
 pub mod dense;
 pub mod dropout;
+pub mod encoder;
 pub mod folder;
 pub mod fused;
 pub mod gelu;
@@ -15,9 +16,9 @@ pub mod memory;
 mod product;
 pub mod quantize;
 pub mod random;
-pub mod roberta;
 #[cfg(test)]
 pub mod testing;
+pub mod tokenizer_files;
 pub mod version;
 pub mod vocab;
 

@@ -9,7 +9,7 @@ use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use super::roberta::Config;
+use super::encoder::Config;
 
 /// What the classifier's outputs mean, saved as `labels.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,8 +16,8 @@ use super::pretrain::{pretrain, MaskedLm};
 pub(super) use super::stages::train_model;
 use super::{argmax, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
 use crate::model::classifier::{initialise, Classifier, Head, Pooling};
+use crate::model::encoder::Config;
 use crate::model::folder::ModelFolder;
-use crate::model::roberta::Config;
 use crate::model::version::{Labels, ModelFiles, PendingVersion};
 use crate::model::{self, vocab};
 use crate::store::reviews::Split;
@@ -133,6 +133,7 @@ pub fn sized_config(vocab_size: usize, size: EncoderSize) -> Config {
         bos_token_id: 0,
         eos_token_id: 2,
         model_type: "roberta".into(),
+        embedding_size: None,
     }
 }
 

@@ -8,12 +8,12 @@ use candle_nn::{Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use crate::model::dense::{dense, Dense};
 
 use super::{learning_rate, FitOptions, Progress};
+use crate::model::encoder::{Config, Encoder};
 use crate::model::random;
-use crate::model::roberta::{Config, Roberta};
 
 /// The encoder with a language-model head, on its own variables.
 pub struct MaskedLm {
-    pub encoder: Roberta,
+    pub encoder: Encoder,
     dense: Dense,
     decoder: Dense,
 }
@@ -22,7 +22,7 @@ impl MaskedLm {
     pub fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
         let h = config.hidden_size;
         Ok(MaskedLm {
-            encoder: Roberta::load(vb.pp("roberta"), config)?,
+            encoder: Encoder::load(vb.pp(config.family().prefix()), config)?,
             dense: dense(h, h, vb.pp("lm_head").pp("dense"))?,
             decoder: dense(h, config.vocab_size, vb.pp("lm_head").pp("decoder"))?,
         })

@@ -67,7 +67,7 @@ fn new_classifier(
     let classifier = Classifier::load(vb, &base.config, settings.head(outputs), Some(&base.tokenizer))?;
     initialise(&varmap, settings.fit.seed)?;
     if let Some(weights) = base.weights_path() {
-        load_encoder_weights(&varmap, weights)?;
+        load_encoder_weights(&varmap, weights, base.config.family().prefix())?;
     }
     Ok((classifier, varmap))
 }

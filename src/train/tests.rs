@@ -188,7 +188,7 @@ fn a_sentiment_head_learns_levels_with_class_weights() {
 #[test]
 fn a_pretrained_encoder_is_copied_into_a_fresh_classifier() {
     let (model, varmap) = classifier(2, 1);
-    let copied = load_encoder_weights(&varmap, &tiny_folder().weights_path()).unwrap();
+    let copied = load_encoder_weights(&varmap, &tiny_folder().weights_path(), "roberta").unwrap();
     assert_eq!(copied, varmap.all_vars().len() - 2, "every encoder tensor, not the head");
     let reference = tiny_folder().load_encoder(&Device::Cpu).unwrap();
     let rows = vec![tiny_folder().tokenizer.encode("배송 빨라요", true).unwrap().get_ids().to_vec()];

@@ -1,10 +1,16 @@
-//! RoBERTa encoder, compatible with Hugging Face checkpoints (`klue/roberta-base` and
-//! the tiny models this project makes).
+//! The transformer encoder of the BERT family, compatible with Hugging Face checkpoints
+//! of four `model_type`s: `bert` (multilingual-e5, kcbert), `roberta` (klue/roberta-base
+//! and the models trained here), `xlm-roberta` and `electra` (KoELECTRA discriminators).
 //!
-//! Upstream: transformers `models/roberta/modeling_roberta.py` (architecture and weight
+//! Upstream: transformers `models/bert/modeling_bert.py`, `models/roberta/
+//! modeling_roberta.py`, `models/electra/modeling_electra.py` (architecture and weight
 //! names); candle `candle-transformers/src/models/bert.rs` (layout of this file).
-//! RoBERTa specifics kept here: positions start at `pad_token_id + 1` and skip padding;
-//! one token type; GELU with erf.
+//! The families share every layer and differ in three places, all in [`Family`]:
+//! positions (BERT and ELECTRA count from 0; RoBERTa and XLM-R from `pad_token_id + 1`,
+//! skipping padding), the task checkpoints' weight prefix, and ELECTRA's embeddings
+//! narrower than the hidden size with a projection after them. Token types: a pair
+//! input's second segment gets type 1 where the checkpoint has two types and its
+//! tokenizer marks pairs so (BERT, ELECTRA); GELU with erf.
 
 use candle_core::{Device, Module, Result, Tensor, D};
 use candle_nn::{embedding, Embedding, VarBuilder};
@@ -33,13 +39,58 @@ pub struct Config {
     pub layer_norm_eps: f64,
     #[serde(default = "one_u32")]
     pub pad_token_id: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub bos_token_id: u32,
-    #[serde(default = "two")]
+    #[serde(default = "two", deserialize_with = "null_as_default")]
     pub eos_token_id: u32,
     #[serde(default = "roberta")]
     pub model_type: String,
+    /// ELECTRA: width of the embeddings when it differs from `hidden_size` (a linear
+    /// `embeddings_project` then maps them up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<usize>,
 }
+
+/// The checkpoint families this encoder reads, from `config.json`'s `model_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Bert,
+    Roberta,
+    XlmRoberta,
+    Electra,
+}
+
+impl Family {
+    pub fn parse(model_type: &str) -> std::result::Result<Family, String> {
+        match model_type {
+            "bert" => Ok(Family::Bert),
+            "roberta" => Ok(Family::Roberta),
+            "xlm-roberta" => Ok(Family::XlmRoberta),
+            "electra" => Ok(Family::Electra),
+            other => Err(format!(
+                "unknown model_type `{other}`: reviewloop reads bert, roberta, xlm-roberta and electra checkpoints"
+            )),
+        }
+    }
+
+    /// Where Hugging Face's task models (`…ForMaskedLM`, `…ForSequenceClassification`)
+    /// keep the encoder; saved versions use the same.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Family::Bert => "bert",
+            Family::Roberta | Family::XlmRoberta => "roberta",
+            Family::Electra => "electra",
+        }
+    }
+
+    /// RoBERTa's positions start after the padding index and skip padding.
+    fn offsets_positions(self) -> bool {
+        matches!(self, Family::Roberta | Family::XlmRoberta)
+    }
+}
+
+/// Every prefix a checkpoint may keep its encoder under.
+pub const PREFIXES: [&str; 3] = ["bert", "roberta", "electra"];
 
 fn default_act() -> String {
     "gelu".into()
@@ -63,14 +114,32 @@ fn roberta() -> String {
     "roberta".into()
 }
 
+/// transformers writes `null` for ids a family does not use (BERT's `eos_token_id`).
+fn null_as_default<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u32, D::Error> {
+    Ok(Option::<u32>::deserialize(d)?.unwrap_or_default())
+}
+
 impl Config {
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }
 
+    /// The family named by `model_type` (checked by [`Config::validate`]).
+    pub fn family(&self) -> Family {
+        Family::parse(&self.model_type).unwrap_or(Family::Roberta)
+    }
+
+    fn embedding_width(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
+    }
+
     /// Checks what a bad `config.json` would otherwise turn into a shape error deep
     /// inside a forward pass.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        let family = Family::parse(&self.model_type)?;
+        if self.embedding_size.is_some_and(|e| e != self.hidden_size) && family != Family::Electra {
+            return Err("embedding_size differs from hidden_size, which only electra checkpoints do".into());
+        }
         if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
@@ -80,28 +149,31 @@ impl Config {
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "relu") {
             return Err(format!("unsupported hidden_act `{}`", self.hidden_act));
         }
-        if self.max_position_embeddings <= self.pad_token_id as usize + 1 {
-            return Err("max_position_embeddings leaves no room after the padding offset".into());
+        if self.max_tokens() < 3 {
+            return Err("max_position_embeddings leaves no room for an input".into());
         }
         Ok(())
     }
 
     /// Longest input in tokens: RoBERTa's positions start after the padding index.
     pub fn max_tokens(&self) -> usize {
-        self.max_position_embeddings - self.pad_token_id as usize - 1
+        match self.family().offsets_positions() {
+            true => self.max_position_embeddings.saturating_sub(self.pad_token_id as usize + 1),
+            false => self.max_position_embeddings,
+        }
     }
 }
 
 /// Layer normalisation with three paths: candle's fused kernel for inference, which
 /// has no backward pass; our fused, differentiable one for training on the CPU; and
 /// plain tensor operations that gradients flow through on other devices.
-struct Norm {
+pub(crate) struct Norm {
     weight: Tensor,
     bias: Tensor,
     eps: f64,
 }
 
-fn norm(size: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
+pub(crate) fn norm(size: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
     let ones = candle_nn::Init::Const(1.0);
     Ok(Norm {
         weight: vb.get_with_hints(size, "weight", ones)?,
@@ -111,7 +183,7 @@ fn norm(size: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
 }
 
 impl Norm {
-    fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         if !train {
             return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32);
         }
@@ -149,26 +221,49 @@ struct Embeddings {
     positions: Embedding,
     token_types: Embedding,
     norm: Norm,
+    /// ELECTRA's map from narrower embeddings up to the hidden size.
+    project: Option<Dense>,
     dropout: f32,
 }
 
 impl Embeddings {
+    /// `vb` is the encoder's root: the embeddings live under `embeddings`, ELECTRA's
+    /// projection beside them.
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let (e, own) = (cfg.embedding_width(), vb.pp("embeddings"));
+        let project = match e != cfg.hidden_size {
+            true => Some(dense(e, cfg.hidden_size, vb.pp("embeddings_project"))?),
+            false => None,
+        };
         Ok(Embeddings {
-            words: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
-            positions: embedding(cfg.max_position_embeddings, cfg.hidden_size, vb.pp("position_embeddings"))?,
-            token_types: embedding(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?,
-            norm: norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            words: embedding(cfg.vocab_size, e, own.pp("word_embeddings"))?,
+            positions: embedding(cfg.max_position_embeddings, e, own.pp("position_embeddings"))?,
+            token_types: embedding(cfg.type_vocab_size, e, own.pp("token_type_embeddings"))?,
+            norm: norm(e, cfg.layer_norm_eps, own.pp("LayerNorm"))?,
+            project,
             dropout: cfg.hidden_dropout_prob,
         })
     }
 
-    fn forward(&self, ids: &Tensor, positions: &Tensor, train: bool) -> Result<Tensor> {
-        let words = self.words.forward(ids)?;
-        let types = self.token_types.forward(&ids.zeros_like()?)?;
-        let xs = (words + self.positions.forward(positions)? + types)?;
-        dropout(&self.norm.forward(&xs, train)?, self.dropout, train)
+    fn forward(&self, inputs: &Inputs, train: bool) -> Result<Tensor> {
+        let words = self.words.forward(&inputs.ids)?;
+        let types = self.token_types.forward(&inputs.types)?;
+        let xs = (words + self.positions.forward(&inputs.positions)? + types)?;
+        let xs = dropout(&self.norm.forward(&xs, train)?, self.dropout, train)?;
+        match &self.project {
+            Some(project) => project.forward(&xs),
+            None => Ok(xs),
+        }
     }
+}
+
+/// One batch's tensors: token ids, positions, token types, and the additive attention
+/// bias that hides padding.
+struct Inputs {
+    ids: Tensor,
+    positions: Tensor,
+    types: Tensor,
+    mask_bias: Tensor,
 }
 
 struct SelfAttention {
@@ -272,31 +367,51 @@ impl Layer {
 }
 
 /// The encoder: token ids in, one hidden vector per token out.
-pub struct Roberta {
+pub struct Encoder {
     embeddings: Embeddings,
     layers: Vec<Layer>,
     pub config: Config,
+    /// Tokens after the first of these are the second segment (token type 1); none
+    /// when the checkpoint or its tokenizer has one type only.
+    pair_separator: Option<u32>,
     device: Device,
 }
 
-impl Roberta {
+impl Encoder {
     /// Loads from a `VarBuilder` rooted where `embeddings` and `encoder` live (for
-    /// Hugging Face task checkpoints that is `roberta`).
+    /// Hugging Face task checkpoints that is the family's prefix, e.g. `roberta`).
     pub fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
         let device = vb.device().clone();
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), config))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Roberta {
-            embeddings: Embeddings::load(vb.pp("embeddings"), config)?,
+        Ok(Encoder {
+            embeddings: Embeddings::load(vb.clone(), config)?,
             layers,
             config: config.clone(),
+            pair_separator: None,
             device,
         })
     }
 
+    /// Reads pairs the way `tokenizer` builds them: where its pair template gives the
+    /// second segment type 1 (BERT's `[CLS] A [SEP] B [SEP]`), so does the encoder.
+    pub fn with_tokenizer(mut self, tokenizer: &tokenizers::Tokenizer) -> Self {
+        self.pair_separator = match self.config.type_vocab_size > 1 {
+            true => pair_separator(tokenizer),
+            false => None,
+        };
+        self
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The word embedding table (vocabulary × embedding width), which a masked
+    /// language model's decoder shares.
+    pub fn word_embeddings(&self) -> &Tensor {
+        self.embeddings.words.embeddings()
     }
 
     /// Puts every linear layer of the encoder in 8 bits (embeddings and layer norms stay
@@ -316,20 +431,22 @@ impl Roberta {
     /// Hidden states (batch, seq, hidden) for rows of equal length, padded with
     /// `pad_token_id`; padding is masked out of attention.
     pub fn forward(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
-        let (ids, positions, mask_bias) = self.inputs(rows)?;
-        let mut xs = self.embeddings.forward(&ids, &positions, train)?;
+        let inputs = self.inputs(rows)?;
+        let mut xs = self.embeddings.forward(&inputs, train)?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, &mask_bias, train)?;
+            xs = layer.forward(&xs, &inputs.mask_bias, train)?;
         }
         Ok(xs)
     }
 
-    /// Ids, RoBERTa positions (counting from pad + 1 over real tokens only) and an
-    /// additive attention bias, all built on the host in one pass.
+    /// Ids, positions, token types and an additive attention bias, all built on the
+    /// host in one pass. RoBERTa's positions count from pad + 1 over real tokens only,
+    /// BERT's from 0.
     /// Rows longer than the positions allow keep their head and their last token (the
     /// closing `[SEP]`), so an over-long input degrades instead of failing.
-    fn inputs(&self, rows: &[Vec<u32>]) -> Result<(Tensor, Tensor, Tensor)> {
+    fn inputs(&self, rows: &[Vec<u32>]) -> Result<Inputs> {
         let pad = self.config.pad_token_id;
+        let offset = self.config.family().offsets_positions();
         let limit = self.config.max_tokens();
         let rows: Vec<std::borrow::Cow<[u32]>> = rows
             .iter()
@@ -339,28 +456,42 @@ impl Roberta {
             })
             .collect();
         let len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-        let (mut ids, mut positions, mut bias) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut positions, mut types, mut bias) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for row in &rows {
-            let mut next = pad + 1;
+            let mut next = if offset { pad + 1 } else { 0 };
+            let mut segment = 0u32;
             for i in 0..len {
                 let id = row.get(i).copied().unwrap_or(pad);
                 ids.push(id);
+                types.push(segment);
+                if Some(id) == self.pair_separator {
+                    segment = 1;
+                }
                 if id == pad {
-                    positions.push(pad);
+                    positions.push(if offset { pad } else { i as u32 });
                     bias.push(f32::MIN);
                 } else {
-                    positions.push(next);
+                    positions.push(if offset { next } else { i as u32 });
                     next += 1;
                     bias.push(0.0);
                 }
             }
         }
         let b = rows.len();
-        let ids = Tensor::from_vec(ids, (b, len), &self.device)?;
-        let positions = Tensor::from_vec(positions, (b, len), &self.device)?;
-        let bias = Tensor::from_vec(bias, (b, 1, 1, len), &self.device)?;
-        Ok((ids, positions, bias))
+        Ok(Inputs {
+            ids: Tensor::from_vec(ids, (b, len), &self.device)?,
+            positions: Tensor::from_vec(positions, (b, len), &self.device)?,
+            types: Tensor::from_vec(types, (b, len), &self.device)?,
+            mask_bias: Tensor::from_vec(bias, (b, 1, 1, len), &self.device)?,
+        })
     }
+}
+
+/// The token after which `tokenizer`'s pair template starts type 1, if it has one.
+fn pair_separator(tokenizer: &tokenizers::Tokenizer) -> Option<u32> {
+    let encoding = tokenizer.encode(("a", "b"), true).ok()?;
+    let second = encoding.get_type_ids().iter().position(|&t| t == 1)?;
+    second.checked_sub(1).map(|i| encoding.get_ids()[i])
 }
 
 /// Mean of the hidden states over real tokens: the embedding used for clustering.
