@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod audit;
+pub mod bases;
 pub mod bench;
 pub mod cancel;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod import;
 pub mod jobs;
 pub mod labels;
 pub mod model;
+pub mod names;
 pub mod rounds;
 pub mod score;
 pub mod select;

@@ -112,9 +112,14 @@ fn open_tokenizer(dir: &Path) -> Result<Tokenizer, FolderError> {
     Err(FolderError::NoTokenizer { dir: dir.to_path_buf() })
 }
 
-/// Tensor names from the safetensors header alone (8-byte length, then JSON), without
-/// reading the weights.
+/// Tensor names from the safetensors header alone.
 fn safetensor_names(path: &Path) -> Result<Vec<String>, String> {
+    Ok(safetensor_shapes(path)?.into_iter().map(|(name, _)| name).collect())
+}
+
+/// Tensor names and shapes from the safetensors header alone (8-byte length, then
+/// JSON), without reading the weights.
+pub fn safetensor_shapes(path: &Path) -> Result<Vec<(String, Vec<usize>)>, String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut length = [0u8; 8];
@@ -127,7 +132,20 @@ fn safetensor_names(path: &Path) -> Result<Vec<String>, String> {
     file.read_exact(&mut header).map_err(|_| "not a safetensors file (truncated header)".to_string())?;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&header).map_err(|e| format!("not a safetensors file ({e})"))?;
-    Ok(header.into_iter().map(|(name, _)| name).filter(|n| n != "__metadata__").collect())
+    let shape = |v: &serde_json::Value| -> Vec<usize> {
+        v["shape"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_u64()).map(|d| d as usize).collect())
+            .unwrap_or_default()
+    };
+    Ok(header
+        .into_iter()
+        .filter(|(n, _)| n != "__metadata__")
+        .map(|(n, v)| {
+            let s = shape(&v);
+            (n, s)
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Text handling shared by import, export and (later) the models: normalisation,
 //! content hashes for de-duplication, and the deterministic data split.
 
+pub mod corpus;
 pub mod rarity;
 
 use sha2::{Digest, Sha256};
