@@ -61,6 +61,12 @@ enum Command {
     /// List or add keyword taxonomies.
     #[command(subcommand)]
     Taxonomy(TaxonomyCommand),
+    /// Pretrained encoders under <data dir>/base/: import, list, trim, pick the default.
+    #[command(subcommand)]
+    Base(cli::bases::BaseCommand),
+    /// Continue masked-language training of a base on a corpus file or a taxonomy's
+    /// reviews (domain-adaptive pre-training): checkpointed, resumable, a new base.
+    Pretrain(cli::pretrain::PretrainArgs),
     /// Train a keyword model and a sentiment model from the current labels.
     Train(cli::models::TrainArgs),
     /// Copy a version with lighter weights (int8 linear layers, or f16 / bf16 files),
@@ -412,6 +418,9 @@ async fn start() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Annotate { pool, items }) => {
             reviewloop::bench::annotate(&settings, pool, items).await
         }
+        // Bases live on disk; only trimming by a taxonomy reads the database.
+        Command::Base(cmd) => cli::bases::run(&settings, cmd).await,
+        Command::Pretrain(args) => cli::pretrain::pretrain(&settings, args).await,
         command => {
             let pool = store::connect(&settings.database_url).await?;
             run(command, &settings, pool).await
@@ -483,7 +492,9 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Agreement { taxonomy } => cli::audit::agreement(&pool, &taxonomy).await?,
         Command::Audit(args) => cli::audit::audit(&pool, settings, args).await?,
         Command::Simulate(args) => cli::simulate::simulate(&pool, settings, args).await?,
-        Command::Bench(_) => unreachable!("handled before connecting"),
+        Command::Bench(_) | Command::Base(_) | Command::Pretrain(_) => {
+            unreachable!("handled before connecting")
+        }
     }
     Ok(())
 }

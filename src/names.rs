@@ -14,7 +14,8 @@ pub enum NameError {
 
 /// Letters, digits and `-_.`, 1–64 of them, not starting with `.` (so no `..`, no
 /// hidden folder, no separator, no NUL).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct SafeName(String);
 
 pub const MAX_NAME: usize = 64;
@@ -51,6 +52,19 @@ impl SafeName {
 impl std::fmt::Display for SafeName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for SafeName {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        SafeName::parse(&s)
+    }
+}
+
+impl From<SafeName> for String {
+    fn from(name: SafeName) -> String {
+        name.0
     }
 }
 

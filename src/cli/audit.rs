@@ -1,9 +1,8 @@
 //! `reviewloop audit`, `agreement` and `bench audit`: label quality for people.
 
-use std::path::PathBuf;
-
 use reviewloop::audit::power::{self, PowerOptions};
 use reviewloop::config::Settings;
+use reviewloop::names::SafeName;
 use reviewloop::store;
 use reviewloop::train::pipeline::{EncoderSize, TrainSettings};
 
@@ -16,9 +15,10 @@ pub struct AuditArgs {
     /// Epochs of each fold's models (no validation split: every label is scored).
     #[arg(long, default_value_t = 10)]
     epochs: usize,
-    /// A pretrained encoder folder; the offline small encoder when absent.
+    /// A base under <data dir>/base/ for the fold models; the offline small encoder
+    /// when absent.
     #[arg(long)]
-    base: Option<PathBuf>,
+    base: Option<SafeName>,
     /// Queue an audit job for a worker instead of auditing here.
     #[arg(long)]
     queue: bool,
@@ -26,8 +26,9 @@ pub struct AuditArgs {
 
 pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) -> anyhow::Result<()> {
     if args.queue {
-        let payload =
-            serde_json::json!({"taxonomy": args.taxonomy, "folds": args.folds, "epochs": args.epochs});
+        let payload = serde_json::json!({
+            "taxonomy": args.taxonomy, "folds": args.folds, "epochs": args.epochs, "base": args.base
+        });
         let mut job = reviewloop::jobs::NewJob::new("audit", payload);
         job.dedup_key = Some(format!("audit:{}", args.taxonomy));
         let mut conn = pool.acquire().await?;
@@ -35,9 +36,8 @@ pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) ->
         println!("job {id} queued");
         return Ok(());
     }
-    let mut train = TrainSettings::defaults(&args.taxonomy, settings.data_dir.clone());
+    let mut train = TrainSettings::starting_from(&args.taxonomy, settings.data_dir.clone(), args.base);
     train.fit.epochs = args.epochs;
-    train.base = args.base;
     let summary = reviewloop::audit::finder::run(pool, &train, args.folds, &mut |stage, p| {
         if p.step == 1 {
             eprintln!("{stage}: {} steps", p.total_steps);

@@ -3,8 +3,10 @@
 pub mod active;
 pub mod api_keys;
 pub mod audit;
+pub mod bases;
 pub mod lighter;
 pub mod models;
+pub mod pretrain;
 pub mod simulate;
 
 use std::path::PathBuf;

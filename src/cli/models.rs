@@ -9,7 +9,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use reviewloop::config::Settings;
 use reviewloop::import::Format;
+use reviewloop::names::SafeName;
 use reviewloop::store;
+use reviewloop::train::pipeline::TrainSettings;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -17,61 +19,65 @@ pub struct TrainArgs {
     taxonomy: String,
     /// Version name (default: v<date>-<time>).
     #[arg(long)]
-    name: Option<String>,
-    /// A pretrained encoder folder (config.json, model.safetensors, tokenizer.json), e.g.
-    /// klue/roberta-base on disk. Without it a tokenizer and a small RoBERTa are trained here.
+    name: Option<SafeName>,
+    /// A base under <data dir>/base/ (`reviewloop base list`), or `none` for the small
+    /// encoder trained here. Default: REVIEWLOOP_BASE, else base/default, else none.
+    /// Every option below defaults to the chosen start's profile.
     #[arg(long)]
-    base: Option<PathBuf>,
+    base: Option<String>,
     /// Train on train + validation, without early stopping.
     #[arg(long)]
     all_data: bool,
     /// Most epochs; early stopping usually ends sooner. The schedule decays over all of
-    /// them, so more epochs also keep the learning rate up longer (on NIKL 40 beat 20).
-    #[arg(long, default_value_t = 40)]
-    epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    /// Peak learning rate (5e-4 suits the small encoder trained here; a pretrained base
-    /// such as klue/roberta-base wants about 3e-5).
-    #[arg(long, default_value_t = 5e-4)]
-    learning_rate: f64,
-    /// Epochs without a better validation score before stopping.
-    #[arg(long, default_value_t = 8)]
-    patience: usize,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Vocabulary size of the offline tokenizer.
-    #[arg(long, default_value_t = 8000)]
-    vocab_size: usize,
-    #[arg(long, value_enum, default_value = "pair")]
-    sentiment_input: reviewloop::train::data::SentimentInput,
-    #[arg(long, default_value_t = 0.2)]
-    dropout: f32,
+    /// them, so more epochs also keep the learning rate up longer.
+    #[arg(long, help = profile_help("most epochs", |s| s.fit.epochs.to_string()))]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long, help = profile_help("peak learning rate of the encoder", |s| s.fit.learning_rate.to_string()))]
+    learning_rate: Option<f64>,
+    #[arg(long, help = profile_help("the head's learning rate as a multiple of the encoder's", |s| s.fit.head_rate.to_string()))]
+    head_rate: Option<f64>,
+    #[arg(long, help = profile_help("epochs without a better validation score before stopping", |s| s.fit.patience.to_string()))]
+    patience: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Keep the encoder's embeddings fixed (true/false).
+    #[arg(long)]
+    freeze_embeddings: Option<bool>,
+    /// Keep the embeddings and the first N encoder layers fixed.
+    #[arg(long)]
+    frozen_layers: Option<usize>,
+    /// Vocabulary size of the tokenizer trained here (without a base).
+    #[arg(long)]
+    vocab_size: Option<usize>,
+    #[arg(long, value_enum)]
+    sentiment_input: Option<reviewloop::train::data::SentimentInput>,
+    #[arg(long, help = profile_help("dropout on the sentence vector", |s| s.dropout.to_string()))]
+    dropout: Option<f32>,
     /// Share of tokens masked in each training batch (noise against memorising).
-    #[arg(long, default_value_t = 0.0)]
-    token_dropout: f32,
-    #[arg(long, default_value_t = 0.01)]
-    weight_decay: f64,
+    #[arg(long)]
+    token_dropout: Option<f32>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
     /// Start the sentiment model from the trained keyword model's encoder.
     #[arg(long)]
     sentiment_from_keyword: bool,
-    /// Masked-language-model epochs over all reviews before fine-tuning the offline encoder.
-    #[arg(long, default_value_t = 0)]
-    pretrain_epochs: usize,
-    /// Sentence vector for the heads: mean over tokens (default; best for an encoder
-    /// trained here) or the first token (the seed's choice for a pretrained encoder).
-    #[arg(long, value_enum, default_value = "mean")]
-    pooling: reviewloop::model::classifier::Pooling,
-    /// Features of the classifiers' linear part over hashed character 1–3-grams of the
-    /// words (0: none). Default: 65536 for an encoder trained here, 0 with --base.
+    /// Masked-language-model epochs over all reviews before fine-tuning the encoder
+    /// trained here (without a base; `reviewloop pretrain` pre-trains a base).
     #[arg(long)]
+    pretrain_epochs: Option<usize>,
+    /// Sentence vector for the heads: mean over tokens or the first token.
+    #[arg(long, value_enum)]
+    pooling: Option<reviewloop::model::classifier::Pooling>,
+    #[arg(long, help = profile_help("hashed character 1–3-gram features of the classifiers' linear part (0: none)", |s| s.lexical_buckets().to_string()))]
     lexical_buckets: Option<usize>,
     /// Step size of the lexical part's plain gradient steps at the peak learning rate.
-    #[arg(long, default_value_t = reviewloop::train::FitOptions::default().lexical_rate)]
-    lexical_rate: f64,
+    #[arg(long)]
+    lexical_rate: Option<f64>,
     /// Epochs of the lexical part's own stage, before the encoder's.
-    #[arg(long, default_value_t = reviewloop::train::FitOptions::default().lexical_epochs)]
-    lexical_epochs: usize,
+    #[arg(long)]
+    lexical_epochs: Option<usize>,
     /// Queue a training job for a worker instead of training here.
     #[arg(long)]
     queue: bool,
@@ -80,43 +86,67 @@ pub struct TrainArgs {
     device: String,
 }
 
+/// `--help` text naming the default of both starts, read from the profiles themselves.
+fn profile_help(what: &str, value: fn(&TrainSettings) -> String) -> String {
+    let scratch = TrainSettings::defaults("", PathBuf::new());
+    let base = TrainSettings::pretrained("", PathBuf::new(), SafeName::parse("base").expect("valid"));
+    format!("{what} (default: {} from scratch, {} from a base)", value(&scratch), value(&base))
+}
+
+impl TrainArgs {
+    /// The chosen start's profile with every option given here applied.
+    pub fn settings(self, data_dir: &std::path::Path) -> anyhow::Result<TrainSettings> {
+        let dir = data_dir.to_path_buf();
+        let mut s = match self.base.as_deref() {
+            None => TrainSettings::configured(&self.taxonomy, dir)?,
+            Some("none") => TrainSettings::defaults(&self.taxonomy, dir),
+            Some(name) => {
+                let name = SafeName::parse(name)?;
+                reviewloop::bases::resolve(data_dir, &name)?;
+                TrainSettings::pretrained(&self.taxonomy, dir, name)
+            }
+        };
+        s.name = self.name.map(String::from);
+        s.all_data = self.all_data;
+        s.sentiment_from_keyword = self.sentiment_from_keyword;
+        let f = &mut s.fit;
+        set(&mut f.epochs, self.epochs);
+        set(&mut f.batch_size, self.batch_size.map(|b| b.max(1)));
+        set(&mut f.learning_rate, self.learning_rate);
+        set(&mut f.head_rate, self.head_rate);
+        set(&mut f.patience, self.patience);
+        set(&mut f.seed, self.seed);
+        set(&mut f.token_dropout, self.token_dropout);
+        set(&mut f.weight_decay, self.weight_decay);
+        set(&mut f.lexical_rate, self.lexical_rate);
+        set(&mut f.lexical_epochs, self.lexical_epochs);
+        set(&mut f.frozen.embeddings, self.freeze_embeddings);
+        set(&mut f.frozen.layers, self.frozen_layers);
+        set(&mut s.vocab_size, self.vocab_size);
+        set(&mut s.sentiment_input, self.sentiment_input);
+        set(&mut s.dropout, self.dropout);
+        set(&mut s.pretrain_epochs, self.pretrain_epochs);
+        set(&mut s.pooling, self.pooling);
+        if self.lexical_buckets.is_some() {
+            s.lexical_buckets = self.lexical_buckets;
+        }
+        Ok(s)
+    }
+}
+
+fn set<T>(field: &mut T, given: Option<T>) {
+    if let Some(value) = given {
+        *field = value;
+    }
+}
+
 pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
-    use reviewloop::train::{pipeline, FitOptions};
-    let fit = FitOptions {
-        epochs: args.epochs,
-        batch_size: args.batch_size.max(1),
-        learning_rate: args.learning_rate,
-        warmup_ratio: 0.1,
-        weight_decay: args.weight_decay,
-        patience: args.patience,
-        seed: args.seed,
-        token_dropout: args.token_dropout,
-        mask_token: 4, // replaced by the base tokenizer's mask id
-        lexical_rate: args.lexical_rate,
-        lexical_epochs: args.lexical_epochs,
-        parts: Default::default(),
-        cancel: Default::default(),
-    };
-    let train_settings = pipeline::TrainSettings {
-        taxonomy: args.taxonomy,
-        name: args.name,
-        base: args.base,
-        all_data: args.all_data,
-        fit,
-        vocab_size: args.vocab_size,
-        sentiment_input: args.sentiment_input,
-        models_dir: settings.data_dir.clone(),
-        dropout: args.dropout,
-        pretrain_epochs: args.pretrain_epochs,
-        pooling: args.pooling,
-        sentiment_from_keyword: args.sentiment_from_keyword,
-        snapshot: None,
-        encoder_size: None,
-        lexical_buckets: args.lexical_buckets,
-    };
-    if args.queue {
+    use reviewloop::train::pipeline;
+    let (queue, device) = (args.queue, args.device.clone());
+    let train_settings = args.settings(&settings.data_dir)?;
+    if queue {
         let mut payload = serde_json::to_value(&train_settings)?;
-        payload["device"] = args.device.into();
+        payload["device"] = device.into();
         let mut conn = pool.acquire().await?;
         let id =
             reviewloop::jobs::queue::enqueue(&mut conn, &reviewloop::jobs::NewJob::new("train", payload))
@@ -213,6 +243,12 @@ pub async fn eval(
         if let Some(report) = report {
             println!("\n{name}\n{}", metrics::table(report));
         }
+    }
+    if let Some(p) = &evaluation.pipeline {
+        println!(
+            "\nwhole chain, (keyword, level) pairs: precision {:.3} recall {:.3} F1 {:.3} ({} found, {} labelled, {} right)",
+            p.precision, p.recall, p.f1, p.found, p.labelled, p.correct
+        );
     }
     Ok(())
 }

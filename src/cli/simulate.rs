@@ -48,16 +48,22 @@ pub struct SimulateArgs {
     hidden: usize,
     #[arg(long, default_value_t = 4000)]
     vocab_size: usize,
+    /// Fine-tune a base under <data dir>/base/ each round instead of training the small
+    /// encoder (--layers, --hidden and --vocab-size then do not apply).
+    #[arg(long)]
+    base: Option<reviewloop::names::SafeName>,
 }
 
 pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateArgs) -> anyhow::Result<()> {
     let taxonomy = args.file.taxonomy();
-    let mut train = TrainSettings::defaults(&taxonomy, settings.data_dir.clone());
+    let mut train = TrainSettings::starting_from(&taxonomy, settings.data_dir.clone(), args.base);
     train.fit.epochs = args.epochs;
     train.fit.patience = args.patience;
     train.fit.batch_size = args.train_batch.max(1);
     train.vocab_size = args.vocab_size;
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
+    // Rounds write their versions to scratch folders; bases stay where they are.
+    train.bases_dir = Some(settings.data_dir.clone());
     let options = SimulateOptions {
         data: args.file.data,
         format: args.file.format,

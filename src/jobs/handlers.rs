@@ -127,6 +127,9 @@ pub struct AuditJob {
     pub folds: usize,
     #[serde(default = "default_audit_epochs")]
     pub epochs: usize,
+    /// A base under the data dir for the fold models; the offline encoder when absent.
+    #[serde(default)]
+    pub base: Option<crate::names::SafeName>,
 }
 
 fn default_folds() -> usize {
@@ -140,7 +143,8 @@ fn default_audit_epochs() -> usize {
 /// The label-error finder: k-fold models, confident learning, label issues.
 async fn audit(cx: &JobContext<'_>) -> anyhow::Result<Value> {
     let request: AuditJob = serde_json::from_value(cx.job.payload.clone())?;
-    let mut settings = TrainSettings::defaults(&request.taxonomy, cx.config.models_dir.clone());
+    let mut settings =
+        TrainSettings::starting_from(&request.taxonomy, cx.config.models_dir.clone(), request.base);
     settings.fit.epochs = request.epochs;
     settings.fit.cancel = cx.cancel.clone();
     let started = Instant::now();

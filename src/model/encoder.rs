@@ -366,11 +366,35 @@ impl Layer {
     }
 }
 
+/// What of the encoder stays as it is while the rest trains: the embeddings, and the
+/// lower layers over them. Frozen parts run as in inference (no dropout, the fused
+/// kernels) and their output is detached, so no gradient is computed through them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frozen {
+    pub embeddings: bool,
+    /// The first this many layers (which implies the embeddings).
+    pub layers: usize,
+}
+
+impl Frozen {
+    /// Whether the variable `name` (of an encoder under `prefix`) is frozen.
+    pub fn holds(&self, prefix: &str, name: &str) -> bool {
+        let Some(rest) = name.strip_prefix(prefix).and_then(|n| n.strip_prefix('.')) else { return false };
+        if rest.starts_with("embeddings") {
+            return self.embeddings || self.layers > 0;
+        }
+        let layer =
+            rest.strip_prefix("encoder.layer.").and_then(|r| r.split('.').next()?.parse::<usize>().ok());
+        layer.is_some_and(|l| l < self.layers)
+    }
+}
+
 /// The encoder: token ids in, one hidden vector per token out.
 pub struct Encoder {
     embeddings: Embeddings,
     layers: Vec<Layer>,
     pub config: Config,
+    frozen: Frozen,
     /// Tokens after the first of these are the second segment (token type 1); none
     /// when the checkpoint or its tokenizer has one type only.
     pair_separator: Option<u32>,
@@ -389,9 +413,15 @@ impl Encoder {
             embeddings: Embeddings::load(vb.clone(), config)?,
             layers,
             config: config.clone(),
+            frozen: Frozen::default(),
             pair_separator: None,
             device,
         })
+    }
+
+    /// Keeps the embeddings and lower layers fixed in training (see [`Frozen`]).
+    pub fn freeze(&mut self, frozen: Frozen) {
+        self.frozen = frozen;
     }
 
     /// Reads pairs the way `tokenizer` builds them: where its pair template gives the
@@ -432,9 +462,17 @@ impl Encoder {
     /// `pad_token_id`; padding is masked out of attention.
     pub fn forward(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
         let inputs = self.inputs(rows)?;
-        let mut xs = self.embeddings.forward(&inputs, train)?;
-        for layer in &self.layers {
-            xs = layer.forward(&xs, &inputs.mask_bias, train)?;
+        let frozen_embeddings = self.frozen.embeddings || self.frozen.layers > 0;
+        let mut xs = self.embeddings.forward(&inputs, train && !frozen_embeddings)?;
+        if train && frozen_embeddings {
+            xs = xs.detach();
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let frozen = i < self.frozen.layers;
+            xs = layer.forward(&xs, &inputs.mask_bias, train && !frozen)?;
+            if train && frozen {
+                xs = xs.detach();
+            }
         }
         Ok(xs)
     }

@@ -54,6 +54,8 @@ pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
         mask_token: 4,
         lexical_rate: 1.0,
         lexical_epochs: 2,
+        head_rate: 1.0,
+        frozen: Default::default(),
         parts: Default::default(),
         cancel: Default::default(),
     }

@@ -87,12 +87,15 @@ pub fn encode_review(tokenizer: &Tokenizer, text: &str) -> Vec<u32> {
     tokenizer.encode(text, true).map(|e| e.get_ids().to_vec()).unwrap_or_default()
 }
 
+/// The seed's sentiment prompt around a review and a keyword.
+pub fn seed_prompt(text: &str, keyword: &str) -> String {
+    format!("###입력: {text}\n###키워드: {keyword}")
+}
+
 pub fn encode_pair(tokenizer: &Tokenizer, input: SentimentInput, text: &str, keyword: &str) -> Vec<u32> {
     let encoding = match input {
         SentimentInput::Pair => tokenizer.encode((text, keyword), true),
-        SentimentInput::SeedPrompt => {
-            tokenizer.encode(format!("###입력: {text}\n###키워드: {keyword}"), true)
-        }
+        SentimentInput::SeedPrompt => tokenizer.encode(seed_prompt(text, keyword), true),
     };
     encoding.map(|e| e.get_ids().to_vec()).unwrap_or_default()
 }

@@ -2,6 +2,7 @@
 //! early stopping on the validation score with the best weights restored, fixed seeds,
 //! batches of similar length.
 
+pub mod adapt;
 pub mod compare;
 pub mod data;
 pub mod evaluate;
@@ -138,6 +139,12 @@ pub struct FitOptions {
     /// no encoder.
     #[serde(default = "default_lexical_epochs")]
     pub lexical_epochs: usize,
+    /// The head's learning rate as a multiple of `learning_rate`.
+    #[serde(default = "one")]
+    pub head_rate: f64,
+    /// What of the encoder stays fixed (a pretrained base's embeddings, lower layers).
+    #[serde(default)]
+    pub frozen: crate::model::encoder::Frozen,
     #[serde(skip)]
     pub parts: optim::Parts,
     /// Checked after every step: training stops with an error once it is set.
@@ -157,6 +164,10 @@ fn default_lexical_rate() -> f64 {
 
 fn default_lexical_epochs() -> usize {
     40
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 use crate::model::vocab::FIRST_ORDINARY_TOKEN;
@@ -187,6 +198,8 @@ impl Default for FitOptions {
             mask_token: default_mask_token(),
             lexical_rate: default_lexical_rate(),
             lexical_epochs: default_lexical_epochs(),
+            head_rate: 1.0,
+            frozen: Default::default(),
             parts: Default::default(),
             cancel: Default::default(),
         }
@@ -316,7 +329,14 @@ pub fn fit(
     let objective = Objective::for_targets(&train.targets, outputs, &device)?;
     let params =
         ParamsAdamW { lr: options.learning_rate, weight_decay: options.weight_decay, ..Default::default() };
-    let mut optimizer = optim::ClassifierOptimiser::new(varmap, params, objective.lexical_rate(options))?;
+    let rates = optim::Rates {
+        params,
+        lexical: objective.lexical_rate(options),
+        head: options.head_rate,
+        frozen: options.frozen,
+        prefix: model.encoder.config.family().prefix(),
+    };
+    let mut optimizer = optim::ClassifierOptimiser::new(varmap, rates)?;
     let batch = options.batch_size.max(1);
     let total = train.len().div_ceil(batch) * options.epochs;
     let warmup = ((total as f64) * options.warmup_ratio).round() as usize;

@@ -9,7 +9,11 @@
 use candle_core::{backprop::GradStore, CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap, SGD};
 
+use crate::model::encoder::Frozen;
 use crate::model::fused::Shared;
+
+/// The classifier head's variables.
+const HEAD: &str = "classifier.";
 
 pub enum FusedAdamW {
     Cpu { vars: Vec<Moments>, params: ParamsAdamW, step: i32 },
@@ -36,6 +40,37 @@ impl FusedAdamW {
             })
             .collect();
         Ok(FusedAdamW::Cpu { vars, params, step: 0 })
+    }
+
+    /// Steps taken and each variable's first and second moments, in the order the
+    /// variables were given: what a checkpoint needs to resume exactly. None on other
+    /// devices, whose optimiser keeps them out of reach (a resumed run starts them anew).
+    pub fn moments(&self) -> Option<(i32, Vec<(Vec<f32>, Vec<f32>)>)> {
+        let FusedAdamW::Cpu { vars, step, .. } = self else { return None };
+        let copy = |m: &std::sync::Mutex<Vec<f32>>| m.lock().expect("moments").clone();
+        Some((*step, vars.iter().map(|m| (copy(&m.first), copy(&m.second))).collect()))
+    }
+
+    /// Puts back what [`FusedAdamW::moments`] returned, for the same variables in the
+    /// same order.
+    pub fn restore(&mut self, saved_step: i32, saved: Vec<(Vec<f32>, Vec<f32>)>) -> Result<()> {
+        let FusedAdamW::Cpu { vars, step, .. } = self else { return Ok(()) };
+        if saved.len() != vars.len() {
+            candle_core::bail!(
+                "the checkpoint has moments for {} variables, not {}",
+                saved.len(),
+                vars.len()
+            );
+        }
+        for (m, (first, second)) in vars.iter().zip(saved) {
+            if first.len() != m.var.elem_count() || second.len() != m.var.elem_count() {
+                candle_core::bail!("the checkpoint's moments do not fit the variables");
+            }
+            *m.first.lock().expect("moments") = first;
+            *m.second.lock().expect("moments") = second;
+        }
+        *step = saved_step;
+        Ok(())
     }
 }
 
@@ -141,6 +176,11 @@ impl InplaceOp2 for Apply<'_> {
 /// regression, and shrink as the training reviews are fitted.
 pub struct ClassifierOptimiser {
     adam: FusedAdamW,
+    /// The head (`classifier.*`), at `head_rate` times the encoder's learning rate: a
+    /// head starting from zero on a pretrained encoder needs far larger steps than the
+    /// encoder, which should move little.
+    head: FusedAdamW,
+    head_rate: f64,
     /// The lexical part's table and bias, each with its step size relative to
     /// `lexical_rate`.
     lexical: Vec<(SGD, f64)>,
@@ -156,8 +196,21 @@ pub struct ClassifierOptimiser {
 /// batch. This is liblinear's `intercept_scaling` at 0.1.
 const LEXICAL_BIAS_RATE: f64 = 0.01;
 
+/// What a classifier's optimiser updates, and how fast.
+pub struct Rates {
+    pub params: ParamsAdamW,
+    /// The lexical step size at the peak learning rate.
+    pub lexical: f64,
+    /// The head's learning rate as a multiple of the encoder's.
+    pub head: f64,
+    /// The encoder's variables (under `prefix`) that stay fixed.
+    pub frozen: Frozen,
+    pub prefix: &'static str,
+}
+
 impl ClassifierOptimiser {
-    pub fn new(varmap: &VarMap, params: ParamsAdamW, lexical_rate: f64) -> Result<Self> {
+    pub fn new(varmap: &VarMap, rates: Rates) -> Result<Self> {
+        let Rates { params, lexical: lexical_rate, head: head_rate, frozen, prefix } = rates;
         let data = varmap.data().lock().expect("varmap lock");
         let vars = |keep: &dyn Fn(&str) -> bool| -> Vec<Var> {
             data.iter().filter(|(name, _)| keep(name)).map(|(_, v)| v.clone()).collect()
@@ -169,14 +222,21 @@ impl ClassifierOptimiser {
                 lexical.push((SGD::new(part, lexical_rate * rate)?, rate));
             }
         }
-        // Adam takes the rest; the lexical part's `idf` is counted, not learnt.
-        let adam = FusedAdamW::new(vars(&|n| !n.starts_with("lexical.")), params.clone())?;
-        Ok(ClassifierOptimiser { adam, lexical, lexical_rate, peak: params.lr })
+        // Adam takes the rest but what is frozen; the lexical part's `idf` is counted,
+        // not learnt.
+        let encoder =
+            |n: &str| !n.starts_with("lexical.") && !n.starts_with(HEAD) && !frozen.holds(prefix, n);
+        let adam = FusedAdamW::new(vars(&encoder), params.clone())?;
+        let head_params = ParamsAdamW { lr: params.lr * head_rate, ..params.clone() };
+        let head = FusedAdamW::new(vars(&|n| n.starts_with(HEAD)), head_params)?;
+        Ok(ClassifierOptimiser { adam, head, head_rate, lexical, lexical_rate, peak: params.lr })
     }
 
-    /// Follows the schedule: the lexical steps scale with the encoder's learning rate.
+    /// Follows the schedule: the head's and the lexical steps scale with the encoder's
+    /// learning rate.
     pub fn set_learning_rate(&mut self, lr: f64) {
         self.adam.set_learning_rate(lr);
+        self.head.set_learning_rate(lr * self.head_rate);
         let scale = self.lexical_rate * lr / self.peak.max(f64::MIN_POSITIVE);
         for (sgd, rate) in &mut self.lexical {
             sgd.set_learning_rate(scale * *rate);
@@ -187,6 +247,7 @@ impl ClassifierOptimiser {
         let grads = loss.backward()?;
         if parts != Parts::Lexical {
             self.adam.step(&grads)?;
+            self.head.step(&grads)?;
         }
         if parts != Parts::Encoder {
             for (sgd, _) in &mut self.lexical {

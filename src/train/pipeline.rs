@@ -12,7 +12,7 @@ use tokenizers::Tokenizer;
 
 use super::data::{self, LabelledText, SentimentInput};
 use super::metrics::{self, Report};
-use super::pretrain::{pretrain, MaskedLm};
+use super::pretrain::{pretrain, Maskable, MaskedLm};
 pub(super) use super::stages::train_model;
 use super::{argmax, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
 use crate::model::classifier::{initialise, Classifier, Head, Pooling};
@@ -20,6 +20,7 @@ use crate::model::encoder::Config;
 use crate::model::folder::ModelFolder;
 use crate::model::version::{Labels, ModelFiles, PendingVersion};
 use crate::model::{self, vocab};
+use crate::names::SafeName;
 use crate::store::reviews::Split;
 use crate::store::{self, taxonomies};
 use crate::taxonomy::Taxonomy;
@@ -29,8 +30,13 @@ pub struct TrainSettings {
     pub taxonomy: String,
     /// Version name; a timestamp when absent.
     pub name: Option<String>,
-    /// A pretrained encoder folder (e.g. klue/roberta-base); the offline default when absent.
-    pub base: Option<PathBuf>,
+    /// A base under the data dir's `base/` (a pretrained encoder: the converted e5,
+    /// klue/roberta-base copied in); the encoder trained here when absent.
+    pub base: Option<SafeName>,
+    /// Where bases are found when not under `models_dir` (simulations write their
+    /// versions to scratch folders but start from the data dir's bases).
+    #[serde(skip)]
+    pub bases_dir: Option<PathBuf>,
     /// Train on train + validation with no early stopping (the seed's second setting).
     pub all_data: bool,
     pub fit: FitOptions,
@@ -72,12 +78,49 @@ pub struct EncoderSize {
 }
 
 impl TrainSettings {
-    /// The defaults `reviewloop train` documents (measured on NIKL; see README).
+    /// What `train`, the training page and queued jobs start from: fine-tuning the
+    /// default base (`REVIEWLOOP_BASE`, else `base/default`) when there is one, else
+    /// the encoder trained here.
+    pub fn configured(taxonomy: &str, models_dir: PathBuf) -> anyhow::Result<Self> {
+        Ok(match crate::bases::default_name(&models_dir)? {
+            Some(base) => TrainSettings::pretrained(taxonomy, models_dir, base),
+            None => TrainSettings::defaults(taxonomy, models_dir),
+        })
+    }
+
+    /// The profile of `base` when given, else from scratch: what `audit`, `simulate`
+    /// and `distill` start from (their own default is from scratch).
+    pub fn starting_from(taxonomy: &str, models_dir: PathBuf, base: Option<SafeName>) -> Self {
+        match base {
+            Some(base) => TrainSettings::pretrained(taxonomy, models_dir, base),
+            None => TrainSettings::defaults(taxonomy, models_dir),
+        }
+    }
+
+    /// Fine-tuning the pretrained `base` (measured on NIKL; see docs/pretrained.md).
+    pub fn pretrained(taxonomy: &str, models_dir: PathBuf, base: SafeName) -> Self {
+        let scratch = TrainSettings::defaults(taxonomy, models_dir);
+        TrainSettings {
+            base: Some(base),
+            fit: FitOptions {
+                epochs: 10,
+                learning_rate: 1e-4,
+                head_rate: 20.0,
+                patience: 3,
+                ..scratch.fit.clone()
+            },
+            dropout: 0.1,
+            ..scratch
+        }
+    }
+
+    /// The encoder trained here, from scratch (measured on NIKL; see README).
     pub fn defaults(taxonomy: &str, models_dir: PathBuf) -> Self {
         TrainSettings {
             taxonomy: taxonomy.to_string(),
             name: None,
             base: None,
+            bases_dir: None,
             all_data: false,
             fit: FitOptions { epochs: 40, learning_rate: 5e-4, patience: 8, ..FitOptions::default() },
             vocab_size: 8000,
@@ -221,9 +264,10 @@ pub(super) async fn base(
     taxonomy: &Taxonomy,
     progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<Base> {
-    if let Some(dir) = &settings.base {
-        let folder = ModelFolder::open(dir)?;
-        let label = dir.display().to_string();
+    if let Some(name) = &settings.base {
+        let dir = crate::bases::resolve(settings.bases_dir.as_ref().unwrap_or(&settings.models_dir), name)?;
+        let folder = ModelFolder::open(&dir)?;
+        let label = format!("base {name}");
         return Ok(Base {
             config: folder.config.clone(),
             weights: Weights::File(folder.weights_path()),
@@ -248,8 +292,8 @@ pub(super) async fn base(
     let mlm = MaskedLm::load(VarBuilder::from_varmap(&varmap, DType::F32, &model::device()), &config)?;
     initialise(&varmap, settings.fit.seed)?;
     let options = FitOptions { epochs: settings.pretrain_epochs, ..settings.fit.clone() };
-    let mask = mask_token(&tokenizer);
-    pretrain(&mlm, &varmap, &rows, mask, &options, &mut |p| progress("pretrain", p))?;
+    let maskable = Maskable::of(&tokenizer);
+    pretrain(&mlm, &varmap, &rows, &maskable, &options, &mut |p| progress("pretrain", p))?;
     let weights = Weights::Scratch(TempWeights::save(&varmap)?);
     let label = format!("offline-small + MLM {} epochs on {} reviews", settings.pretrain_epochs, rows.len());
     Ok(Base { config, tokenizer, weights, label })

@@ -20,7 +20,8 @@ pub(super) fn train_model(
     stage: &str,
     progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<(Classifier, VarMap, FitReport)> {
-    let (model, vars) = new_classifier(base, outputs, settings)?;
+    let (mut model, vars) = new_classifier(base, outputs, settings)?;
+    model.encoder.freeze(settings.fit.frozen);
     if let Some(lexical) = model.lexical() {
         prepare_lexical_stage(lexical, &vars, &sets[0].rows)?;
     }

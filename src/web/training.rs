@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{CsrfForm, EngineerArea, Nav, Permitted};
-use super::engineer::{pick_taxonomy, taxonomy_id, Engineer, TaxonomyForm, TaxonomyQuery};
+use super::engineer::{pick_taxonomy, taxonomy_id, Engineer, TaxonomyForm};
 use super::i18n::Tr;
 use super::{render, see_other, AppState};
 use crate::error::{AppError, AppResult};
@@ -35,17 +35,27 @@ struct TrainingPage {
     taxonomy: TaxonomySummary,
     snapshots: Vec<crate::store::models::Snapshot>,
     defaults: TrainSettings,
+    /// The bases on disk, to pick from (never a free path).
+    bases: Vec<crate::bases::BaseInfo>,
+    /// The base the defaults are those of (`none`: the encoder trained here).
+    chosen_base: String,
     jobs: Vec<Job>,
 }
 
 async fn training_page(
     user: Engineer,
     state: web::Data<AppState>,
-    query: web::Query<TaxonomyQuery>,
+    query: web::Query<TrainingQuery>,
 ) -> AppResult<HttpResponse> {
     let (taxonomies, taxonomy) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
     let snapshots = crate::store::models::snapshots(&state.pool, taxonomy.id, 50).await?;
-    let defaults = TrainSettings::defaults(&taxonomy.name, state.settings.data_dir.clone());
+    let data_dir = &state.settings.data_dir;
+    let bases = crate::bases::list(data_dir)?;
+    let defaults = match query.base.as_deref() {
+        None => TrainSettings::configured(&taxonomy.name, data_dir.clone())?,
+        Some(chosen) => profile(data_dir, &taxonomy.name, chosen)?,
+    };
+    let chosen_base = defaults.base.as_ref().map_or("none".into(), |b| b.to_string());
     let jobs = queue::recent(&state.pool, 30).await?;
     Ok(render(&TrainingPage {
         t: user.tr(),
@@ -54,8 +64,29 @@ async fn training_page(
         taxonomy,
         snapshots,
         defaults,
+        bases,
+        chosen_base,
         jobs,
     }))
+}
+
+#[derive(Deserialize)]
+struct TrainingQuery {
+    taxonomy: Option<String>,
+    base: Option<String>,
+}
+
+/// The defaults of starting from `chosen`: `none` (the encoder trained here) or one of
+/// the bases on disk; anything else is refused.
+fn profile(data_dir: &std::path::Path, taxonomy: &str, chosen: &str) -> AppResult<TrainSettings> {
+    if chosen == "none" || chosen.is_empty() {
+        return Ok(TrainSettings::defaults(taxonomy, data_dir.to_path_buf()));
+    }
+    let known = crate::bases::list(data_dir)?.into_iter().any(|b| b.name == chosen);
+    let name = crate::names::SafeName::parse(chosen).ok().filter(|_| known);
+    let name =
+        name.ok_or_else(|| AppError::BadRequest(format!("`{chosen}` is not one of the bases on disk")))?;
+    Ok(TrainSettings::pretrained(taxonomy, data_dir.to_path_buf(), name))
 }
 
 #[derive(Deserialize)]
@@ -81,19 +112,13 @@ struct TrainForm {
 
 impl TrainForm {
     fn settings(&self, state: &AppState, snapshot: i64) -> AppResult<TrainSettings> {
-        let mut s = TrainSettings::defaults(&self.taxonomy, state.settings.data_dir.clone());
+        let mut s = profile(&state.settings.data_dir, &self.taxonomy, self.base.trim())?;
         let name = self.name.trim();
         if !name.is_empty() {
-            let valid =
-                name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-            if !valid || name.starts_with('.') {
-                return Err(AppError::BadRequest(
-                    "version names use letters, digits, - _ . (64 at most)".into(),
-                ));
-            }
+            let name =
+                crate::names::SafeName::parse(name).map_err(|e| AppError::BadRequest(e.to_string()))?;
             s.name = Some(name.to_string());
         }
-        s.base = Some(self.base.trim()).filter(|b| !b.is_empty()).map(Into::into);
         if !(1..=1000).contains(&self.epochs) || !(1..=1024).contains(&self.batch_size) {
             return Err(AppError::BadRequest("epochs 1–1000, batch size 1–1024".into()));
         }

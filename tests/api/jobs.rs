@@ -136,13 +136,13 @@ async fn a_failed_training_job_leaves_the_serving_model_alone() {
         .await
         .unwrap();
     let mut broken = settings(&models, "broken");
-    broken.base = Some("/nonexistent/encoder".into());
+    broken.base = Some(reviewloop::names::SafeName::parse("nonexistent-encoder").unwrap());
     let id = enqueue(&app, "train", serde_json::to_value(broken).unwrap(), 2).await;
     let config = config("w", &models);
     for attempt in 1..=2 {
         let (_, outcome) = worker::run_next(&app.pool, &config).await.unwrap().unwrap();
         assert!(
-            matches!(outcome, Outcome::Failed(ref e) if e.contains("/nonexistent/encoder")),
+            matches!(outcome, Outcome::Failed(ref e) if e.contains("nonexistent-encoder")),
             "{attempt}: {outcome:?}"
         );
     }

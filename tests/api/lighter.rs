@@ -107,6 +107,8 @@ async fn a_distilled_student_is_a_smaller_version_taught_on_unlabelled_reviews_t
         fit: FitOptions {
             epochs: 2,
             lexical_epochs: 2,
+            head_rate: 1.0,
+            frozen: Default::default(),
             batch_size: 16,
             learning_rate: 1e-3,
             seed: 3,

@@ -1,5 +1,6 @@
 //! Training from the label store into a model version folder and `model_versions`.
 
+use reviewloop::names::SafeName;
 use std::path::{Path, PathBuf};
 
 use reviewloop::import::Format;
@@ -25,11 +26,25 @@ pub(crate) fn labelled_csv() -> String {
     csv
 }
 
+/// The committed tiny checkpoint copied in as base `tiny-roberta` of `models_dir`.
+pub(crate) fn tiny_base(models_dir: &Path) -> SafeName {
+    let dir = models_dir.join("base/tiny-roberta");
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-roberta");
+        for entry in std::fs::read_dir(fixture).unwrap().flatten() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    SafeName::parse("tiny-roberta").unwrap()
+}
+
 pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
     TrainSettings {
         taxonomy: "fashion".into(),
         name: Some(name.into()),
-        base: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-roberta")),
+        base: Some(tiny_base(models_dir)),
+        bases_dir: None,
         all_data: false,
         fit: FitOptions {
             epochs: 2,
@@ -43,6 +58,8 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
             mask_token: 4,
             lexical_rate: 1.0,
             lexical_epochs: 2,
+            head_rate: 1.0,
+            frozen: Default::default(),
             parts: Default::default(),
             cancel: Default::default(),
         },
