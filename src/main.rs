@@ -260,6 +260,16 @@ struct ModelBenchArgs {
     /// weights; PyTorch loads the same folder.
     #[arg(long)]
     version: Option<PathBuf>,
+    /// A base folder (e.g. models/base/multilingual-e5-small): a classifier on its
+    /// pretrained weights; PyTorch (transformers' AutoModel) loads the same folder.
+    #[arg(long, conflicts_with = "version")]
+    base: Option<PathBuf>,
+    /// With --base: keep the embeddings fixed (as `train --freeze-embeddings`).
+    #[arg(long)]
+    freeze_embeddings: bool,
+    /// With --base: keep the embeddings and the first N layers fixed.
+    #[arg(long, default_value_t = 0)]
+    frozen_layers: usize,
 }
 
 impl ModelBenchArgs {
@@ -272,6 +282,11 @@ impl ModelBenchArgs {
             config: self.config.clone(),
             int8: self.int8,
             version: self.version.clone(),
+            base: self.base.clone(),
+            frozen: reviewloop::model::encoder::Frozen {
+                embeddings: self.freeze_embeddings,
+                layers: self.frozen_layers,
+            },
         }
     }
 }

@@ -37,6 +37,11 @@ pub struct ModelBench {
     /// A trained model folder (`…/<version>/keyword`) to measure instead of random
     /// weights; PyTorch then loads the same folder.
     pub version: Option<PathBuf>,
+    /// A base folder (a pretrained encoder): the fine-tuning step on its weights, and
+    /// PyTorch's on the same folder.
+    pub base: Option<PathBuf>,
+    /// With `base`: what of the encoder stays fixed, in both.
+    pub frozen: crate::model::encoder::Frozen,
 }
 
 /// What one line of the benchmark measures: a model, and how PyTorch gets the same one.
@@ -47,6 +52,7 @@ struct Subject {
     varmap: Option<candle_nn::VarMap>,
     /// `config.json` fields for a random PyTorch model, or a folder it loads.
     reference: String,
+    frozen: crate::model::encoder::Frozen,
 }
 
 /// Sequences per second of the encoder + keyword head, inference or training steps, on
@@ -71,7 +77,11 @@ fn subjects(mode: &str, spec: &ModelBench) -> anyhow::Result<Vec<Subject>> {
             model: loaded.classifier,
             varmap: None,
             reference,
+            frozen: Default::default(),
         }]);
+    }
+    if let Some(dir) = &spec.base {
+        return Ok(vec![base_subject(dir, spec.frozen)?]);
     }
     let configs = model_configs();
     if let Some(wanted) = &spec.config {
@@ -87,9 +97,35 @@ fn subjects(mode: &str, spec: &ModelBench) -> anyhow::Result<Vec<Subject>> {
             let model = Classifier::load(vb, &config, head, None)?;
             crate::model::classifier::initialise(&varmap, 1)?;
             let reference = torch_config(&config).to_string();
-            Ok(Subject { name: name.into(), model, varmap: Some(varmap), reference })
+            Ok(Subject {
+                name: name.into(),
+                model,
+                varmap: Some(varmap),
+                reference,
+                frozen: Default::default(),
+            })
         })
         .collect()
+}
+
+/// A classifier on a base's pretrained weights, frozen as asked.
+fn base_subject(dir: &std::path::Path, frozen: crate::model::encoder::Frozen) -> anyhow::Result<Subject> {
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+    let folder = crate::model::folder::ModelFolder::open(dir)?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &crate::model::device());
+    let head = Head { outputs: 15, dropout: 0.1, pooling: Default::default(), lexical_buckets: 0 };
+    let mut model = Classifier::load(vb, &folder.config, head, Some(&folder.tokenizer))?;
+    crate::model::classifier::initialise(&varmap, 1)?;
+    crate::model::classifier::load_encoder_weights(
+        &varmap,
+        &folder.weights_path(),
+        folder.config.family().prefix(),
+    )?;
+    model.encoder.freeze(frozen);
+    let reference = std::fs::canonicalize(dir)?.display().to_string();
+    Ok(Subject { name: "base".into(), model, varmap: Some(varmap), reference, frozen })
 }
 
 fn measure(mode: &str, spec: &ModelBench, mut subject: Subject) -> anyhow::Result<()> {
@@ -106,7 +142,11 @@ fn measure(mode: &str, spec: &ModelBench, mut subject: Subject) -> anyhow::Resul
     let mut optimizer = match &subject.varmap {
         Some(vars) if mode == "train" => {
             let params = candle_nn::ParamsAdamW { lr: 1e-4, ..Default::default() };
-            Some(crate::train::optim::FusedAdamW::new(vars.all_vars(), params)?)
+            let prefix = subject.model.encoder.config.family().prefix();
+            let data = vars.data().lock().expect("varmap lock");
+            let trained =
+                data.iter().filter(|(n, _)| !subject.frozen.holds(prefix, n)).map(|(_, v)| v.clone());
+            Some(crate::train::optim::FusedAdamW::new(trained.collect(), params)?)
         }
         _ => None,
     };
@@ -131,7 +171,7 @@ fn measure(mode: &str, spec: &ModelBench, mut subject: Subject) -> anyhow::Resul
     let name = &subject.name;
     let mut line = format!("{mode} {name:<7} batch {batch} × {seq} tokens: candle {candle:7.2} seq/s");
     let torch = match &spec.python {
-        Some(python) => Some(torch_reference(python, &subject.reference, mode, batch, seq, seconds)?),
+        Some(python) => Some(torch_reference(python, &subject, mode, (batch, seq), seconds)?),
         None => None,
     };
     if let Some(torch) = torch {
@@ -146,7 +186,7 @@ fn measure(mode: &str, spec: &ModelBench, mut subject: Subject) -> anyhow::Resul
             int8 / candle
         ));
         if let (Some(torch), Some(python)) = (torch, &spec.python) {
-            let torch_int8 = torch_reference(python, &subject.reference, "infer-int8", batch, seq, seconds)?;
+            let torch_int8 = torch_reference(python, &subject, "infer-int8", (batch, seq), seconds)?;
             line.push_str(&format!(
                 "   ratio int8/PyTorch f32 {:.2}   (PyTorch dynamic int8 {torch_int8:.2} seq/s, ratio {:.2})",
                 int8 / torch,
@@ -185,15 +225,25 @@ fn throughput(
 
 fn torch_reference(
     python: &str,
-    reference: &str,
+    subject: &Subject,
     mode: &str,
-    batch: usize,
-    seq: usize,
+    (batch, seq): (usize, usize),
     seconds: f64,
 ) -> anyhow::Result<f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench_torch.py");
+    let frozen = subject.frozen;
+    let layers =
+        if frozen.embeddings || frozen.layers > 0 { (frozen.layers as i64).to_string() } else { "-1".into() };
     let output = std::process::Command::new(python)
-        .args([script, reference, mode, &batch.to_string(), &seq.to_string(), &seconds.to_string()])
+        .args([
+            script,
+            &subject.reference,
+            mode,
+            &batch.to_string(),
+            &seq.to_string(),
+            &seconds.to_string(),
+            &layers,
+        ])
         .output()?;
     anyhow::ensure!(
         output.status.success(),

@@ -50,6 +50,10 @@ pub struct DistillArgs {
     /// At most this many unlabelled reviews, taught by the teacher alone.
     #[arg(long, default_value_t = 50_000)]
     unlabelled: usize,
+    /// Start the student from a base under <data dir>/base/ (its encoder and tokenizer)
+    /// instead of a fresh --layers × --hidden encoder.
+    #[arg(long)]
+    base: Option<reviewloop::names::SafeName>,
 }
 
 pub async fn quantize(pool: &sqlx::PgPool, settings: &Settings, args: QuantizeArgs) -> anyhow::Result<()> {
@@ -77,6 +81,7 @@ pub async fn distill(pool: &sqlx::PgPool, settings: &Settings, args: DistillArgs
         label_weight: args.label_weight.clamp(0.0, 1.0),
         unlabelled: args.unlabelled,
         models_dir: settings.data_dir.clone(),
+        base: args.base,
     };
     let (bar, mut progress) = super::models::progress_bar()?;
     let made = lighter::distill(pool, &distill, &mut progress).await?;

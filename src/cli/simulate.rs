@@ -62,8 +62,6 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     train.fit.batch_size = args.train_batch.max(1);
     train.vocab_size = args.vocab_size;
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
-    // Rounds write their versions to scratch folders; bases stay where they are.
-    train.bases_dir = Some(settings.data_dir.clone());
     let options = SimulateOptions {
         data: args.file.data,
         format: args.file.format,

@@ -218,6 +218,8 @@ impl Run<'_> {
     ) -> anyhow::Result<Point> {
         let mut settings = self.options.train.clone();
         settings.taxonomy = self.options.taxonomy.clone();
+        // Versions go to this run's scratch folder; bases stay where they were found.
+        settings.bases_dir.get_or_insert(settings.models_dir.clone());
         settings.models_dir = models.to_path_buf();
         settings.name = Some(format!("r{round}"));
         settings.fit.seed = self.seed;

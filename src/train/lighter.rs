@@ -121,6 +121,10 @@ pub struct DistillSettings {
     /// At most this many unlabelled reviews taught by the teacher alone.
     pub unlabelled: usize,
     pub models_dir: PathBuf,
+    /// The student starts from this base (its encoder and tokenizer) instead of a fresh
+    /// encoder of `size` reading the teacher's tokens.
+    #[serde(default)]
+    pub base: Option<crate::names::SafeName>,
 }
 
 /// A smaller model trained to reproduce version `teacher`: on its training reviews
@@ -137,17 +141,31 @@ pub async fn distill(
     let tokenizer_file = Path::new(&source.keyword.path).join("tokenizer.json");
     let tokenizer = Tokenizer::from_file(&tokenizer_file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (layers, hidden) = (settings.size.layers, settings.size.hidden);
-    let name = settings.name.clone().unwrap_or_else(|| format!("{}-student-{layers}x{hidden}", source.name));
-    let label = format!("distilled from {} into {layers}×{hidden}", source.name);
-    let config = sized_config(teacher.keyword.classifier.encoder.config.vocab_size, settings.size);
-    let mut train_settings = TrainSettings::defaults(&settings.taxonomy, settings.models_dir.clone());
+    let student = match &settings.base {
+        Some(base) => format!("base {base}"),
+        None => format!("{layers}×{hidden}"),
+    };
+    let name = settings.name.clone().unwrap_or_else(|| match &settings.base {
+        Some(base) => format!("{}-student-{base}", source.name),
+        None => format!("{}-student-{layers}x{hidden}", source.name),
+    });
+    let label = format!("distilled from {} into {student}", source.name);
+    let mut train_settings =
+        TrainSettings::starting_from(&settings.taxonomy, settings.models_dir.clone(), settings.base.clone());
+    let base = match &settings.base {
+        None => {
+            let config = sized_config(teacher.keyword.classifier.encoder.config.vocab_size, settings.size);
+            Base::fresh(config, tokenizer, label.clone())
+        }
+        Some(_) => super::pipeline::base(pool, &train_settings, &source.taxonomy, progress).await?,
+    };
     train_settings.fit = settings.fit.clone();
     train_settings.pooling = teacher.keyword.labels.pooling;
     train_settings.lexical_buckets = Some(teacher.keyword.labels.lexical_buckets);
     let class = Class {
         source: &source,
         teacher: &teacher,
-        base: Base::fresh(config, tokenizer, label.clone()),
+        base,
         settings: train_settings,
         taught: source.split(Split::Train),
         unlabelled: unlabelled_texts(pool, &source, settings.unlabelled).await?,
@@ -196,11 +214,18 @@ struct Student {
 }
 
 impl Class<'_> {
+    /// What the student reads: its base's tokens (the teacher's, without a base), cut
+    /// to its positions.
+    fn student_tokenizer(&self) -> Tokenizer {
+        data::truncating(&self.base.tokenizer, self.base.config.max_tokens())
+    }
+
     fn keyword_student(&self, progress: &mut (dyn FnMut(&str, &Progress) + Send)) -> anyhow::Result<Student> {
         let teacher = &self.teacher.keyword;
         let k = self.source.taxonomy.keywords.len();
-        let held_out = |split| data::keyword_dataset(&self.source.split(split), &teacher.tokenizer, k);
-        let lessons = keyword_lessons(teacher, &self.taught, &self.unlabelled, self.label_weight)?;
+        let student = self.student_tokenizer();
+        let held_out = |split| data::keyword_dataset(&self.source.split(split), &student, k);
+        let lessons = keyword_lessons(teacher, &student, &self.taught, &self.unlabelled, self.label_weight)?;
         let sets = [lessons, held_out(Split::Validation), held_out(Split::Test)];
         let (model, vars, fit) = train_model(&self.base, &self.settings, k, &sets, "keyword", progress)?;
         let thresholds = tune_thresholds(&model, &sets[1], k, BATCH)?;
@@ -216,11 +241,12 @@ impl Class<'_> {
     ) -> anyhow::Result<Student> {
         let (source, teacher) = (self.source, &self.teacher.sentiment);
         let input = teacher.labels.sentiment_input.unwrap_or(SentimentInput::Pair);
-        let held_out = |split| {
-            data::sentiment_dataset(&source.split(split), &teacher.tokenizer, &source.taxonomy, input)
-        };
+        let student = self.student_tokenizer();
+        let held_out =
+            |split| data::sentiment_dataset(&source.split(split), &student, &source.taxonomy, input);
         let lessons = sentiment_lessons(
             self.teacher,
+            &student,
             &source.taxonomy,
             &self.taught,
             &self.unlabelled,
@@ -252,6 +278,7 @@ async fn unlabelled_texts(pool: &PgPool, source: &Source, limit: usize) -> anyho
 /// the teacher's probabilities.
 fn keyword_lessons(
     teacher: &LoadedModel,
+    student: &Tokenizer,
     labelled: &[&LabelledText],
     unlabelled: &[String],
     w: f32,
@@ -262,6 +289,9 @@ fn keyword_lessons(
     let mut rows = hard.rows.clone();
     rows.extend(unlabelled.iter().map(|t| data::encode_review(&teacher.tokenizer, t)));
     let soft = probabilities(&teacher.classifier, &rows, true, BATCH)?;
+    // The student reads the same texts, in the same order, in its own tokens.
+    let texts = labelled.iter().map(|i| i.text.as_str()).chain(unlabelled.iter().map(String::as_str));
+    let rows = texts.map(|t| data::encode_review(student, t)).collect();
     let targets = soft
         .into_iter()
         .enumerate()
@@ -277,6 +307,7 @@ fn keyword_lessons(
 /// teacher's distribution), unlabelled ones with the keywords the teacher finds.
 fn sentiment_lessons(
     teacher: &crate::analyze::Analyzer,
+    student: &Tokenizer,
     taxonomy: &Taxonomy,
     labelled: &[&LabelledText],
     unlabelled: &[String],
@@ -286,6 +317,7 @@ fn sentiment_lessons(
     let hard = data::sentiment_dataset(labelled, &teacher.sentiment.tokenizer, taxonomy, input);
     let classes = hard.classes();
     let mut rows = hard.rows.clone();
+    let mut student_rows = data::sentiment_dataset(labelled, student, taxonomy, input).rows;
     let review_rows: Vec<Vec<u32>> =
         unlabelled.iter().map(|t| data::encode_review(&teacher.keyword.tokenizer, t)).collect();
     let found = probabilities(&teacher.keyword.classifier, &review_rows, true, BATCH)?;
@@ -295,6 +327,7 @@ fn sentiment_lessons(
         {
             let keyword = &taxonomy.keywords[k].name;
             rows.push(data::encode_pair(&teacher.sentiment.tokenizer, input, text, keyword));
+            student_rows.push(data::encode_pair(student, input, text, keyword));
         }
     }
     let soft = probabilities(&teacher.sentiment.classifier, &rows, false, BATCH)?;
@@ -308,7 +341,7 @@ fn sentiment_lessons(
             None => p,
         })
         .collect();
-    Ok(Dataset { rows, targets: Targets::Distribution(targets) })
+    Ok(Dataset { rows: student_rows, targets: Targets::Distribution(targets) })
 }
 
 /// `w · label + (1 − w) · teacher`, element by element.

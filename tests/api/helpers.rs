@@ -18,6 +18,8 @@ pub struct TestApp {
     pub address: String,
     pub pool: PgPool,
     pub database_url: String,
+    /// The app's data dir (bases, versions), a fresh temporary folder.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// A fresh database with a random name on the configured server.
@@ -38,11 +40,15 @@ impl TestApp {
     pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> TestApp {
         let (pool, url) = fresh_database().await;
         let mut settings = Settings::for_database(&url);
+        // Its own data dir: never the bases or versions of the developer's `models/`.
+        settings.data_dir =
+            std::env::temp_dir().join(format!("reviewloop-app-{}", uuid::Uuid::new_v4().simple()));
         change(&mut settings);
+        let settings_data_dir = settings.data_dir.clone();
         let app = Application::build(pool.clone(), settings, "127.0.0.1:0", false).await.expect("app binds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-        TestApp { address, pool, database_url: url }
+        TestApp { address, pool, database_url: url, data_dir: settings_data_dir }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -117,6 +117,7 @@ async fn a_distilled_student_is_a_smaller_version_taught_on_unlabelled_reviews_t
         label_weight: 0.5,
         unlabelled: 1000,
         models_dir: models.clone(),
+        base: None,
     };
     let mut stages = std::collections::BTreeSet::new();
     let student = lighter::distill(&app.pool, &distill, &mut |stage, _| {
@@ -154,6 +155,45 @@ async fn a_distilled_student_is_a_smaller_version_taught_on_unlabelled_reviews_t
     );
     let card = std::fs::read_to_string(student.dir.join("keyword/README.md")).unwrap();
     assert!(card.contains("student of version teacher (30 unlabelled reviews)"), "{card}");
+    let _ = std::fs::remove_dir_all(&models);
+}
+
+/// With a base, the student is that base (another family, another tokenizer): it is
+/// taught on the teacher's outputs for the same texts, read in its own tokens.
+#[tokio::test]
+async fn a_student_can_start_from_a_base_with_its_own_tokenizer() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    let models = scratch_dir();
+    pipeline::run(&app.pool, &settings(&models, "teacher"), &mut |_, _| {}).await.unwrap();
+    let bert = models.join("base/tiny-bert");
+    std::fs::create_dir_all(&bert).unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert");
+    for entry in std::fs::read_dir(fixture).unwrap().flatten() {
+        std::fs::copy(entry.path(), bert.join(entry.file_name())).unwrap();
+    }
+    let distill = DistillSettings {
+        taxonomy: "fashion".into(),
+        teacher: "teacher".into(),
+        name: Some("bert-student".into()),
+        size: EncoderSize { layers: 1, hidden: 64 },
+        fit: FitOptions {
+            epochs: 1,
+            lexical_epochs: 1,
+            batch_size: 16,
+            learning_rate: 1e-3,
+            ..FitOptions::default()
+        },
+        label_weight: 0.5,
+        unlabelled: 1000,
+        models_dir: models.clone(),
+        base: Some(reviewloop::names::SafeName::parse("tiny-bert").unwrap()),
+    };
+    let student = lighter::distill(&app.pool, &distill, &mut |_, _| {}).await.unwrap();
+    assert_eq!(json(&student.dir.join("keyword/config.json"))["model_type"], "bert");
+    let tokenizer = json(&student.dir.join("keyword/tokenizer.json"));
+    assert_eq!(tokenizer["model"]["type"], "WordPiece", "the base's tokenizer, not the teacher's");
+    assert_eq!(probabilities(&student.dir).len(), TEXTS.len());
     let _ = std::fs::remove_dir_all(&models);
 }
 

@@ -88,6 +88,42 @@ async fn an_engineer_launches_training_follows_it_and_cancels_it() {
     assert_eq!(engineer.post_form("/engineer/training", &bad_name).await.status(), 400);
 }
 
+/// The page offers the bases on disk (never a free path), shows the defaults of the one
+/// chosen, and refuses any base that is not among them.
+#[tokio::test]
+async fn the_training_page_picks_a_base_from_those_on_disk_only() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, "text,labels\n배송이 빨라요,배송1\n").await;
+    crate::train::tiny_base(&app.data_dir);
+    let engineer = app.logged_in(Role::Engineer).await;
+    let page = engineer.get("/engineer/training?taxonomy=fashion").await.text().await.unwrap();
+    assert!(page.contains("<option value=\"tiny-roberta\""), "the base on disk is offered");
+    assert!(!page.contains("name=\"base\" placeholder"), "no free path field");
+    let chosen =
+        engineer.get("/engineer/training?taxonomy=fashion&base=tiny-roberta").await.text().await.unwrap();
+    assert!(
+        chosen.contains("value=\"10\"") && chosen.contains("value=\"tiny-roberta\" selected"),
+        "its defaults"
+    );
+    assert_eq!(engineer.get("/engineer/training?taxonomy=fashion&base=..%2Fetc").await.status(), 400);
+
+    let csrf = engineer.csrf().await;
+    let mut form = train_form(&csrf, "new");
+    form[4].1 = "tiny-roberta".into();
+    assert_eq!(engineer.post_form("/engineer/training", &form).await.status(), 303);
+    let payload: serde_json::Value = sqlx::query_scalar("SELECT payload FROM jobs ORDER BY id DESC LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(payload["base"], "tiny-roberta");
+    for refused in ["/tmp/klue-roberta-base", "../base/tiny-roberta", "not-on-disk"] {
+        form[4].1 = refused.into();
+        let response = engineer.post_form("/engineer/training", &form).await;
+        assert_eq!(response.status(), 400, "{refused}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 1, "nothing queued for a refused base");
+}
+
 #[tokio::test]
 async fn the_models_page_compares_and_promotion_passes_the_gate_only_with_a_reason() {
     let app = TestApp::spawn().await;
