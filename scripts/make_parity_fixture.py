@@ -12,7 +12,8 @@ a sentence pair) that the Rust test `model::folder` must match within 1e-4:
       Only rebuilt with `--roberta` (other tests lean on its exact weights).
   tiny-bert/, tiny-bert-parity.json
       BertForMaskedLM (weights under `bert.`, absolute positions from 0, 2 token types)
-      with only a vocab.txt (and tokenizer_config.json): the tokenizer is built at load.
+      with only a vocab.txt (and tokenizer_config.json): the tokenizer is built at load;
+      also its language-model logits for the first sentence (`train::pretrain` matches).
   tiny-xlmr/, tiny-xlmr-parity.json
       XLMRobertaModel with only a sentencepiece.bpe.model (unigram, trained here); the
       reference ids come from the sentencepiece library with fairseq's id offset.
@@ -83,7 +84,7 @@ def hidden_states(model, encodings: list[tuple[list[int], list[int]]], pad: int)
     return [h[: len(i)].tolist() for h, (i, _) in zip(last, encodings)]
 
 
-def write_parity(name: str, encodings, hidden) -> None:
+def write_parity(name: str, encodings, hidden, mlm_logits=None) -> None:
     fixture = {
         "sentences": SENTENCES,
         "pair": list(PAIR),
@@ -91,6 +92,8 @@ def write_parity(name: str, encodings, hidden) -> None:
         "type_ids": [t for _, t in encodings],
         "hidden": hidden,
     }
+    if mlm_logits is not None:
+        fixture["mlm_logits"] = mlm_logits
     (OUT / f"{name}-parity.json").write_text(json.dumps(fixture, ensure_ascii=False))
 
 
@@ -128,7 +131,10 @@ def bert() -> None:
     mlm = BertForMaskedLM(config).eval()
     mlm.save_pretrained(folder)
     encodings = fast_encodings(tok)
-    write_parity("tiny-bert", encodings, hidden_states(mlm.bert, encodings, 0))
+    ids = torch.tensor([encodings[0][0]])
+    with torch.no_grad():
+        logits = mlm(input_ids=ids).logits[0].tolist()
+    write_parity("tiny-bert", encodings, hidden_states(mlm.bert, encodings, 0), logits)
 
 
 def xlmr() -> None:

@@ -382,7 +382,11 @@ impl Model {
         let device = crate::model::device();
         let mlm = MaskedLm::load(VarBuilder::from_varmap(&varmap, DType::F32, &device), &folder.config)?;
         initialise(&varmap, 7)?;
-        copy_present(&varmap, &dir.join("model.safetensors"), folder.config.family().prefix())?;
+        super::pretrain::load_checkpoint(
+            &varmap,
+            &dir.join("model.safetensors"),
+            folder.config.family().prefix(),
+        )?;
         let mlm = mlm.with_tokenizer(&folder.tokenizer);
         let (names, vars) = sorted_vars(&varmap);
         let params = candle_nn::ParamsAdamW { lr: 0.0, weight_decay: 0.01, ..Default::default() };
@@ -513,20 +517,6 @@ fn sorted_vars(varmap: &VarMap) -> (Vec<String>, Vec<candle_core::Var>) {
         data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     pairs.into_iter().unzip()
-}
-
-/// Copies every tensor of `path` that a variable has a place for: the encoder (at the
-/// root or under any family's prefix) and a language-model head of the same names.
-fn copy_present(varmap: &VarMap, path: &Path, prefix: &str) -> anyhow::Result<()> {
-    crate::model::classifier::load_encoder_weights(varmap, path, prefix)?;
-    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
-    let data = varmap.data().lock().expect("varmap lock");
-    for (name, var) in data.iter().filter(|(n, _)| !n.starts_with(prefix)) {
-        if let Some(tensor) = tensors.get(name).filter(|t| t.dims() == var.dims()) {
-            var.set(&tensor.to_device(var.device())?)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -59,16 +59,21 @@ impl MaskedLm {
         MaskedLm { encoder: self.encoder.with_tokenizer(tokenizer), ..self }
     }
 
+    /// (positions, vocabulary) logits at flat `positions` (row × width + column) of
+    /// `rows`.
+    pub fn logits(&self, rows: &[Vec<u32>], positions: &[u32], train: bool) -> Result<Tensor> {
+        let hidden = self.encoder.forward(rows, train)?;
+        let (b, s, h) = hidden.dims3()?;
+        let picked =
+            hidden.reshape((b * s, h))?.index_select(&Tensor::new(positions, hidden.device())?, 0)?;
+        let transformed = self.norm.forward(&self.dense.forward(&picked)?.gelu_erf()?, train)?;
+        transformed.matmul(&self.encoder.word_embeddings().t()?)?.broadcast_add(&self.bias)
+    }
+
     /// Mean cross-entropy of the original tokens at the masked positions.
     pub fn loss(&self, batch: &Masked, train: bool) -> Result<Tensor> {
-        let hidden = self.encoder.forward(&batch.inputs, train)?;
-        let (b, s, h) = hidden.dims3()?;
-        let device = hidden.device();
-        let picked =
-            hidden.reshape((b * s, h))?.index_select(&Tensor::new(batch.positions.as_slice(), device)?, 0)?;
-        let transformed = self.norm.forward(&self.dense.forward(&picked)?.gelu_erf()?, train)?;
-        let logits = transformed.matmul(&self.encoder.word_embeddings().t()?)?.broadcast_add(&self.bias)?;
-        candle_nn::loss::cross_entropy(&logits, &Tensor::new(batch.targets.as_slice(), device)?)
+        let logits = self.logits(&batch.inputs, &batch.positions, train)?;
+        candle_nn::loss::cross_entropy(&logits, &Tensor::new(batch.targets.as_slice(), logits.device())?)
     }
 }
 
@@ -178,6 +183,21 @@ pub fn pretrain(
     Ok(losses)
 }
 
+/// Copies every tensor of the checkpoint at `path` that a variable of a masked
+/// language model has a place for: the encoder (at the root or under any family's
+/// prefix; `prefix` is the model's) and a language-model head of the same names.
+pub fn load_checkpoint(varmap: &VarMap, path: &std::path::Path, prefix: &str) -> Result<()> {
+    crate::model::classifier::load_encoder_weights(varmap, path, prefix)?;
+    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
+    let data = varmap.data().lock().expect("varmap lock");
+    for (name, var) in data.iter().filter(|(n, _)| !n.starts_with(prefix)) {
+        if let Some(tensor) = tensors.get(name).filter(|t| t.dims() == var.dims()) {
+            var.set(&tensor.to_device(var.device())?)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +226,35 @@ mod tests {
         }
         let candidates = 50 * 11;
         assert!((40..130).contains(&chosen), "about 15 % of {candidates} tokens, got {chosen}");
+    }
+
+    /// The head and its tied decoder give transformers' `BertForMaskedLM` logits on
+    /// the same checkpoint (scripts/make_parity_fixture.py), within 1e-4.
+    #[test]
+    fn the_language_model_head_matches_transformers() {
+        let folder =
+            crate::model::folder::ModelFolder::open(&crate::model::testing::fixture("tiny-bert")).unwrap();
+        let parity: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(crate::model::testing::fixture("tiny-bert-parity.json")).unwrap(),
+        )
+        .unwrap();
+        let varmap = VarMap::new();
+        let model =
+            MaskedLm::load(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), &folder.config)
+                .unwrap();
+        initialise(&varmap, 1).unwrap();
+        load_checkpoint(&varmap, &folder.weights_path(), "bert").unwrap();
+        let ids: Vec<u32> = serde_json::from_value(parity["ids"][0].clone()).unwrap();
+        let positions: Vec<u32> = (0..ids.len() as u32).collect();
+        let got: Vec<Vec<f32>> = model.logits(&[ids], &positions, false).unwrap().to_vec2().unwrap();
+        let expected: Vec<Vec<f32>> = serde_json::from_value(parity["mlm_logits"].clone()).unwrap();
+        let worst = got
+            .iter()
+            .flatten()
+            .zip(expected.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-4, "largest difference {worst}");
     }
 
     #[test]
