@@ -43,20 +43,24 @@ pub struct Lexical {
     pieces: Vec<Piece>,
 }
 
-/// A vocabulary entry as characters, and whether it begins a word (WordPiece marks
-/// continuations with `##`, SentencePiece marks beginnings with `▁`).
+/// A vocabulary entry as characters, whether it begins a word (WordPiece marks
+/// continuations with `##`, SentencePiece marks beginnings with `▁` and leaves
+/// continuations bare), and whether it is a special token (which ends a word and has
+/// no characters of its own).
 struct Piece {
     chars: Vec<char>,
     starts_word: bool,
+    special: bool,
 }
 
 impl Piece {
-    fn new(text: &str) -> Piece {
-        if let Some(rest) = text.strip_prefix("##") {
-            Piece { chars: rest.chars().collect(), starts_word: false }
-        } else {
-            Piece { chars: text.trim_start_matches('▁').chars().collect(), starts_word: true }
-        }
+    fn new(text: &str, metaspace: bool, special: bool) -> Piece {
+        let (chars, starts_word) = match (metaspace, text.strip_prefix("##")) {
+            (false, Some(rest)) => (rest, false),
+            (false, None) => (text, true),
+            (true, _) => (text.trim_start_matches('▁'), text.starts_with('▁')),
+        };
+        Piece { chars: chars.chars().collect(), starts_word, special }
     }
 }
 
@@ -73,9 +77,15 @@ impl Lexical {
         let mut vocabulary: Vec<(String, u32)> = tokenizer.get_vocab(true).into_iter().collect();
         vocabulary.sort_by_key(|v| v.1);
         let size = vocabulary.last().map_or(0, |v| v.1 as usize + 1);
-        let mut pieces: Vec<Piece> = (0..size).map(|_| Piece::new("")).collect();
+        // SentencePiece vocabularies (XLM-R's, e5's) mark word starts with `▁`; their
+        // special tokens are the added ones. WordPiece ones here and klue's keep their
+        // special tokens below FIRST_ORDINARY_TOKEN, as versions trained before relied on.
+        let metaspace = vocabulary.iter().any(|(text, _)| text.starts_with('▁'));
+        let added = tokenizer.get_added_tokens_decoder();
+        let special = |id: u32| if metaspace { added.contains_key(&id) } else { id < FIRST_ORDINARY_TOKEN };
+        let mut pieces: Vec<Piece> = (0..size).map(|_| Piece::new("", metaspace, true)).collect();
         for (text, id) in vocabulary {
-            pieces[id as usize] = Piece::new(&text);
+            pieces[id as usize] = Piece::new(&text, metaspace, special(id));
         }
         let fresh = !vb.contains_tensor("weight");
         let table = vb.get((buckets, outputs), "weight")?;
@@ -173,7 +183,7 @@ impl Lexical {
         // The current word: each character with the position of the token it came from.
         let mut word: Vec<(char, usize)> = Vec::new();
         for (position, &token) in row.iter().enumerate() {
-            let piece = self.pieces.get(token as usize).filter(|_| ordinary(token));
+            let piece = self.pieces.get(token as usize).filter(|p| !p.special);
             let Some(piece) = piece else {
                 self.word_features(&mut word, &mut features);
                 continue;
@@ -238,10 +248,6 @@ fn gather(tensor: &Tensor, index: Vec<u32>) -> Result<Vec<f32>> {
     let length = index.len();
     let index = Tensor::from_vec(index, length, tensor.device())?;
     tensor.index_select(&index, 0)?.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()
-}
-
-fn ordinary(token: u32) -> bool {
-    token >= FIRST_ORDINARY_TOKEN
 }
 
 /// splitmix64's finaliser: a fixed, well-spread hash (the same on every machine, so a
@@ -385,6 +391,35 @@ mod tests {
         // " 배", "배", "송", "배송", " 배송": the stem's n-grams; the endings differ.
         assert_eq!(subject.intersection(&topic).count(), 5, "{subject:?} {topic:?}");
         assert_eq!(subject.len(), 10);
+    }
+
+    /// SentencePiece marks word starts, not continuations: the words rebuilt from an
+    /// XLM-R tokenizer's pieces are the text's words, and give the same n-grams as the
+    /// words themselves.
+    #[test]
+    fn sentencepiece_pieces_rebuild_the_words_of_the_text() {
+        let folder =
+            crate::model::folder::ModelFolder::open(&crate::model::testing::fixture("tiny-xlmr")).unwrap();
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let part = Lexical::load(vb, 1 << 16, 1, &folder.tokenizer).unwrap();
+        let text = "배송이 빨라요 색감도 좋아요";
+        let encoding = folder.tokenizer.encode(text, true).unwrap();
+        assert!(
+            encoding.get_tokens().iter().any(|t| !t.starts_with('▁') && t.len() > 1),
+            "{:?}",
+            encoding.get_tokens()
+        );
+        let mut got: Vec<u32> = part.features(encoding.get_ids()).iter().map(|f| f.bucket).collect();
+        let mut expected = Vec::new();
+        for word in text.split(' ') {
+            let mut chars: Vec<(char, usize)> = word.chars().map(|c| (c, 0)).collect();
+            part.word_features(&mut chars, &mut expected);
+        }
+        let mut expected: Vec<u32> = expected.iter().map(|f| f.bucket).collect();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected);
     }
 
     #[test]
