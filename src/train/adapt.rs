@@ -170,10 +170,11 @@ impl CorpusStream for StoreCorpus {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     pub step: usize,
-    /// Passes over the corpus begun.
-    pub pass: u64,
-    /// Texts read in this pass (held-out ones included).
-    pub position: u64,
+    /// Where the current window of batches begins: (pass over the corpus, texts read
+    /// before it in that pass, held-out ones included).
+    pub window: (u64, u64),
+    /// Batches of that window already trained on.
+    pub window_done: usize,
     /// Texts read for training in all passes.
     pub read: u64,
     pub seconds: f64,
@@ -249,6 +250,8 @@ pub async fn run(
     let started = Instant::now();
     let seconds_before = state.seconds;
     let mut since_record = (0.0, 0usize);
+    // A resumed run reads its window again from where it began.
+    let mut window: Option<Window> = None;
     loop {
         let seconds = seconds_before + started.elapsed().as_secs_f64();
         if settings.max_steps.is_some_and(|m| state.step >= m)
@@ -257,7 +260,23 @@ pub async fn run(
             break;
         }
         settings.cancel.check()?;
-        let rows = next_batch(corpus, &mut state, settings, &tokenizer).await?;
+        if let Some(done) = window.as_ref().filter(|w| state.window_done >= w.batches.len()) {
+            state.window = done.end;
+            state.window_done = 0;
+            window = None;
+        }
+        let current = match window.as_mut() {
+            Some(current) => current,
+            None => {
+                let read = read_window(corpus, state.window, settings, &tokenizer).await?;
+                if state.window_done == 0 {
+                    state.read += read.texts;
+                }
+                window.insert(read)
+            }
+        };
+        let rows = std::mem::take(&mut current.batches[state.window_done]);
+        state.window_done += 1;
         random::seed(settings.seed ^ (state.step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let masked = mask_batch(&rows, &maskable);
         state.step += 1;
@@ -338,31 +357,52 @@ async fn held_out_rows(
     Ok(rows)
 }
 
-/// The next training batch: texts from where the last one ended, held-out lines
-/// skipped, starting a new pass at the end of the corpus.
-async fn next_batch(
+/// Batches of one window of the corpus: about `WINDOW` batches of texts from where the
+/// window begins (held-out lines skipped, a new pass begun at the end of the corpus),
+/// sorted by length so that a batch pads to little more than its own texts, then cut
+/// and put in an order drawn from the window's start. Reading the same window again
+/// gives the same batches: a resumed run goes on where it stopped.
+async fn read_window(
     corpus: &mut impl CorpusStream,
-    state: &mut State,
+    (mut pass, mut position): (u64, u64),
     settings: &AdaptSettings,
     tokenizer: &Tokenizer,
-) -> anyhow::Result<Vec<Vec<u32>>> {
-    let mut rows = Vec::with_capacity(settings.batch_size);
-    let mut empty_passes = 0;
-    while rows.len() < settings.batch_size {
-        let texts = corpus.read(state.position, settings.batch_size - rows.len()).await?;
-        if texts.is_empty() {
-            empty_passes += 1;
-            anyhow::ensure!(empty_passes < 2 || !rows.is_empty(), "the corpus has no texts to train on");
-            state.pass += 1;
-            state.position = 0;
+) -> anyhow::Result<Window> {
+    let wanted = settings.batch_size * WINDOW;
+    let (mut rows, mut texts, mut empty) = (Vec::with_capacity(wanted), 0, false);
+    while rows.len() < wanted {
+        let read = corpus.read(position, (wanted - rows.len()).min(10_000)).await?;
+        if read.is_empty() {
+            anyhow::ensure!(!(empty && rows.is_empty()), "the corpus has no texts to train on");
+            if !rows.is_empty() && rows.len() >= settings.batch_size {
+                // End of a pass: this window ends here, the next begins a new pass.
+                (pass, position) = (pass + 1, 0);
+                break;
+            }
+            (pass, position, empty) = (pass + 1, 0, true);
             continue;
         }
-        state.position += texts.len() as u64;
-        state.read += texts.len() as u64;
-        let kept = texts.into_iter().filter(|t| !held_out(t, settings.held_out_every));
+        position += read.len() as u64;
+        texts += read.len() as u64;
+        let kept = read.into_iter().filter(|t| !held_out(t, settings.held_out_every));
         rows.extend(kept.map(|t| super::data::encode_review(tokenizer, &t)));
     }
-    Ok(rows)
+    rows.sort_by_key(Vec::len);
+    let mut batches: Vec<Vec<Vec<u32>>> = rows.chunks(settings.batch_size).map(<[_]>::to_vec).collect();
+    random::seed(settings.seed ^ pass.wrapping_mul(0x9E37_79B9) ^ position);
+    random::shuffle(&mut batches);
+    Ok(Window { batches, end: (pass, position), texts })
+}
+
+/// Batches per window of length-sorted texts.
+const WINDOW: usize = 64;
+
+/// A window's batches and where the next window begins.
+struct Window {
+    batches: Vec<Vec<Vec<u32>>>,
+    end: (u64, u64),
+    /// Texts read for it.
+    texts: u64,
 }
 
 /// The model being pre-trained, its variables (sorted by name, so the optimiser's
