@@ -223,6 +223,9 @@ pub struct EpochLog {
     /// Keyword micro F1 or sentiment macro F1 on validation (see `Dataset::score`).
     #[serde(default)]
     pub valid_score: Option<f64>,
+    /// Wall time of the epoch: its training steps and its validation pass.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -348,7 +351,7 @@ pub fn fit(
         best = (evaluate(model, &objective, v, batch, options.parts)?.1, 0, Some(snapshot(varmap)?));
     }
     for epoch in 1..=options.epochs {
-        let mut sum = 0.0;
+        let (mut sum, started) = (0.0, std::time::Instant::now());
         for chunk in length_batches(&train.rows, batch) {
             optimizer.set_learning_rate(learning_rate(options.learning_rate, step, total, warmup));
             let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| train.rows[i].clone()).collect();
@@ -366,7 +369,8 @@ pub fn fit(
         let train_loss = sum / train.len().max(1) as f64;
         let checked = valid.map(|v| evaluate(model, &objective, v, batch, options.parts)).transpose()?;
         let (valid_loss, valid_score) = (checked.map(|c| c.0), checked.map(|c| c.1));
-        logs.push(EpochLog { epoch, train_loss, valid_loss, valid_score });
+        let seconds = started.elapsed().as_secs_f64();
+        logs.push(EpochLog { epoch, train_loss, valid_loss, valid_score, seconds });
         let watched = valid_score.unwrap_or(-train_loss);
         if watched > best.0 {
             best = (watched, epoch, Some(snapshot(varmap)?));

@@ -98,7 +98,13 @@ fn each_stage_updates_only_its_own_part() {
 fn two_stages_make_one_log() {
     let log = |epochs: usize, best_epoch| FitReport {
         epochs: (1..=epochs)
-            .map(|epoch| EpochLog { epoch, train_loss: 0.0, valid_loss: None, valid_score: None })
+            .map(|epoch| EpochLog {
+                epoch,
+                train_loss: 0.0,
+                valid_loss: None,
+                valid_score: None,
+                seconds: 0.0,
+            })
             .collect(),
         best_epoch,
     };
