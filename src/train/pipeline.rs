@@ -59,8 +59,9 @@ pub struct TrainSettings {
     #[serde(default)]
     pub encoder_size: Option<EncoderSize>,
     /// Hashed character n-gram features of the classifiers' lexical part (0: none);
-    /// when absent, [`DEFAULT_LEXICAL_BUCKETS`] for an encoder trained here and none for
-    /// a pretrained base, which the seed's heads did without (and which is not measured).
+    /// [`DEFAULT_LEXICAL_BUCKETS`] when absent, for a pretrained base too: on NIKL the
+    /// fine-tuned e5 alone fell below TF-IDF + LR, and with the lexical part beside it
+    /// rose above (docs/pretrained.md).
     #[serde(default)]
     pub lexical_buckets: Option<usize>,
 }
@@ -137,8 +138,7 @@ impl TrainSettings {
     }
 
     pub fn lexical_buckets(&self) -> usize {
-        let default = if self.base.is_some() { 0 } else { DEFAULT_LEXICAL_BUCKETS };
-        self.lexical_buckets.unwrap_or(default)
+        self.lexical_buckets.unwrap_or(DEFAULT_LEXICAL_BUCKETS)
     }
 
     /// What sits on the encoder of a model with `outputs`.
