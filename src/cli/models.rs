@@ -28,19 +28,17 @@ pub struct TrainArgs {
     /// Train on train + validation, without early stopping.
     #[arg(long)]
     all_data: bool,
-    /// Most epochs; early stopping usually ends sooner. The schedule decays over all of
-    /// them, so more epochs also keep the learning rate up longer.
-    #[arg(long, help = profile_help("most epochs", |s| s.fit.epochs.to_string()))]
+    #[arg(long, help = profile_help("Most epochs; early stopping usually ends sooner", |s| s.fit.epochs.to_string()))]
     epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = profile_help("Reviews per training batch", |s| s.fit.batch_size.to_string()))]
     batch_size: Option<usize>,
-    #[arg(long, help = profile_help("peak learning rate of the encoder", |s| s.fit.learning_rate.to_string()))]
+    #[arg(long, help = profile_help("Peak learning rate of the encoder", |s| s.fit.learning_rate.to_string()))]
     learning_rate: Option<f64>,
-    #[arg(long, help = profile_help("the head's learning rate as a multiple of the encoder's", |s| s.fit.head_rate.to_string()))]
+    #[arg(long, help = profile_help("The head's learning rate as a multiple of the encoder's", |s| s.fit.head_rate.to_string()))]
     head_rate: Option<f64>,
-    #[arg(long, help = profile_help("epochs without a better validation score before stopping", |s| s.fit.patience.to_string()))]
+    #[arg(long, help = profile_help("Epochs without a better validation score before stopping", |s| s.fit.patience.to_string()))]
     patience: Option<usize>,
-    #[arg(long)]
+    #[arg(long, help = profile_help("Seed of weights, batches and dropout", |s| s.fit.seed.to_string()))]
     seed: Option<u64>,
     /// Keep the encoder's embeddings fixed (true/false).
     #[arg(long)]
@@ -53,7 +51,7 @@ pub struct TrainArgs {
     vocab_size: Option<usize>,
     #[arg(long, value_enum)]
     sentiment_input: Option<reviewloop::train::data::SentimentInput>,
-    #[arg(long, help = profile_help("dropout on the sentence vector", |s| s.dropout.to_string()))]
+    #[arg(long, help = profile_help("Dropout on the sentence vector", |s| s.dropout.to_string()))]
     dropout: Option<f32>,
     /// Share of tokens masked in each training batch (noise against memorising).
     #[arg(long)]
@@ -70,7 +68,7 @@ pub struct TrainArgs {
     /// Sentence vector for the heads: mean over tokens or the first token.
     #[arg(long, value_enum)]
     pooling: Option<reviewloop::model::classifier::Pooling>,
-    #[arg(long, help = profile_help("hashed character 1–3-gram features of the classifiers' linear part (0: none)", |s| s.lexical_buckets().to_string()))]
+    #[arg(long, help = profile_help("Hashed character 1–3-gram features of the classifiers' lexical part (0: none)", |s| s.lexical_buckets().to_string()))]
     lexical_buckets: Option<usize>,
     /// Step size of the lexical part's plain gradient steps at the peak learning rate.
     #[arg(long)]
