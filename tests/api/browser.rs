@@ -105,7 +105,12 @@ async fn an_engineer_follows_a_job_live_until_it_ends() {
     let env = [("APP_USER", engineer), ("APP_PASSWORD", PASSWORD.into()), ("APP_JOB", job.to_string())];
     let browser = run_script(&app, "job.mjs", &env);
     let worker = async {
-        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        // The job ends a few seconds after the engineer has logged in (a busy machine
+        // may take longer than that to start the browser).
+        while app.count("SELECT count(*) FROM sessions").await == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         sqlx::query(
             "UPDATE jobs SET status = 'succeeded', finished_at = now(), result = '{\"version\": \"browser-v1\"}',
                              progress = progress || '{\"step\": 10, \"eta_seconds\": 0}' WHERE id = $1",
