@@ -92,6 +92,8 @@ for split in ("validation", "test"):
         "sentiment_micro_f1": f1_score(classes, guess, average="micro"),
         "sentiment_macro_f1": f1_score(classes, guess, average="macro", labels=sorted(set(classes))),
         "pipeline_f1": pipeline_f1(split, predicted),
+        "per_keyword": {k: f1_score(truth[:, j], predicted[:, j], zero_division=0)
+                        for j, k in enumerate(kept_keywords) if present[j]},
     }
 
 

@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated folds to run (default: all)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--baseline-only", action="store_true", help="only TF-IDF + LR on every fold (seconds)")
     parser.add_argument("train_args", nargs="*")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
@@ -50,6 +51,11 @@ def main() -> None:
     rows = [json.loads(line) for line in open(args.export, encoding="utf-8")]
     rows = [r for r in rows if r.get("labels") is not None]
     folds = range(args.folds) if not args.only else [int(f) for f in args.only.split(",")]
+    if args.baseline_only:
+        runs = {str(f): baseline(args, fold_file(args, out / f"fold{f}", rows, f)) for f in folds}
+        (out / "baseline.json").write_text(json.dumps(runs, indent=1))
+        report_baseline(runs)
+        return
     results = json.loads((out / "cv.json").read_text()) if (out / "cv.json").exists() else {}
     for f in folds:
         if str(f) in results:
@@ -59,8 +65,8 @@ def main() -> None:
         report(results)
 
 
-def run_fold(args, out: pathlib.Path, rows: list, f: int) -> dict:
-    fold_dir = out / f"fold{f}"
+def fold_file(args, fold_dir: pathlib.Path, rows: list, f: int) -> pathlib.Path:
+    """The labelled reviews with fold f's splits: its reviews test, one in nine of the rest validation."""
     fold_dir.mkdir(exist_ok=True)
     data = fold_dir / "labelled.jsonl"
     with open(data, "w", encoding="utf-8") as file:
@@ -68,6 +74,12 @@ def run_fold(args, out: pathlib.Path, rows: list, f: int) -> dict:
             split = "test" if bucket(r["text"], args.folds) == f else ("validation" if bucket(r["text"] + "#v", 9) == 0 else "train")
             file.write(json.dumps({"text": r["text"], "labels": r["labels"], "split": split,
                                    "mall": r.get("mall", ""), "category": r.get("category", "")}, ensure_ascii=False) + "\n")
+    return data
+
+
+def run_fold(args, out: pathlib.Path, rows: list, f: int) -> dict:
+    fold_dir = out / f"fold{f}"
+    data = fold_file(args, fold_dir, rows, f)
     models = fold_dir / "models"
     models.mkdir(exist_ok=True)
     shared = pathlib.Path(args.data_dir).resolve() / "base"
@@ -86,10 +98,6 @@ def run_fold(args, out: pathlib.Path, rows: list, f: int) -> dict:
     seconds = time.time() - started
     version = models / args.taxonomy / "cv"
     evaluation = json.loads(rl("eval", "--taxonomy", args.taxonomy, "--version", str(version), "--json", capture_output=True).stdout)
-    export = fold_dir / "export.jsonl"
-    rl("export", "--format", "jsonl", "--taxonomy", args.taxonomy, "-o", str(export), capture_output=True)
-    baseline = json.loads(subprocess.run([args.python, str(ROOT / "scripts" / "baseline_tfidf.py"), str(export), "--json"],
-                                         check=True, capture_output=True).stdout)["test"]
     ours = {
         "reviews": evaluation["reviews"],
         "keyword_micro_f1": evaluation["keyword"]["micro"]["f1"],
@@ -97,10 +105,18 @@ def run_fold(args, out: pathlib.Path, rows: list, f: int) -> dict:
         "sentiment_macro_f1": evaluation["sentiment"]["macro_avg"]["f1"],
         "pipeline_f1": evaluation["pipeline"]["f1"],
         "per_keyword": {name: scores["f1"] for name, scores in evaluation["keyword"]["labels"]},
+        "support": {name: scores["support"] for name, scores in evaluation["keyword"]["labels"]},
         "train_seconds": seconds,
     }
     subprocess.run(["psql", "-h", "127.0.0.1", "-d", "postgres", "-qc", f"DROP DATABASE IF EXISTS reviewloop_cv_{f}"], check=True)
-    return {"ours": ours, "baseline": baseline}
+    return {"ours": ours, "baseline": baseline(args, data)}
+
+
+def baseline(args, data: pathlib.Path) -> dict:
+    """TF-IDF + LR on the fold's file (it carries each review's split, as an export does)."""
+    run = subprocess.run([args.python, str(ROOT / "scripts" / "baseline_tfidf.py"), str(data), "--json"],
+                         check=True, capture_output=True)
+    return json.loads(run.stdout)["test"]
 
 
 def report(results: dict) -> None:
@@ -116,7 +132,29 @@ def report(results: dict) -> None:
         for k in keys:
             deltas = [r["ours"][k] - r["baseline"][k] for r in results.values()]
             print(f"  {k}: ours − TF-IDF {statistics.mean(deltas):+.3f} (per fold {', '.join(f'{d:+.3f}' for d in deltas)})")
+    per_keyword(results)
     sys.stdout.flush()
+
+
+def report_baseline(runs: dict) -> None:
+    keys = ["keyword_micro_f1", "keyword_macro_f1", "sentiment_macro_f1", "pipeline_f1"]
+    for f, r in sorted(runs.items()):
+        print(f"fold {f} TF-IDF: " + "  ".join(f"{k} {r[k]:.3f}" for k in keys))
+    if len(runs) > 1:
+        print("mean TF-IDF: " + "  ".join(f"{k} {statistics.mean(r[k] for r in runs.values()):.3f}"
+                                          f"±{statistics.stdev(r[k] for r in runs.values()):.3f}" for k in keys))
+
+
+def per_keyword(results: dict) -> None:
+    """Each keyword's F1 averaged over the folds where it has test labels, ours and TF-IDF's."""
+    names = sorted({k for r in results.values() for k, n in r["ours"].get("support", {}).items() if n})
+    print("per keyword (labels in the test folds; F1 ours / TF-IDF, mean over folds with labels):")
+    for name in names:
+        runs = [r for r in results.values() if r["ours"]["support"].get(name)]
+        ours = statistics.mean(r["ours"]["per_keyword"][name] for r in runs)
+        theirs = statistics.mean(r["baseline"].get("per_keyword", {}).get(name, 0.0) for r in runs)
+        support = sum(r["ours"]["support"][name] for r in runs)
+        print(f"  {name:<16} {support:5}  {ours:.3f} / {theirs:.3f}  {ours - theirs:+.3f}")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ pub async fn pretrain(settings: &Settings, args: PretrainArgs) -> anyhow::Result
         bar.set_position(p.step as u64);
         bar.set_message(format!("{:.3}", p.loss));
         if bar.is_hidden() && p.step >= logged + 100 {
-            eprintln!("step {} of {:?}, loss {:.3}, {:.0} s", p.step, p.expected_steps, p.loss, p.seconds);
+            let of = p.expected_steps.map(|n| format!(" of {n}")).unwrap_or_default();
+            eprintln!("step {}{of}, loss {:.3}, {:.0} s", p.step, p.loss, p.seconds);
             logged = p.step;
         }
     };

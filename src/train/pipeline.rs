@@ -99,6 +99,10 @@ impl TrainSettings {
     }
 
     /// Fine-tuning the pretrained `base` (measured on NIKL; see docs/pretrained.md).
+    /// Patience covers every epoch: beside the fixed lexical part the fine-tuned encoder
+    /// dips below its first epoch's score for a few epochs and rises above it only once
+    /// the learning rate decays (on NIKL patience 3 stopped it at 0.664 validation
+    /// micro F1 after four epochs; all ten reached 0.685).
     pub fn pretrained(taxonomy: &str, models_dir: PathBuf, base: SafeName) -> Self {
         let scratch = TrainSettings::defaults(taxonomy, models_dir);
         TrainSettings {
@@ -107,7 +111,7 @@ impl TrainSettings {
                 epochs: 10,
                 learning_rate: 1e-4,
                 head_rate: 20.0,
-                patience: 3,
+                patience: 10,
                 ..scratch.fit.clone()
             },
             dropout: 0.1,
