@@ -26,6 +26,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+KEYS = ["keyword_micro_f1", "keyword_macro_f1", "sentiment_macro_f1", "pipeline_f1"]
 
 
 def bucket(text: str, n: int) -> int:
@@ -120,29 +121,30 @@ def baseline(args, data: pathlib.Path) -> dict:
 
 
 def report(results: dict) -> None:
-    keys = ["keyword_micro_f1", "keyword_macro_f1", "sentiment_macro_f1", "pipeline_f1"]
     for f, r in sorted(results.items()):
-        line = "  ".join(f"{k} {r['ours'][k]:.3f}/{r['baseline'][k]:.3f}" for k in keys)
+        line = "  ".join(f"{k} {r['ours'][k]:.3f}/{r['baseline'][k]:.3f}" for k in KEYS)
         print(f"fold {f} (ours/TF-IDF): {line}  train {r['ours']['train_seconds']:.0f} s")
     if len(results) > 1:
         for who in ("ours", "baseline"):
-            line = "  ".join(f"{k} {statistics.mean(r[who][k] for r in results.values()):.3f}"
-                             f"±{statistics.stdev(r[who][k] for r in results.values()):.3f}" for k in keys)
+            line = "  ".join(f"{k} {mean_sd(r[who][k] for r in results.values())}" for k in KEYS)
             print(f"mean {who:<8}: {line}")
-        for k in keys:
+        for k in KEYS:
             deltas = [r["ours"][k] - r["baseline"][k] for r in results.values()]
             print(f"  {k}: ours − TF-IDF {statistics.mean(deltas):+.3f} (per fold {', '.join(f'{d:+.3f}' for d in deltas)})")
     per_keyword(results)
     sys.stdout.flush()
 
 
+def mean_sd(values) -> str:
+    values = list(values)
+    return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
+
+
 def report_baseline(runs: dict) -> None:
-    keys = ["keyword_micro_f1", "keyword_macro_f1", "sentiment_macro_f1", "pipeline_f1"]
     for f, r in sorted(runs.items()):
-        print(f"fold {f} TF-IDF: " + "  ".join(f"{k} {r[k]:.3f}" for k in keys))
+        print(f"fold {f} TF-IDF: " + "  ".join(f"{k} {r[k]:.3f}" for k in KEYS))
     if len(runs) > 1:
-        print("mean TF-IDF: " + "  ".join(f"{k} {statistics.mean(r[k] for r in runs.values()):.3f}"
-                                          f"±{statistics.stdev(r[k] for r in runs.values()):.3f}" for k in keys))
+        print("mean TF-IDF: " + "  ".join(f"{k} {mean_sd(r[k] for r in runs.values())}" for k in KEYS))
 
 
 def per_keyword(results: dict) -> None:

@@ -360,7 +360,7 @@ async fn held_out_rows(
 /// Batches of one window of the corpus: about `WINDOW` batches of texts from where the
 /// window begins (held-out lines skipped, a new pass begun at the end of the corpus),
 /// sorted by length so that a batch pads to little more than its own texts, then cut
-/// and put in an order drawn from the window's start. Reading the same window again
+/// and put in an order drawn from where the window ends (fixed by where it begins). Reading the same window again
 /// gives the same batches: a resumed run goes on where it stopped.
 async fn read_window(
     corpus: &mut impl CorpusStream,
