@@ -1,5 +1,6 @@
 //! Export of the current labels per review, as CSV or JSONL, in a form that import
-//! reads back unchanged.
+//! reads back unchanged. CSV cells that a spreadsheet would run as formulas are
+//! marked (`csv_cells`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -98,7 +99,8 @@ impl<W: Write> RowWriter<W> {
                     let level = current.and_then(|a| a.labels.labels.iter().find(|(id, _)| *id == k.id));
                     level.map(|(_, s)| s.to_string()).unwrap_or_default()
                 });
-                w.write_record(fixed.into_iter().chain(levels))?
+                let cells = fixed.into_iter().chain(levels);
+                w.write_record(cells.map(|c| crate::csv_cells::neutralise(&c).into_owned()))?
             }
             RowWriter::Jsonl(w) => {
                 let per_labeller: Vec<_> = latest

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cancel;
 pub mod config;
 pub mod consensus;
+pub mod csv_cells;
 pub mod error;
 pub mod export;
 pub mod import;

@@ -332,6 +332,10 @@ enum BenchCommand {
         /// Seconds measured per setting.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// One client sends the largest request accepted (long reviews, highlights) in
+        /// a loop beside --clients (first value) clients sending one short review each.
+        #[arg(long)]
+        adversary: bool,
     },
     /// Fast highlights against full masking: top-word agreement and cost, on a sample.
     Highlights {
@@ -395,7 +399,7 @@ async fn start() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Select { pool, items, runs }) => {
             reviewloop::bench::select(&settings, pool, items, runs).await
         }
-        Command::Bench(BenchCommand::Serve { file, version, epochs, clients, seconds }) => {
+        Command::Bench(BenchCommand::Serve { file, version, epochs, clients, seconds, adversary }) => {
             let bench = reviewloop::bench::ServeBench {
                 taxonomy: file.taxonomy(),
                 data: file.data,
@@ -404,6 +408,7 @@ async fn start() -> anyhow::Result<()> {
                 epochs,
                 concurrency: clients,
                 seconds,
+                adversary,
             };
             let figures = reviewloop::bench::serve(&settings, &bench).await?;
             println!("{}", serde_json::to_string(&figures)?);

@@ -4,7 +4,7 @@
 
 use candle_core::Result;
 
-use super::{Analysis, Analyzer, Highlights, Masking, BATCH};
+use super::{Analysis, Analyzer, Ask, Highlights, BATCH};
 use crate::model::classifier::Classifier;
 use crate::text;
 use crate::train::data::{self, SentimentInput};
@@ -20,14 +20,16 @@ pub struct Scored {
 
 /// What one batched pass over many reviews gives: probabilities, pooled vectors, and
 /// the level distribution of each found keyword.
-struct Pass {
-    texts: Vec<String>,
-    probabilities: Vec<Vec<f32>>,
+pub(super) struct Pass {
+    pub texts: Vec<String>,
+    /// Tokens of each review's keyword row.
+    pub tokens: Vec<usize>,
+    pub probabilities: Vec<Vec<f32>>,
     embeddings: Vec<Vec<f32>>,
-    sentiments: Vec<Vec<(usize, Vec<f32>)>>,
+    pub sentiments: Vec<Vec<(usize, Vec<f32>)>>,
     /// Per review, per token, per keyword: the token's share of the logits (when asked
     /// for and the pooling gives them).
-    shares: Vec<Option<Vec<Vec<f32>>>>,
+    pub shares: Vec<Option<Vec<Vec<f32>>>>,
 }
 
 impl Analyzer {
@@ -42,38 +44,18 @@ impl Analyzer {
             .collect())
     }
 
-    /// Full analyses of many reviews (the API's batches), with highlights found as
-    /// each review asks; every stage runs batched over all reviews together.
+    /// Full analyses of many reviews, with highlights found as each review asks; every
+    /// stage runs batched over all reviews together.
     pub fn analyze_many(&self, texts: &[String], highlights: &[Highlights]) -> anyhow::Result<Vec<Analysis>> {
-        let how = |i: usize| highlights.get(i).copied().unwrap_or(Highlights::None);
-        let pass = self.pass(texts, (0..texts.len()).any(|i| how(i) == Highlights::Fast))?;
-        let (mut at, mut inputs) = (Vec::new(), Vec::new());
-        for (i, text) in pass.texts.iter().enumerate() {
-            let found: Vec<usize> = pass.sentiments[i].iter().map(|(k, _)| *k).collect();
-            let spans = match (how(i), &pass.shares[i]) {
-                _ if found.is_empty() => continue,
-                (Highlights::None, _) => continue,
-                (Highlights::Fast, Some(shares)) => self.fast_spans(text, shares, &found),
-                _ => text::word_spans(text),
-            };
-            at.push(i);
-            inputs.push(Masking { text, original: &pass.probabilities[i], spans });
-        }
-        let mut drops = vec![Vec::new(); texts.len()];
-        for (i, d) in at.into_iter().zip(self.mask_drops(&inputs)?) {
-            drops[i] = d;
-        }
-        Ok(pass
-            .texts
-            .iter()
-            .zip(pass.probabilities)
-            .zip(pass.sentiments)
-            .zip(&drops)
-            .map(|(((text, probs), sentiments), drops)| self.assemble(text, probs, sentiments, drops))
-            .collect())
+        let asks: Vec<Ask> = (0..texts.len())
+            .map(|i| Ask::Analysis(highlights.get(i).copied().unwrap_or(Highlights::None)))
+            .collect();
+        let mut staged = self.stage(texts, &asks)?;
+        self.mask_all(&mut staged)?;
+        Ok(staged.into_iter().map(|s| self.finish(s)).collect())
     }
 
-    fn pass(&self, texts: &[String], with_shares: bool) -> anyhow::Result<Pass> {
+    pub(super) fn pass(&self, texts: &[String], with_shares: bool) -> anyhow::Result<Pass> {
         let texts: Vec<String> = texts.iter().map(|t| text::normalize(t)).collect();
         let rows: Vec<Vec<u32>> =
             texts.iter().map(|t| data::encode_review(&self.keyword.tokenizer, t)).collect();
@@ -100,7 +82,9 @@ impl Analyzer {
         for (&(r, k), d) in pairs.iter().zip(distributions) {
             sentiments[r].push((k, d));
         }
-        Ok(Pass { texts, probabilities: probs, embeddings, sentiments, shares })
+        let limit = self.keyword.max_tokens();
+        let tokens = rows.iter().map(|r| r.len().min(limit)).collect();
+        Ok(Pass { texts, tokens, probabilities: probs, embeddings, sentiments, shares })
     }
 }
 
@@ -111,12 +95,11 @@ type KeywordPass = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Option<Vec<Vec<f32>>>>);
 /// Probabilities and pooled vectors from one encoder pass per batch, shortest rows
 /// together so batches pad little.
 fn keyword_pass(model: &Classifier, rows: &[Vec<u32>], with_shares: bool) -> Result<KeywordPass> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| rows[i].len());
     let mut probs = vec![Vec::new(); rows.len()];
     let mut embeddings = vec![Vec::new(); rows.len()];
     let mut shares = vec![None; rows.len()];
-    for chunk in order.chunks(BATCH) {
+    for chunk in crate::train::by_length(rows, BATCH) {
+        let chunk = &chunk[..];
         let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
         let (pooled, token_shares) = if with_shares {
             model.pooled_with_shares(&batch)?

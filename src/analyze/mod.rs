@@ -20,7 +20,9 @@ use crate::train::{argmax, probabilities};
 
 mod attribution;
 mod batch;
+mod stages;
 pub use batch::Scored;
+pub use stages::{Ask, ReviewCost, Staged};
 
 /// How a review's highlights are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -65,6 +67,11 @@ impl LoadedModel {
             .with_context(|| format!("{}: weights do not fit", dir.display()))?;
         let tokenizer = data::truncating(&folder.tokenizer, folder.config.max_tokens());
         Ok(LoadedModel { classifier, labels, tokenizer })
+    }
+
+    /// The longest row the encoder reads; the tokenizer cuts there.
+    pub fn max_tokens(&self) -> usize {
+        self.classifier.encoder.config.max_tokens()
     }
 }
 
@@ -211,12 +218,9 @@ impl Analyzer {
     /// The words that drive one keyword's probability in `text`, whether or not it
     /// reaches the threshold (a reviewer judging a suspect wants the model's reasons).
     pub fn highlights_for(&self, text: &str, keyword: usize) -> anyhow::Result<Vec<Highlight>> {
-        let text = text::normalize(text);
-        let row = data::encode_review(&self.keyword.tokenizer, &text);
-        let probs = probabilities(&self.keyword.classifier, &[row], true, 1)?.remove(0);
-        let spans = text::word_spans(&text);
-        let drops = self.mask_drops(&[Masking { text: &text, original: &probs, spans }])?;
-        Ok(self.top_highlights(&text, &drops[0], keyword))
+        let mut staged = self.stage(&[text.to_string()], &[Ask::Explain(keyword)])?;
+        self.mask_all(&mut staged)?;
+        Ok(self.explain(&staged[0], keyword))
     }
 
     fn top_highlights(

@@ -102,3 +102,58 @@ fn fast_highlights_find_the_deciding_word_with_fewer_masks() {
     assert!(mixed[0].keywords[0].highlights.is_empty());
     assert_eq!(mixed[1].keywords[0].highlights[0].word, "배송");
 }
+
+#[test]
+fn only_words_inside_the_encoded_tokens_are_masked_and_the_cost_says_so() {
+    let analyzer = planted(Pooling::First);
+    // 64 tokens at most: 배송 first, then far more words than the encoder reads.
+    let long = format!("배송 {}", "오늘 정말 ".repeat(400));
+    let words = crate::text::word_spans(&long).len();
+    let staged = analyzer.stage(std::slice::from_ref(&long), &[Ask::Analysis(Highlights::Mask)]).unwrap();
+    let masked = staged[0].masks_left();
+    assert!(masked > 10 && masked < 64, "{masked} of {words} words are inside the tokens");
+    assert_eq!(staged[0].tokens, analyzer.keyword.max_tokens());
+    let cost = analyzer.cost(&long, Ask::Analysis(Highlights::Mask));
+    assert_eq!(cost.masks, masked as u64, "the bound counts exactly the words masked");
+    assert_eq!(cost.per_mask, staged[0].tokens as u64);
+    assert_eq!(analyzer.cost(&long, Ask::Analysis(Highlights::None)).masks, 0);
+    // The words past the encoded part would have changed nothing.
+    let analysis = analyzer.analyze(&long, true).unwrap();
+    let limit = long.chars().count() / 4;
+    for k in &analysis.keywords {
+        assert!(k.highlights.iter().all(|h| h.end <= limit), "{:?}", k.highlights);
+    }
+    assert_eq!(analysis.keywords[0].highlights[0].word, "배송");
+}
+
+#[test]
+fn a_review_masked_a_few_words_at_a_time_gets_the_same_answer() {
+    let analyzer = planted(Pooling::Mean);
+    let texts = vec!["오늘 정말 배송 왔어요 좋아요 그냥 사이즈".to_string(), "배송 오늘 그냥".to_string()];
+    let whole = analyzer.analyze_many(&texts, &[Highlights::Mask; 2]).unwrap();
+    let mut staged = analyzer.stage(&texts, &[Ask::Analysis(Highlights::Mask); 2]).unwrap();
+    while staged.iter().any(|s| s.masks_left() > 0) {
+        let mut work: Vec<(&mut Staged, usize)> = staged.iter_mut().map(|s| (s, 2)).collect();
+        analyzer.mask(&mut work).unwrap();
+    }
+    let stepped: Vec<Analysis> = staged.into_iter().map(|s| analyzer.finish(s)).collect();
+    for (a, b) in whole.iter().zip(&stepped) {
+        let words =
+            |x: &Analysis| x.keywords[0].highlights.iter().map(|h| (h.start, h.end)).collect::<Vec<_>>();
+        assert_eq!(words(a), words(b));
+        assert!((a.keywords[0].highlights[0].drop - b.keywords[0].highlights[0].drop).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn a_cost_bounds_every_pass_a_review_can_take() {
+    let analyzer = planted(Pooling::First);
+    let cost = analyzer.cost("오늘 배송 왔어요", Ask::Analysis(Highlights::Mask));
+    let tokens = analyzer.keyword.tokenizer.encode("오늘 배송 왔어요", true).unwrap().len() as u64;
+    assert_eq!(cost.per_mask, tokens);
+    assert_eq!(cost.masks, 3);
+    let keywords = analyzer.keyword.labels.keywords.len() as u64;
+    assert_eq!(cost.stage, tokens + keywords * (tokens + 16).min(analyzer.sentiment.max_tokens() as u64));
+    assert_eq!(cost.total(), cost.stage + 3 * tokens);
+    assert!(cost.typical_stage <= cost.stage);
+}

@@ -9,11 +9,13 @@ use sqlx::migrate::MigrateDatabase;
 use crate::config::Settings;
 use crate::import::{self, Format, ImportOptions};
 
+mod adversary;
 mod highlights;
 mod models;
 pub use models::{model_configs, models, ModelBench};
 mod select;
 mod serve;
+pub use adversary::AdversaryFigures;
 pub use highlights::{highlights, HighlightFigures};
 pub use select::select;
 pub use serve::{serve, LoadFigures, ServeBench};

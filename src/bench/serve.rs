@@ -27,6 +27,9 @@ pub struct ServeBench {
     pub epochs: usize,
     pub concurrency: Vec<usize>,
     pub seconds: f64,
+    /// Instead of the grid: one client sending the largest allowed request with
+    /// highlights in a loop beside `concurrency[0]` clients sending one review each.
+    pub adversary: bool,
 }
 
 /// One measured setting.
@@ -41,7 +44,7 @@ pub struct LoadFigures {
     pub p99_ms: f64,
 }
 
-pub async fn serve(settings: &Settings, bench: &ServeBench) -> anyhow::Result<Vec<LoadFigures>> {
+pub async fn serve(settings: &Settings, bench: &ServeBench) -> anyhow::Result<serde_json::Value> {
     let url = scratch_url(&settings.database_url, &format!("reviewloop_bench_serve_{}", std::process::id()));
     let pool = fresh_scratch(&url).await?;
     let result = measure(settings, bench, &pool, &url).await;
@@ -56,7 +59,7 @@ async fn measure(
     bench: &ServeBench,
     pool: &sqlx::PgPool,
     url: &str,
-) -> anyhow::Result<Vec<LoadFigures>> {
+) -> anyhow::Result<serde_json::Value> {
     let file = std::fs::read(&bench.data).with_context(|| format!("cannot read {}", bench.data.display()))?;
     let options = ImportOptions::new(&bench.taxonomy, bench.format, "bench serve");
     import::import(pool, &file[..], &options).await?;
@@ -75,10 +78,23 @@ async fn measure(
     let server = actix_web::rt::spawn(app.run_until_stopped());
     let (_, key) = crate::store::api_keys::create(pool, "bench", i32::MAX, None).await?;
     let texts = Arc::new(texts);
+    let figures = if bench.adversary {
+        let clients = bench.concurrency.first().copied().unwrap_or(8);
+        serde_json::to_value(super::adversary::run(&endpoint, &key, &texts, clients, bench.seconds).await?)?
+    } else {
+        serde_json::to_value(grid(bench, &endpoint, &key, texts).await)?
+    };
+    server.abort();
+    let _ = std::fs::remove_dir_all(&models);
+    Ok(figures)
+}
+
+/// Each number of clients, without and with highlights.
+async fn grid(bench: &ServeBench, endpoint: &str, key: &str, texts: Arc<Vec<String>>) -> Vec<LoadFigures> {
     let mut figures = Vec::new();
     for highlights in [false, true] {
         for &clients in &bench.concurrency {
-            let load = Load { endpoint: &endpoint, key: &key, texts: texts.clone(), highlights, clients };
+            let load = Load { endpoint, key, texts: texts.clone(), highlights, clients };
             load.run(Duration::from_secs_f64(0.5)).await; // warm-up: first use loads the model
             let f = load.run(Duration::from_secs_f64(bench.seconds)).await;
             eprintln!(
@@ -88,9 +104,7 @@ async fn measure(
             figures.push(f);
         }
     }
-    server.abort();
-    let _ = std::fs::remove_dir_all(&models);
-    Ok(figures)
+    figures
 }
 
 /// The given version folder, or one trained here with the default sizes.
@@ -161,13 +175,7 @@ impl Load<'_> {
         }
         let elapsed = started.elapsed().as_secs_f64();
         times.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            if times.is_empty() {
-                0.0
-            } else {
-                times[((times.len() - 1) as f64 * q).round() as usize]
-            }
-        };
+        let at = |q: f64| quantile(&times, q);
         LoadFigures {
             clients: self.clients,
             highlights: self.highlights,
@@ -177,6 +185,14 @@ impl Load<'_> {
             p50_ms: at(0.5),
             p99_ms: at(0.99),
         }
+    }
+}
+
+/// The `q` quantile of sorted values (0 when there are none).
+pub(super) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n => sorted[((n - 1) as f64 * q).round() as usize],
     }
 }
 

@@ -2,7 +2,7 @@
 //! so a file of any size is read in constant memory, and reports a bad row with its
 //! line number instead of stopping.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde_json::Value;
 
@@ -176,12 +176,13 @@ impl<R: BufRead> DelimitedRows<R> {
         })
     }
 
+    /// A cell, without the mark export puts before spreadsheet formulas.
     fn field(&self, index: Option<usize>, line: u64, name: &str) -> Result<Option<String>, RowProblem> {
         let Some(bytes) = index.and_then(|i| self.record.get(i)) else {
             return Ok(None);
         };
         std::str::from_utf8(bytes)
-            .map(|s| Some(s.to_string()))
+            .map(|s| Some(crate::csv_cells::restore(s.to_string())))
             .map_err(|_| problem(line, format!("invalid UTF-8 in column `{name}`")))
     }
 
@@ -265,13 +266,23 @@ impl<R: BufRead> Iterator for JsonLines<R> {
             }
             self.buffer.clear();
             self.line += 1;
-            match self.reader.read_until(b'\n', &mut self.buffer) {
+            let limit = MAX_LINE_BYTES as u64 + 1;
+            match self.reader.by_ref().take(limit).read_until(b'\n', &mut self.buffer) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(problem(self.line, format!("read error: {e}"))));
                 }
+            }
+            if self.buffer.len() > MAX_LINE_BYTES {
+                // The rest of the line is read past, never held.
+                if let Err(e) = skip_line(&mut self.reader) {
+                    self.failed = true;
+                    return Some(Err(problem(self.line, format!("read error: {e}"))));
+                }
+                let message = format!("the line is longer than {MAX_LINE_BYTES} bytes; skipped");
+                return Some(Err(problem(self.line, message)));
             }
             let Ok(text) = std::str::from_utf8(&self.buffer) else {
                 return Some(Err(problem(self.line, "invalid UTF-8")));
@@ -284,6 +295,31 @@ impl<R: BufRead> Iterator for JsonLines<R> {
                 Ok(value) => (self.parse)(self.line, value),
                 Err(e) => Err(problem(self.line, format!("not valid JSON: {e}"))),
             });
+        }
+    }
+}
+
+/// Longest JSON line read (a review of 5,000 characters with labels is about 20 KB):
+/// a longer one is reported by its number and skipped, so one broken line cannot fill
+/// the memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads up to and including the next newline, keeping nothing.
+fn skip_line<R: BufRead>(reader: &mut R) -> std::io::Result<()> {
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                reader.consume(at + 1);
+                return Ok(());
+            }
+            None => {
+                let n = chunk.len();
+                reader.consume(n);
+            }
         }
     }
 }
@@ -395,6 +431,20 @@ mod tests {
         assert!(rows[0].as_ref().unwrap_err().reason.contains("UTF-8"));
         assert!(rows[2].as_ref().unwrap_err().reason.contains("sentiment level"), "{:?}", rows[2]);
         assert_eq!(rows[2].as_ref().unwrap_err().line, 4);
+    }
+
+    #[test]
+    fn an_over_long_json_line_is_reported_by_number_and_the_next_lines_still_read() {
+        let long = format!("{{\"text\":\"{}\"}}", "가".repeat(MAX_LINE_BYTES / 3 + 10));
+        let input = format!("{{\"text\":\"첫째\"}}\n{long}\n{{\"text\":\"셋째\"}}\n{long}");
+        let rows = collect(Format::Jsonl, &input);
+        assert_eq!(rows.len(), 4);
+        let problem = rows[1].as_ref().unwrap_err();
+        assert_eq!(problem.line, 2);
+        assert!(problem.reason.contains("longer than"), "{}", problem.reason);
+        assert_eq!(rows[2].as_ref().unwrap().text, "셋째");
+        assert_eq!(rows[2].as_ref().unwrap().line, 3);
+        assert_eq!(rows[3].as_ref().unwrap_err().line, 4, "a long last line without a newline");
     }
 
     #[test]

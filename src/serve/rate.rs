@@ -1,10 +1,20 @@
-//! Per-key rate limits: a token bucket per key, holding the key's requests per minute
-//! and refilling continuously, so a client may burst up to its minute's allowance. The
-//! buckets live in this process (one app process serves the API).
+//! Rate limits charged by cost: a token bucket per caller (an API key, or a user of the
+//! try-it page) holding its minute's allowance of token-passes and refilling
+//! continuously, so a caller may burst up to that allowance. A request is charged its
+//! cost, at least [`REQUEST_UNIT`]: a limit of N "requests per minute" lets N small
+//! requests through, or fewer large ones. A request larger than the whole allowance
+//! passes when the bucket is full and leaves it in debt, so a caller's large requests
+//! are spaced by their cost instead of refused forever. The buckets live in this
+//! process (one app process serves the API).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Token-passes one "request" of a limit stands for: a review of about 40 tokens with
+/// its highlights and sentiment passes.
+pub const REQUEST_UNIT: u64 = 10_000;
 
 #[derive(Debug)]
 struct Bucket {
@@ -14,46 +24,62 @@ struct Bucket {
     recorded: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    buckets: Mutex<HashMap<i64, Bucket>>,
+#[derive(Debug)]
+pub struct RateLimiter<K> {
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-/// The outcome of one request against its key's bucket.
+impl<K> Default for RateLimiter<K> {
+    fn default() -> Self {
+        RateLimiter { buckets: Mutex::new(HashMap::new()) }
+    }
+}
+
+/// The outcome of one request against its caller's bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Admission {
     /// Allowed; `record_use` says the key's last use should be written now.
     Allowed { record_use: bool },
-    /// Refused; a token comes back after this long.
+    /// Refused; enough comes back after this long.
     Limited { retry_after: Duration },
 }
 
 /// Last use is written at most this often per key.
 const RECORD_EVERY: Duration = Duration::from_secs(60);
 
-impl RateLimiter {
-    pub fn admit(&self, key: i64, per_minute: u32) -> Admission {
-        self.admit_at(key, per_minute, Instant::now())
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
+    /// Whether `key` may send a request at all (its bucket is not in debt), before its
+    /// cost is known; nothing is charged.
+    pub fn check(&self, key: &K, per_minute: u32) -> Admission {
+        self.take(key, per_minute, 0, Instant::now())
     }
 
-    fn admit_at(&self, key: i64, per_minute: u32, now: Instant) -> Admission {
-        let capacity = per_minute.max(1) as f64;
+    /// Charges a request of `cost` token-passes to `key`, allowed `per_minute` requests.
+    pub fn charge(&self, key: &K, per_minute: u32, cost: u64) -> Admission {
+        self.take(key, per_minute, cost.max(REQUEST_UNIT), Instant::now())
+    }
+
+    fn take(&self, key: &K, per_minute: u32, charge: u64, now: Instant) -> Admission {
+        let capacity = per_minute.max(1) as f64 * REQUEST_UNIT as f64;
         let per_second = capacity / 60.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets.entry(key).or_insert(Bucket { tokens: capacity, at: now, recorded: None });
+        let bucket =
+            buckets.entry(key.clone()).or_insert(Bucket { tokens: capacity, at: now, recorded: None });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
         bucket.at = now;
-        if bucket.tokens < 1.0 {
-            let wait = (1.0 - bucket.tokens) / per_second;
+        // A charge above the whole allowance needs a full bucket, and leaves a debt.
+        let needed = (charge as f64).min(capacity);
+        if bucket.tokens < needed || bucket.tokens <= 0.0 {
+            let wait = (needed.max(1.0) - bucket.tokens) / per_second;
             return Admission::Limited { retry_after: Duration::from_secs_f64(wait) };
         }
-        bucket.tokens -= 1.0;
+        bucket.tokens -= charge as f64;
         let record_use = bucket.recorded.is_none_or(|r| now.saturating_duration_since(r) >= RECORD_EVERY);
-        if record_use {
+        if record_use && charge > 0 {
             bucket.recorded = Some(now);
         }
-        Admission::Allowed { record_use }
+        Admission::Allowed { record_use: record_use && charge > 0 }
     }
 }
 
@@ -61,36 +87,73 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    const SMALL: u64 = 100;
+
     #[test]
     fn a_key_bursts_its_minute_then_waits_for_refill() {
         let limiter = RateLimiter::default();
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(matches!(limiter.admit_at(1, 3, start), Admission::Allowed { .. }));
+            assert!(matches!(limiter.take(&1, 3, REQUEST_UNIT, start), Admission::Allowed { .. }));
         }
-        let Admission::Limited { retry_after } = limiter.admit_at(1, 3, start) else {
+        let Admission::Limited { retry_after } = limiter.take(&1, 3, REQUEST_UNIT, start) else {
             panic!("the fourth request in a minute of three must be limited");
         };
-        assert!((retry_after.as_secs_f64() - 20.0).abs() < 0.01, "one token per 20 s: {retry_after:?}");
-        assert!(matches!(limiter.admit_at(1, 3, start + Duration::from_secs(21)), Admission::Allowed { .. }));
+        assert!((retry_after.as_secs_f64() - 20.0).abs() < 0.01, "one request per 20 s: {retry_after:?}");
+        let later = start + Duration::from_secs(21);
+        assert!(matches!(limiter.take(&1, 3, REQUEST_UNIT, later), Admission::Allowed { .. }));
+    }
+
+    #[test]
+    fn small_requests_count_as_one_request_each() {
+        let limiter = RateLimiter::default();
+        for _ in 0..2 {
+            assert!(matches!(limiter.charge(&1, 2, SMALL), Admission::Allowed { .. }));
+        }
+        assert!(matches!(limiter.charge(&1, 2, SMALL), Admission::Limited { .. }));
+    }
+
+    #[test]
+    fn a_large_request_is_charged_its_cost() {
+        let limiter = RateLimiter::default();
+        let now = Instant::now();
+        // Ten requests a minute; one request costing five of them leaves room for five.
+        assert!(matches!(limiter.take(&1, 10, 5 * REQUEST_UNIT, now), Admission::Allowed { .. }));
+        for _ in 0..5 {
+            assert!(matches!(limiter.take(&1, 10, REQUEST_UNIT, now), Admission::Allowed { .. }));
+        }
+        assert!(matches!(limiter.take(&1, 10, REQUEST_UNIT, now), Admission::Limited { .. }));
+    }
+
+    #[test]
+    fn a_request_above_the_allowance_passes_once_and_leaves_a_debt() {
+        let limiter = RateLimiter::default();
+        let now = Instant::now();
+        // One request a minute, charged three minutes' worth.
+        assert!(matches!(limiter.take(&1, 1, 3 * REQUEST_UNIT, now), Admission::Allowed { .. }));
+        assert!(matches!(limiter.check(&1, 1), Admission::Limited { .. }), "in debt: refused before reading");
+        let Admission::Limited { retry_after } = limiter.take(&1, 1, REQUEST_UNIT, now) else { panic!() };
+        assert!((retry_after.as_secs_f64() - 180.0).abs() < 0.01, "the debt is paid first: {retry_after:?}");
+        let paid = now + Duration::from_secs(181);
+        assert!(matches!(limiter.take(&1, 1, 3 * REQUEST_UNIT, paid), Admission::Allowed { .. }));
     }
 
     #[test]
     fn keys_have_separate_buckets() {
         let limiter = RateLimiter::default();
         let now = Instant::now();
-        assert!(matches!(limiter.admit_at(1, 1, now), Admission::Allowed { .. }));
-        assert!(matches!(limiter.admit_at(1, 1, now), Admission::Limited { .. }));
-        assert!(matches!(limiter.admit_at(2, 1, now), Admission::Allowed { .. }));
+        assert!(matches!(limiter.take(&1, 1, REQUEST_UNIT, now), Admission::Allowed { .. }));
+        assert!(matches!(limiter.take(&1, 1, REQUEST_UNIT, now), Admission::Limited { .. }));
+        assert!(matches!(limiter.take(&2, 1, REQUEST_UNIT, now), Admission::Allowed { .. }));
     }
 
     #[test]
     fn use_is_recorded_once_a_minute() {
         let limiter = RateLimiter::default();
         let now = Instant::now();
-        assert_eq!(limiter.admit_at(1, 100, now), Admission::Allowed { record_use: true });
-        assert_eq!(limiter.admit_at(1, 100, now), Admission::Allowed { record_use: false });
+        assert_eq!(limiter.take(&1, 100, SMALL, now), Admission::Allowed { record_use: true });
+        assert_eq!(limiter.take(&1, 100, SMALL, now), Admission::Allowed { record_use: false });
         let later = now + Duration::from_secs(61);
-        assert_eq!(limiter.admit_at(1, 100, later), Admission::Allowed { record_use: true });
+        assert_eq!(limiter.take(&1, 100, SMALL, later), Admission::Allowed { record_use: true });
     }
 }

@@ -57,6 +57,16 @@ pub fn word_spans(text: &str) -> Vec<(usize, usize)> {
     spans
 }
 
+/// The first `chars` characters of `text`, continued to the end of the word they cut
+/// (so its words are the text's first words, unchanged); all of a shorter text.
+pub fn prefix_at_space(text: &str, chars: usize) -> &str {
+    let Some((at, _)) = text.char_indices().nth(chars) else { return text };
+    match text[at..].find(char::is_whitespace) {
+        Some(space) => &text[..at + space],
+        None => text,
+    }
+}
+
 /// `text` with the characters `start..end` replaced by `replacement`.
 pub fn replace_chars(text: &str, start: usize, end: usize, replacement: &str) -> String {
     let head: String = text.chars().take(start).collect();
@@ -67,6 +77,15 @@ pub fn replace_chars(text: &str, start: usize, end: usize, replacement: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_ends_at_the_end_of_a_word() {
+        assert_eq!(prefix_at_space("옷은 예쁘지만 배송은 늦어요", 4), "옷은 예쁘지만");
+        assert_eq!(prefix_at_space("옷은 예쁘지만 배송은 늦어요", 2), "옷은");
+        assert_eq!(prefix_at_space("옷은 예쁘지만", 99), "옷은 예쁘지만");
+        assert_eq!(prefix_at_space("배송👍좋아요", 1), "배송👍좋아요");
+        assert_eq!(prefix_at_space("", 3), "");
+    }
 
     #[test]
     fn words_are_character_spans_even_with_emoji_and_mixed_scripts() {

@@ -262,3 +262,11 @@ fn a_student_learns_a_teachers_probabilities_unweighted() {
     };
     assert_eq!(class_weight.to_vec1::<f32>().unwrap(), [1.0, 1.0, 1.0]);
 }
+
+#[test]
+fn rows_of_like_length_are_batched_together() {
+    let rows: Vec<Vec<u32>> = [10, 256, 12, 9, 250, 30, 11].iter().map(|&n| vec![0; n]).collect();
+    let batches = by_length(&rows, 3);
+    assert_eq!(batches, vec![vec![3, 0, 6], vec![2, 5], vec![4, 1]], "9–11, then 12–30, then 250–256");
+    assert!(by_length(&[], 4).is_empty());
+}

@@ -13,7 +13,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::api_errors::{json_config, ApiError, ErrorBody, ErrorDetail};
 use super::AppState;
-use crate::analyze::{Analysis, Highlights};
+use crate::analyze::{Analysis, Ask, Highlights, ReviewCost};
 use crate::serve::rate::Admission;
 use crate::serve::{ServeError, Served};
 use crate::store::api_keys::{self, Caller};
@@ -65,6 +65,8 @@ fn yes() -> bool {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AnalyzeResponse {
     pub model: ModelInfo,
+    /// What the request cost in token-passes (its bound, charged to the key's limit).
+    pub cost: u64,
     pub results: Vec<ReviewResult>,
 }
 
@@ -157,14 +159,24 @@ async fn admit(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> 
         .await
         .map_err(ServeError::from)?
         .ok_or(ApiError::BadKey("this API key is unknown or revoked"))?;
-    match state.serving.rate.admit(caller.id, caller.requests_per_minute as u32) {
+    // A key in debt is refused before its body is read; the request is charged once
+    // its cost is known.
+    match state.serving.rate.check(&caller.id, caller.requests_per_minute as u32) {
+        Admission::Limited { retry_after } => Err(ApiError::RateLimited(retry_after.as_secs().max(1))),
+        Admission::Allowed { .. } => Ok(caller),
+    }
+}
+
+/// Charges a request's cost to its key's rate limit.
+fn charge(state: &AppState, caller: &Caller, cost: u64) -> Result<(), ApiError> {
+    match state.serving.rate.charge(&caller.id, caller.requests_per_minute as u32, cost) {
         Admission::Limited { retry_after } => Err(ApiError::RateLimited(retry_after.as_secs().max(1))),
         Admission::Allowed { record_use } => {
             if record_use {
                 let (pool, id) = (state.pool.clone(), caller.id);
                 actix_web::rt::spawn(async move { api_keys::touch(&pool, id).await });
             }
-            Ok(caller)
+            Ok(())
         }
     }
 }
@@ -201,7 +213,7 @@ fn reviews(
     request_body = AnalyzeRequest,
     responses(
         (status = 200, description = "One result per review, in order", body = AnalyzeResponse),
-        (status = 400, description = "invalid_json, unknown_field, missing_text, empty_text, text_too_long, batch_too_large", body = ErrorBody),
+        (status = 400, description = "invalid_json, unknown_field, missing_text, empty_text, text_too_long, batch_too_large, over_budget", body = ErrorBody),
         (status = 401, description = "bad_key: missing, unknown or revoked key", body = ErrorBody),
         (status = 404, description = "unknown_taxonomy", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
@@ -214,16 +226,20 @@ async fn analyze(
     request: Keyed<web::Json<AnalyzeRequest>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let Keyed { caller, input } = request;
+    let request = input.into_inner();
     let limits = &state.serving.limits;
-    let request = request.input.into_inner();
     let highlights = if request.highlights { request.highlight_method } else { Highlights::None };
     let taxonomy = request.taxonomy.clone().unwrap_or_else(|| limits.default_taxonomy.clone());
     let reviews = reviews(request, limits.max_reviews, state.settings.max_text_chars)?;
     let model = state.serving.registry.get(&taxonomy).await?;
-    let texts = reviews.iter().map(|r| r.text.clone()).collect();
-    let analyses = state.serving.batcher.analyze(model.clone(), texts, highlights).await?;
+    let texts: Vec<String> = reviews.iter().map(|r| r.text.clone()).collect();
+    let costs = state.serving.cost(&model, &texts, Ask::Analysis(highlights)).await?;
+    let cost = costs.iter().map(ReviewCost::total).sum();
+    charge(&state, &caller, cost)?;
+    let analyses = state.serving.batcher.analyze(model.clone(), texts, highlights, costs).await?;
     let ids = reviews.into_iter().map(|r| (leading_space(&r.text), r.id));
-    Ok(HttpResponse::Ok().json(respond(&model, ids, analyses)))
+    Ok(HttpResponse::Ok().json(respond(&model, cost, ids, analyses)))
 }
 
 /// Characters of white space before the text: the analysis sees it trimmed, and its
@@ -234,6 +250,7 @@ fn leading_space(text: &str) -> usize {
 
 pub fn respond(
     model: &Served,
+    cost: u64,
     ids: impl Iterator<Item = (usize, Option<String>)>,
     analyses: Vec<Analysis>,
 ) -> AnalyzeResponse {
@@ -269,7 +286,7 @@ pub fn respond(
         version_id: model.version_id,
         levels: model.levels(),
     };
-    AnalyzeResponse { model, results }
+    AnalyzeResponse { model, cost, results }
 }
 
 #[derive(OpenApi)]
@@ -300,10 +317,16 @@ async fn openapi(state: web::Data<AppState>) -> HttpResponse {
     let mut doc = ApiDoc::openapi();
     let limits = &state.serving.limits;
     let described = format!(
-        "{} Limits of this server: at most {} reviews per request, {} characters per review; each key has its own requests-per-minute limit.",
+        "{} Limits of this server: at most {} reviews per request, {} characters per review, and {} token-passes per request (over_budget beyond). \
+         A review costs T × (1 + M) + K × min(T + 16, L) token-passes, where T is the tokens the model reads of it (at most L = its token limit), \
+         M the words masked for highlights (the words inside those tokens; at most 8 per keyword with highlight_method fast; none without highlights) \
+         and K the taxonomy's keywords (a sentiment pass for each it could find); `cost` in the answer says what a request cost. \
+         Each key has a limit of requests per minute, each request charged its cost, at least {} token-passes.",
         doc.info.description.unwrap_or_default(),
         limits.max_reviews,
-        state.settings.max_text_chars
+        state.settings.max_text_chars,
+        limits.max_cost,
+        crate::serve::rate::REQUEST_UNIT,
     );
     doc.info.description = Some(described);
     HttpResponse::Ok().json(doc)

@@ -18,8 +18,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable: invalid_json, unknown_field, missing_text, empty_text, text_too_long,
-    /// batch_too_large, body_too_large, bad_key, rate_limited, unknown_taxonomy,
-    /// no_model, overloaded, model_error, internal.
+    /// batch_too_large, over_budget, body_too_large, bad_key, rate_limited,
+    /// unknown_taxonomy, no_model, overloaded, model_error, internal.
     pub code: &'static str,
     pub message: String,
     /// The review the error is about, for errors of one review in a batch.
@@ -66,6 +66,8 @@ impl ApiError {
             ApiError::Serve(ServeError::UnknownTaxonomy(_)) => "unknown_taxonomy",
             ApiError::Serve(ServeError::NoModel(_)) => "no_model",
             ApiError::Serve(ServeError::Overloaded) => "overloaded",
+            ApiError::Serve(ServeError::OverBudget { .. }) => "over_budget",
+            ApiError::Serve(ServeError::RateLimited(_)) => "rate_limited",
             ApiError::Serve(ServeError::Model(_)) => "model_error",
             ApiError::Serve(ServeError::Database(_)) => "internal",
         }
@@ -99,7 +101,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadKey(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::Serve(ServeError::RateLimited(_)) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Serve(ServeError::UnknownTaxonomy(_)) => StatusCode::NOT_FOUND,
             ApiError::Serve(ServeError::NoModel(_) | ServeError::Overloaded) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -121,7 +125,9 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         let retry_after = match self {
-            ApiError::RateLimited(seconds) => Some(seconds.to_string()),
+            ApiError::RateLimited(seconds) | ApiError::Serve(ServeError::RateLimited(seconds)) => {
+                Some(seconds.to_string())
+            }
             ApiError::Serve(ServeError::Overloaded) => Some("1".to_string()),
             _ => None,
         };

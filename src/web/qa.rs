@@ -199,38 +199,36 @@ async fn keyword_page(
     }))
 }
 
-/// Suspects highlighted first (those above get plain text): the model is loaded per page.
+/// Suspects highlighted first (those after get plain text).
 const HIGHLIGHTED: usize = 20;
 
 /// The first suspects' texts cut into segments, the words the serving model weighs most
-/// for this keyword marked. Plain text when no model serves or it cannot load.
+/// for this keyword marked; through the API's model thread and its limits (the model
+/// stays loaded between pages). Plain text when no model serves, it is busy or fails.
 async fn highlighted(
     state: &AppState,
     taxonomy: &Taxonomy,
     keyword_id: i64,
     issues: &[OpenIssue],
-) -> Vec<Vec<(String, bool)>> {
-    let Ok(Some(version)) = models::current_keyword(&state.pool, taxonomy.id).await else {
+) -> Vec<Segments> {
+    let serving = &state.serving;
+    let Ok(model) = serving.registry.get(&taxonomy.name).await else { return Vec::new() };
+    let Some(name) = taxonomy.keyword_by_id(keyword_id).map(|k| k.name.as_str()) else { return Vec::new() };
+    let Some(k) = model.analyzer.keyword.labels.keywords.iter().position(|n| n == name) else {
         return Vec::new();
     };
-    let Some(name) = taxonomy.keyword_by_id(keyword_id).map(|k| k.name.clone()) else { return Vec::new() };
     let texts: Vec<String> =
         issues.iter().take(HIGHLIGHTED).map(|i| crate::text::normalize(&i.text)).collect();
-    let marked = web::block(move || -> anyhow::Result<Vec<Segments>> {
-        let analyzer = crate::analyze::Analyzer::load(&version.version_dir())?;
-        let Some(k) = analyzer.keyword.labels.keywords.iter().position(|n| *n == name) else {
-            return Ok(Vec::new());
-        };
-        texts.iter().map(|t| Ok(segments(t, &analyzer.highlights_for(t, k)?))).collect()
-    })
-    .await;
-    match marked {
-        Ok(Ok(m)) => m,
-        Ok(Err(e)) => {
-            tracing::warn!("highlights unavailable: {e:#}");
+    let explained = match serving.cost(&model, &texts, crate::analyze::Ask::Explain(k)).await {
+        Ok(costs) => serving.batcher.explain(model, texts.clone(), k, costs).await,
+        Err(e) => Err(e),
+    };
+    match explained {
+        Ok(highlights) => texts.iter().zip(highlights).map(|(t, h)| segments(t, &h)).collect(),
+        Err(e) => {
+            tracing::warn!("highlights unavailable: {e}");
             Vec::new()
         }
-        Err(_) => Vec::new(),
     }
 }
 

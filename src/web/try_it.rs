@@ -10,8 +10,9 @@ use super::auth::{AnnotateArea, Authorized, Nav, Permitted};
 use super::i18n::{level_name, Tr};
 use super::qa::{segments, Segments};
 use super::{render, AppState};
-use crate::analyze::Highlights;
+use crate::analyze::{Ask, Highlights, ReviewCost};
 use crate::error::{AppError, AppResult};
+use crate::serve::rate::Admission;
 use crate::serve::ServeError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -89,28 +90,42 @@ async fn try_analyze(
             state.settings.max_text_chars
         )));
     }
-    match analyse(&state, &form.text, &form.taxonomy, user.lang).await {
+    match analyse(&state, user.user_id(), &form.text, &form.taxonomy, user.lang).await {
         Ok((version, findings)) => {
             shown.version = Some(version);
             shown.findings = Some(findings);
         }
-        Err(e @ (ServeError::NoModel(_) | ServeError::UnknownTaxonomy(_) | ServeError::Overloaded)) => {
-            shown.error = Some(e.to_string())
-        }
+        Err(
+            e @ (ServeError::NoModel(_)
+            | ServeError::UnknownTaxonomy(_)
+            | ServeError::Overloaded
+            | ServeError::OverBudget { .. }
+            | ServeError::RateLimited(_)),
+        ) => shown.error = Some(e.to_string()),
         Err(e) => return Err(AppError::Internal(e.into())),
     }
     Ok(render(&shown))
 }
 
+/// The analysis of one text through the API's model thread, budget and (per user) rate limit.
 async fn analyse(
     state: &AppState,
+    user_id: i64,
     text: &str,
     taxonomy: &str,
     lang: super::i18n::Lang,
 ) -> Result<(String, Vec<Finding>), ServeError> {
-    let model = state.serving.registry.get(taxonomy).await?;
-    let mut analyses =
-        state.serving.batcher.analyze(model.clone(), vec![text.to_string()], Highlights::Mask).await?;
+    let serving = &state.serving;
+    let model = serving.registry.get(taxonomy).await?;
+    let texts = vec![text.to_string()];
+    let costs = serving.cost(&model, &texts, Ask::Analysis(Highlights::Mask)).await?;
+    let cost = costs.iter().map(ReviewCost::total).sum();
+    if let Admission::Limited { retry_after } =
+        serving.try_rate.charge(&user_id, serving.limits.try_per_minute, cost)
+    {
+        return Err(ServeError::RateLimited(retry_after.as_secs().max(1)));
+    }
+    let mut analyses = serving.batcher.analyze(model.clone(), texts, Highlights::Mask, costs).await?;
     let analysis = analyses
         .pop()
         .unwrap_or_else(|| crate::analyze::Analysis { keywords: vec![], probabilities: vec![] });

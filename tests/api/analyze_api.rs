@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reviewloop::config::Settings;
 use reviewloop::import::Format;
+use reviewloop::serve::rate::REQUEST_UNIT;
 use reviewloop::store::promotion::{self, Gate};
 use reviewloop::store::{api_keys, users::Role};
 use reviewloop::train::pipeline;
@@ -21,6 +22,8 @@ struct Serving {
     app: TestApp,
     key: String,
     models: PathBuf,
+    /// The trained versions' folders, `v1` first.
+    versions: Vec<PathBuf>,
 }
 
 impl Drop for Serving {
@@ -43,15 +46,17 @@ async fn serving(change: impl FnOnce(&mut Settings), second: bool) -> Serving {
     let app = TestApp::spawn_with(change).await;
     app.import_text("fashion", Format::Csv, &labelled_csv()).await;
     let models = scratch_dir();
+    let mut versions = Vec::new();
     for name in if second { &["v1", "v2"][..] } else { &["v1"][..] } {
         let outcome = pipeline::run(&app.pool, &settings(&models, name), &mut |_, _| {}).await.unwrap();
         find_everything(&outcome.dir);
+        versions.push(outcome.dir);
     }
     let taxonomy = app.taxonomy("fashion").await.id;
     let gate = Gate { margin: 1.0, override_reason: Some("test") };
     promotion::promote(&app.pool, taxonomy, "v1", None, &gate).await.unwrap();
     let (_, key) = api_keys::create(&app.pool, "test client", 10_000, None).await.unwrap();
-    Serving { app, key, models }
+    Serving { app, key, models, versions }
 }
 
 impl Serving {
@@ -195,6 +200,86 @@ async fn every_bad_request_gets_its_stable_code_and_the_server_carries_on() {
     assert_eq!(status, 200);
 }
 
+/// Reviews of about 1,200 characters, far more than the tiny model's 64 tokens read.
+fn long_reviews(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"id": format!("r{i}"), "text": "배송이 빨라요 색감이 예뻐요 ".repeat(80)}))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_request_over_the_cost_budget_is_refused_with_the_budget_and_a_cheaper_one_is_served() {
+    let s = serving(|settings| settings.serve.max_cost = 100_000, false).await;
+    let (status, answer) = s.post(json!({"reviews": long_reviews(64)})).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "over_budget");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("100000"), "the answer says the budget: {message}");
+    // Without highlights the same reviews cost a pass each and fit.
+    let (status, answer) = s.post(json!({"reviews": long_reviews(64), "highlights": false})).await;
+    assert_eq!(status, 200, "{answer}");
+    let cost = answer["cost"].as_u64().unwrap();
+    assert!(cost > 0 && cost <= 100_000, "{cost}");
+    let (_, one) = s.post(json!({"text": "배송이 빨라요"})).await;
+    assert!(one["cost"].as_u64().unwrap() < cost / 64, "a short review costs less: {one}");
+}
+
+#[tokio::test]
+async fn a_key_is_charged_what_its_requests_cost_not_how_many_they_are() {
+    let s = serving(|_| {}, false).await;
+    let big = json!({"reviews": long_reviews(64), "highlights": false});
+    let (_, priced) = s.post(big.clone()).await;
+    let cost = priced["cost"].as_u64().unwrap();
+    assert!(cost > 2 * REQUEST_UNIT, "{cost}");
+    // A minute's allowance of one and a half big requests, in requests of the unit.
+    let per_minute = (cost * 3 / 2).div_ceil(REQUEST_UNIT) as i32;
+    let (_, key) = api_keys::create(&s.app.pool, "metered", per_minute, None).await.unwrap();
+    let post = |body: Value| {
+        let request = client().post(s.app.url("/api/v1/analyze")).bearer_auth(&key).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(post(big.clone()).await.status(), 200);
+    let second = post(big).await;
+    assert_eq!(second.status(), 429, "counted by requests it would have passed");
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(second.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    let small = post(json!({"text": "배송이 빨라요"})).await;
+    assert_eq!(small.status(), 200, "what is left of the minute still serves a small request");
+}
+
+#[tokio::test]
+async fn a_one_sentence_request_is_answered_while_a_large_one_is_still_running() {
+    use reviewloop::analyze::{Analyzer, Ask, Highlights};
+    use reviewloop::serve::{Batcher, ServeLimits, Served};
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let s = serving(|_| {}, false).await;
+    let analyzer = Analyzer::load(&s.versions[0]).unwrap();
+    let model = std::sync::Arc::new(Served {
+        version_id: 1,
+        version: "v1".into(),
+        taxonomy: "fashion".into(),
+        analyzer,
+    });
+    // One unit of work per step: the large request takes thousands of steps.
+    let batcher = Batcher::start(&ServeLimits { step_cost: 1, ..ServeLimits::default() });
+    let costs = |texts: &[String]| {
+        texts.iter().map(|t| model.analyzer.cost(t, Ask::Analysis(Highlights::Mask))).collect()
+    };
+    let long: Vec<String> =
+        long_reviews(64).iter().map(|r| r["text"].as_str().unwrap().to_string()).collect();
+    let mut large = Box::pin(batcher.analyze(model.clone(), long.clone(), Highlights::Mask, costs(&long)));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(large.as_mut().poll(&mut cx).is_pending(), "queued on the model thread");
+    let short = vec!["배송이 빨라요".to_string()];
+    let answered =
+        batcher.analyze(model.clone(), short.clone(), Highlights::Mask, costs(&short)).await.unwrap();
+    assert_eq!(answered.len(), 1);
+    assert!(!answered[0].keywords[0].highlights.is_empty(), "with its highlights");
+    assert!(large.as_mut().poll(&mut cx).is_pending(), "the large request is still being worked on");
+}
+
 #[tokio::test]
 async fn a_taxonomy_without_a_trained_model_answers_no_model() {
     let app = TestApp::spawn().await;
@@ -278,10 +363,10 @@ async fn a_key_over_its_rate_is_told_when_to_come_back() {
 
 #[tokio::test]
 async fn requests_beyond_the_queue_are_turned_away_as_overloaded() {
-    // One review may wait at a time, and the model thread waits 400 ms for company.
+    // One request may wait at a time, and the model thread waits 400 ms for company.
     let s = serving(
         |settings| {
-            settings.serve.queue_limit = 1;
+            settings.serve.queue_cost = 1;
             settings.serve.batch_wait_ms = 400;
         },
         false,

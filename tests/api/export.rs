@@ -10,7 +10,8 @@ const LABELLED: &str = "external_id,mall,category,text,labels\n\
     a1,A몰,원피스,옷은 예쁘지만 배송은 늦어요,\"디자인1, 배송-1\"\n\
     a2,A몰,원피스,\"쉼표, 따옴표\"\"와 줄바꿈\n있는 리뷰 😀\",만족도 2\n\
     a3,B몰,바지,그냥 그래요,없음\n\
-    a4,B몰,바지,아직 라벨 없음,\n";
+    a4,B몰,바지,아직 라벨 없음,\n\
+    =a5,@몰,-바지,\"=HYPERLINK(\"\"http://evil.example\"\",\"\"클릭\"\")\",만족도 2\n";
 
 async fn export_to_string(app: &TestApp, format: ExportFormat, include_unlabelled: bool) -> String {
     let options = ExportOptions { taxonomy: "fashion".into(), format, include_unlabelled };
@@ -27,7 +28,7 @@ async fn round_trip(format: ExportFormat, import_format: Format) {
 
     let second = TestApp::spawn().await;
     let summary = second.import_text("fashion", import_format, &exported).await;
-    assert_eq!((summary.imported, summary.rejected, summary.labels_added), (4, 0, 3));
+    assert_eq!((summary.imported, summary.rejected, summary.labels_added), (5, 0, 4));
     let again = export_to_string(&second, format, true).await;
     assert_eq!(without_timestamps(&again), without_timestamps(&exported));
 }
@@ -72,7 +73,7 @@ async fn export_carries_labels_split_and_skips_unlabelled_by_default() {
     assert_eq!(header[8..], keywords[..], "then one column per keyword");
     let column = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     assert_eq!(&rows[0][5], "배송-1, 디자인1");
     assert_eq!(
         (&rows[0][column("배송")], &rows[0][column("디자인")], &rows[0][column("색상")]),
@@ -80,6 +81,10 @@ async fn export_carries_labels_split_and_skips_unlabelled_by_default() {
     );
     assert_eq!(&rows[2][5], "없음");
     assert!(["train", "validation", "test"].contains(&&rows[0][4]));
+    // Cells a spreadsheet would run as formulas carry an apostrophe; levels stay numbers.
+    let formula = &rows[3];
+    assert_eq!((&formula[0], &formula[2], &formula[3]), ("'=a5", "'@몰", "'-바지"));
+    assert_eq!(&formula[1], "'=HYPERLINK(\"http://evil.example\",\"클릭\")");
 }
 
 #[tokio::test]

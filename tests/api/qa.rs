@@ -180,5 +180,12 @@ async fn suspects_show_the_words_the_serving_model_weighs() {
     let reviewer = app.logged_in(Role::Reviewer).await;
     let page = reviewer.get(&format!("/qa/keywords/{delivery}")).await.text().await.unwrap();
     assert!(page.contains("<mark>"), "the model's reasons are marked: {page}");
+    // The page does not load the model from disk each time: it stays with the serving
+    // models, so the next view marks the words with the weights gone from disk.
+    let weights = models.join("fashion/serving/keyword/model.safetensors");
+    assert!(weights.exists(), "{}", weights.display());
+    std::fs::remove_file(&weights).unwrap();
+    let again = reviewer.get(&format!("/qa/keywords/{delivery}")).await.text().await.unwrap();
+    assert!(again.contains("<mark>"), "marked by the loaded model");
     let _ = std::fs::remove_dir_all(&models);
 }
