@@ -6,7 +6,8 @@ use actix_web::{HttpResponse, ResponseError};
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("login required")]
-    Unauthenticated { wants_json: bool },
+    /// `next`: the page to return to after logging in.
+    Unauthenticated { wants_json: bool, next: Option<String> },
     #[error("your role may not use this page")]
     Forbidden,
     #[error("the form expired or did not come from this site (CSRF check failed); reload and try again")]
@@ -26,8 +27,8 @@ pub enum AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::Unauthenticated { wants_json: false } => StatusCode::SEE_OTHER,
-            AppError::Unauthenticated { wants_json: true } => StatusCode::UNAUTHORIZED,
+            AppError::Unauthenticated { wants_json: false, .. } => StatusCode::SEE_OTHER,
+            AppError::Unauthenticated { wants_json: true, .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -38,8 +39,14 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if let AppError::Unauthenticated { wants_json: false } = self {
-            return HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish();
+        if let AppError::Unauthenticated { wants_json: false, next } = self {
+            let to = match next.as_deref() {
+                Some(next) if next != "/" => {
+                    format!("/login?{}", serde_urlencoded::to_string([("next", next)]).unwrap_or_default())
+                }
+                _ => "/login".to_string(),
+            };
+            return HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish();
         }
         // Internal details go to the log, not to the browser.
         let message = if status.is_server_error() {

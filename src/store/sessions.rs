@@ -21,8 +21,10 @@ pub fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Starts a session and returns the cookie token.
+/// Starts a session and returns the cookie token. Sessions that have expired are
+/// deleted first: a login is rare enough to pay for it, and the table stays small.
 pub async fn start(pool: &PgPool, user_id: i64) -> sqlx::Result<String> {
+    purge_expired(pool).await?;
     let token = random_token();
     sqlx::query(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at)
@@ -35,6 +37,12 @@ pub async fn start(pool: &PgPool, user_id: i64) -> sqlx::Result<String> {
     .execute(pool)
     .await?;
     Ok(token)
+}
+
+/// Deletes expired sessions; returns how many.
+pub async fn purge_expired(pool: &PgPool) -> sqlx::Result<u64> {
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= now()").execute(pool).await?;
+    Ok(done.rows_affected())
 }
 
 #[derive(Debug, Clone)]

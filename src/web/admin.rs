@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::auth::{AdminArea, Authorized, Nav, Permitted};
 use super::i18n::Tr;
+use super::routing::{route, Route};
 use super::{render_with, AppState};
 use crate::error::AppResult;
 use crate::store::users::{self, Role, User, UserError};
@@ -14,9 +15,8 @@ use actix_web::http::StatusCode;
 
 type Admin = Authorized<AdminArea>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/users", web::get().to(users_page)).route("/admin/users", web::post().to(add_user));
-}
+pub const ROUTES: &[Route] =
+    &[route!(GET "/admin/users", AdminArea, users_page), route!(POST "/admin/users", AdminArea, add_user)];
 
 #[derive(Template)]
 #[template(path = "admin_users.html")]
@@ -41,7 +41,6 @@ async fn respond(user: &Admin, state: &AppState, error: Option<String>) -> AppRe
 
 #[derive(Deserialize)]
 struct NewUser {
-    csrf: String,
     username: String,
     password: String,
     role: String,
@@ -52,7 +51,6 @@ async fn add_user(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     let Some(role) = Role::parse(&form.role) else {
         return respond(&user, &state, Some(format!("unknown role {}", form.role))).await;
     };

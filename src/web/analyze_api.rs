@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::api_errors::{json_config, ApiError, ErrorBody, ErrorDetail};
+use super::routing::{route, Access, Route};
 use super::AppState;
 use crate::analyze::{Analysis, Ask, Highlights, ReviewCost};
 use crate::serve::rate::Admission;
@@ -22,12 +23,22 @@ use crate::store::api_keys::{self, Caller};
 /// fit with room for JSON; beyond it the body is not read.
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v1/analyze").app_data(json_config(BODY_LIMIT)).route(web::post().to(analyze)),
-    )
-    .route("/api/v1/openapi.json", web::get().to(openapi));
-}
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/v1/analyze",
+        access: Access::ApiKey,
+        register: |cfg| {
+            // route table: the body limit and JSON errors of this resource alone.
+            cfg.service(
+                web::resource("/api/v1/analyze")
+                    .app_data(json_config(BODY_LIMIT))
+                    .route(web::post().to(analyze)),
+            );
+        },
+    },
+    route!(GET "/api/v1/openapi.json", public, openapi),
+];
 
 /// One review to analyse.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -144,21 +155,28 @@ impl<T: FromRequest + 'static> FromRequest for Keyed<T> {
     }
 }
 
-/// The key from `Authorization: Bearer …` or `X-Api-Key`.
+/// The key from `Authorization: Bearer …` (the scheme in any case, as HTTP has it) or
+/// `X-Api-Key`.
 fn presented_key(req: &HttpRequest) -> Option<&str> {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    header("authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| header("x-api-key"))
-        .map(str::trim)
+    let bearer = header("authorization").and_then(|v| {
+        let (scheme, key) = v.trim_start().split_once(char::is_whitespace)?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(key)
+    });
+    bearer.or_else(|| header("x-api-key")).map(str::trim)
 }
 
 async fn admit(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
     let key = presented_key(req).ok_or(ApiError::BadKey("send an API key: Authorization: Bearer rl_…"))?;
-    let caller = api_keys::authenticate(&state.pool, key)
-        .await
-        .map_err(ServeError::from)?
-        .ok_or(ApiError::BadKey("this API key is unknown or revoked"))?;
+    // An address sending bad keys in a run is answered without a database query.
+    let address = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    if let Some(wait) = state.throttles.bad_keys.locked(&address) {
+        return Err(ApiError::RateLimited(wait.as_secs().max(1)));
+    }
+    let Some(caller) = api_keys::authenticate(&state.pool, key).await.map_err(ServeError::from)? else {
+        state.throttles.bad_keys.failed(&address);
+        return Err(ApiError::BadKey("this API key is unknown or revoked"));
+    };
     // A key in debt is refused before its body is read; the request is charged once
     // its cost is known.
     match state.serving.rate.check(&caller.id, caller.requests_per_minute as u32) {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::auth::{AnnotateArea, Authorized, CsrfForm, Nav, Permitted};
 use super::i18n::{level_name, Tr};
+use super::routing::{route, Route};
 use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::store::assignments::{self, Assignment};
@@ -18,14 +19,14 @@ use actix_web::http::StatusCode;
 
 type Annotator = Authorized<AnnotateArea>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/annotate", web::get().to(index))
-        .route("/annotate/rounds/{id}/next", web::get().to(next))
-        .route("/annotate/rounds/{id}/back", web::get().to(back))
-        .route("/annotate/items/{id}", web::get().to(item))
-        .route("/annotate/items/{id}", web::post().to(submit))
-        .route("/annotate/items/{id}/skip", web::post().to(skip));
-}
+pub const ROUTES: &[Route] = &[
+    route!(GET "/annotate", AnnotateArea, index),
+    route!(GET "/annotate/rounds/{id}/next", AnnotateArea, next),
+    route!(GET "/annotate/rounds/{id}/back", AnnotateArea, back),
+    route!(GET "/annotate/items/{id}", AnnotateArea, item),
+    route!(POST "/annotate/items/{id}", AnnotateArea, submit),
+    route!(POST "/annotate/items/{id}/skip", AnnotateArea, skip),
+];
 
 /// Keys for keyword toggles, in keyword order: 1–9, 0, then letters.
 const KEYS: &str = "1234567890qwertyuiopasdfghjklzxcvbnm";
@@ -252,8 +253,6 @@ async fn submit(
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
-    user.check_csrf(csrf)?;
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     let taxonomy = taxonomies::load(&state.pool, assignment.taxonomy_id).await?;
     let answer = Answer::parse(&form, &taxonomy).map_err(AppError::BadRequest)?;
@@ -280,8 +279,7 @@ async fn skip(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
+    let Permitted { user, .. } = request;
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     assignments::skip(&state.pool, &assignment).await?;
     Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))

@@ -6,15 +6,16 @@ use serde_json::json;
 
 use super::auth::{AnnotateArea, Authorized, EngineerArea};
 use super::engineer::{pick_taxonomy, TaxonomyQuery};
+use super::routing::{route, Route};
 use super::AppState;
 use crate::error::AppResult;
 use crate::store::{annotations, rounds};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/me", web::get().to(me))
-        .route("/api/v1/overview", web::get().to(overview))
-        .route("/api/v1/rounds", web::get().to(list_rounds));
-}
+pub const ROUTES: &[Route] = &[
+    route!(GET "/api/v1/me", AnnotateArea, me),
+    route!(GET "/api/v1/overview", EngineerArea, overview),
+    route!(GET "/api/v1/rounds", EngineerArea, list_rounds),
+];
 
 async fn me(user: Authorized<AnnotateArea>) -> HttpResponse {
     HttpResponse::Ok().json(&user.session.user)

@@ -7,17 +7,18 @@ use serde::Deserialize;
 
 use super::auth::{AdminArea, Authorized, CsrfForm, Nav, Permitted};
 use super::i18n::Tr;
+use super::routing::{route, Route};
 use super::{render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::store::api_keys::{self, ApiKey};
 
 type Admin = Authorized<AdminArea>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/api-keys", web::get().to(keys_page))
-        .route("/admin/api-keys", web::post().to(create_key))
-        .route("/admin/api-keys/{id}/revoke", web::post().to(revoke_key));
-}
+pub const ROUTES: &[Route] = &[
+    route!(GET "/admin/api-keys", AdminArea, keys_page),
+    route!(POST "/admin/api-keys", AdminArea, create_key),
+    route!(POST "/admin/api-keys/{id}/revoke", AdminArea, revoke_key),
+];
 
 #[derive(Template)]
 #[template(path = "admin_api_keys.html")]
@@ -47,7 +48,6 @@ async fn respond(
 
 #[derive(Deserialize)]
 struct NewKey {
-    csrf: String,
     name: String,
     requests_per_minute: i32,
 }
@@ -57,7 +57,6 @@ async fn create_key(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     match api_keys::create(&state.pool, &form.name, form.requests_per_minute, Some(user.user_id())).await {
         Ok((_, secret)) => respond(&user, &state, Some(secret), None).await,
         Err(e) if e.downcast_ref::<sqlx::Error>().is_some() => Err(AppError::Internal(e)),
@@ -70,8 +69,7 @@ async fn revoke_key(
     path: web::Path<i64>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
+    let Permitted { user, .. } = request;
     if !api_keys::revoke(&state.pool, path.into_inner(), Some(user.user_id())).await? {
         return Err(AppError::NotFound);
     }

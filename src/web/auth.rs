@@ -1,26 +1,20 @@
-//! Who is asking and what they may do: session cookies, role checks per area, CSRF
-//! tokens, and the login / logout pages.
+//! Who is asking and what they may do: session cookies and role checks per area.
+//! CSRF tokens are checked for every route by `csrf`; logging in by `login`.
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use askama::Template;
-use serde::Deserialize;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 
 use super::i18n::{Lang, Tr};
-use super::{render_with, AppState};
+use super::AppState;
 use crate::error::{AppError, AppResult};
 use crate::store::sessions::{self, Session};
-use crate::store::users::{self, Role};
+use crate::store::users::Role;
 
 pub const SESSION_COOKIE: &str = "rl_session";
-/// Before login there is no session to hold a CSRF token, so the login form uses a
-/// double-submit cookie instead.
-const LOGIN_CSRF_COOKIE: &str = "rl_login_csrf";
 
 /// A part of the app and the roles allowed in it.
 pub trait Area {
@@ -65,15 +59,6 @@ impl<A: Area> Authorized<A> {
         self.lang.tr()
     }
 
-    /// Constant-time comparison of the form's token with the session's.
-    pub fn check_csrf(&self, submitted: &str) -> AppResult<()> {
-        if constant_time_eq(submitted.as_bytes(), self.session.csrf_token.as_bytes()) {
-            Ok(())
-        } else {
-            Err(AppError::Csrf)
-        }
-    }
-
     pub fn nav(&self) -> Nav {
         Nav::for_session(&self.session, self.lang)
     }
@@ -83,6 +68,12 @@ fn wants_json(req: &HttpRequest) -> bool {
     req.path().starts_with("/api/")
 }
 
+/// The page to come back to after logging in: the one asked for, when it was a GET.
+fn back_to(req: &HttpRequest) -> Option<String> {
+    (req.method() == actix_web::http::Method::GET)
+        .then(|| req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string())
+}
+
 impl<A: Area + 'static> FromRequest for Authorized<A> {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = AppResult<Self>>>>;
@@ -90,12 +81,18 @@ impl<A: Area + 'static> FromRequest for Authorized<A> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
-            let unauthenticated = AppError::Unauthenticated { wants_json: wants_json(&req) };
-            let token = req.cookie(SESSION_COOKIE).ok_or(unauthenticated)?;
-            let session = sessions::lookup(&state.pool, token.value())
-                .await?
-                .ok_or(AppError::Unauthenticated { wants_json: wants_json(&req) })?;
+            let unauthenticated =
+                || AppError::Unauthenticated { wants_json: wants_json(&req), next: back_to(&req) };
+            // The CSRF check may have looked the session up already.
+            let known = req.extensions().get::<Session>().cloned();
+            let session = match known {
+                Some(session) => session,
+                None => {
+                    let token = req.cookie(SESSION_COOKIE).ok_or_else(unauthenticated)?;
+                    let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered");
+                    sessions::lookup(&state.pool, token.value()).await?.ok_or_else(unauthenticated)?
+                }
+            };
             if !A::ROLES.contains(&session.user.role) {
                 return Err(AppError::Forbidden);
             }
@@ -169,66 +166,6 @@ impl Nav {
     }
 }
 
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    t: &'static Tr,
-    csrf: String,
-    failed: bool,
-    username: String,
-}
-
-fn login_page(t: &'static Tr, failed: bool, username: String) -> HttpResponse {
-    let csrf = sessions::random_token();
-    let page = LoginPage { t, csrf: csrf.clone(), failed, username };
-    let status =
-        if failed { actix_web::http::StatusCode::UNAUTHORIZED } else { actix_web::http::StatusCode::OK };
-    let mut response = render_with(&page, status);
-    let cookie = Cookie::build(LOGIN_CSRF_COOKIE, csrf)
-        .path("/login")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
-    let _ = response.add_cookie(&cookie);
-    response
-}
-
-pub async fn login_form(req: HttpRequest) -> HttpResponse {
-    login_page(Lang::from_request(&req).tr(), false, String::new())
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    username: String,
-    password: String,
-    csrf: String,
-}
-
-pub async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: web::Form<LoginForm>,
-) -> AppResult<HttpResponse> {
-    let expected = req.cookie(LOGIN_CSRF_COOKIE).map(|c| c.value().to_string()).unwrap_or_default();
-    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
-        return Err(AppError::Csrf);
-    }
-    let t = Lang::from_request(&req).tr();
-    let Some(user) = users::authenticate(&state.pool, &form.username, &form.password).await? else {
-        tracing::info!(username = %form.username, "failed login");
-        return Ok(login_page(t, true, form.username.clone()));
-    };
-    let token = sessions::start(&state.pool, user.id).await?;
-    let cookie = Cookie::build(SESSION_COOKIE, token)
-        .path("/")
-        .http_only(true)
-        .secure(state.secure_cookies)
-        .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::days(sessions::SESSION_DAYS))
-        .finish();
-    Ok(HttpResponse::SeeOther().insert_header(("Location", home_of(user.role))).cookie(cookie).finish())
-}
-
 pub fn home_of(role: Role) -> &'static str {
     match role {
         Role::Engineer | Role::Admin => "/engineer",
@@ -236,61 +173,11 @@ pub fn home_of(role: Role) -> &'static str {
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    pub csrf: String,
-}
-
-pub async fn logout(
-    request: Permitted<AnnotateArea, web::Form<CsrfForm>>,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
-    request.user.check_csrf(&request.input.csrf)?;
-    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        sessions::end(&state.pool, cookie.value()).await?;
-    }
-    let mut expired = Cookie::build(SESSION_COOKIE, "").path("/").finish();
-    expired.make_removal();
-    Ok(HttpResponse::SeeOther().insert_header(("Location", "/login")).cookie(expired).finish())
-}
+/// A form with nothing in it but the CSRF token, which `csrf` checks.
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {}
 
 /// `/`: each role lands on its own start page.
 pub async fn home(user: Authorized<AnnotateArea>) -> HttpResponse {
     HttpResponse::SeeOther().insert_header(("Location", home_of(user.session.user.role))).finish()
-}
-
-#[derive(Deserialize)]
-pub struct LangQuery {
-    next: Option<String>,
-}
-
-/// Switches the UI language and returns to `next`, or to the page the link was on.
-/// Only local paths are followed, so the switch cannot be used as an open redirect.
-pub async fn set_lang(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<LangQuery>,
-) -> AppResult<HttpResponse> {
-    let lang = Lang::parse(&path).ok_or(AppError::NotFound)?;
-    let referer = req.headers().get("referer").and_then(|r| r.to_str().ok()).and_then(local_path_of);
-    let next = query
-        .next
-        .as_deref()
-        .or(referer)
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/lang/"))
-        .unwrap_or("/");
-    let code = if lang == Lang::En { "en" } else { "ko" };
-    let cookie = Cookie::build(super::i18n::LANG_COOKIE, code)
-        .path("/")
-        .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::days(365))
-        .finish();
-    Ok(HttpResponse::SeeOther().insert_header(("Location", next.to_string())).cookie(cookie).finish())
-}
-
-/// The path part of a same-site URL (`http://host:port/path?q` → `/path?q`).
-fn local_path_of(url: &str) -> Option<&str> {
-    let after_scheme = url.split_once("://")?.1;
-    after_scheme.find('/').map(|i| &after_scheme[i..])
 }

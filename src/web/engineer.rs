@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::auth::{Authorized, CsrfForm, EngineerArea, Nav, Permitted};
 use super::i18n::Tr;
+use super::routing::{route, Route};
 use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::import::{self, Format, ImportOptions, ImportSummary};
@@ -23,14 +24,14 @@ use actix_web::http::StatusCode;
 /// An engineer (or admin) who passed the role check.
 pub type Engineer = Authorized<EngineerArea>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/engineer", web::get().to(overview))
-        .route("/engineer/rounds", web::get().to(rounds_page))
-        .route("/engineer/rounds", web::post().to(create_round))
-        .route("/engineer/rounds/{id}/close", web::post().to(close_round))
-        .route("/engineer/import", web::get().to(import_page))
-        .route("/engineer/import", web::post().to(upload));
-}
+pub const ROUTES: &[Route] = &[
+    route!(GET "/engineer", EngineerArea, overview),
+    route!(GET "/engineer/rounds", EngineerArea, rounds_page),
+    route!(POST "/engineer/rounds", EngineerArea, create_round),
+    route!(POST "/engineer/rounds/{id}/close", EngineerArea, close_round),
+    route!(GET "/engineer/import", EngineerArea, import_page),
+    route!(POST "/engineer/import", EngineerArea, upload),
+];
 
 #[derive(Deserialize)]
 pub struct TaxonomyQuery {
@@ -40,7 +41,6 @@ pub struct TaxonomyQuery {
 /// A button's form that names a taxonomy.
 #[derive(Deserialize)]
 pub struct TaxonomyForm {
-    pub csrf: String,
     pub taxonomy: String,
 }
 
@@ -125,7 +125,6 @@ async fn rounds_response(
 
 #[derive(Deserialize)]
 struct RoundForm {
-    csrf: String,
     taxonomy: String,
     name: String,
     size: usize,
@@ -170,7 +169,6 @@ async fn create_round(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     let taxonomy = taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
     let sampling = match form.sampling.as_str() {
         "proportional" => Sampling::Proportional,
@@ -219,8 +217,7 @@ async fn close_round(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
+    let Permitted { user, .. } = request;
     rounds::close(&state.pool, path.into_inner(), Some(user.user_id())).await?;
     Ok(see_other("/engineer/rounds"))
 }
@@ -289,7 +286,6 @@ async fn upload(
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: payload } = request;
     let upload = read_upload(payload).await?;
-    user.check_csrf(upload.field("csrf"))?;
     let taxonomies = taxonomies::list(&state.pool).await?;
     let page = |summary, error| ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary, error };
     let Some((temp, filename)) = &upload.file else {

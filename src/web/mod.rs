@@ -7,11 +7,15 @@ pub mod api;
 pub mod api_errors;
 pub mod api_keys;
 pub mod auth;
+pub mod csrf;
 pub mod engineer;
 pub mod errors;
 pub mod i18n;
+pub mod login;
 pub mod qa;
+pub mod routing;
 pub mod simulations;
+pub mod throttle;
 pub mod training;
 pub mod try_it;
 pub mod versions;
@@ -26,6 +30,7 @@ use askama::Template;
 use sqlx::PgPool;
 
 use crate::config::Settings;
+use routing::{route, Route};
 
 pub struct AppState {
     pub pool: PgPool,
@@ -33,6 +38,27 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The analysis API's models, model thread and rate limits.
     pub serving: std::sync::Arc<crate::serve::Serving>,
+    pub throttles: Throttles,
+}
+
+/// Failure counts that slow down password guessing and key scanning.
+pub struct Throttles {
+    /// Failed logins per account name (whether or not it exists).
+    pub accounts: throttle::Throttle,
+    /// Failed logins per address.
+    pub addresses: throttle::Throttle,
+    /// Bad API keys per address.
+    pub bad_keys: throttle::Throttle,
+}
+
+impl Default for Throttles {
+    fn default() -> Self {
+        Throttles {
+            accounts: throttle::Throttle::new(throttle::ACCOUNT),
+            addresses: throttle::Throttle::new(throttle::ADDRESS),
+            bad_keys: throttle::Throttle::new(throttle::BAD_KEYS),
+        }
+    }
 }
 
 /// A bound server. Binding happens in `build` so that tests can ask for port 0 and
@@ -54,10 +80,12 @@ impl Application {
             TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let address = listener.local_addr()?;
         let serving = std::sync::Arc::new(crate::serve::Serving::start(pool.clone(), settings.serve.clone()));
-        let state = web::Data::new(AppState { pool, settings, secure_cookies, serving });
+        let throttles = Throttles::default();
+        let state = web::Data::new(AppState { pool, settings, secure_cookies, serving, throttles });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(csrf::guard))
                 .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
                 .wrap(security_headers())
                 .configure(routes)
@@ -88,27 +116,24 @@ fn security_headers() -> DefaultHeaders {
         .add(("Referrer-Policy", "same-origin"))
 }
 
-/// Every route of the app. `tests/api/roles.rs` lists them all with the roles allowed.
+/// The app's own routes; the others are in each audience's module (`routing::table`).
+const ROUTES: &[Route] = &[
+    route!(GET "/healthz", public, || async { HttpResponse::Ok().body("ok") }),
+    route!(GET "/favicon.ico", public, || async { HttpResponse::NoContent().finish() }),
+    route!(GET "/login", public, login::login_form),
+    route!(POST "/login", public, login::login),
+    route!(POST "/logout", AnnotateArea, login::logout),
+    route!(GET "/lang/{code}", public, login::set_lang),
+    route!(GET "/", AnnotateArea, auth::home),
+];
+
+/// Every route of the app, from the table, and the static files.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
-        .route("/favicon.ico", web::get().to(|| async { HttpResponse::NoContent().finish() }))
-        .route("/login", web::get().to(auth::login_form))
-        .route("/login", web::post().to(auth::login))
-        .route("/logout", web::post().to(auth::logout))
-        .route("/lang/{code}", web::get().to(auth::set_lang))
-        .route("/", web::get().to(auth::home))
-        .configure(annotate::routes)
-        .configure(engineer::routes)
-        .configure(training::routes)
-        .configure(versions::routes)
-        .configure(simulations::routes)
-        .configure(qa::routes)
-        .configure(admin::routes)
-        .configure(api_keys::routes)
-        .configure(try_it::routes)
-        .configure(api::routes)
-        .configure(analyze_api::routes)
-        .service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));
+    for route in routing::table() {
+        (route.register)(cfg);
+    }
+    // route table: files, not routes.
+    cfg.service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));
 }
 
 /// Renders a page; a template error is a bug, logged and answered with 500.

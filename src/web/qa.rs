@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::auth::{Authorized, CsrfForm, Nav, Permitted, ReviewArea};
 use super::engineer::pick_taxonomy;
 use super::i18n::Tr;
+use super::routing::{route, Route};
 use super::{render, see_other, AppState};
 use crate::audit::agreement;
 use crate::error::{AppError, AppResult};
@@ -24,16 +25,16 @@ use crate::train::metrics::Scores;
 
 type Reviewer = Authorized<ReviewArea>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/qa/audit", web::get().to(audit_page))
-        .route("/qa/audit", web::post().to(launch_audit))
-        .route("/qa/keywords/{id}", web::get().to(keyword_page))
-        .route("/qa/keywords/{id}/decide", web::post().to(decide))
-        .route("/qa/keywords/{id}/guideline", web::post().to(edit_guideline))
-        .route("/qa/issues/{id}/fix", web::post().to(fix))
-        .route("/qa/adjudicate", web::get().to(adjudicate_page))
-        .route("/qa/adjudicate/{review}", web::post().to(adjudicate));
-}
+pub const ROUTES: &[Route] = &[
+    route!(GET "/qa/audit", ReviewArea, audit_page),
+    route!(POST "/qa/audit", ReviewArea, launch_audit),
+    route!(GET "/qa/keywords/{id}", ReviewArea, keyword_page),
+    route!(POST "/qa/keywords/{id}/decide", ReviewArea, decide),
+    route!(POST "/qa/keywords/{id}/guideline", ReviewArea, edit_guideline),
+    route!(POST "/qa/issues/{id}/fix", ReviewArea, fix),
+    route!(GET "/qa/adjudicate", ReviewArea, adjudicate_page),
+    route!(POST "/qa/adjudicate/{review}", ReviewArea, adjudicate),
+];
 
 /// One keyword's line in the audit table.
 struct KeywordRow {
@@ -131,7 +132,6 @@ async fn launch_audit(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     super::engineer::taxonomy_id(&state, &form.taxonomy).await?;
     let mut job = crate::jobs::NewJob::new("audit", serde_json::json!({"taxonomy": form.taxonomy}));
     job.dedup_key = Some(format!("audit:{}", form.taxonomy));
@@ -268,7 +268,6 @@ async fn decide(
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(form.get("csrf").map(String::as_str).unwrap_or(""))?;
     let decision = match form.get("decision").map(String::as_str) {
         Some("dismiss") => Decision::Dismissed,
         Some("confirm") => Decision::Confirmed,
@@ -286,8 +285,7 @@ async fn fix(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
+    let Permitted { user, .. } = request;
     let issue_id = path.into_inner();
     let (keyword, kind, suggested, mut labels) =
         label_issues::with_label(&state.pool, issue_id).await?.ok_or(AppError::NotFound)?;
@@ -305,7 +303,6 @@ async fn fix(
 
 #[derive(Deserialize)]
 struct GuidelineForm {
-    csrf: String,
     body: String,
 }
 
@@ -315,7 +312,6 @@ async fn edit_guideline(
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     let keyword_id = path.into_inner();
     taxonomy_of_keyword(&state, keyword_id).await?;
     guidelines::edit(&state.pool, keyword_id, &form.body, Some(user.user_id()))
@@ -386,7 +382,6 @@ async fn adjudicate_page(
 
 #[derive(Deserialize)]
 struct AdoptForm {
-    csrf: String,
     taxonomy: String,
     annotation: i64,
 }
@@ -398,7 +393,6 @@ async fn adjudicate(
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     adjudication::adjudicate(&state.pool, path.into_inner(), form.annotation, user.user_id())
         .await?
         .ok_or(AppError::NotFound)?;

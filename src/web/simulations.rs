@@ -6,13 +6,12 @@ use askama::Template;
 use super::auth::Nav;
 use super::engineer::Engineer;
 use super::i18n::Tr;
+use super::routing::{route, Route};
 use super::{render, AppState};
 use crate::error::AppResult;
 use crate::simulate::curves::{self, Metric, Point, StrategySummary};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/engineer/simulations", web::get().to(simulations_page));
-}
+pub const ROUTES: &[Route] = &[route!(GET "/engineer/simulations", EngineerArea, simulations_page)];
 
 struct Simulation {
     id: i64,

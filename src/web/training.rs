@@ -9,6 +9,7 @@ use serde_json::json;
 use super::auth::{CsrfForm, EngineerArea, Nav, Permitted};
 use super::engineer::{pick_taxonomy, taxonomy_id, Engineer, TaxonomyForm};
 use super::i18n::Tr;
+use super::routing::{route, Route};
 use super::{render, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::jobs::{queue, Job, NewJob};
@@ -17,14 +18,14 @@ use crate::store::taxonomies::TaxonomySummary;
 use crate::train::data::SentimentInput;
 use crate::train::pipeline::TrainSettings;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/engineer/training", web::get().to(training_page))
-        .route("/engineer/training", web::post().to(launch_training))
-        .route("/engineer/score", web::post().to(launch_scoring))
-        .route("/engineer/jobs/{id}", web::get().to(job_page))
-        .route("/engineer/jobs/{id}/status", web::get().to(job_status))
-        .route("/engineer/jobs/{id}/cancel", web::post().to(cancel_job));
-}
+pub const ROUTES: &[Route] = &[
+    route!(GET "/engineer/training", EngineerArea, training_page),
+    route!(POST "/engineer/training", EngineerArea, launch_training),
+    route!(POST "/engineer/score", EngineerArea, launch_scoring),
+    route!(GET "/engineer/jobs/{id}", EngineerArea, job_page),
+    route!(GET "/engineer/jobs/{id}/status", EngineerArea, job_status),
+    route!(POST "/engineer/jobs/{id}/cancel", EngineerArea, cancel_job),
+];
 
 #[derive(Template)]
 #[template(path = "engineer_training.html")]
@@ -91,7 +92,6 @@ fn profile(data_dir: &std::path::Path, taxonomy: &str, chosen: &str) -> AppResul
 
 #[derive(Deserialize)]
 struct TrainForm {
-    csrf: String,
     taxonomy: String,
     /// A snapshot id, or `new`.
     snapshot: String,
@@ -156,7 +156,6 @@ async fn launch_training(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     let taxonomy =
         crate::store::taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
     let mut tx = state.pool.begin().await?;
@@ -187,7 +186,6 @@ async fn launch_scoring(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     taxonomy_id(&state, &form.taxonomy).await?;
     let mut job = NewJob::new("score", json!({"taxonomy": form.taxonomy}));
     job.created_by = Some(user.user_id());
@@ -240,8 +238,7 @@ async fn cancel_job(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
+    let Permitted { user, .. } = request;
     let id = path.into_inner();
     if queue::cancel(&state.pool, id).await? {
         crate::store::audit::record(

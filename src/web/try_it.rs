@@ -9,15 +9,15 @@ use serde::Deserialize;
 use super::auth::{AnnotateArea, Authorized, Nav, Permitted};
 use super::i18n::{level_name, Tr};
 use super::qa::{segments, Segments};
+use super::routing::{route, Route};
 use super::{render, AppState};
 use crate::analyze::{Ask, Highlights, ReviewCost};
 use crate::error::{AppError, AppResult};
 use crate::serve::rate::Admission;
 use crate::serve::ServeError;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/try", web::get().to(try_page)).route("/try", web::post().to(try_analyze));
-}
+pub const ROUTES: &[Route] =
+    &[route!(GET "/try", AnnotateArea, try_page), route!(POST "/try", AnnotateArea, try_analyze)];
 
 /// One found keyword as the page shows it.
 struct Finding {
@@ -68,7 +68,6 @@ async fn try_page(user: Authorized<AnnotateArea>, state: web::Data<AppState>) ->
 
 #[derive(Deserialize)]
 struct TryForm {
-    csrf: String,
     text: String,
     taxonomy: String,
 }
@@ -78,7 +77,6 @@ async fn try_analyze(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     let form = form.into_inner();
     let mut shown = page(&user, &state, form.text.clone(), form.taxonomy.clone()).await?;
     if crate::text::normalize(&form.text).is_empty() {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::auth::{EngineerArea, Nav, Permitted};
 use super::engineer::{taxonomy_id, Engineer, TaxonomyForm};
 use super::i18n::Tr;
+use super::routing::{route, Route};
 use super::{render_with, see_other, AppState};
 use crate::error::AppResult;
 use crate::store::models::{self, ModelVersion};
@@ -18,11 +19,11 @@ use crate::store::taxonomies::TaxonomySummary;
 use crate::train::compare::{deltas, judged_report, regressions, LabelDelta};
 use crate::train::metrics::Report;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/engineer/models", web::get().to(models_page))
-        .route("/engineer/models/promote", web::post().to(promote))
-        .route("/engineer/models/rollback", web::post().to(rollback));
-}
+pub const ROUTES: &[Route] = &[
+    route!(GET "/engineer/models", EngineerArea, models_page),
+    route!(POST "/engineer/models/promote", EngineerArea, promote),
+    route!(POST "/engineer/models/rollback", EngineerArea, rollback),
+];
 
 /// One version's row in the list.
 struct VersionRow {
@@ -111,7 +112,6 @@ async fn page(
 
 #[derive(Deserialize)]
 struct PromoteForm {
-    csrf: String,
     taxonomy: String,
     name: String,
     #[serde(default)]
@@ -123,7 +123,6 @@ async fn promote(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     let taxonomy = taxonomy_id(&state, &form.taxonomy).await?;
     let gate = Gate { margin: state.settings.promotion_margin, override_reason: Some(form.reason.as_str()) };
     let switched = promotion::promote(&state.pool, taxonomy, &form.name, Some(user.user_id()), &gate).await;
@@ -135,7 +134,6 @@ async fn rollback(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
-    user.check_csrf(&form.csrf)?;
     let taxonomy = taxonomy_id(&state, &form.taxonomy).await?;
     let switched = promotion::rollback(&state.pool, taxonomy, Some(user.user_id())).await;
     answer(&user, &state, &form.taxonomy, None, switched).await

@@ -89,3 +89,65 @@ async fn the_session_cookie_is_http_only_and_same_site() {
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(!cookie.contains("rl_session=;"));
 }
+
+/// Every route of the table that changes something, as a logged-in admin (who may use
+/// them all): refused without the session's token and with a wrong one.
+#[tokio::test]
+async fn every_route_that_changes_something_refuses_a_missing_or_wrong_token() {
+    use reviewloop::web::routing::{self, Access};
+    let app = TestApp::spawn().await;
+    let admin = app.logged_in(Role::Admin).await;
+    let mut checked = 0;
+    for route in routing::table() {
+        if route.method == "GET" || !matches!(route.access, Access::Roles(_)) {
+            continue;
+        }
+        let url = app.url(&route.path.replace("{id}", "1").replace("{review}", "1"));
+        for form in [pairs(&[("name", "x")]), pairs(&[("csrf", "forged-token"), ("name", "x")])] {
+            let response = admin.client.post(&url).form(&form).send().await.unwrap();
+            assert_eq!(response.status(), 403, "{route:?} with {form:?}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked}");
+    assert!(admin.get("/annotate").await.status().is_success(), "the session still works");
+}
+
+#[tokio::test]
+async fn the_token_may_come_as_a_header_or_in_the_query() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(4, 1)).await;
+    let engineer = app.logged_in(Role::Engineer).await;
+    let csrf = engineer.csrf().await;
+    let form = pairs(&[
+        ("taxonomy", "fashion"),
+        ("name", "r"),
+        ("size", "1"),
+        ("sampling", "random"),
+        ("group_by", "mall"),
+    ]);
+    let url = app.url("/engineer/rounds");
+    let by_header =
+        engineer.client.post(&url).header("X-CSRF-Token", &csrf).form(&form).send().await.unwrap();
+    assert_eq!(by_header.status(), 200);
+    let by_query = engineer.client.post(format!("{url}?csrf={csrf}")).form(&form).send().await.unwrap();
+    assert_eq!(by_query.status(), 200);
+    assert_eq!(app.count("SELECT count(*) FROM rounds").await, 2);
+}
+
+#[tokio::test]
+async fn an_upload_without_its_token_is_refused_before_its_body_is_read() {
+    let app = TestApp::spawn().await;
+    let engineer = app.logged_in(Role::Engineer).await;
+    // 16 MB the server never reads: the answer comes from the query alone.
+    let body = "text\n".to_string() + &"리뷰 내용\n".repeat(1_200_000);
+    let form = reqwest::multipart::Form::new()
+        .text("taxonomy", "fashion")
+        .part("file", reqwest::multipart::Part::bytes(body.into_bytes()).file_name("big.csv"));
+    let response = engineer.client.post(app.url("/engineer/import?csrf=forged")).multipart(form).send().await;
+    // The server may answer and close before the client has sent it all.
+    if let Ok(response) = response {
+        assert_eq!(response.status(), 403);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM reviews").await, 0);
+}

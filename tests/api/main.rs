@@ -10,6 +10,7 @@ mod helpers;
 mod import;
 mod jobs;
 mod lighter;
+mod login;
 mod pretrain;
 mod promotion;
 mod qa;

@@ -3,62 +3,26 @@
 use reviewloop::import::Format;
 use reviewloop::rounds::RoundSpec;
 use reviewloop::store::{self, users::Role};
+use reviewloop::web::routing::{self, Access, Route};
 
 use crate::helpers::{client, location, round_spec, TestApp};
 
 use Role::*;
 
 const EVERYONE: &[Role] = &[Annotator, Reviewer, Engineer, Admin];
-const ENGINEERS: &[Role] = &[Engineer, Admin];
-const ADMINS: &[Role] = &[Admin];
-const REVIEWERS: &[Role] = &[Reviewer, Engineer, Admin];
 
-/// The app's routes (see `web::routes`) with the roles allowed on each. `{round}` is
-/// an open round, `{item}` an assignment id that does not exist.
-const ROUTES: &[(&str, &str, &[Role])] = &[
-    ("GET", "/", EVERYONE),
-    ("POST", "/logout", EVERYONE),
-    ("GET", "/annotate", EVERYONE),
-    ("GET", "/annotate/rounds/{round}/next", EVERYONE),
-    ("GET", "/annotate/rounds/{round}/back", EVERYONE),
-    ("GET", "/annotate/items/{item}", EVERYONE),
-    ("POST", "/annotate/items/{item}", EVERYONE),
-    ("POST", "/annotate/items/{item}/skip", EVERYONE),
-    ("GET", "/engineer", ENGINEERS),
-    ("GET", "/engineer/rounds", ENGINEERS),
-    ("POST", "/engineer/rounds", ENGINEERS),
-    ("POST", "/engineer/rounds/{round}/close", ENGINEERS),
-    ("GET", "/engineer/import", ENGINEERS),
-    ("POST", "/engineer/import", ENGINEERS),
-    ("GET", "/engineer/training", ENGINEERS),
-    ("POST", "/engineer/training", ENGINEERS),
-    ("POST", "/engineer/score", ENGINEERS),
-    ("GET", "/engineer/jobs/{item}", ENGINEERS),
-    ("GET", "/engineer/jobs/{item}/status", ENGINEERS),
-    ("POST", "/engineer/jobs/{item}/cancel", ENGINEERS),
-    ("GET", "/engineer/models", ENGINEERS),
-    ("POST", "/engineer/models/promote", ENGINEERS),
-    ("POST", "/engineer/models/rollback", ENGINEERS),
-    ("GET", "/engineer/simulations", ENGINEERS),
-    ("GET", "/qa/audit", REVIEWERS),
-    ("POST", "/qa/audit", REVIEWERS),
-    ("GET", "/qa/keywords/{item}", REVIEWERS),
-    ("POST", "/qa/keywords/{item}/decide", REVIEWERS),
-    ("POST", "/qa/keywords/{item}/guideline", REVIEWERS),
-    ("POST", "/qa/issues/{item}/fix", REVIEWERS),
-    ("GET", "/qa/adjudicate", REVIEWERS),
-    ("POST", "/qa/adjudicate/{item}", REVIEWERS),
-    ("GET", "/admin/users", ADMINS),
-    ("POST", "/admin/users", ADMINS),
-    ("GET", "/admin/api-keys", ADMINS),
-    ("POST", "/admin/api-keys", ADMINS),
-    ("POST", "/admin/api-keys/{item}/revoke", ADMINS),
-    ("GET", "/try", EVERYONE),
-    ("POST", "/try", EVERYONE),
-    ("GET", "/api/v1/me", EVERYONE),
-    ("GET", "/api/v1/overview", ENGINEERS),
-    ("GET", "/api/v1/rounds", ENGINEERS),
-];
+/// The app's route table: the router is built from it, so every route is here.
+fn routes() -> Vec<Route> {
+    routing::table()
+}
+
+/// The roles a route serves, or None for a public or API-key route.
+fn allowed(route: &Route) -> Option<&'static [Role]> {
+    match route.access {
+        Access::Roles(roles) => Some(roles),
+        Access::Public | Access::ApiKey => None,
+    }
+}
 
 async fn app_with_round() -> (TestApp, i64) {
     let app = TestApp::spawn().await;
@@ -67,8 +31,20 @@ async fn app_with_round() -> (TestApp, i64) {
     (app, round.id)
 }
 
+/// The path with its ids filled in: an open round for round paths, else an id that
+/// does not exist (a role that may use the route then gets 404, not 403).
 fn concrete(path: &str, round: i64) -> String {
-    path.replace("{round}", &round.to_string()).replace("{item}", "999999")
+    let round_path = path.starts_with("/annotate/rounds/") || path.starts_with("/engineer/rounds/");
+    let id = if round_path { round.to_string() } else { "999999".to_string() };
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').unwrap() + open;
+        out.push_str(&rest[..open]);
+        out.push_str(if rest[open..].starts_with("{code}") { "ko" } else { &id });
+        rest = &rest[close + 1..];
+    }
+    out + rest
 }
 
 #[tokio::test]
@@ -77,13 +53,15 @@ async fn every_route_refuses_the_roles_it_does_not_serve() {
     for role in EVERYONE {
         let browser = app.logged_in(*role).await;
         let csrf = browser.csrf().await;
-        for (method, path, allowed) in ROUTES {
+        for route in routes() {
+            let (method, path) = (route.method, route.path);
             // `/logout` would end the session the rest of the loop needs.
-            if *path == "/logout" {
+            let Some(allowed) = allowed(&route) else { continue };
+            if path == "/logout" {
                 continue;
             }
             let url = app.url(&concrete(path, round));
-            let response = match *method {
+            let response = match method {
                 "GET" => browser.client.get(&url).send().await.unwrap(),
                 _ => browser.client.post(&url).form(&[("csrf", csrf.as_str())]).send().await.unwrap(),
             };
@@ -106,7 +84,7 @@ async fn logout_ends_the_session_for_every_role() {
         let csrf = browser.csrf().await;
         let response = browser.post_form("/logout", &[("csrf".into(), csrf)]).await;
         assert_eq!(location(&response), "/login");
-        assert_eq!(location(&browser.get("/annotate").await), "/login");
+        assert!(location(&browser.get("/annotate").await).starts_with("/login"));
     }
 }
 
@@ -114,9 +92,13 @@ async fn logout_ends_the_session_for_every_role() {
 async fn anonymous_visitors_are_sent_to_login_and_api_calls_get_401() {
     let (app, round) = app_with_round().await;
     let anonymous = client();
-    for (method, path, _) in ROUTES {
+    for route in routes() {
+        let (method, path) = (route.method, route.path);
+        if allowed(&route).is_none() {
+            continue;
+        }
         let url = app.url(&concrete(path, round));
-        let response = match *method {
+        let response = match method {
             "GET" => anonymous.get(&url).send().await.unwrap(),
             _ => anonymous.post(&url).form(&[("csrf", "x")]).send().await.unwrap(),
         };
@@ -126,7 +108,7 @@ async fn anonymous_visitors_are_sent_to_login_and_api_calls_get_401() {
             assert_eq!(body["error"]["code"], "unauthenticated");
         } else {
             assert_eq!(response.status(), 303, "{method} {path}");
-            assert_eq!(location(&response), "/login", "{method} {path}");
+            assert!(location(&response).starts_with("/login"), "{method} {path}");
         }
     }
 }
@@ -140,7 +122,7 @@ async fn a_wrong_password_does_not_log_in() {
     assert_eq!(response.status(), 401);
     let response = browser.login("nobody-here", "wrong-password").await;
     assert_eq!(response.status(), 401);
-    assert_eq!(location(&browser.get("/annotate").await), "/login");
+    assert!(location(&browser.get("/annotate").await).starts_with("/login"));
 }
 
 #[tokio::test]

@@ -1,0 +1,111 @@
+//! The app's route table. Every route is one [`Route`]: its method, path, who may use
+//! it, and how it is registered; the router is built from the table and nothing else
+//! (a unit test below refuses a route registered any other way), and the role and
+//! CSRF tests (`tests/api/roles.rs`, `tests/api/csrf.rs`) walk the same table, so a
+//! route added without a rule fails them.
+
+use actix_web::web;
+
+use crate::store::users::Role;
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, logged in or not (login, the language switch, health).
+    Public,
+    /// A logged-in user of one of these roles.
+    Roles(&'static [Role]),
+    /// A caller with an API key (`Authorization: Bearer …`).
+    ApiKey,
+}
+
+#[derive(Clone, Copy)]
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The actix pattern; `{…}` segments are ids.
+    pub path: &'static str,
+    pub access: Access,
+    pub register: fn(&mut web::ServiceConfig),
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({:?})", self.method, self.path, self.access)
+    }
+}
+
+/// A route of the table: `route!(GET "/path", access, handler)`, where access is
+/// `public`, `api_key` or an area type of `auth` (its roles).
+macro_rules! route {
+    (@access public) => { $crate::web::routing::Access::Public };
+    (@access api_key) => { $crate::web::routing::Access::ApiKey };
+    (@access $area:ident) => {
+        $crate::web::routing::Access::Roles(<$crate::web::auth::$area as $crate::web::auth::Area>::ROLES)
+    };
+    (@method GET) => { actix_web::web::get() };
+    (@method POST) => { actix_web::web::post() };
+    ($method:ident $path:literal, $access:tt, $handler:expr) => {
+        $crate::web::routing::Route {
+            method: stringify!($method),
+            path: $path,
+            access: route!(@access $access),
+            register: |cfg| {
+                cfg.route($path, route!(@method $method).to($handler));
+            },
+        }
+    };
+}
+pub(crate) use route;
+
+/// Every route of the app.
+pub fn table() -> Vec<Route> {
+    use super::*;
+    [
+        super::ROUTES,
+        annotate::ROUTES,
+        engineer::ROUTES,
+        training::ROUTES,
+        versions::ROUTES,
+        simulations::ROUTES,
+        qa::ROUTES,
+        admin::ROUTES,
+        api_keys::ROUTES,
+        try_it::ROUTES,
+        api::ROUTES,
+        analyze_api::ROUTES,
+    ]
+    .concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_registered_only_through_the_table() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let source = std::fs::read_to_string(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            for (n, line) in source.lines().enumerate() {
+                let registers =
+                    line.contains(".route(") || line.contains("web::resource(") || line.contains(".service(");
+                let allowed = name == "routing.rs" || line.contains("// route table:");
+                assert!(!registers || allowed, "{name}:{}: register routes with route!: {line}", n + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn each_method_and_path_is_in_the_table_once() {
+        let mut seen = std::collections::HashSet::new();
+        for route in table() {
+            assert!(seen.insert((route.method, route.path)), "{route:?} twice");
+            assert!(route.path.starts_with('/'));
+            assert!(["GET", "POST"].contains(&route.method));
+        }
+        assert!(seen.len() > 40);
+    }
+}
