@@ -25,9 +25,16 @@ pub struct Settings {
     #[arg(long, env = "REVIEWLOOP_PROMOTION_MARGIN", default_value_t = 0.05, global = true)]
     pub promotion_margin: f64,
 
+    /// Largest file the import page accepts, in MB; a larger upload is refused (413)
+    /// as it arrives and nothing of it is kept.
+    #[arg(long, env = "REVIEWLOOP_MAX_UPLOAD_MB", default_value_t = MAX_UPLOAD_MB, global = true)]
+    pub max_upload_mb: u64,
+
     #[command(flatten)]
     pub serve: crate::serve::ServeLimits,
 }
+
+pub const MAX_UPLOAD_MB: u64 = 512;
 
 impl Settings {
     pub fn for_database(database_url: &str) -> Self {
@@ -36,6 +43,7 @@ impl Settings {
             data_dir: PathBuf::from("models"),
             max_text_chars: 5000,
             promotion_margin: 0.05,
+            max_upload_mb: MAX_UPLOAD_MB,
             serve: crate::serve::ServeLimits::default(),
         }
     }

@@ -91,6 +91,16 @@ pub async fn import<R: BufRead + Send>(
     reader: R,
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
+    import_reporting(pool, reader, options, &mut |_| {}).await
+}
+
+/// [`import`], calling `progress` with the summary so far after each batch written.
+pub async fn import_reporting<R: BufRead + Send>(
+    pool: &PgPool,
+    reader: R,
+    options: &ImportOptions,
+    progress: &mut (dyn FnMut(&ImportSummary) + Send),
+) -> Result<ImportSummary, ImportError> {
     let taxonomy = crate::store::taxonomies::load_by_name(pool, &options.taxonomy).await?;
     let rows = formats::rows(options.format, reader)?;
     let batch_id = start_batch(pool, &taxonomy, options).await?;
@@ -111,6 +121,7 @@ pub async fn import<R: BufRead + Send>(
         }
         if run.batch.len() >= options.batch_size {
             run.flush().await?;
+            progress(&run.summary);
         }
     }
     run.flush().await?;

@@ -2,6 +2,7 @@
 //! `reviewloop worker` processes (one per machine, CPU or GPU) against one database.
 
 pub mod handlers;
+pub mod import_job;
 pub mod queue;
 pub mod worker;
 
@@ -9,4 +10,4 @@ pub use queue::{Job, NewJob};
 pub use worker::WorkerConfig;
 
 /// The kinds of job a worker can run.
-pub const KINDS: [&str; 4] = ["train", "score", "eval", "audit"];
+pub const KINDS: [&str; 5] = ["train", "score", "eval", "audit", "import"];

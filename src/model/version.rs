@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use super::encoder::Config;
+use crate::names::SafeName;
 
 /// What the classifier's outputs mean, saved as `labels.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,9 +74,12 @@ pub struct PendingVersion {
 }
 
 impl PendingVersion {
+    /// Starts `models_dir/taxonomy/name`. Both names are checked (`SafeName`) and the
+    /// folders resolved inside the data dir, whoever asks (CLI, web form, job): a name
+    /// that could lead elsewhere is refused before anything is written.
     pub fn start(models_dir: &Path, taxonomy: &str, name: &str) -> anyhow::Result<Self> {
-        let parent = models_dir.join(taxonomy);
-        let target = parent.join(name);
+        let parent = SafeName::parse(taxonomy)?.under(models_dir)?;
+        let target = SafeName::parse(name)?.under(&parent)?;
         anyhow::ensure!(!target.exists(), "model version {} already exists", target.display());
         let temp = parent.join(format!("{PARTIAL}{name}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
@@ -158,6 +162,37 @@ impl Drop for PendingVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_name_that_could_lead_outside_the_data_dir_is_refused_and_nothing_written() {
+        let root = std::env::temp_dir().join(format!("versions-{}", uuid::Uuid::new_v4().simple()));
+        let outside = std::env::temp_dir().join(format!("outside-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("linked")).unwrap();
+        let long = "v".repeat(300);
+        let outside_str = outside.display().to_string();
+        for (taxonomy, name) in [
+            ("fashion", "../../escaped"),
+            ("..", "v1"),
+            ("fashion", outside_str.as_str()),
+            ("/etc", "v1"),
+            ("fashion", "v\0x"),
+            ("fashion", "v1\0"),
+            ("fashion", long.as_str()),
+            ("linked", "v1"),
+        ] {
+            let error = PendingVersion::start(&root, taxonomy, name).err();
+            assert!(error.is_some(), "{taxonomy}/{name:?} was accepted");
+            let message = error.unwrap().to_string();
+            assert!(message.contains("not a valid name") || message.contains("leads outside"), "{message}");
+        }
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written outside");
+        let written: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(written, ["linked"], "nothing written inside either");
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
 
     #[test]
     fn folders_of_dead_writers_are_removed_and_live_ones_kept() {

@@ -156,8 +156,8 @@ pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<ModelVersion>> {
         .await
 }
 
-pub async fn by_name(
-    pool: &PgPool,
+pub async fn by_name<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
     taxonomy_id: i64,
     kind: &str,
     name: &str,
@@ -172,7 +172,11 @@ pub async fn by_name(
     .await
 }
 
-pub async fn active(pool: &PgPool, taxonomy_id: i64, kind: &str) -> sqlx::Result<Option<ModelVersion>> {
+pub async fn active<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
+    taxonomy_id: i64,
+    kind: &str,
+) -> sqlx::Result<Option<ModelVersion>> {
     sqlx::query_as(&format!(
         "SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.taxonomy_id = $1 AND v.kind = $2 AND v.status = 'active'"
     ))

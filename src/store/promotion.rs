@@ -37,6 +37,9 @@ pub struct Switched {
     pub to: String,
 }
 
+/// Promotes `name`, its gate judged inside the switching transaction under the
+/// taxonomy's lock: two promotions at once take turns, and the second is judged
+/// against what the first made active (the same version twice: `AlreadyActive`).
 pub async fn promote(
     pool: &PgPool,
     taxonomy_id: i64,
@@ -44,14 +47,15 @@ pub async fn promote(
     actor: Option<i64>,
     gate: &Gate<'_>,
 ) -> Result<Switched, PromoteError> {
-    let candidate = models::by_name(pool, taxonomy_id, "keyword", name)
+    let mut tx = begin_switch(pool, taxonomy_id).await?;
+    let candidate = models::by_name(&mut *tx, taxonomy_id, "keyword", name)
         .await?
         .filter(|v| matches!(v.status.as_str(), "ready" | "active" | "retired"))
         .ok_or_else(|| PromoteError::NotFound(name.to_string()))?;
     if candidate.status == "active" {
         return Err(PromoteError::AlreadyActive(name.to_string()));
     }
-    let active = models::active(pool, taxonomy_id, "keyword").await?;
+    let active = models::active(&mut *tx, taxonomy_id, "keyword").await?;
     let reason = gate.override_reason.map(str::trim).filter(|r| !r.is_empty());
     let new = judged_report(&candidate.metrics).unwrap_or_default();
     let old = active.as_ref().and_then(|a| judged_report(&a.metrics));
@@ -64,26 +68,42 @@ pub async fn promote(
         return Err(PromoteError::Regressions { margin: gate.margin, labels: fallen.join(", ") });
     }
     let details = json!({"regressions": fallen, "override_reason": reason, "margin": gate.margin});
-    switch(pool, taxonomy_id, active.map(|a| a.name), name, actor, "model.promote", details).await
+    let from = active.map(|a| a.name);
+    switch(tx, taxonomy_id, from, name, actor, "model.promote", details).await
 }
 
 /// Serves again the version that was promoted before the current one.
 pub async fn rollback(pool: &PgPool, taxonomy_id: i64, actor: Option<i64>) -> Result<Switched, PromoteError> {
-    let active = models::active(pool, taxonomy_id, "keyword").await?;
+    let mut tx = begin_switch(pool, taxonomy_id).await?;
+    let active = models::active(&mut *tx, taxonomy_id, "keyword").await?;
     let previous: Option<String> = sqlx::query_scalar(
         "SELECT name FROM model_versions
          WHERE taxonomy_id = $1 AND kind = 'keyword' AND status = 'ready' AND promoted_at IS NOT NULL
          ORDER BY promoted_at DESC LIMIT 1",
     )
     .bind(taxonomy_id)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let previous = previous.ok_or(PromoteError::NothingToRollBack)?;
-    switch(pool, taxonomy_id, active.map(|a| a.name), &previous, actor, "model.rollback", json!({})).await
+    switch(tx, taxonomy_id, active.map(|a| a.name), &previous, actor, "model.rollback", json!({})).await
+}
+
+/// A transaction holding the taxonomy's switch lock: one promotion or rollback of a
+/// taxonomy at a time.
+async fn begin_switch(
+    pool: &PgPool,
+    taxonomy_id: i64,
+) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('reviewloop switch'), $1::int)")
+        .bind(taxonomy_id as i32)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 async fn switch(
-    pool: &PgPool,
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     taxonomy_id: i64,
     from: Option<String>,
     to: &str,
@@ -91,7 +111,6 @@ async fn switch(
     action: &str,
     mut details: serde_json::Value,
 ) -> Result<Switched, PromoteError> {
-    let mut tx = pool.begin().await?;
     // Demoted versions go back to `ready`: they can be promoted again.
     sqlx::query("UPDATE model_versions SET status = 'ready' WHERE taxonomy_id = $1 AND status = 'active'")
         .bind(taxonomy_id)

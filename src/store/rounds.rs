@@ -43,18 +43,25 @@ pub async fn create(
         return Err(RoundError::Empty);
     }
     let members = member_ids(pool, &spec.members).await?;
-    let items = if spec.quotas.is_empty() {
+    // Rounds of a taxonomy are composed one at a time: a second waits here until the
+    // first has committed, then sees its items as taken.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('reviewloop round'), $1::int)")
+        .bind(taxonomy_id as i32)
+        .execute(&mut *tx)
+        .await?;
+    let mut items = if spec.quotas.is_empty() {
         sampled(pool, taxonomy_id, spec).await?
     } else {
         composed(pool, taxonomy_id, spec).await?
     };
+    keep_eligible(&mut tx, taxonomy_id, &mut items).await?;
     if items.review_ids.is_empty() {
         return Err(RoundError::PoolEmpty);
     }
     let count = items.review_ids.len();
     let doubled = double_positions(count, spec.double_share, spec.seed);
     let copies: Vec<i16> = doubled.iter().map(|&d| if d { 2 } else { 1 }).collect();
-    let mut tx = pool.begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO rounds (taxonomy_id, name, sampling, params, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -87,6 +94,27 @@ pub async fn create(
     super::audit::record(&mut *tx, created_by, "round.create", &format!("round:{id}"), details).await?;
     tx.commit().await?;
     Ok(CreatedRound { id, items: count, doubled: doubled.iter().filter(|&&d| d).count() })
+}
+
+/// Drops the items that are no longer eligible, checked inside the round's
+/// transaction (under its lock, a last check; nothing should be dropped).
+async fn keep_eligible(tx: &mut sqlx::PgConnection, taxonomy_id: i64, items: &mut Items) -> sqlx::Result<()> {
+    let eligible: std::collections::HashSet<i64> =
+        sqlx::query_scalar(&format!("SELECT e.id FROM ({ELIGIBLE}) e WHERE e.id = ANY($2)"))
+            .bind(taxonomy_id)
+            .bind(&items.review_ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let all = std::mem::take(&mut items.review_ids).into_iter();
+    let picked = all.zip(std::mem::take(&mut items.strategies)).zip(std::mem::take(&mut items.scores));
+    for ((id, strategy), score) in picked.filter(|((id, _), _)| eligible.contains(id)) {
+        items.review_ids.push(id);
+        items.strategies.push(strategy);
+        items.scores.push(score);
+    }
+    Ok(())
 }
 
 /// A round's items before they are stored: which review, picked by what, with what score.

@@ -27,6 +27,8 @@ pub async fn find_id(pool: &PgPool, name: &str) -> sqlx::Result<Option<i64>> {
 }
 
 pub async fn create(pool: &PgPool, def: &TaxonomyDefinition) -> anyhow::Result<i64> {
+    // A taxonomy's name is a folder of its versions under the data dir.
+    crate::names::SafeName::parse(&def.name)?;
     anyhow::ensure!(def.scale_min < def.scale_max, "scale_min must be below scale_max");
     anyhow::ensure!(!def.keywords.is_empty(), "a taxonomy needs at least one keyword");
     let mut tx = pool.begin().await?;

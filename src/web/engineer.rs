@@ -1,7 +1,5 @@
 //! The engineer's pages: the overview, rounds, and the import upload.
 
-use std::io::{BufReader, Write};
-
 use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
 use askama::Template;
@@ -13,10 +11,10 @@ use super::i18n::Tr;
 use super::routing::{route, Route};
 use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
-use crate::import::{self, Format, ImportOptions, ImportSummary};
+use crate::import::{Format, ImportSummary};
 use crate::rounds::{GroupBy, RoundSpec, Sampling};
 use crate::select::{Quota, Strategy};
-use crate::store::annotations::{self, LabelSource, LabelStats};
+use crate::store::annotations::{self, LabelStats};
 use crate::store::rounds::{self, RoundProgress};
 use crate::store::taxonomies::{self, TaxonomySummary};
 use actix_web::http::StatusCode;
@@ -237,12 +235,12 @@ async fn import_page(user: Engineer, state: web::Data<AppState>) -> AppResult<Ht
     Ok(render(&ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary: None, error: None }))
 }
 
-/// The upload's text fields and the file, which is streamed to a temporary file so a
-/// large upload never sits in memory.
-#[derive(Default)]
+/// The upload's text fields and the file, streamed with async writes into the data
+/// dir's `uploads/` (never held in memory) and refused past the size limit. The file
+/// is removed when this is dropped, unless an import job has taken it.
 struct Upload {
     fields: Vec<(String, String)>,
-    file: Option<(tempfile_path::TempPath, String)>,
+    file: Option<(UploadedFile, String)>,
 }
 
 impl Upload {
@@ -251,20 +249,30 @@ impl Upload {
     }
 }
 
-async fn read_upload(mut payload: Multipart) -> AppResult<Upload> {
-    let mut upload = Upload::default();
+/// An uploaded file in `uploads/`, removed on drop unless kept.
+struct UploadedFile {
+    name: crate::names::SafeName,
+    path: std::path::PathBuf,
+    keep: bool,
+}
+
+impl Drop for UploadedFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+async fn read_upload(mut payload: Multipart, data_dir: &std::path::Path, limit: u64) -> AppResult<Upload> {
+    let mut upload = Upload { fields: Vec::new(), file: None };
     while let Some(field) = payload.next().await {
         let mut field = field.map_err(|e| AppError::BadRequest(format!("bad upload: {e}")))?;
         let name = field.name().unwrap_or_default().to_string();
         let filename = field.content_disposition().and_then(|d| d.get_filename()).map(str::to_string);
         if let Some(filename) = filename {
-            let temp = tempfile_path::TempPath::new()?;
-            let mut file = std::fs::File::create(temp.path()).map_err(anyhow::Error::from)?;
-            while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
-                file.write_all(&chunk).map_err(anyhow::Error::from)?;
-            }
-            upload.file = Some((temp, filename));
+            let file = save(&mut field, data_dir, limit).await?;
+            upload.file = Some((file, filename));
         } else {
             let mut value = Vec::new();
             while let Some(chunk) = field.next().await {
@@ -280,62 +288,83 @@ async fn read_upload(mut payload: Multipart) -> AppResult<Upload> {
     Ok(upload)
 }
 
+/// Streams one file field into `uploads/` under a fresh name.
+async fn save(
+    field: &mut actix_multipart::Field,
+    data_dir: &std::path::Path,
+    limit: u64,
+) -> AppResult<UploadedFile> {
+    use tokio::io::AsyncWriteExt;
+    let dir = crate::jobs::import_job::uploads_dir(data_dir);
+    tokio::fs::create_dir_all(&dir).await.map_err(anyhow::Error::from)?;
+    let name = crate::names::SafeName::parse(&format!("upload-{}", uuid::Uuid::new_v4().simple()))
+        .map_err(anyhow::Error::from)?;
+    let path = name.under(&dir).map_err(anyhow::Error::from)?;
+    let saved = UploadedFile { name, path, keep: false };
+    let mut file = tokio::fs::File::create(&saved.path).await.map_err(anyhow::Error::from)?;
+    let mut written = 0u64;
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(AppError::TooLarge(format!(
+                "an upload may have at most {} MB",
+                limit / (1024 * 1024)
+            )));
+        }
+        file.write_all(&chunk).await.map_err(anyhow::Error::from)?;
+    }
+    file.flush().await.map_err(anyhow::Error::from)?;
+    Ok(saved)
+}
+
 async fn upload(
     request: Permitted<EngineerArea, Multipart>,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: payload } = request;
-    let upload = read_upload(payload).await?;
+    let limit = state.settings.max_upload_mb * 1024 * 1024;
+    let mut upload = read_upload(payload, &state.settings.data_dir, limit).await?;
     let taxonomies = taxonomies::list(&state.pool).await?;
     let page = |summary, error| ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary, error };
-    let Some((temp, filename)) = &upload.file else {
-        return Ok(render(&page(None, Some("no file".into()))));
-    };
     let format = match upload.field("format") {
-        "auto" | "" => Format::from_path(filename),
+        "auto" | "" => upload.file.as_ref().and_then(|(_, filename)| Format::from_path(filename)),
         "csv" => Some(Format::Csv),
         "tsv" => Some(Format::Tsv),
         "jsonl" => Some(Format::Jsonl),
         "nikl-absa" => Some(Format::NiklAbsa),
         other => return Err(AppError::BadRequest(format!("unknown format {other}"))),
     };
+    let (taxonomy, label_source) =
+        (upload.field("taxonomy").to_string(), upload.field("label_source").to_string());
+    let (mall, category) = (upload.field("mall").to_string(), upload.field("category").to_string());
+    let Some((file, filename)) = upload.file.as_mut() else {
+        return Ok(render(&page(None, Some("no file".into()))));
+    };
     let Some(format) = format else {
         return Ok(render(&page(None, Some(format!("cannot tell the format of {filename}; choose one")))));
     };
-    let mut options = ImportOptions::new(upload.field("taxonomy"), format, filename);
-    options.label_source = LabelSource::parse(upload.field("label_source")).unwrap_or(LabelSource::Human);
-    options.default_mall = upload.field("mall").trim().to_string();
-    options.default_category = upload.field("category").trim().to_string();
-    options.created_by = Some(user.user_id());
-    options.max_text_chars = state.settings.max_text_chars;
-    let file = std::fs::File::open(temp.path()).map_err(anyhow::Error::from)?;
-    match import::import(&state.pool, BufReader::new(file), &options).await {
-        Ok(summary) => Ok(render(&page(Some(summary), None))),
-        Err(import::ImportError::Database(e)) => Err(e.into()),
-        Err(e) => Ok(render(&page(None, Some(e.to_string())))),
+    if taxonomies::find_id(&state.pool, &taxonomy).await?.is_none() {
+        return Ok(render(&page(None, Some(format!("unknown taxonomy `{taxonomy}`")))));
     }
-}
-
-/// A temporary file path removed when dropped.
-mod tempfile_path {
-    use std::path::{Path, PathBuf};
-
-    pub struct TempPath(PathBuf);
-
-    impl TempPath {
-        pub fn new() -> anyhow::Result<Self> {
-            let name = format!("reviewloop-upload-{}", uuid::Uuid::new_v4());
-            Ok(TempPath(std::env::temp_dir().join(name)))
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
+    let request = crate::jobs::import_job::ImportJob {
+        file: file.name.clone(),
+        filename: filename.clone(),
+        taxonomy,
+        format,
+        label_source,
+        mall,
+        category,
+        created_by: Some(user.user_id()),
+        max_text_chars: state.settings.max_text_chars,
+    };
+    let mut job =
+        crate::jobs::NewJob::new("import", serde_json::to_value(&request).map_err(anyhow::Error::from)?);
+    job.created_by = Some(user.user_id());
+    let mut conn = state.pool.acquire().await?;
+    let id =
+        crate::jobs::queue::enqueue(&mut conn, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
+    // The job owns the file now: it removes it when it ends.
+    file.keep = true;
+    Ok(see_other(&format!("/engineer/jobs/{id}")))
 }

@@ -140,10 +140,17 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
     // An upload's token is in the query: it is checked before the body is read.
     let url = app.url(&format!("/engineer/import?csrf={csrf}"));
     let response = engineer.client.post(url).multipart(form).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let html = response.text().await.unwrap();
-    assert!(html.contains("import-summary"), "{html}");
-    assert!(html.contains("missing text"));
+    // The request ends once the file is stored; the import runs as a job.
+    assert_eq!(response.status(), 303);
+    let job_page = crate::helpers::location(&response);
+    assert!(job_page.starts_with("/engineer/jobs/"), "{job_page}");
+    let uploads = app.data_dir.join("uploads");
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 1, "the file waits for its job");
+    let config = reviewloop::jobs::worker::WorkerConfig::new(app.data_dir.clone());
+    reviewloop::jobs::worker::run_next(&app.pool, &config).await.unwrap().expect("the import job ran");
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "the job removed the file");
+    let html = engineer.get(&job_page).await.text().await.unwrap();
+    assert!(html.contains("missing text") || html.contains("rejected"), "{html}");
     let (mall, source): (String, String) = sqlx::query_as(
         "SELECT r.mall, a.source::text FROM reviews r JOIN annotations a ON a.review_id = r.id",
     )
@@ -151,4 +158,23 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
     .await
     .unwrap();
     assert_eq!((mall.as_str(), source.as_str()), ("업로드몰", "silver"));
+}
+
+#[tokio::test]
+async fn an_upload_over_the_size_limit_is_refused_and_nothing_is_kept() {
+    let app = TestApp::spawn_with(|settings| settings.max_upload_mb = 1).await;
+    let engineer = app.logged_in(reviewloop::store::users::Role::Engineer).await;
+    let csrf = engineer.csrf().await;
+    let body = "text\n".to_string() + &"옷이 예뻐요\n".repeat(200_000);
+    let form = reqwest::multipart::Form::new()
+        .text("taxonomy", "fashion")
+        .part("file", reqwest::multipart::Part::bytes(body.into_bytes()).file_name("big.csv"));
+    let url = app.url(&format!("/engineer/import?csrf={csrf}"));
+    if let Ok(response) = engineer.client.post(url).multipart(form).send().await {
+        assert_eq!(response.status(), 413);
+    }
+    let uploads = app.data_dir.join("uploads");
+    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the partial file is removed");
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 0);
 }

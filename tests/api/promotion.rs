@@ -87,3 +87,27 @@ async fn rollback_serves_the_previous_version_again() {
         Err(PromoteError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn concurrent_promotions_take_turns_and_the_losers_are_told_why() {
+    let app = TestApp::spawn().await;
+    let taxonomy = app.taxonomy("fashion").await.id;
+    ready_version(&app, "v1", &[("배송", 0.80)]).await;
+    ready_version(&app, "v2", &[("배송", 0.90)]).await;
+    let gate = Gate { margin: 0.05, override_reason: None };
+    let names = ["v1", "v1", "v1", "v2", "v2", "v2", "v1", "v2"];
+    let outcomes = futures_util::future::join_all(
+        names.iter().map(|name| promotion::promote(&app.pool, taxonomy, name, None, &gate)),
+    )
+    .await;
+    for outcome in &outcomes {
+        assert!(
+            matches!(outcome, Ok(_) | Err(PromoteError::AlreadyActive(_) | PromoteError::Regressions { .. })),
+            "a clear answer, judged against what serves then, never a database error: {outcome:?}"
+        );
+    }
+    assert!(outcomes.iter().any(|o| o.is_err()), "the same version twice in a row is refused");
+    let active = serving(&app).await;
+    assert_eq!(active.len(), 2, "one version serves, both of its kinds: {active:?}");
+    assert_eq!(active[0].split('/').next(), active[1].split('/').next());
+}

@@ -180,3 +180,16 @@ async fn a_fresh_install_gets_one_admin_to_log_in_with() {
     assert_eq!(location(&response), "/engineer");
     assert!(store::users::create_first_admin(&app.pool).await.unwrap().is_none(), "only once");
 }
+
+#[tokio::test]
+async fn two_processes_starting_at_once_create_one_first_admin() {
+    let app = TestApp::spawn().await;
+    let (a, b, c) = tokio::join!(
+        store::users::create_first_admin(&app.pool),
+        store::users::create_first_admin(&app.pool),
+        store::users::create_first_admin(&app.pool),
+    );
+    let created = [a, b, c].into_iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+    assert_eq!(created, 1);
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
+}

@@ -62,6 +62,25 @@ async fn rounds_skip_labelled_and_queued_reviews() {
 }
 
 #[tokio::test]
+async fn rounds_composed_at_the_same_time_never_share_a_review() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(40, 2)).await;
+    let taxonomy = app.taxonomy("fashion").await.id;
+    // The same seed: without the lock both would pick the same reviews.
+    let specs: Vec<RoundSpec> = (0..4).map(|_| spec(15, Sampling::Random, GroupBy::Mall)).collect();
+    let created = futures_util::future::join_all(
+        specs.iter().map(|spec| store::rounds::create(&app.pool, taxonomy, spec, None)),
+    )
+    .await;
+    let sizes: Vec<usize> = created.iter().map(|c| c.as_ref().map(|c| c.items).unwrap_or(0)).collect();
+    let overlap = app
+        .count("SELECT count(*) FROM round_items a JOIN round_items b ON a.review_id = b.review_id AND a.round_id < b.round_id")
+        .await;
+    assert_eq!(overlap, 0, "rounds of {sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 40, "all 40 reviews, each once: {sizes:?}");
+}
+
+#[tokio::test]
 async fn a_share_of_items_is_double_assigned_and_the_seed_repeats_the_sample() {
     let app = TestApp::spawn().await;
     app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(40, 2)).await;
