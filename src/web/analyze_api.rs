@@ -347,5 +347,25 @@ async fn openapi(state: web::Data<AppState>) -> HttpResponse {
         crate::serve::rate::REQUEST_UNIT,
     );
     doc.info.description = Some(described);
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    constrain(&mut doc, limits.max_reviews, state.settings.max_text_chars);
     HttpResponse::Ok().json(doc)
+}
+
+/// What the request checks of its shape, in the schema, so a client (or a fuzzer)
+/// can tell a valid request from the document alone: exactly one of `text` and
+/// `reviews`, texts with something besides white space and within the length limit,
+/// between one review and the most a request may carry.
+fn constrain(doc: &mut serde_json::Value, max_reviews: usize, max_chars: usize) {
+    let text =
+        serde_json::json!({"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": "\\S"});
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["ReviewInput"]["properties"]["text"] = text.clone();
+    let request = &mut schemas["AnalyzeRequest"];
+    request["properties"]["reviews"]["minItems"] = serde_json::json!(1);
+    request["properties"]["reviews"]["maxItems"] = serde_json::json!(max_reviews);
+    request["oneOf"] = serde_json::json!([
+        {"required": ["text"], "properties": {"text": text, "reviews": {"type": "null"}}},
+        {"required": ["reviews"], "properties": {"reviews": {"type": "array"}, "text": {"type": "null"}}},
+    ]);
 }

@@ -18,9 +18,9 @@ use crate::helpers::{client, csrf_in, pairs, TestApp};
 use crate::train::{labelled_csv, scratch_dir, settings};
 
 /// An app serving a trained tiny version `v1` (and a ready `v2` when `second`), with a key.
-struct Serving {
-    app: TestApp,
-    key: String,
+pub(crate) struct Serving {
+    pub app: TestApp,
+    pub key: String,
     models: PathBuf,
     /// The trained versions' folders, `v1` first.
     versions: Vec<PathBuf>,
@@ -42,7 +42,7 @@ fn find_everything(version_dir: &Path) {
     std::fs::write(&path, labels.to_string()).unwrap();
 }
 
-async fn serving(change: impl FnOnce(&mut Settings), second: bool) -> Serving {
+pub(crate) async fn serving(change: impl FnOnce(&mut Settings), second: bool) -> Serving {
     let app = TestApp::spawn_with(change).await;
     app.import_text("fashion", Format::Csv, &labelled_csv()).await;
     let models = scratch_dir();

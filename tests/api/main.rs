@@ -6,6 +6,7 @@ mod audit;
 mod browser;
 mod csrf;
 mod export;
+mod fuzz;
 mod helpers;
 mod import;
 mod jobs;
