@@ -124,7 +124,7 @@ impl Analyzer {
     /// The keyword and sentiment passes of many reviews together, and the words each
     /// has to mask.
     pub fn stage(&self, texts: &[String], asks: &[Ask]) -> anyhow::Result<Vec<Staged>> {
-        let fast = asks.iter().any(|a| *a == Ask::Analysis(Highlights::Fast));
+        let fast = asks.contains(&Ask::Analysis(Highlights::Fast));
         let pass = self.pass(texts, fast)?;
         let mut staged = Vec::with_capacity(texts.len());
         let parts = pass.texts.into_iter().zip(pass.tokens).zip(pass.probabilities).zip(pass.sentiments);

@@ -168,7 +168,10 @@ fn read_header(c: &mut Cursor) -> Result<Header> {
     if block != BLOCK {
         return Err(E5Error::Invalid(format!("block size {block}, not {BLOCK}")));
     }
-    if header.heads == 0 || header.hidden % header.heads != 0 || header.hidden % BLOCK != 0 {
+    if header.heads == 0
+        || !header.hidden.is_multiple_of(header.heads)
+        || !header.hidden.is_multiple_of(BLOCK)
+    {
         return Err(E5Error::Invalid(format!("hidden size {} with {} heads", header.hidden, header.heads)));
     }
     Ok(header)
@@ -219,7 +222,7 @@ fn read_directory(c: &mut Cursor, file_len: usize) -> Result<Vec<Entry>> {
         let (offset, bytes) = (c.u64(what)? as usize, c.u64(what)? as usize);
         let expected = match kind {
             0 => values * 4,
-            1 if values % BLOCK == 0 => values / BLOCK * BLOCK_BYTES,
+            1 if values.is_multiple_of(BLOCK) => values / BLOCK * BLOCK_BYTES,
             _ => return Err(E5Error::Invalid(format!("{name}: type {kind} with {values} values"))),
         };
         if bytes != expected || offset.checked_add(bytes).is_none_or(|end| end > file_len) {

@@ -76,7 +76,7 @@ pub fn default_name(data_dir: &Path) -> anyhow::Result<Option<SafeName>> {
         if chosen.is_empty() || chosen == "none" {
             return Ok(None);
         }
-        let name = SafeName::parse(&chosen).with_context(|| format!("{BASE_ENV}"))?;
+        let name = SafeName::parse(&chosen).with_context(|| BASE_ENV.to_string())?;
         resolve(data_dir, &name).with_context(|| format!("{BASE_ENV}={chosen}"))?;
         return Ok(Some(name));
     }

@@ -26,6 +26,9 @@ pub struct Moments {
     second: std::sync::Mutex<Vec<f32>>,
 }
 
+/// The step count and each tensor's first and second moments, for a checkpoint.
+pub type SavedMoments = (i32, Vec<(Vec<f32>, Vec<f32>)>);
+
 impl FusedAdamW {
     pub fn new(vars: Vec<Var>, params: ParamsAdamW) -> Result<Self> {
         let vars: Vec<Var> = vars.into_iter().filter(|v| v.dtype().is_float()).collect();
@@ -45,7 +48,7 @@ impl FusedAdamW {
     /// Steps taken and each variable's first and second moments, in the order the
     /// variables were given: what a checkpoint needs to resume exactly. None on other
     /// devices, whose optimiser keeps them out of reach (a resumed run starts them anew).
-    pub fn moments(&self) -> Option<(i32, Vec<(Vec<f32>, Vec<f32>)>)> {
+    pub fn moments(&self) -> Option<SavedMoments> {
         let FusedAdamW::Cpu { vars, step, .. } = self else { return None };
         let copy = |m: &std::sync::Mutex<Vec<f32>>| m.lock().expect("moments").clone();
         Some((*step, vars.iter().map(|m| (copy(&m.first), copy(&m.second))).collect()))

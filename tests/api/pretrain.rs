@@ -48,7 +48,7 @@ fn a_killed_pretraining_run_resumes_from_its_last_checkpoint() {
     child.wait().unwrap();
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     let step = saved["step"].as_u64().unwrap();
-    assert!(step >= 3 && step % 3 == 0, "{saved}");
+    assert!(step >= 3 && step.is_multiple_of(3), "{saved}");
 
     let output = run(&(step + 6).to_string()).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
