@@ -168,15 +168,19 @@ fn presented_key(req: &HttpRequest) -> Option<&str> {
 
 async fn admit(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
     let key = presented_key(req).ok_or(ApiError::BadKey("send an API key: Authorization: Bearer rl_…"))?;
-    // An address sending bad keys in a run is answered without a database query.
+    // An address sending bad keys in a run is answered without a database query,
+    // unless the key is one that authenticated lately.
+    let throttles = &state.throttles;
     let address = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    if let Some(wait) = state.throttles.bad_keys.locked(&address) {
+    let hash = crate::store::sessions::hash(key);
+    if let Some(wait) = throttles.bad_keys.locked(&address).filter(|_| !throttles.good_keys.contains(&hash)) {
         return Err(ApiError::RateLimited(wait.as_secs().max(1)));
     }
     let Some(caller) = api_keys::authenticate(&state.pool, key).await.map_err(ServeError::from)? else {
-        state.throttles.bad_keys.failed(&address);
+        throttles.bad_keys.failed(&address);
         return Err(ApiError::BadKey("this API key is unknown or revoked"));
     };
+    throttles.good_keys.remember(hash);
     // A key in debt is refused before its body is read; the request is charged once
     // its cost is known.
     match state.serving.rate.check(&caller.id, caller.requests_per_minute as u32) {

@@ -49,6 +49,8 @@ pub struct Throttles {
     pub addresses: throttle::Throttle,
     /// Bad API keys per address.
     pub bad_keys: throttle::Throttle,
+    /// Keys that authenticated lately: not held up by their address's lock.
+    pub good_keys: throttle::RecentKeys,
 }
 
 impl Default for Throttles {
@@ -57,6 +59,7 @@ impl Default for Throttles {
             accounts: throttle::Throttle::new(throttle::ACCOUNT),
             addresses: throttle::Throttle::new(throttle::ADDRESS),
             bad_keys: throttle::Throttle::new(throttle::BAD_KEYS),
+            good_keys: throttle::RecentKeys::default(),
         }
     }
 }

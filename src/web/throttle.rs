@@ -110,6 +110,34 @@ fn forget_quietest(records: &mut HashMap<String, Record>, window: Duration, now:
     }
 }
 
+/// Keys that authenticated lately (by their hash): an address locked for bad keys
+/// still gets its good keys checked, so a scanner behind a shared address does not lock
+/// out the clients there. Each is still checked against the database (revocation
+/// applies at once); only the lock is skipped.
+#[derive(Debug, Default)]
+pub struct RecentKeys {
+    seen: Mutex<HashMap<Vec<u8>, Instant>>,
+}
+
+const RECENT_FOR: Duration = Duration::from_secs(60 * 60);
+
+impl RecentKeys {
+    pub fn contains(&self, hash: &[u8]) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(hash).is_some_and(|at| at.elapsed() < RECENT_FOR)
+    }
+
+    pub fn remember(&self, hash: Vec<u8>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_KEYS {
+            seen.retain(|_, at| at.elapsed() < RECENT_FOR);
+        }
+        if seen.len() < MAX_KEYS {
+            seen.insert(hash, Instant::now());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

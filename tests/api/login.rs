@@ -136,4 +136,8 @@ async fn the_bearer_scheme_is_read_in_any_case_and_a_run_of_bad_keys_is_slowed()
     assert_eq!(slowed.status(), 429);
     assert!(slowed.headers().contains_key("retry-after"));
     assert_eq!(slowed.json::<serde_json::Value>().await.unwrap()["error"]["code"], "rate_limited");
+    // A key that worked before is still served from the locked address.
+    let good =
+        client().post(&url).bearer_auth(&key).json(&serde_json::json!({"text": "x"})).send().await.unwrap();
+    assert!(![401, 429].contains(&good.status().as_u16()), "{}", good.status());
 }
