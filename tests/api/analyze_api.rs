@@ -484,3 +484,38 @@ async fn the_try_page_shows_keywords_sentiment_and_highlighted_words() {
     assert!(html.contains("<mark>"), "highlighted words are marked");
     assert!(!html.contains("<b>색감</b>"), "the review is escaped");
 }
+
+#[tokio::test]
+async fn the_queue_is_charged_what_requests_cost_so_a_second_large_one_is_turned_away() {
+    use reviewloop::analyze::{Analyzer, Ask, Highlights, ReviewCost};
+    use reviewloop::serve::{Batcher, ServeError, ServeLimits, Served};
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let s = serving(|_| {}, false).await;
+    let analyzer = Analyzer::load(&s.versions[0]).unwrap();
+    let model = std::sync::Arc::new(Served {
+        version_id: 1,
+        version: "v1".into(),
+        taxonomy: "fashion".into(),
+        analyzer,
+    });
+    let costs = |texts: &[String]| -> Vec<ReviewCost> {
+        texts.iter().map(|t| model.analyzer.cost(t, Ask::Analysis(Highlights::Mask))).collect()
+    };
+    let total = |costs: &[ReviewCost]| costs.iter().map(ReviewCost::total).sum::<u64>();
+    let long: Vec<String> =
+        long_reviews(64).iter().map(|r| r["text"].as_str().unwrap().to_string()).collect();
+    let short = vec!["배송이 빨라요".to_string()];
+    let (big, small) = (total(&costs(&long)), total(&costs(&short)));
+    // Room for one large request and two small ones; in reviews, for many large ones.
+    let limits = ServeLimits { step_cost: 1, queue_cost: big + 2 * small, ..ServeLimits::default() };
+    let batcher = Batcher::start(&limits);
+    let mut first = Box::pin(batcher.analyze(model.clone(), long.clone(), Highlights::Mask, costs(&long)));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    let second = batcher.analyze(model.clone(), long.clone(), Highlights::Mask, costs(&long)).await;
+    assert!(matches!(second, Err(ServeError::Overloaded)), "{:?}", second.map(|a| a.len()));
+    let answered = batcher.analyze(model.clone(), short.clone(), Highlights::Mask, costs(&short)).await;
+    assert_eq!(answered.unwrap().len(), 1, "a small request still fits");
+}
