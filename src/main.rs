@@ -203,6 +203,13 @@ enum RoundCommand {
         /// (or one name: `rare-tokens`). Mall / category shares follow --by.
         #[arg(long, value_parser = parse_quotas)]
         strategy: Option<Vec<reviewloop::select::Quota>>,
+        /// The serving model's suggestions on the annotation page: off, shown (visible,
+        /// nothing ticked) or prefilled (ticked, to confirm or correct).
+        #[arg(long, value_enum, default_value_t = reviewloop::rounds::Assist::Off)]
+        assist: reviewloop::rounds::Assist,
+        /// Suggestions also on the items double-assigned for agreement.
+        #[arg(long)]
+        assist_doubled: bool,
     },
     /// Rounds with their progress.
     List,
@@ -594,6 +601,8 @@ async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
             annotators,
             seed,
             strategy,
+            assist,
+            assist_doubled,
         } => {
             let taxonomy_id = store::taxonomies::load_by_name(pool, &taxonomy).await?.id;
             let quotas = strategy.unwrap_or_default();
@@ -606,6 +615,8 @@ async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()> {
                 seed,
                 members: annotators,
                 quotas,
+                assist,
+                assist_doubled,
             };
             let round = store::rounds::create(pool, taxonomy_id, &spec, None).await?;
             println!("round {} created: {} items, {} double-assigned", round.id, round.items, round.doubled);

@@ -106,6 +106,8 @@ pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> an
         seed: 1,
         members: vec![],
         quotas: vec![],
+        assist: Default::default(),
+        assist_doubled: false,
     };
     let round = crate::store::rounds::create(&pool, taxonomy.id, &spec, None).await?;
     let user =

@@ -35,6 +35,8 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
             seed: run as u64,
             members: vec![],
             quotas: quotas.clone(),
+            assist: Default::default(),
+            assist_doubled: false,
         };
         let started = Instant::now();
         let round = rounds::create(&pool, taxonomy_id, &spec, None).await?;

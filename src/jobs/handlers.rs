@@ -29,6 +29,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<Value> {
         "eval" => eval(cx.pool, cx.job).await,
         "audit" => audit(cx).await,
         "import" => super::import_job::run(cx).await,
+        "suggest" => super::suggest_job::run(cx).await,
         other => anyhow::bail!("unknown job kind `{other}`"),
     }
 }

@@ -4,10 +4,11 @@
 pub mod handlers;
 pub mod import_job;
 pub mod queue;
+pub mod suggest_job;
 pub mod worker;
 
 pub use queue::{Job, NewJob};
 pub use worker::WorkerConfig;
 
 /// The kinds of job a worker can run.
-pub const KINDS: [&str; 5] = ["train", "score", "eval", "audit", "import"];
+pub const KINDS: [&str; 6] = ["train", "score", "eval", "audit", "import", "suggest"];

@@ -47,6 +47,40 @@ pub struct RoundSpec {
     /// (keeping `group_by` proportions) instead of `sampling`.
     #[serde(default)]
     pub quotas: Vec<crate::select::Quota>,
+    /// Model suggestions on the annotation page.
+    #[serde(default)]
+    pub assist: Assist,
+    /// Suggestions also for the items double-assigned for agreement (which otherwise
+    /// measure unassisted labels).
+    #[serde(default)]
+    pub assist_doubled: bool,
+}
+
+/// How a round's items show the serving model's suggestions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Assist {
+    /// None (unassisted labels).
+    #[default]
+    Off,
+    /// Visible beside the form, nothing ticked.
+    Shown,
+    /// Ticked in the form; the annotator confirms or corrects.
+    Prefilled,
+}
+
+impl Assist {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assist::Off => "off",
+            Assist::Shown => "shown",
+            Assist::Prefilled => "prefilled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Assist> {
+        [Assist::Off, Assist::Shown, Assist::Prefilled].into_iter().find(|a| a.as_str() == s)
+    }
 }
 
 /// Splits `total` over groups in proportion to their sizes (largest remainder), never

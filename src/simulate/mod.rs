@@ -265,6 +265,8 @@ impl Run<'_> {
             seed: self.seed * 1000 + round as u64,
             members: vec![],
             quotas,
+            assist: Default::default(),
+            assist_doubled: false,
         };
         let taxonomy_id =
             crate::store::taxonomies::find_id(pool, &self.options.taxonomy).await?.context("taxonomy")?;

@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::rounds::{allocate, double_positions, RoundSpec, Sampling};
+use crate::rounds::{allocate, double_positions, Assist, RoundSpec, Sampling};
 use crate::select::{compose, Strategy};
 
 /// Reviews of a taxonomy that nobody has labelled and no open round holds.
@@ -63,28 +63,42 @@ pub async fn create(
     let doubled = double_positions(count, spec.double_share, spec.seed);
     let copies: Vec<i16> = doubled.iter().map(|&d| if d { 2 } else { 1 }).collect();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO rounds (taxonomy_id, name, sampling, params, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO rounds (taxonomy_id, name, sampling, params, created_by, assist)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(taxonomy_id)
     .bind(&spec.name)
     .bind(&items.sampling)
     .bind(serde_json::to_value(spec).unwrap_or_default())
     .bind(created_by)
+    .bind(spec.assist.as_str())
     .fetch_one(&mut *tx)
     .await?;
+    // Items double-assigned for agreement measure unassisted labels unless asked.
+    let assisted: Vec<bool> =
+        doubled.iter().map(|&d| spec.assist != Assist::Off && (!d || spec.assist_doubled)).collect();
     sqlx::query(
-        "INSERT INTO round_items (round_id, review_id, position, copies, strategy, score)
-         SELECT $1, t.review_id, t.position - 1, t.copies, t.strategy, t.score
-         FROM UNNEST($2::bigint[], $3::smallint[], $4::text[], $5::real[])
-              WITH ORDINALITY AS t(review_id, copies, strategy, score, position)",
+        "INSERT INTO round_items (round_id, review_id, position, copies, strategy, score, assisted)
+         SELECT $1, t.review_id, t.position - 1, t.copies, t.strategy, t.score, t.assisted
+         FROM UNNEST($2::bigint[], $3::smallint[], $4::text[], $5::real[], $6::boolean[])
+              WITH ORDINALITY AS t(review_id, copies, strategy, score, assisted, position)",
     )
     .bind(id)
     .bind(&items.review_ids)
     .bind(&copies)
     .bind(&items.strategies)
     .bind(&items.scores)
+    .bind(&assisted)
     .execute(&mut *tx)
     .await?;
+    if assisted.contains(&true) {
+        // Suggestions are computed ahead by a job, queued with the round.
+        let job = crate::jobs::NewJob::new("suggest", json!({"round_id": id}));
+        crate::jobs::queue::enqueue(&mut tx, &job).await.map_err(|e| match e {
+            crate::jobs::queue::EnqueueError::Database(e) => RoundError::Database(e),
+            other => RoundError::Database(sqlx::Error::Protocol(other.to_string())),
+        })?;
+    }
     sqlx::query("INSERT INTO round_members (round_id, user_id) SELECT $1, UNNEST($2::bigint[])")
         .bind(id)
         .bind(&members)

@@ -12,7 +12,7 @@ use super::routing::{route, Route};
 use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::import::{Format, ImportSummary};
-use crate::rounds::{GroupBy, RoundSpec, Sampling};
+use crate::rounds::{Assist, GroupBy, RoundSpec, Sampling};
 use crate::select::{Quota, Strategy};
 use crate::store::annotations::{self, LabelStats};
 use crate::store::rounds::{self, RoundProgress};
@@ -144,6 +144,10 @@ struct RoundForm {
     quota_cluster_outliers: f64,
     #[serde(default)]
     quota_random: f64,
+    #[serde(default)]
+    assist: String,
+    #[serde(default)]
+    assist_doubled: Option<String>,
 }
 
 impl RoundForm {
@@ -192,6 +196,8 @@ async fn create_round(
             .map(String::from)
             .collect(),
         quotas: form.quotas(),
+        assist: Assist::parse(&form.assist).unwrap_or_default(),
+        assist_doubled: form.assist_doubled.is_some(),
     };
     match rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
         Ok(round) => {

@@ -60,7 +60,7 @@ pub(crate) async fn serving(change: impl FnOnce(&mut Settings), second: bool) ->
 }
 
 impl Serving {
-    async fn post(&self, body: Value) -> (StatusCode, Value) {
+    pub async fn post(&self, body: Value) -> (StatusCode, Value) {
         let response = client()
             .post(self.app.url("/api/v1/analyze"))
             .bearer_auth(&self.key)

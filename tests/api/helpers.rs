@@ -178,6 +178,8 @@ pub fn round_spec(size: usize) -> RoundSpec {
         seed: 1,
         members: vec![],
         quotas: vec![],
+        assist: Default::default(),
+        assist_doubled: false,
     }
 }
 

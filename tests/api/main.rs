@@ -2,6 +2,7 @@
 
 mod analyze_api;
 mod annotate;
+mod assist;
 mod audit;
 mod browser;
 mod csrf;
