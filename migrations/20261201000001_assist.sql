@@ -10,3 +10,7 @@ ALTER TABLE round_items ADD COLUMN assisted BOOLEAN NOT NULL DEFAULT false;
 -- with probability, level and highlight spans, as the analysis API answers.
 ALTER TABLE round_items ADD COLUMN suggestion JSONB;
 ALTER TABLE round_items ADD COLUMN suggestion_version_id BIGINT REFERENCES model_versions(id);
+-- What the annotator was shown and did with it: the round's mode, the version whose
+-- suggestions were shown, and which suggested keywords were accepted (same level),
+-- changed (other level) or removed, and which were added by hand. NULL: unassisted.
+ALTER TABLE annotations ADD COLUMN assist JSONB;

@@ -15,11 +15,30 @@
   function select(row) { return row.querySelector("select"); }
   function selected() { return rows.filter((r) => checkbox(r).checked); }
 
+  // A row as the model suggested it (accepted) and one changed by hand look different.
+  function suggestedLevel(row) { return row.dataset.suggestedLevel; }
   function paint() {
     rows.forEach((r) => {
-      r.classList.toggle("on", checkbox(r).checked);
+      const on = checkbox(r).checked;
+      const level = suggestedLevel(r);
+      const asSuggested = level !== undefined ? on && select(r).value === level : !on;
+      r.classList.toggle("on", on);
       r.classList.toggle("focus", r === focused);
+      r.classList.toggle("accepted", level !== undefined && asSuggested);
+      r.classList.toggle("manual", !asSuggested);
     });
+  }
+
+  function acceptAll() {
+    if (!rows.some((r) => suggestedLevel(r) !== undefined)) return;
+    rows.forEach((r) => {
+      const level = suggestedLevel(r);
+      checkbox(r).checked = level !== undefined;
+      if (level !== undefined) select(r).value = level;
+    });
+    noKeyword.checked = false;
+    focused = selected()[0] || null;
+    paint();
   }
 
   function toggle(row) {
@@ -38,6 +57,7 @@
     if (!focused || !checkbox(focused).checked) return;
     const s = select(focused);
     s.selectedIndex = Math.min(s.options.length - 1, Math.max(0, s.selectedIndex + step));
+    paint();
   }
 
   function moveFocus(step) {
@@ -85,6 +105,8 @@
       if (skip) HTMLFormElement.prototype.submit.call(skip);
     } else if (e.shiftKey && k === "B") {
       document.getElementById("back").click();
+    } else if (e.shiftKey && k === "A") {
+      acceptAll();
     } else if (e.shiftKey && k === "G") {
       if (focused) { const d = focused.querySelector("details"); d.open = !d.open; }
     } else if (k === "Enter") {

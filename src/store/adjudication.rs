@@ -81,6 +81,7 @@ pub async fn adjudicate(
         import_batch_id: None,
         guideline_revision: revision,
         client_token: None,
+        assist: None,
     };
     let mut tx = pool.begin().await?;
     let id = annotations::insert(&mut tx, review_id, &author, &answer.labels).await?;

@@ -47,6 +47,8 @@ pub struct Authorship {
     pub import_batch_id: Option<i64>,
     pub guideline_revision: i32,
     pub client_token: Option<uuid::Uuid>,
+    /// What was done with the model's suggestions (`rounds::assist::record`), when shown.
+    pub assist: Option<serde_json::Value>,
 }
 
 pub async fn insert(
@@ -57,8 +59,8 @@ pub async fn insert(
 ) -> sqlx::Result<i64> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO annotations (review_id, annotator_id, assignment_id, import_batch_id, source,
-                                  no_keyword, guideline_revision, client_token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                                  no_keyword, guideline_revision, client_token, assist)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(review_id)
     .bind(author.annotator_id)
@@ -68,6 +70,7 @@ pub async fn insert(
     .bind(labels.no_keyword)
     .bind(author.guideline_revision)
     .bind(author.client_token)
+    .bind(&author.assist)
     .fetch_one(&mut **tx)
     .await?;
     insert_labels(tx, &[id], std::slice::from_ref(labels)).await?;

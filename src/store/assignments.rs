@@ -18,10 +18,24 @@ pub struct Assignment {
     /// Why the review is in the round: the strategy that picked it, with its score.
     pub strategy: String,
     pub score: Option<f32>,
+    /// The round's suggestion mode (`off`, `shown`, `prefilled`).
+    pub assist: String,
+    /// Whether this item gets the suggestions, and what they are once computed.
+    pub assisted: bool,
+    pub suggestion: Option<serde_json::Value>,
+    pub suggestion_version_id: Option<i64>,
+}
+
+impl Assignment {
+    /// The suggestion to show, when the round and the item have one.
+    pub fn shown_suggestion(&self) -> Option<&serde_json::Value> {
+        self.suggestion.as_ref().filter(|_| self.assisted && self.assist != "off")
+    }
 }
 
 const SELECT: &str = "
-    SELECT a.id, i.round_id, a.round_item_id, i.review_id, a.annotator_id, a.status, o.taxonomy_id, i.strategy, i.score
+    SELECT a.id, i.round_id, a.round_item_id, i.review_id, a.annotator_id, a.status, o.taxonomy_id, i.strategy, i.score,
+           o.assist, i.assisted, i.suggestion, i.suggestion_version_id
     FROM assignments a JOIN round_items i ON i.id = a.round_item_id JOIN rounds o ON o.id = i.round_id";
 
 pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<Assignment>> {
@@ -102,6 +116,7 @@ pub async fn submit(
     labels: &ResolvedLabels,
     guideline_revision: i32,
     client_token: uuid::Uuid,
+    assist: Option<&serde_json::Value>,
 ) -> sqlx::Result<Submitted> {
     let mut tx = pool.begin().await?;
     // Serialises double submits of one item: the second waits here, then sees the first.
@@ -123,6 +138,7 @@ pub async fn submit(
         import_batch_id: None,
         guideline_revision,
         client_token: Some(client_token),
+        assist: assist.cloned(),
     };
     let id = annotations::insert(&mut tx, assignment.review_id, &author, labels).await?;
     sqlx::query(

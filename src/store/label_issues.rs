@@ -141,6 +141,7 @@ pub async fn fix(
         import_batch_id: None,
         guideline_revision,
         client_token: None,
+        assist: None,
     };
     let annotation = annotations::insert(&mut tx, review_id, &author, labels).await?;
     close(&mut tx, &[issue_id], "fixed", Some(reviewer)).await?;

@@ -101,12 +101,81 @@ struct KeywordView {
     guideline: String,
     selected: bool,
     level: i16,
+    /// The level the model suggests, when it suggests this keyword.
+    suggested: Option<i16>,
+}
+
+/// A suggestion's keywords: name, probability, level, highlighted spans (characters).
+type Suggested = Vec<(String, f32, i16, Vec<(usize, usize)>)>;
+
+fn suggested(assignment: &Assignment) -> Suggested {
+    let Some(suggestion) = assignment.shown_suggestion() else { return Vec::new() };
+    let keywords = suggestion["keywords"].as_array().cloned().unwrap_or_default();
+    keywords
+        .iter()
+        .filter_map(|k| {
+            let spans = (k["highlights"].as_array().into_iter().flatten())
+                .filter_map(|h| Some((h["start"].as_u64()? as usize, h["end"].as_u64()? as usize)))
+                .collect();
+            let probability = k["probability"].as_f64()? as f32;
+            Some((k["keyword"].as_str()?.to_string(), probability, k["sentiment"].as_i64()? as i16, spans))
+        })
+        .collect()
+}
+
+/// `text` cut at the suggestions' highlighted words (character spans).
+fn pieces(text: &str, suggested: &Suggested) -> Vec<TextPiece> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut owners: Vec<Vec<usize>> = vec![Vec::new(); chars.len()];
+    for (k, (_, _, _, spans)) in suggested.iter().enumerate() {
+        for &(start, end) in spans {
+            for owner in owners.iter_mut().take(end.min(chars.len())).skip(start) {
+                owner.push(k);
+            }
+        }
+    }
+    let mut pieces: Vec<TextPiece> = Vec::new();
+    let mut at = 0;
+    while at < chars.len() {
+        let mut end = at + 1;
+        while end < chars.len() && owners[end] == owners[at] {
+            end += 1;
+        }
+        let names: Vec<&str> = owners[at].iter().map(|&k| suggested[k].0.as_str()).collect();
+        pieces.push(TextPiece {
+            text: chars[at..end].iter().collect(),
+            colour: owners[at].first().map(|k| k % COLOURS),
+            keywords: names.join(", "),
+        });
+        at = end;
+    }
+    pieces
 }
 
 struct LevelView {
     value: i16,
     label: String,
 }
+
+/// A keyword the model suggests, as the page shows it.
+struct SuggestionView {
+    name: String,
+    probability: f32,
+    level_label: String,
+    /// 0–5: the colour and underline pattern of its highlighted words.
+    colour: usize,
+}
+
+/// A piece of the review text: plain, or a word the model weighed for some keywords.
+struct TextPiece {
+    text: String,
+    /// The colour of the first keyword it drove, and all their names.
+    colour: Option<usize>,
+    keywords: String,
+}
+
+/// Colours (with patterns, for colour-blind readers) that highlighted words cycle through.
+const COLOURS: usize = 6;
 
 #[derive(Template)]
 #[template(path = "annotate_item.html")]
@@ -118,6 +187,12 @@ struct ItemPage {
     review: Review,
     keywords: Vec<KeywordView>,
     levels: Vec<LevelView>,
+    /// The model's suggestions (empty when the round or item has none).
+    suggestions: Vec<SuggestionView>,
+    /// The review text cut at the suggestions' highlighted words.
+    pieces: Vec<TextPiece>,
+    /// `shown` or `prefilled` when there are suggestions.
+    assist: String,
     no_keyword: bool,
     token: String,
     correcting: bool,
@@ -147,20 +222,38 @@ async fn item_page(
     let review = reviews::get(&state.pool, assignment.review_id).await?;
     let progress = assignments::progress(&state.pool, assignment.round_id, user.user_id()).await?;
     let default_level = default_level(&taxonomy);
+    let suggested = suggested(assignment);
+    // Prefilled: the suggestions are the starting answer until one is submitted.
+    let prefill = answer.is_none() && assignment.assist == "prefilled";
     let keywords = taxonomy
         .keywords
         .iter()
         .zip(KEYS.chars().map(Some).chain(std::iter::repeat(None)))
         .map(|(k, key)| {
-            let chosen = answer.and_then(|a| a.labels.iter().find(|(id, _)| *id == k.id));
+            let chosen = answer.and_then(|a| a.labels.iter().find(|(id, _)| *id == k.id)).map(|c| c.1);
+            let suggestion = suggested.iter().find(|s| s.0 == k.name).map(|s| s.2);
+            let chosen = chosen.or(suggestion.filter(|_| prefill));
             KeywordView {
                 id: k.id,
                 name: k.name.clone(),
                 key: key.map(String::from).unwrap_or_default(),
                 guideline: k.guideline.clone(),
                 selected: chosen.is_some(),
-                level: chosen.map(|c| c.1).unwrap_or(default_level),
+                level: chosen.unwrap_or(default_level),
+                suggested: suggestion,
             }
+        })
+        .collect();
+    let text = if suggested.is_empty() { review.text.clone() } else { crate::text::normalize(&review.text) };
+    let pieces = pieces(&text, &suggested);
+    let suggestions = suggested
+        .iter()
+        .enumerate()
+        .map(|(i, (name, probability, level, _))| SuggestionView {
+            name: name.clone(),
+            probability: *probability,
+            level_label: level_name(user.lang, taxonomy.scale_min, taxonomy.scale_max, *level),
+            colour: i % COLOURS,
         })
         .collect();
     let levels = taxonomy
@@ -178,6 +271,9 @@ async fn item_page(
         review,
         keywords,
         levels,
+        assist: if suggested.is_empty() { String::new() } else { assignment.assist.clone() },
+        suggestions,
+        pieces,
         no_keyword: answer.map(|a| a.no_keyword).unwrap_or(false),
         token: uuid::Uuid::new_v4().to_string(),
         correcting: assignment.status == "done",
@@ -270,7 +366,20 @@ async fn submit(
         let page = item_page(&state, &user, &assignment, Some(&labels), Some(message)).await?;
         return Ok(render_with(&page, StatusCode::UNPROCESSABLE_ENTITY));
     }
-    assignments::submit(&state.pool, &assignment, &labels, taxonomy.guideline_revision, token).await?;
+    // What was done with the suggestions, worked out here from what was shown.
+    let assist = assignment.shown_suggestion().map(|suggestion| {
+        let chosen: Vec<(String, i16)> = (labels.labels.iter())
+            .filter_map(|(id, level)| Some((taxonomy.keyword_by_id(*id)?.name.clone(), *level)))
+            .collect();
+        crate::rounds::assist::record(
+            &assignment.assist,
+            assignment.suggestion_version_id,
+            suggestion,
+            &chosen,
+        )
+    });
+    let revision = taxonomy.guideline_revision;
+    assignments::submit(&state.pool, &assignment, &labels, revision, token, assist.as_ref()).await?;
     Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
 }
 

@@ -72,3 +72,87 @@ async fn a_round_without_assistance_queues_no_suggestions() {
     assert_eq!(s.app.count("SELECT count(*) FROM jobs WHERE kind = 'suggest'").await, 0);
     assert_eq!(s.app.count("SELECT count(*) FROM round_items WHERE assisted").await, 0);
 }
+
+/// A round of `assist` over 4 unlabelled reviews, its suggestions computed, and an
+/// annotator on its first item.
+async fn assisted_round(s: &crate::analyze_api::Serving, assist: Assist) -> (i64, crate::helpers::Browser) {
+    s.app.import_text("fashion", Format::Csv, &fashion_csv(4, 1)).await;
+    let taxonomy = s.app.taxonomy("fashion").await.id;
+    let spec = RoundSpec { assist, ..round_spec(4) };
+    let round = store::rounds::create(&s.app.pool, taxonomy, &spec, None).await.unwrap();
+    let config = WorkerConfig::new(s.app.data_dir.clone());
+    while run_next(&s.app.pool, &config).await.unwrap().is_some() {}
+    let annotator = s.app.logged_in(reviewloop::store::users::Role::Annotator).await;
+    (round.id, annotator)
+}
+
+/// The suggested (keyword, level) pairs of an item's round item, from the database.
+async fn suggested_of(s: &crate::analyze_api::Serving, item: &str) -> Vec<(String, i16)> {
+    let id: i64 = item.rsplit('/').next().unwrap().parse().unwrap();
+    let suggestion: Value = sqlx::query_scalar(
+        "SELECT i.suggestion FROM assignments a JOIN round_items i ON i.id = a.round_item_id WHERE a.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&s.app.pool)
+    .await
+    .unwrap();
+    let keywords = suggestion["keywords"].as_array().unwrap();
+    keywords
+        .iter()
+        .map(|k| (k["keyword"].as_str().unwrap().to_string(), k["sentiment"].as_i64().unwrap() as i16))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_prefilled_item_shows_and_ticks_the_suggestions_and_the_answer_records_what_was_kept() {
+    let s = serving(|_| {}, false).await;
+    let (round, annotator) = assisted_round(&s, Assist::Prefilled).await;
+    let taxonomy = s.app.taxonomy("fashion").await;
+    let item = crate::annotate::next_item(&annotator, round).await.unwrap();
+    let page = annotator.get(&item).await.text().await.unwrap();
+    assert!(page.contains("id=\"suggestions\""), "{page}");
+    assert!(page.contains("<mark class=\"hl hl0\""), "the words that drove a keyword are marked");
+    let suggested = suggested_of(&s, &item).await;
+    assert!(suggested.len() >= 2, "{suggested:?}");
+    for (name, _) in &suggested {
+        let id = taxonomy.keyword(name).unwrap().id;
+        assert!(page.contains(&format!("name=\"k{id}\" checked")), "{name} is ticked in advance");
+    }
+    // Keep the first at its level, change the second's level, drop the rest, add one.
+    let added = taxonomy.keywords.iter().find(|k| !suggested.iter().any(|(n, _)| *n == k.name));
+    let mut chosen: Vec<(&str, i16)> = vec![(&suggested[0].0, suggested[0].1)];
+    let other = if suggested[1].1 == 1 { 0 } else { 1 };
+    chosen.push((&suggested[1].0, other));
+    if let Some(k) = added {
+        chosen.push((&k.name, 0));
+    }
+    let form = crate::annotate::answer(&annotator, &item, &taxonomy, &chosen).await;
+    let response = annotator.post_form(&item, &form).await;
+    let status = response.status();
+    assert_eq!(status, 303, "{}", response.text().await.unwrap());
+    let record: Value = sqlx::query_scalar("SELECT assist FROM annotations ORDER BY id DESC LIMIT 1")
+        .fetch_one(&s.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(record["mode"], "prefilled");
+    assert_eq!(record["accepted"], json!([suggested[0].0]));
+    assert_eq!(record["changed"], json!([suggested[1].0]));
+    let removed: Vec<&String> = suggested[2..].iter().map(|(n, _)| n).collect();
+    assert_eq!(record["removed"], json!(removed));
+    assert_eq!(record["added"], json!(added.map(|k| vec![k.name.clone()]).unwrap_or_default()));
+    assert!(record["version_id"].as_i64().is_some());
+}
+
+#[tokio::test]
+async fn an_unassisted_round_shows_no_suggestion_and_records_none() {
+    let s = serving(|_| {}, false).await;
+    let (round, annotator) = assisted_round(&s, Assist::Off).await;
+    let taxonomy = s.app.taxonomy("fashion").await;
+    let item = crate::annotate::next_item(&annotator, round).await.unwrap();
+    let page = annotator.get(&item).await.text().await.unwrap();
+    assert!(!page.contains("id=\"suggestions\"") && !page.contains("<mark"), "{page}");
+    assert!(!page.contains("\" checked"), "nothing ticked in advance");
+    let form = crate::annotate::answer(&annotator, &item, &taxonomy, &[("배송", 1)]).await;
+    assert_eq!(annotator.post_form(&item, &form).await.status(), 303);
+    assert_eq!(s.app.count("SELECT count(*) FROM annotations WHERE assist IS NOT NULL").await, 0);
+}

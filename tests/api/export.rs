@@ -104,6 +104,7 @@ async fn a_gold_label_is_exported_over_newer_human_labels() {
         import_batch_id: None,
         guideline_revision: 1,
         client_token: None,
+        assist: None,
     };
     annotations::insert(
         &mut tx,

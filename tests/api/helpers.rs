@@ -217,6 +217,7 @@ pub async fn human_answer(app: &TestApp, review_id: i64, annotator_id: i64, labe
         import_batch_id: None,
         guideline_revision: 1,
         client_token: None,
+        assist: None,
     };
     let labels = reviewloop::taxonomy::ResolvedLabels { no_keyword: labels.is_empty(), labels };
     let mut tx = app.pool.begin().await.unwrap();
