@@ -4,6 +4,7 @@ pub mod adjudication;
 pub mod annotations;
 pub mod api_keys;
 pub mod assignments;
+pub mod assist_stats;
 pub mod audit;
 pub mod guidelines;
 pub mod label_issues;

@@ -13,6 +13,7 @@ pub mod errors;
 pub mod i18n;
 pub mod login;
 pub mod qa;
+pub mod round_page;
 pub mod routing;
 pub mod simulations;
 pub mod throttle;

@@ -65,6 +65,7 @@ pub fn table() -> Vec<Route> {
         super::ROUTES,
         annotate::ROUTES,
         engineer::ROUTES,
+        round_page::ROUTES,
         training::ROUTES,
         versions::ROUTES,
         simulations::ROUTES,

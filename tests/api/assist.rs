@@ -141,6 +141,24 @@ async fn a_prefilled_item_shows_and_ticks_the_suggestions_and_the_answer_records
     assert_eq!(record["removed"], json!(removed));
     assert_eq!(record["added"], json!(added.map(|k| vec![k.name.clone()]).unwrap_or_default()));
     assert!(record["version_id"].as_i64().is_some());
+    // The engineer's round page counts it per keyword.
+    let engineer = s.app.logged_in(reviewloop::store::users::Role::Engineer).await;
+    let page = engineer.get(&format!("/engineer/rounds/{round}")).await.text().await.unwrap();
+    assert!(page.contains("id=\"assist-table\""), "{page}");
+    let accepted_row =
+        format!("<tr><td>{}</td><td>1</td><td>0</td><td>0</td><td>0</td><td>100%</td></tr>", suggested[0].0);
+    assert!(page.contains(&accepted_row), "{page}");
+    let changed_row =
+        format!("<tr><td>{}</td><td>0</td><td>1</td><td>0</td><td>0</td><td>0%</td></tr>", suggested[1].0);
+    assert!(page.contains(&changed_row), "{page}");
+    // A second label gives the pace with suggestions (none without: every item had them).
+    let second = crate::annotate::next_item(&annotator, round).await.unwrap();
+    let accept: Vec<(String, i16)> = suggested_of(&s, &second).await;
+    let chosen: Vec<(&str, i16)> = accept.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+    let form = crate::annotate::answer(&annotator, &second, &taxonomy, &chosen).await;
+    assert_eq!(annotator.post_form(&second, &form).await.status(), 303);
+    let pace = store::assist_stats::pace(&s.app.pool, round).await.unwrap();
+    assert!(pace.assisted.is_some_and(|p| p > 0.0) && pace.unassisted.is_none(), "{pace:?}");
 }
 
 #[tokio::test]
