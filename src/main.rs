@@ -369,6 +369,9 @@ enum BenchCommand {
         /// Items in the round (each is claimed, shown and answered once).
         #[arg(long, default_value_t = 500)]
         items: usize,
+        /// A round whose items carry stored model suggestions, shown on the page.
+        #[arg(long)]
+        suggested: bool,
     },
 }
 
@@ -442,8 +445,8 @@ async fn start() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Audit(args)) => cli::audit::power(&settings, args).await,
-        Command::Bench(BenchCommand::Annotate { pool, items }) => {
-            reviewloop::bench::annotate(&settings, pool, items).await
+        Command::Bench(BenchCommand::Annotate { pool, items, suggested }) => {
+            reviewloop::bench::annotate(&settings, pool, items, suggested).await
         }
         // Bases live on disk; only trimming by a taxonomy reads the database.
         Command::Base(cmd) => cli::bases::run(&settings, cmd).await,

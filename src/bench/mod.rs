@@ -90,8 +90,15 @@ pub async fn import(settings: &Settings, rows: usize) -> anyhow::Result<()> {
 
 /// Latency of the annotator's loop over real HTTP: ask for the next item, load its
 /// page, submit an answer. The pool is `pool_size` generated reviews, the round
-/// `items` of them.
-pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> anyhow::Result<()> {
+/// `items` of them; with `suggested`, a `shown` round whose items carry stored
+/// suggestions (three keywords with two highlighted words each, as the suggest job
+/// writes them), so the page renders them and the submit records what was kept.
+pub async fn annotate(
+    settings: &Settings,
+    pool_size: usize,
+    items: usize,
+    suggested: bool,
+) -> anyhow::Result<()> {
     let url = scratch_url(&settings.database_url, "reviewloop_bench_annotate");
     let pool = fresh_scratch(&url).await?;
     let data = generated_csv(pool_size, false);
@@ -106,10 +113,22 @@ pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> an
         seed: 1,
         members: vec![],
         quotas: vec![],
-        assist: Default::default(),
+        assist: if suggested { crate::rounds::Assist::Shown } else { crate::rounds::Assist::Off },
         assist_doubled: false,
     };
     let round = crate::store::rounds::create(&pool, taxonomy.id, &spec, None).await?;
+    if suggested {
+        let keywords: Vec<serde_json::Value> = taxonomy.keywords.iter().take(3).map(|k| {
+            serde_json::json!({"keyword": k.name, "probability": 0.9, "sentiment": 1,
+                "highlights": [{"word": "옷은", "start": 0, "end": 2, "score": 0.4}, {"word": "배송", "start": 3, "end": 5, "score": 0.2}]})
+        }).collect();
+        let suggestion = serde_json::json!({"keywords": keywords, "levels": [-2, -1, 0, 1, 2]});
+        sqlx::query("UPDATE round_items SET suggestion = $2 WHERE round_id = $1")
+            .bind(round.id)
+            .bind(&suggestion)
+            .execute(&pool)
+            .await?;
+    }
     let user =
         crate::store::users::create(&pool, "bench", "bench-password", crate::store::users::Role::Annotator)
             .await?;
@@ -142,7 +161,8 @@ pub async fn annotate(settings: &Settings, pool_size: usize, items: usize) -> an
         submit_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     server.abort();
-    println!("annotate loop over HTTP: pool {pool_size} reviews, round {} items", round.items);
+    let with = if suggested { ", suggestions shown" } else { "" };
+    println!("annotate loop over HTTP: pool {pool_size} reviews, round {} items{with}", round.items);
     for (name, mut times) in [("next item (claim)", next_ms), ("item page", page_ms), ("submit", submit_ms)] {
         times.sort_by(f64::total_cmp);
         let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
