@@ -314,3 +314,17 @@ pub async fn label_stats(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<LabelS
     .await?;
     Ok(LabelStats { labelled, no_keyword, per_keyword })
 }
+
+/// Which of these annotations were made with prefilled suggestions.
+pub async fn made_with_prefilled(
+    pool: &sqlx::PgPool,
+    ids: &[i64],
+) -> sqlx::Result<std::collections::HashSet<i64>> {
+    let rows: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM annotations WHERE id = ANY($1) AND assist ->> 'mode' = 'prefilled'",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}

@@ -156,6 +156,7 @@ struct KeywordPage {
     nav: Nav,
     keyword_id: i64,
     keyword: String,
+    prefilled_only: bool,
     issues: Vec<SuspectView>,
     history: Vec<GuidelineVersion>,
     /// Labels made under an older definition: (review text, revision), the first 50.
@@ -163,15 +164,29 @@ struct KeywordPage {
     older_count: usize,
 }
 
+#[derive(Deserialize)]
+struct KeywordQuery {
+    /// Only suspects among labels made with prefilled suggestions (the labels most
+    /// exposed to automation bias).
+    prefilled: Option<String>,
+}
+
 async fn keyword_page(
     user: Reviewer,
     state: web::Data<AppState>,
     path: web::Path<i64>,
+    query: web::Query<KeywordQuery>,
 ) -> AppResult<HttpResponse> {
     let keyword_id = path.into_inner();
     let taxonomy = taxonomy_of_keyword(&state, keyword_id).await?;
     let name = |id: i64| taxonomy.keyword_by_id(id).map(|k| k.name.clone()).unwrap_or_default();
-    let open = label_issues::open_for_keyword(&state.pool, keyword_id, 200).await?;
+    let mut open = label_issues::open_for_keyword(&state.pool, keyword_id, 200).await?;
+    let prefilled_only = query.prefilled.is_some();
+    if prefilled_only {
+        let ids: Vec<i64> = open.iter().filter_map(|i| i.annotation_id).collect();
+        let prefilled = annotations::made_with_prefilled(&state.pool, &ids).await?;
+        open.retain(|i| i.annotation_id.is_some_and(|a| prefilled.contains(&a)));
+    }
     let mut marked = highlighted(&state, &taxonomy, keyword_id, &open).await.into_iter();
     let mut issues = Vec::new();
     for issue in open {
@@ -192,6 +207,7 @@ async fn keyword_page(
         nav: user.nav(),
         keyword_id,
         keyword: name(keyword_id),
+        prefilled_only,
         issues,
         history: guidelines::history(&state.pool, keyword_id).await?,
         older_count: older.len(),

@@ -174,3 +174,40 @@ async fn an_unassisted_round_shows_no_suggestion_and_records_none() {
     assert_eq!(annotator.post_form(&item, &form).await.status(), 303);
     assert_eq!(s.app.count("SELECT count(*) FROM annotations WHERE assist IS NOT NULL").await, 0);
 }
+
+#[tokio::test]
+async fn the_qa_page_can_show_only_the_suspects_among_prefilled_labels() {
+    use reviewloop::store::label_issues::{self, NewIssue};
+    use reviewloop::store::users::Role;
+    let app = crate::helpers::TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, "text,labels\n배송이 빨라요 정말로,\n배송 늦어요 아주 많이,\n")
+        .await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let delivery = taxonomy.keyword("배송").unwrap().id;
+    let reviews: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, text FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let annotator = crate::helpers::user_id(&app, Role::Annotator).await;
+    let prefilled =
+        json!({"mode": "prefilled", "accepted": ["배송"], "changed": [], "removed": [], "added": []});
+    let with =
+        crate::helpers::assisted_answer(&app, reviews[0].0, annotator, vec![(delivery, 1)], Some(prefilled))
+            .await;
+    let without = crate::helpers::human_answer(&app, reviews[1].0, annotator, vec![(delivery, 1)]).await;
+    let issue = |review_id, annotation_id| NewIssue {
+        review_id,
+        keyword_id: delivery,
+        kind: "wrong",
+        annotation_id,
+        suggested: 0,
+        confidence: 0.5,
+    };
+    label_issues::record(&app.pool, &[issue(reviews[0].0, with), issue(reviews[1].0, without)])
+        .await
+        .unwrap();
+    let reviewer = app.logged_in(Role::Reviewer).await;
+    let all = reviewer.get(&format!("/qa/keywords/{delivery}")).await.text().await.unwrap();
+    assert!(all.contains(&reviews[0].1) && all.contains(&reviews[1].1));
+    let only = reviewer.get(&format!("/qa/keywords/{delivery}?prefilled=1")).await.text().await.unwrap();
+    assert!(only.contains(&reviews[0].1), "{only}");
+    assert!(!only.contains(&reviews[1].1), "an unassisted label is filtered out");
+}

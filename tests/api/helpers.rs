@@ -209,6 +209,17 @@ pub async fn ready_version(app: &TestApp, name: &str, f1: &[(&str, f64)]) {
 /// An annotator's answer stored directly (as the annotation page would), with labels as
 /// (keyword id, level).
 pub async fn human_answer(app: &TestApp, review_id: i64, annotator_id: i64, labels: Vec<(i64, i16)>) -> i64 {
+    assisted_answer(app, review_id, annotator_id, labels, None).await
+}
+
+/// [`human_answer`] with the record of what was done with the model's suggestions.
+pub async fn assisted_answer(
+    app: &TestApp,
+    review_id: i64,
+    annotator_id: i64,
+    labels: Vec<(i64, i16)>,
+    assist: Option<serde_json::Value>,
+) -> i64 {
     use reviewloop::store::annotations::{self, Authorship, LabelSource};
     let author = Authorship {
         source: LabelSource::Human,
@@ -217,7 +228,7 @@ pub async fn human_answer(app: &TestApp, review_id: i64, annotator_id: i64, labe
         import_batch_id: None,
         guideline_revision: 1,
         client_token: None,
-        assist: None,
+        assist,
     };
     let labels = reviewloop::taxonomy::ResolvedLabels { no_keyword: labels.is_empty(), labels };
     let mut tx = app.pool.begin().await.unwrap();
