@@ -78,7 +78,7 @@ impl Analyzer {
     /// The bound on what analysing `text` as asked costs.
     pub fn cost(&self, text: &str, ask: Ask) -> ReviewCost {
         let text = text::normalize(text);
-        let (tokens, words) = self.encoded(self.window(&text));
+        let (tokens, words) = self.encoded_window(&text);
         let (tokens, words) = (tokens as u64, words.len() as u64);
         let keywords = self.keyword.labels.keywords.len() as u64;
         // The keyword taken as at most 16 tokens with the pair's separators.
@@ -93,14 +93,17 @@ impl Analyzer {
         ReviewCost { stage, typical_stage, per_mask: tokens, masks }
     }
 
-    /// As much of `text` as its encoding reads, without tokenizing all of a long text:
-    /// when a prefix already fills the token limit, the prefix.
-    fn window<'t>(&self, text: &'t str) -> &'t str {
+    /// [`Self::encoded`] of as much of `text` as its encoding reads, without tokenizing
+    /// all of a long text: when a prefix already fills the token limit, the prefix's.
+    fn encoded_window(&self, text: &str) -> (usize, Vec<(usize, usize)>) {
         let prefix = text::prefix_at_space(text, CHARS_PER_TOKEN * self.keyword.max_tokens());
-        match prefix.len() < text.len() && self.encoded(prefix).0 >= self.keyword.max_tokens() {
-            true => prefix,
-            false => text,
+        if prefix.len() < text.len() {
+            let encoded = self.encoded(prefix);
+            if encoded.0 >= self.keyword.max_tokens() {
+                return encoded;
+            }
         }
+        self.encoded(text)
     }
 
     /// The tokens of `text`'s keyword row and the words inside them (all of a short
@@ -132,11 +135,11 @@ impl Analyzer {
             let found: Vec<usize> = sentiments.iter().map(|(k, _)| *k).collect();
             let ask = asks.get(i).copied().unwrap_or(Ask::Analysis(Highlights::None));
             let to_mask = match (ask, &pass.shares[i]) {
-                (Ask::Explain(_), _) => self.encoded(self.window(&text)).1,
+                (Ask::Explain(_), _) => self.encoded_window(&text).1,
                 (Ask::Analysis(_), _) if found.is_empty() => Vec::new(),
                 (Ask::Analysis(Highlights::None), _) => Vec::new(),
                 (Ask::Analysis(Highlights::Fast), Some(shares)) => self.fast_spans(&text, shares, &found),
-                (Ask::Analysis(_), _) => self.encoded(self.window(&text)).1,
+                (Ask::Analysis(_), _) => self.encoded_window(&text).1,
             };
             let last = to_mask.last().map_or(0, |&(_, end)| end);
             let mask_text =

@@ -171,7 +171,7 @@ async fn admit(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> 
     // An address sending bad keys in a run is answered without a database query,
     // unless the key is one that authenticated lately.
     let throttles = &state.throttles;
-    let address = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let address = super::login::address_of(req);
     let hash = crate::store::sessions::hash(key);
     if let Some(wait) = throttles.bad_keys.locked(&address).filter(|_| !throttles.good_keys.contains(&hash)) {
         return Err(ApiError::RateLimited(wait.as_secs().max(1)));

@@ -78,7 +78,7 @@ pub struct LoginForm {
 }
 
 /// The address failures are counted against: the peer, not a header a client writes.
-fn address_of(req: &HttpRequest) -> String {
+pub(super) fn address_of(req: &HttpRequest) -> String {
     req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
 }
 

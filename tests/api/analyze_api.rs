@@ -207,6 +207,29 @@ fn long_reviews(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The texts of [`long_reviews`].
+fn long_texts(n: usize) -> Vec<String> {
+    long_reviews(n).iter().map(|r| r["text"].as_str().unwrap().to_string()).collect()
+}
+
+/// The trained `v1`, loaded as the model thread serves it.
+fn served_v1(s: &Serving) -> std::sync::Arc<reviewloop::serve::Served> {
+    let analyzer = reviewloop::analyze::Analyzer::load(&s.versions[0]).unwrap();
+    let served = reviewloop::serve::Served {
+        version_id: 1,
+        version: "v1".into(),
+        taxonomy: "fashion".into(),
+        analyzer,
+    };
+    std::sync::Arc::new(served)
+}
+
+/// What analysing each of `texts` with full highlights costs.
+fn mask_costs(model: &reviewloop::serve::Served, texts: &[String]) -> Vec<reviewloop::analyze::ReviewCost> {
+    use reviewloop::analyze::{Ask, Highlights};
+    texts.iter().map(|t| model.analyzer.cost(t, Ask::Analysis(Highlights::Mask))).collect()
+}
+
 #[tokio::test]
 async fn a_request_over_the_cost_budget_is_refused_with_the_budget_and_a_cheaper_one_is_served() {
     let s = serving(|settings| settings.serve.max_cost = 100_000, false).await;
@@ -249,26 +272,17 @@ async fn a_key_is_charged_what_its_requests_cost_not_how_many_they_are() {
 
 #[tokio::test]
 async fn a_one_sentence_request_is_answered_while_a_large_one_is_still_running() {
-    use reviewloop::analyze::{Analyzer, Ask, Highlights};
-    use reviewloop::serve::{Batcher, ServeLimits, Served};
+    use reviewloop::analyze::Highlights;
+    use reviewloop::serve::{Batcher, ServeLimits};
     use std::future::Future;
     use std::task::{Context, Waker};
 
     let s = serving(|_| {}, false).await;
-    let analyzer = Analyzer::load(&s.versions[0]).unwrap();
-    let model = std::sync::Arc::new(Served {
-        version_id: 1,
-        version: "v1".into(),
-        taxonomy: "fashion".into(),
-        analyzer,
-    });
+    let model = served_v1(&s);
     // One unit of work per step: the large request takes thousands of steps.
     let batcher = Batcher::start(&ServeLimits { step_cost: 1, ..ServeLimits::default() });
-    let costs = |texts: &[String]| {
-        texts.iter().map(|t| model.analyzer.cost(t, Ask::Analysis(Highlights::Mask))).collect()
-    };
-    let long: Vec<String> =
-        long_reviews(64).iter().map(|r| r["text"].as_str().unwrap().to_string()).collect();
+    let costs = |texts: &[String]| mask_costs(&model, texts);
+    let long = long_texts(64);
     let mut large = Box::pin(batcher.analyze(model.clone(), long.clone(), Highlights::Mask, costs(&long)));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(large.as_mut().poll(&mut cx).is_pending(), "queued on the model thread");
@@ -487,25 +501,16 @@ async fn the_try_page_shows_keywords_sentiment_and_highlighted_words() {
 
 #[tokio::test]
 async fn the_queue_is_charged_what_requests_cost_so_a_second_large_one_is_turned_away() {
-    use reviewloop::analyze::{Analyzer, Ask, Highlights, ReviewCost};
-    use reviewloop::serve::{Batcher, ServeError, ServeLimits, Served};
+    use reviewloop::analyze::{Highlights, ReviewCost};
+    use reviewloop::serve::{Batcher, ServeError, ServeLimits};
     use std::future::Future;
     use std::task::{Context, Waker};
 
     let s = serving(|_| {}, false).await;
-    let analyzer = Analyzer::load(&s.versions[0]).unwrap();
-    let model = std::sync::Arc::new(Served {
-        version_id: 1,
-        version: "v1".into(),
-        taxonomy: "fashion".into(),
-        analyzer,
-    });
-    let costs = |texts: &[String]| -> Vec<ReviewCost> {
-        texts.iter().map(|t| model.analyzer.cost(t, Ask::Analysis(Highlights::Mask))).collect()
-    };
+    let model = served_v1(&s);
+    let costs = |texts: &[String]| mask_costs(&model, texts);
     let total = |costs: &[ReviewCost]| costs.iter().map(ReviewCost::total).sum::<u64>();
-    let long: Vec<String> =
-        long_reviews(64).iter().map(|r| r["text"].as_str().unwrap().to_string()).collect();
+    let long = long_texts(64);
     let short = vec!["배송이 빨라요".to_string()];
     let (big, small) = (total(&costs(&long)), total(&costs(&short)));
     // Room for one large request and two small ones; in reviews, for many large ones.
