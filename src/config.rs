@@ -1,11 +1,18 @@
-//! Settings from flags and environment. Every command shares these.
+//! Settings from flags and environment, each default defined once here beside its
+//! setting: clap, `Default` and the pages that show a limit all read the same constant.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://127.0.0.1:5432/reviewloop";
+pub const DATA_DIR: &str = "models";
+pub const MAX_TEXT_CHARS: usize = 5000;
+pub const MAX_UPLOAD_MB: u64 = 512;
+pub const PROMOTION_MARGIN: f64 = 0.05;
 
+/// What every command reads (global flags), plus the web app's own limits, which only
+/// `serve` takes as flags (the other commands keep their defaults).
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// PostgreSQL URL; the database is created if missing and migrated at start.
@@ -13,38 +20,118 @@ pub struct Settings {
     pub database_url: String,
 
     /// Folder for model versions and other artefacts.
-    #[arg(long, env = "REVIEWLOOP_DATA_DIR", default_value = "models", global = true)]
+    #[arg(long, env = "REVIEWLOOP_DATA_DIR", default_value = DATA_DIR, global = true)]
     pub data_dir: PathBuf,
 
     /// Longest review text accepted, in characters.
-    #[arg(long, env = "REVIEWLOOP_MAX_TEXT_CHARS", default_value_t = 5000, global = true)]
+    #[arg(long, env = "REVIEWLOOP_MAX_TEXT_CHARS", default_value_t = MAX_TEXT_CHARS, global = true)]
     pub max_text_chars: usize,
 
+    /// The web app's limits: `serve`'s flags, set by its handler.
+    #[arg(skip = WebLimits::default())]
+    pub web: WebLimits,
+}
+
+/// The web app's limits (flags of `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct WebLimits {
     /// Promotion is refused when a keyword's F1 falls by more than this (unless a
     /// reason is given).
-    #[arg(long, env = "REVIEWLOOP_PROMOTION_MARGIN", default_value_t = 0.05, global = true)]
+    #[arg(long, env = "REVIEWLOOP_PROMOTION_MARGIN", default_value_t = PROMOTION_MARGIN)]
     pub promotion_margin: f64,
 
     /// Largest file the import page accepts, in MB; a larger upload is refused (413)
     /// as it arrives and nothing of it is kept.
-    #[arg(long, env = "REVIEWLOOP_MAX_UPLOAD_MB", default_value_t = MAX_UPLOAD_MB, global = true)]
+    #[arg(long, env = "REVIEWLOOP_MAX_UPLOAD_MB", default_value_t = MAX_UPLOAD_MB)]
     pub max_upload_mb: u64,
 
     #[command(flatten)]
-    pub serve: crate::serve::ServeLimits,
+    pub serve: ServeLimits,
 }
 
-pub const MAX_UPLOAD_MB: u64 = 512;
+impl Default for WebLimits {
+    fn default() -> Self {
+        WebLimits {
+            promotion_margin: PROMOTION_MARGIN,
+            max_upload_mb: MAX_UPLOAD_MB,
+            serve: ServeLimits::default(),
+        }
+    }
+}
 
 impl Settings {
     pub fn for_database(database_url: &str) -> Self {
         Settings {
             database_url: database_url.to_string(),
-            data_dir: PathBuf::from("models"),
-            max_text_chars: 5000,
-            promotion_margin: 0.05,
-            max_upload_mb: MAX_UPLOAD_MB,
-            serve: crate::serve::ServeLimits::default(),
+            data_dir: PathBuf::from(DATA_DIR),
+            max_text_chars: MAX_TEXT_CHARS,
+            web: WebLimits::default(),
+        }
+    }
+}
+
+/// The limits of the analysis API, documented in the OpenAPI description. Work is
+/// counted in token-passes (one token through one forward pass; see
+/// `analyze::ReviewCost`). Flags of `serve`, prefixed `api-`; each default is the constant beside it,
+/// read by clap, by `Default` and so by the OpenAPI document.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeLimits {
+    /// Most reviews in one /api/v1/analyze request.
+    #[arg(long = "api-max-reviews", env = "REVIEWLOOP_API_MAX_REVIEWS", default_value_t = MAX_REVIEWS)]
+    pub max_reviews: usize,
+    /// Most token-passes one request may cost; a costlier one is refused (over_budget).
+    #[arg(long = "api-max-cost", env = "REVIEWLOOP_API_MAX_COST", default_value_t = MAX_COST)]
+    pub max_cost: u64,
+    /// Token-passes of one model step: the model thread's unit of work, shared
+    /// round-robin among the waiting requests.
+    #[arg(long = "api-step-cost", env = "REVIEWLOOP_API_STEP_COST", default_value_t = STEP_COST)]
+    pub step_cost: u64,
+    /// How long the idle model thread waits for company before its first step.
+    #[arg(
+        long = "api-batch-wait-ms",
+        env = "REVIEWLOOP_API_BATCH_WAIT_MS",
+        default_value_t = BATCH_WAIT_MS,
+    )]
+    pub batch_wait_ms: u64,
+    /// Token-passes waiting or running at once; beyond it requests are answered "overloaded".
+    #[arg(long = "api-queue-cost", env = "REVIEWLOOP_API_QUEUE_COST", default_value_t = QUEUE_COST)]
+    pub queue_cost: u64,
+    /// Requests per minute (of rate::REQUEST_UNIT token-passes each) a user of the
+    /// try-it page may send.
+    #[arg(long = "try-per-minute", env = "REVIEWLOOP_TRY_PER_MINUTE", default_value_t = TRY_PER_MINUTE)]
+    pub try_per_minute: u32,
+    /// Taxonomy analysed when a request names none.
+    #[arg(long = "api-taxonomy", env = "REVIEWLOOP_API_TAXONOMY", default_value = DEFAULT_TAXONOMY)]
+    pub default_taxonomy: String,
+    /// How often the serving version is checked for a promotion.
+    #[arg(long = "api-refresh-ms", env = "REVIEWLOOP_API_REFRESH_MS", default_value_t = REFRESH_MS)]
+    pub refresh_ms: u64,
+}
+
+pub const MAX_REVIEWS: usize = 64;
+/// About 15 s of the default-size model alone on two cores (some 16,000 token-passes
+/// a second): 64 one-sentence reviews with highlights cost about 100,000; one review
+/// of 5,000 characters with every word inside its 256 tokens masked about 42,000.
+pub const MAX_COST: u64 = 250_000;
+/// About a fifth of a second of the default-size model on two cores.
+pub const STEP_COST: u64 = 3_072;
+pub const BATCH_WAIT_MS: u64 = 2;
+pub const QUEUE_COST: u64 = 8 * MAX_COST;
+pub const TRY_PER_MINUTE: u32 = 30;
+pub const DEFAULT_TAXONOMY: &str = "fashion";
+pub const REFRESH_MS: u64 = 2000;
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_reviews: MAX_REVIEWS,
+            max_cost: MAX_COST,
+            step_cost: STEP_COST,
+            batch_wait_ms: BATCH_WAIT_MS,
+            queue_cost: QUEUE_COST,
+            try_per_minute: TRY_PER_MINUTE,
+            default_taxonomy: DEFAULT_TAXONOMY.into(),
+            refresh_ms: REFRESH_MS,
         }
     }
 }

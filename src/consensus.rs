@@ -4,7 +4,51 @@
 
 use std::collections::HashMap;
 
-use crate::store::annotations::{LabelSource, StoredAnnotation};
+use crate::taxonomy::ResolvedLabels;
+
+/// Where a label came from, in rising authority: a machine (silver), an annotator, a
+/// QA fix (review), adjudication (gold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
+#[sqlx(type_name = "label_source", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum LabelSource {
+    Human,
+    Silver,
+    Gold,
+    Review,
+}
+
+impl LabelSource {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "human" => Some(Self::Human),
+            "silver" => Some(Self::Silver),
+            "gold" => Some(Self::Gold),
+            "review" => Some(Self::Review),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Silver => "silver",
+            Self::Gold => "gold",
+            Self::Review => "review",
+        }
+    }
+}
+
+/// One stored annotation with its keywords.
+#[derive(Debug, Clone)]
+pub struct StoredAnnotation {
+    pub id: i64,
+    pub review_id: i64,
+    pub annotator_id: Option<i64>,
+    pub source: LabelSource,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub labels: ResolvedLabels,
+}
 
 /// Who gave a label: a person, or an import of a given source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,7 +99,6 @@ pub fn current(annotations: &[StoredAnnotation]) -> Option<&StoredAnnotation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::taxonomy::ResolvedLabels;
 
     fn ann(id: i64, annotator: Option<i64>, source: LabelSource, keyword: i64) -> StoredAnnotation {
         StoredAnnotation {

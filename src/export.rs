@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::consensus;
-use crate::store::annotations::StoredAnnotation;
+use crate::consensus::StoredAnnotation;
 use crate::store::reviews::{self, Review};
 use crate::taxonomy::Taxonomy;
 

@@ -1,5 +1,6 @@
 //! reviewloop: Korean review analysis with an active-learning loop.
-//! See DESIGN.md for the map; each module below is one stage of the loop.
+//! docs/architecture.md has the map and the order of the layers: a module uses only
+//! the modules below it there (tests/api/layers.rs checks).
 
 pub mod analyze;
 pub mod audit;
@@ -16,11 +17,13 @@ pub mod jobs;
 pub mod labels;
 pub mod model;
 pub mod names;
+pub mod promotion;
 pub mod rounds;
 pub mod score;
 pub mod select;
 pub mod serve;
 pub mod simulate;
+pub mod split;
 pub mod store;
 pub mod taxonomy;
 pub mod text;

@@ -6,9 +6,10 @@ use candle_core::Result;
 
 use super::{Analysis, Analyzer, Ask, Highlights, BATCH};
 use crate::model::classifier::Classifier;
+use crate::model::inputs;
+use crate::model::inputs::SentimentInput;
+use crate::model::outputs::probabilities;
 use crate::text;
-use crate::train::data::{self, SentimentInput};
-use crate::train::probabilities;
 
 #[derive(Debug, Clone)]
 pub struct Scored {
@@ -58,7 +59,7 @@ impl Analyzer {
     pub(super) fn pass(&self, texts: &[String], with_shares: bool) -> anyhow::Result<Pass> {
         let texts: Vec<String> = texts.iter().map(|t| text::normalize(t)).collect();
         let rows: Vec<Vec<u32>> =
-            texts.iter().map(|t| data::encode_review(&self.keyword.tokenizer, t)).collect();
+            texts.iter().map(|t| inputs::encode_review(&self.keyword.tokenizer, t)).collect();
         let (probs, embeddings, shares) = keyword_pass(&self.keyword.classifier, &rows, with_shares)?;
         let pairs: Vec<(usize, usize)> = probs
             .iter()
@@ -69,7 +70,7 @@ impl Analyzer {
         let pair_rows: Vec<Vec<u32>> = pairs
             .iter()
             .map(|&(r, k)| {
-                data::encode_pair(
+                inputs::encode_pair(
                     &self.sentiment.tokenizer,
                     input,
                     &texts[r],
@@ -98,7 +99,7 @@ fn keyword_pass(model: &Classifier, rows: &[Vec<u32>], with_shares: bool) -> Res
     let mut probs = vec![Vec::new(); rows.len()];
     let mut embeddings = vec![Vec::new(); rows.len()];
     let mut shares = vec![None; rows.len()];
-    for chunk in crate::train::by_length(rows, BATCH) {
+    for chunk in crate::model::outputs::by_length(rows, BATCH) {
         let chunk = &chunk[..];
         let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
         let (pooled, token_shares) = if with_shares {

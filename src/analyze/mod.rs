@@ -13,10 +13,10 @@ use tokenizers::Tokenizer;
 
 use crate::model::classifier::Classifier;
 use crate::model::folder::ModelFolder;
+use crate::model::inputs;
+use crate::model::outputs::{argmax, probabilities};
 use crate::model::version::Labels;
 use crate::text;
-use crate::train::data;
-use crate::train::{argmax, probabilities};
 
 mod attribution;
 mod batch;
@@ -65,7 +65,7 @@ impl LoadedModel {
             unsafe { VarBuilder::from_mmaped_safetensors(&[folder.weights_path()], DType::F32, &device)? };
         let classifier = Classifier::load(vb, &folder.config, labels.head(), Some(&folder.tokenizer))
             .with_context(|| format!("{}: weights do not fit", dir.display()))?;
-        let tokenizer = data::truncating(&folder.tokenizer, folder.config.max_tokens());
+        let tokenizer = inputs::truncating(&folder.tokenizer, folder.config.max_tokens());
         Ok(LoadedModel { classifier, labels, tokenizer })
     }
 
@@ -181,7 +181,7 @@ impl Analyzer {
             .iter()
             .flat_map(|r| {
                 r.spans.iter().map(|&(a, b)| {
-                    data::encode_review(&self.keyword.tokenizer, &text::replace_chars(r.text, a, b, mask))
+                    inputs::encode_review(&self.keyword.tokenizer, &text::replace_chars(r.text, a, b, mask))
                 })
             })
             .collect();
@@ -253,6 +253,3 @@ fn mask_token(tokenizer: &Tokenizer) -> &'static str {
         "<mask>"
     }
 }
-
-#[cfg(test)]
-mod tests;

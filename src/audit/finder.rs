@@ -10,7 +10,7 @@ use crate::store::label_issues::{self, NewIssue};
 use crate::taxonomy::Taxonomy;
 use crate::train::data::{self, LabelledText};
 use crate::train::folds::{self, OutOfSample};
-use crate::train::pipeline::TrainSettings;
+use crate::train::settings::TrainSettings;
 use crate::train::Progress;
 
 #[derive(Debug, Clone, Serialize)]

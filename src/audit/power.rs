@@ -9,13 +9,13 @@ use anyhow::Context;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
-use sqlx::migrate::MigrateDatabase;
 
 use super::confident::keyword_suspects;
 use crate::import::{self, Format, ImportOptions};
+use crate::store::scratch;
 use crate::train::data::{self, LabelledText};
 use crate::train::folds;
-use crate::train::pipeline::TrainSettings;
+use crate::train::settings::TrainSettings;
 
 /// A planted error: the item's keyword was `removed` (the label had it) or added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +107,10 @@ pub struct PowerOptions<'a> {
 /// Imports the file into a scratch database, plants the errors and audits.
 pub async fn measure(database_url: &str, options: &PowerOptions<'_>) -> anyhow::Result<Power> {
     let name = format!("reviewloop_audit_power_{}", std::process::id());
-    let url = crate::bench::scratch_url(database_url, &name);
-    if sqlx::Postgres::database_exists(&url).await? {
-        sqlx::Postgres::force_drop_database(&url).await?;
-    }
-    let pool = crate::store::connect(&url).await?;
+    let url = scratch::url(database_url, &name);
+    let pool = scratch::fresh(&url).await?;
     let result = plant_and_audit(&pool, options).await;
-    pool.close().await;
-    sqlx::Postgres::force_drop_database(&url).await?;
+    scratch::drop(pool, &url).await?;
     result
 }
 
@@ -158,7 +154,7 @@ fn most_frequent(items: &[LabelledText], keywords: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::reviews::Split;
+    use crate::split::Split;
 
     fn items(with_keyword: usize, without: usize) -> Vec<LabelledText> {
         (0..with_keyword + without)

@@ -4,8 +4,6 @@
 use std::io::Write;
 use std::time::Instant;
 
-use sqlx::migrate::MigrateDatabase;
-
 use crate::config::Settings;
 use crate::import::{self, Format, ImportOptions};
 
@@ -19,14 +17,6 @@ pub use adversary::AdversaryFigures;
 pub use highlights::{highlights, HighlightFigures};
 pub use select::select;
 pub use serve::{serve, LoadFigures, ServeBench};
-
-/// A scratch database, dropped first if an earlier run left it.
-async fn fresh_scratch(url: &str) -> anyhow::Result<sqlx::PgPool> {
-    if sqlx::Postgres::database_exists(url).await? {
-        sqlx::Postgres::force_drop_database(url).await?;
-    }
-    crate::store::connect(url).await
-}
 
 /// Korean-looking reviews with malls and categories, reproducible; with compact labels
 /// on four rows of five when `labelled`.
@@ -59,8 +49,8 @@ pub fn generated_csv(rows: usize, labelled: bool) -> Vec<u8> {
 }
 
 pub async fn import(settings: &Settings, rows: usize) -> anyhow::Result<()> {
-    let url = scratch_url(&settings.database_url, "reviewloop_bench");
-    let pool = fresh_scratch(&url).await?;
+    let url = crate::store::scratch::url(&settings.database_url, "reviewloop_bench");
+    let pool = crate::store::scratch::fresh(&url).await?;
     let data = generated_csv(rows, true);
     let options = ImportOptions::new("fashion", Format::Csv, "bench.csv");
     let started = Instant::now();
@@ -83,8 +73,7 @@ pub async fn import(settings: &Settings, rows: usize) -> anyhow::Result<()> {
         elapsed,
         rows as f64 / elapsed
     );
-    pool.close().await;
-    sqlx::Postgres::force_drop_database(&url).await?;
+    crate::store::scratch::drop(pool, &url).await?;
     Ok(())
 }
 
@@ -99,8 +88,8 @@ pub async fn annotate(
     items: usize,
     suggested: bool,
 ) -> anyhow::Result<()> {
-    let url = scratch_url(&settings.database_url, "reviewloop_bench_annotate");
-    let pool = fresh_scratch(&url).await?;
+    let url = crate::store::scratch::url(&settings.database_url, "reviewloop_bench_annotate");
+    let pool = crate::store::scratch::fresh(&url).await?;
     let data = generated_csv(pool_size, false);
     import::import(&pool, &data[..], &ImportOptions::new("fashion", Format::Csv, "bench.csv")).await?;
     let taxonomy = crate::store::taxonomies::load_by_name(&pool, "fashion").await?;
@@ -116,7 +105,7 @@ pub async fn annotate(
         assist: if suggested { crate::rounds::Assist::Shown } else { crate::rounds::Assist::Off },
         assist_doubled: false,
     };
-    let round = crate::store::rounds::create(&pool, taxonomy.id, &spec, None).await?;
+    let round = crate::rounds::create(&pool, taxonomy.id, &spec, None).await?;
     if suggested {
         let keywords: Vec<serde_json::Value> = taxonomy.keywords.iter().take(3).map(|k| {
             serde_json::json!({"keyword": k.name, "probability": 0.9, "sentiment": 1,
@@ -168,8 +157,7 @@ pub async fn annotate(
         let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
         println!("  {name:<18} p50 {:6.2} ms   p99 {:6.2} ms   max {:6.2} ms", at(0.5), at(0.99), at(1.0));
     }
-    pool.close().await;
-    sqlx::Postgres::force_drop_database(&url).await?;
+    crate::store::scratch::drop(pool, &url).await?;
     Ok(())
 }
 
@@ -211,14 +199,4 @@ mod http {
         let end = html[start..].find('"')? + start;
         Some(html[start..end].to_string())
     }
-}
-
-/// The same server, another database name.
-pub fn scratch_url(database_url: &str, name: &str) -> String {
-    let (base, query) = match database_url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (database_url, String::new()),
-    };
-    let server = base.rsplit_once('/').map(|(s, _)| s).unwrap_or(base);
-    format!("{server}/{name}{query}")
 }

@@ -153,7 +153,7 @@ fn measure(mode: &str, spec: &ModelBench, mut subject: Subject) -> anyhow::Resul
     let mut step = |model: &Classifier| -> anyhow::Result<()> {
         match optimizer.as_mut() {
             None => {
-                crate::train::probabilities(model, &rows, true, batch)?;
+                crate::model::outputs::probabilities(model, &rows, true, batch)?;
             }
             Some(optimizer) => {
                 use candle_nn::Optimizer;

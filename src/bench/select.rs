@@ -4,20 +4,18 @@
 
 use std::time::Instant;
 
-use sqlx::migrate::MigrateDatabase;
-
-use super::{fresh_scratch, scratch_url};
 use crate::config::Settings;
 use crate::rounds::{GroupBy, RoundSpec, Sampling};
 use crate::select::Quota;
-use crate::store::{predictions, rounds};
+use crate::store::predictions;
+use crate::store::scratch;
 
 const QUOTAS: &str =
     "keyword-boundary=0.3,sentiment-uncertainty=0.2,rare-tokens=0.15,cluster-outliers=0.15,random=0.2";
 
 pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: usize) -> anyhow::Result<()> {
-    let url = scratch_url(&settings.database_url, "reviewloop_bench_select");
-    let pool = fresh_scratch(&url).await?;
+    let url = scratch::url(&settings.database_url, "reviewloop_bench_select");
+    let pool = scratch::fresh(&url).await?;
     let started = Instant::now();
     generate(&pool, pool_size).await?;
     println!("generated {pool_size} scored reviews in {:.1} s", started.elapsed().as_secs_f64());
@@ -39,7 +37,7 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
             assist_doubled: false,
         };
         let started = Instant::now();
-        let round = rounds::create(&pool, taxonomy_id, &spec, None).await?;
+        let round = crate::rounds::create(&pool, taxonomy_id, &spec, None).await?;
         times.push(started.elapsed().as_secs_f64());
         anyhow::ensure!(round.items == items, "round has {} items", round.items);
         // The next run composes from the same pool again.
@@ -47,7 +45,8 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
     }
     let started = Instant::now();
     let version = crate::store::models::current_keyword(&pool, taxonomy_id).await?.map(|v| v.id);
-    let candidates = predictions::candidates(&pool, taxonomy_id, version, GroupBy::MallCategory).await?;
+    let candidates: crate::select::Pool =
+        predictions::candidates(&pool, taxonomy_id, version, GroupBy::MallCategory.grouping()).await?.into();
     let load = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let picks = crate::select::compose(&candidates, &quotas, items, 1);
@@ -62,8 +61,7 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
         times.len()
     );
     println!("  of which: reading the pool {load:.2} s, composing {compose:.3} s ({} picks)", picks.len());
-    pool.close().await;
-    sqlx::Postgres::force_drop_database(&url).await?;
+    crate::store::scratch::drop(pool, &url).await?;
     Ok(())
 }
 

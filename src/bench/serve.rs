@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{fresh_scratch, scratch_url};
 use crate::config::Settings;
 use crate::import::{self, Format, ImportOptions};
-use crate::train::pipeline::{self, TrainSettings};
+use crate::store::scratch;
+use crate::train::pipeline;
+use crate::train::settings::TrainSettings;
 
 pub struct ServeBench {
     /// Labelled file: its texts are the requests; without `version` a small model of
@@ -45,12 +46,10 @@ pub struct LoadFigures {
 }
 
 pub async fn serve(settings: &Settings, bench: &ServeBench) -> anyhow::Result<serde_json::Value> {
-    let url = scratch_url(&settings.database_url, &format!("reviewloop_bench_serve_{}", std::process::id()));
-    let pool = fresh_scratch(&url).await?;
+    let url = scratch::url(&settings.database_url, &format!("reviewloop_bench_serve_{}", std::process::id()));
+    let pool = scratch::fresh(&url).await?;
     let result = measure(settings, bench, &pool, &url).await;
-    pool.close().await;
-    use sqlx::migrate::MigrateDatabase;
-    sqlx::Postgres::force_drop_database(&url).await?;
+    scratch::drop(pool, &url).await?;
     result
 }
 
@@ -72,7 +71,7 @@ async fn measure(
 
     let mut app_settings = settings.clone();
     app_settings.database_url = url.to_string();
-    app_settings.serve.default_taxonomy = bench.taxonomy.clone();
+    app_settings.web.serve.default_taxonomy = bench.taxonomy.clone();
     let app = crate::web::Application::build(pool.clone(), app_settings, "127.0.0.1:0", false).await?;
     let endpoint = format!("http://127.0.0.1:{}/api/v1/analyze", app.port());
     let server = actix_web::rt::spawn(app.run_until_stopped());

@@ -7,8 +7,9 @@ use serde_json::json;
 
 use reviewloop::cancel::Cancel;
 use reviewloop::config::Settings;
-use reviewloop::jobs::{self, queue, NewJob, WorkerConfig};
+use reviewloop::jobs::{self, NewJob, WorkerConfig};
 use reviewloop::score::{self, ScoreOptions};
+use reviewloop::store::jobs as queue;
 
 #[derive(clap::Args)]
 pub struct ScoreArgs {
@@ -171,6 +172,9 @@ pub enum ModelCommand {
         taxonomy: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Largest fall of a keyword's F1 accepted without a reason (as `serve`'s).
+        #[arg(long, env = "REVIEWLOOP_PROMOTION_MARGIN", default_value_t = reviewloop::config::PROMOTION_MARGIN)]
+        promotion_margin: f64,
     },
     /// Serve again the version that served before the current one.
     Rollback {
@@ -179,8 +183,9 @@ pub enum ModelCommand {
     },
 }
 
-pub async fn model(pool: &sqlx::PgPool, settings: &Settings, cmd: ModelCommand) -> anyhow::Result<()> {
-    use reviewloop::store::{models, promotion, taxonomies};
+pub async fn model(pool: &sqlx::PgPool, cmd: ModelCommand) -> anyhow::Result<()> {
+    use reviewloop::promotion;
+    use reviewloop::store::{models, taxonomies};
     use reviewloop::train::compare::judged_report;
     match cmd {
         ModelCommand::List { taxonomy } => {
@@ -198,10 +203,9 @@ pub async fn model(pool: &sqlx::PgPool, settings: &Settings, cmd: ModelCommand) 
                 );
             }
         }
-        ModelCommand::Promote { name, taxonomy, reason } => {
+        ModelCommand::Promote { name, taxonomy, reason, promotion_margin } => {
             let id = taxonomies::load_by_name(pool, &taxonomy).await?.id;
-            let gate =
-                promotion::Gate { margin: settings.promotion_margin, override_reason: reason.as_deref() };
+            let gate = promotion::Gate { margin: promotion_margin, override_reason: reason.as_deref() };
             let switched = promotion::promote(pool, id, &name, None, &gate).await?;
             println!("{} now serves (was {})", switched.to, switched.from.as_deref().unwrap_or("none"));
         }

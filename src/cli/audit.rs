@@ -4,7 +4,7 @@ use reviewloop::audit::power::{self, PowerOptions};
 use reviewloop::config::Settings;
 use reviewloop::names::SafeName;
 use reviewloop::store;
-use reviewloop::train::pipeline::{EncoderSize, TrainSettings};
+use reviewloop::train::settings::{EncoderSize, TrainSettings};
 
 #[derive(clap::Args)]
 pub struct AuditArgs {
@@ -32,7 +32,7 @@ pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) ->
         let mut job = reviewloop::jobs::NewJob::new("audit", payload);
         job.dedup_key = Some(format!("audit:{}", args.taxonomy));
         let mut conn = pool.acquire().await?;
-        let id = reviewloop::jobs::queue::enqueue(&mut conn, &job).await?;
+        let id = reviewloop::store::jobs::enqueue(&mut conn, &job).await?;
         println!("job {id} queued");
         return Ok(());
     }
@@ -52,7 +52,14 @@ pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) ->
     Ok(())
 }
 
-pub async fn agreement(pool: &sqlx::PgPool, taxonomy: &str) -> anyhow::Result<()> {
+#[derive(clap::Args)]
+pub struct AgreementArgs {
+    #[arg(long, default_value = "fashion")]
+    taxonomy: String,
+}
+
+pub async fn agreement(pool: &sqlx::PgPool, args: AgreementArgs) -> anyhow::Result<()> {
+    let taxonomy = args.taxonomy.as_str();
     use reviewloop::audit::agreement;
     let taxonomy = store::taxonomies::load_by_name(pool, taxonomy).await?;
     let answers = agreement::answers(pool, taxonomy.id).await?;

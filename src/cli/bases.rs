@@ -142,7 +142,7 @@ async fn taxonomy_texts(pool: &sqlx::PgPool, taxonomy: &str) -> anyhow::Result<V
     let taxonomy = reviewloop::store::taxonomies::load_by_name(pool, taxonomy).await?;
     let mut texts = reviewloop::train::data::all_texts(pool, taxonomy.id).await?;
     texts.extend(taxonomy.keywords.iter().map(|k| k.name.clone()));
-    texts.push(reviewloop::train::data::seed_prompt("", ""));
+    texts.push(reviewloop::model::inputs::seed_prompt("", ""));
     Ok(texts)
 }
 

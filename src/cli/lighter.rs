@@ -3,7 +3,7 @@
 use reviewloop::config::Settings;
 use reviewloop::model::quantize::Precision;
 use reviewloop::train::lighter::{self, DistillSettings, Lighter};
-use reviewloop::train::pipeline::EncoderSize;
+use reviewloop::train::settings::EncoderSize;
 use reviewloop::train::FitOptions;
 
 #[derive(clap::Args)]
@@ -70,7 +70,7 @@ pub async fn distill(pool: &sqlx::PgPool, settings: &Settings, args: DistillArgs
         learning_rate: args.learning_rate,
         patience: args.patience,
         seed: args.seed,
-        ..FitOptions::default()
+        ..reviewloop::train::settings::TrainSettings::defaults(&args.taxonomy, settings.data_dir.clone()).fit
     };
     let distill = DistillSettings {
         taxonomy: args.taxonomy,

@@ -1,13 +1,19 @@
-//! Handlers of the larger commands, one file per area; `main.rs` parses and dispatches.
+//! The commands, one file per area: each holds its clap definitions beside their
+//! handlers; `main.rs` parses and dispatches.
 
 pub mod active;
 pub mod api_keys;
 pub mod audit;
 pub mod bases;
+pub mod bench;
+pub mod data;
 pub mod lighter;
 pub mod models;
 pub mod pretrain;
+pub mod rounds;
+pub mod serve;
 pub mod simulate;
+pub mod users;
 
 use std::path::PathBuf;
 

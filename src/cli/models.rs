@@ -11,7 +11,7 @@ use reviewloop::config::Settings;
 use reviewloop::import::Format;
 use reviewloop::names::SafeName;
 use reviewloop::store;
-use reviewloop::train::pipeline::TrainSettings;
+use reviewloop::train::settings::{TrainOverrides, TrainSettings};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -28,67 +28,17 @@ pub struct TrainArgs {
     /// Train on train + validation, without early stopping.
     #[arg(long)]
     all_data: bool,
-    #[arg(long, help = profile_help("Most epochs; early stopping usually ends sooner", |s| s.fit.epochs.to_string()))]
-    epochs: Option<usize>,
-    #[arg(long, help = profile_help("Reviews per training batch", |s| s.fit.batch_size.to_string()))]
-    batch_size: Option<usize>,
-    #[arg(long, help = profile_help("Peak learning rate of the encoder", |s| s.fit.learning_rate.to_string()))]
-    learning_rate: Option<f64>,
-    #[arg(long, help = profile_help("The head's learning rate as a multiple of the encoder's", |s| s.fit.head_rate.to_string()))]
-    head_rate: Option<f64>,
-    #[arg(long, help = profile_help("Epochs without a better validation score before stopping", |s| s.fit.patience.to_string()))]
-    patience: Option<usize>,
-    #[arg(long, help = profile_help("Seed of weights, batches and dropout", |s| s.fit.seed.to_string()))]
-    seed: Option<u64>,
-    /// Keep the encoder's embeddings fixed (true/false).
-    #[arg(long)]
-    freeze_embeddings: Option<bool>,
-    /// Keep the embeddings and the first N encoder layers fixed.
-    #[arg(long)]
-    frozen_layers: Option<usize>,
-    /// Vocabulary size of the tokenizer trained here (without a base).
-    #[arg(long)]
-    vocab_size: Option<usize>,
-    #[arg(long, value_enum)]
-    sentiment_input: Option<reviewloop::train::data::SentimentInput>,
-    #[arg(long, help = profile_help("Dropout on the sentence vector", |s| s.dropout.to_string()))]
-    dropout: Option<f32>,
-    /// Share of tokens masked in each training batch (noise against memorising).
-    #[arg(long)]
-    token_dropout: Option<f32>,
-    #[arg(long)]
-    weight_decay: Option<f64>,
     /// Start the sentiment model from the trained keyword model's encoder.
     #[arg(long)]
     sentiment_from_keyword: bool,
-    /// Masked-language-model epochs over all reviews before fine-tuning the encoder
-    /// trained here (without a base; `reviewloop pretrain` pre-trains a base).
-    #[arg(long)]
-    pretrain_epochs: Option<usize>,
-    /// Sentence vector for the heads: mean over tokens or the first token.
-    #[arg(long, value_enum)]
-    pooling: Option<reviewloop::model::classifier::Pooling>,
-    #[arg(long, help = profile_help("Hashed character 1–3-gram features of the classifiers' lexical part (0: none)", |s| s.lexical_buckets().to_string()))]
-    lexical_buckets: Option<usize>,
-    /// Step size of the lexical part's plain gradient steps at the peak learning rate.
-    #[arg(long)]
-    lexical_rate: Option<f64>,
-    /// Epochs of the lexical part's own stage, before the encoder's.
-    #[arg(long)]
-    lexical_epochs: Option<usize>,
+    #[command(flatten)]
+    overrides: TrainOverrides,
     /// Queue a training job for a worker instead of training here.
     #[arg(long)]
     queue: bool,
     /// With --queue: which workers may take it (`cuda` waits for a GPU worker).
     #[arg(long, default_value = "any", value_parser = ["any", "cpu", "cuda"])]
     device: String,
-}
-
-/// `--help` text naming the default of both starts, read from the profiles themselves.
-fn profile_help(what: &str, value: fn(&TrainSettings) -> String) -> String {
-    let scratch = TrainSettings::defaults("", PathBuf::new());
-    let base = TrainSettings::pretrained("", PathBuf::new(), SafeName::parse("base").expect("valid"));
-    format!("{what} (default: {} from scratch, {} from a base)", value(&scratch), value(&base))
 }
 
 impl TrainArgs {
@@ -107,34 +57,8 @@ impl TrainArgs {
         s.name = self.name.map(String::from);
         s.all_data = self.all_data;
         s.sentiment_from_keyword = self.sentiment_from_keyword;
-        let f = &mut s.fit;
-        set(&mut f.epochs, self.epochs);
-        set(&mut f.batch_size, self.batch_size.map(|b| b.max(1)));
-        set(&mut f.learning_rate, self.learning_rate);
-        set(&mut f.head_rate, self.head_rate);
-        set(&mut f.patience, self.patience);
-        set(&mut f.seed, self.seed);
-        set(&mut f.token_dropout, self.token_dropout);
-        set(&mut f.weight_decay, self.weight_decay);
-        set(&mut f.lexical_rate, self.lexical_rate);
-        set(&mut f.lexical_epochs, self.lexical_epochs);
-        set(&mut f.frozen.embeddings, self.freeze_embeddings);
-        set(&mut f.frozen.layers, self.frozen_layers);
-        set(&mut s.vocab_size, self.vocab_size);
-        set(&mut s.sentiment_input, self.sentiment_input);
-        set(&mut s.dropout, self.dropout);
-        set(&mut s.pretrain_epochs, self.pretrain_epochs);
-        set(&mut s.pooling, self.pooling);
-        if self.lexical_buckets.is_some() {
-            s.lexical_buckets = self.lexical_buckets;
-        }
+        self.overrides.apply(&mut s)?;
         Ok(s)
-    }
-}
-
-fn set<T>(field: &mut T, given: Option<T>) {
-    if let Some(value) = given {
-        *field = value;
     }
 }
 
@@ -147,7 +71,7 @@ pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) ->
         payload["device"] = device.into();
         let mut conn = pool.acquire().await?;
         let id =
-            reviewloop::jobs::queue::enqueue(&mut conn, &reviewloop::jobs::NewJob::new("train", payload))
+            reviewloop::store::jobs::enqueue(&mut conn, &reviewloop::jobs::NewJob::new("train", payload))
                 .await?;
         println!("job {id} queued: `reviewloop job show {id}` follows it");
         return Ok(());
@@ -198,14 +122,25 @@ pub fn print_reports(kind: &str, model: &reviewloop::train::pipeline::ModelOutco
     }
 }
 
-pub async fn eval(
-    pool: &sqlx::PgPool,
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Labelled file in an import format; default: the test split in the database.
+    #[arg(long)]
     data: Option<PathBuf>,
+    #[arg(long, value_enum)]
     format: Option<Format>,
+    #[arg(long)]
     version: Option<PathBuf>,
-    taxonomy: &str,
+    #[arg(long, default_value = "fashion")]
+    taxonomy: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
     json: bool,
-) -> anyhow::Result<()> {
+}
+
+pub async fn eval(pool: &sqlx::PgPool, args: EvalArgs) -> anyhow::Result<()> {
+    let EvalArgs { data, format, version, taxonomy, json } = args;
+    let taxonomy = taxonomy.as_str();
     use reviewloop::train::{data as training_data, evaluate, metrics};
     let dir = match version {
         Some(dir) => dir,
@@ -223,7 +158,7 @@ pub async fn eval(
         None => {
             let taxonomy = store::taxonomies::load_by_name(pool, &analyzer.keyword.labels.taxonomy).await?;
             let all = training_data::labelled(pool, &taxonomy, None).await?;
-            (all.into_iter().filter(|i| i.split == store::reviews::Split::Test).collect(), 0)
+            (all.into_iter().filter(|i| i.split == reviewloop::split::Split::Test).collect(), 0)
         }
     };
     let evaluation = evaluate::evaluate(&analyzer, &items, skipped)?;
@@ -247,6 +182,49 @@ pub async fn eval(
             "\nwhole chain, (keyword, level) pairs: precision {:.3} recall {:.3} F1 {:.3} ({} found, {} labelled, {} right)",
             p.precision, p.recall, p.f1, p.found, p.labelled, p.correct
         );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct AnalyzeArgs {
+    text: String,
+    /// A version folder (with keyword/ and sentiment/); default: the taxonomy's
+    /// active version, else its newest ready one.
+    #[arg(long)]
+    version: Option<PathBuf>,
+    #[arg(long, default_value = "fashion")]
+    taxonomy: String,
+    #[arg(long)]
+    no_highlights: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn analyze(pool: &sqlx::PgPool, args: AnalyzeArgs) -> anyhow::Result<()> {
+    let dir = match args.version {
+        Some(dir) => dir,
+        None => store::models::current_dir(pool, &args.taxonomy).await?,
+    };
+    let analysis = reviewloop::analyze::Analyzer::load(&dir)?.analyze(&args.text, !args.no_highlights)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&analysis)?);
+        return Ok(());
+    }
+    for k in &analysis.keywords {
+        let words: Vec<String> =
+            k.highlights.iter().map(|h| format!("{} (−{:.2})", h.word, h.drop)).collect();
+        println!(
+            "{:<16} p={:.2}  sentiment {:+}  {}",
+            k.keyword,
+            k.probability,
+            k.sentiment,
+            words.join(", ")
+        );
+    }
+    if analysis.keywords.is_empty() {
+        println!("no keyword found");
     }
     Ok(())
 }

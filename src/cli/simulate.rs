@@ -7,7 +7,7 @@ use serde_json::json;
 
 use reviewloop::config::Settings;
 use reviewloop::simulate::{self, curves, SimulateOptions};
-use reviewloop::train::pipeline::{EncoderSize, TrainSettings};
+use reviewloop::train::settings::{EncoderSize, TrainSettings};
 
 #[derive(clap::Args)]
 pub struct SimulateArgs {

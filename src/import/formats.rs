@@ -7,7 +7,7 @@ use std::io::{BufRead, Read};
 use serde_json::Value;
 
 use crate::labels::{Label, LabelSet};
-use crate::store::reviews::Split;
+use crate::split::Split;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]

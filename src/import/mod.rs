@@ -12,7 +12,8 @@ use sqlx::PgPool;
 pub use formats::Format;
 use formats::{RawRow, RowProblem};
 
-use crate::store::annotations::{self, LabelSource};
+use crate::consensus::LabelSource;
+use crate::store::annotations;
 use crate::store::reviews::{self, NewReview};
 use crate::taxonomy::{ResolvedLabels, Taxonomy};
 use crate::text;
@@ -42,7 +43,7 @@ impl ImportOptions {
             default_category: String::new(),
             filename: filename.to_string(),
             created_by: None,
-            max_text_chars: 5000,
+            max_text_chars: crate::config::MAX_TEXT_CHARS,
             batch_size: 1000,
         }
     }
@@ -219,7 +220,7 @@ fn validate(
     let category =
         raw.category.map(|c| c.trim().to_string()).unwrap_or_else(|| options.default_category.clone());
     let content_hash = text::content_hash(&mall, &category, &normalized);
-    let split = raw.split.unwrap_or_else(|| text::split_for(&content_hash));
+    let split = raw.split.unwrap_or_else(|| crate::split::split_for(&content_hash));
     Ok(ValidRow {
         review: NewReview {
             text: normalized,

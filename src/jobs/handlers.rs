@@ -7,20 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use super::worker::{publish, with_eta, SharedState, WorkerConfig};
+use super::context::{publish, with_eta, JobContext};
 use super::Job;
-use crate::cancel::Cancel;
 use crate::score::{self, ScoreOptions};
-use crate::train::pipeline::{self, TrainSettings};
-
-/// What a handler works with: the job, where to report, when to stop.
-pub struct JobContext<'a> {
-    pub pool: &'a PgPool,
-    pub config: &'a WorkerConfig,
-    pub job: &'a Job,
-    pub cancel: &'a Cancel,
-    pub state: &'a SharedState,
-}
+use crate::train::pipeline;
+use crate::train::settings::TrainSettings;
 
 pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<Value> {
     match cx.job.kind.as_str() {
@@ -117,7 +108,7 @@ async fn eval(pool: &PgPool, job: &Job) -> anyhow::Result<Value> {
     let test: Vec<_> = data::labelled(pool, &taxonomy, None)
         .await?
         .into_iter()
-        .filter(|i| i.split == crate::store::reviews::Split::Test)
+        .filter(|i| i.split == crate::split::Split::Test)
         .collect();
     Ok(serde_json::to_value(evaluate::evaluate(&analyzer, &test, 0)?)?)
 }

@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::handlers::JobContext;
-use super::worker::publish;
+use super::context::{publish, JobContext};
+use crate::consensus::LabelSource;
 use crate::import::{self, Format, ImportOptions};
-use crate::store::annotations::LabelSource;
 
 /// Where uploads wait for their import job.
 pub fn uploads_dir(data_dir: &Path) -> PathBuf {

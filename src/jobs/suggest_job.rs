@@ -6,8 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::handlers::JobContext;
-use super::worker::{publish, with_eta};
+use super::context::{publish, with_eta, JobContext};
 use crate::analyze::{Analysis, Analyzer, Highlights};
 
 #[derive(Debug, Deserialize)]

@@ -3,71 +3,18 @@
 //! a cancelled job (or one whose lease was lost) is stopped at the computation's next
 //! step through its [`Cancel`] flag.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::PgPool;
 
-use super::{handlers, queue, Job};
+use super::context::{JobContext, SharedState, WorkerConfig};
+use super::{handlers, Job};
 use crate::cancel::Cancel;
-
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// Shown on job pages: host and process.
-    pub id: String,
-    pub kinds: Vec<String>,
-    /// Job devices this worker serves: `any` and `cpu`, plus `cuda` on a GPU build.
-    pub devices: Vec<String>,
-    pub lease_seconds: f64,
-    pub heartbeat: Duration,
-    pub poll: Duration,
-    pub retry_base_seconds: f64,
-    pub models_dir: PathBuf,
-}
-
-impl WorkerConfig {
-    pub fn new(models_dir: PathBuf) -> Self {
-        let mut devices = vec!["any".to_string(), "cpu".to_string()];
-        if crate::model::device().is_cuda() {
-            devices.push("cuda".into());
-        }
-        WorkerConfig {
-            id: crate::config::this_process(),
-            kinds: super::KINDS.iter().map(|k| k.to_string()).collect(),
-            devices,
-            lease_seconds: 60.0,
-            heartbeat: Duration::from_secs(2),
-            poll: Duration::from_secs(5),
-            retry_base_seconds: 30.0,
-            models_dir,
-        }
-    }
-}
-
-/// Progress and log lines a running job publishes; the heartbeat carries them over.
-pub struct JobState {
-    pub progress: Value,
-    pub logs: Vec<String>,
-}
-
-impl Default for JobState {
-    fn default() -> Self {
-        JobState { progress: json!({}), logs: Vec::new() }
-    }
-}
-
-pub type SharedState = Arc<Mutex<JobState>>;
-
-pub fn publish(state: &SharedState, progress: Value, log: Option<String>) {
-    let mut s = state.lock().expect("job state lock");
-    s.progress = progress;
-    s.logs.extend(log);
-}
+use crate::store::jobs as queue;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -150,7 +97,7 @@ async fn execute(pool: &PgPool, config: &WorkerConfig, job: &Job) -> anyhow::Res
     let state = SharedState::default();
     let beat =
         Heartbeat::start((*pool.connect_options()).clone(), job.id, config, state.clone(), cancel.clone());
-    let cx = handlers::JobContext { pool, config, job, cancel: &cancel, state: &state };
+    let cx = JobContext { pool, config, job, cancel: &cancel, state: &state };
     let ran = std::panic::AssertUnwindSafe(handlers::run(&cx)).catch_unwind().await;
     beat.stop();
     flush_logs(pool, job.id, &state).await?;
@@ -251,13 +198,4 @@ async fn sleep_unless(flag: &AtomicBool, total: Duration) {
         tokio::time::sleep(step).await;
         slept += step;
     }
-}
-
-/// A progress value with an estimate of the time left from the rate so far.
-pub fn with_eta(mut progress: Value, done: f64, total: f64, elapsed: Duration) -> Value {
-    if done > 0.0 && total >= done {
-        let eta = elapsed.as_secs_f64() / done * (total - done);
-        progress["eta_seconds"] = json!(eta.round());
-    }
-    progress
 }

@@ -52,7 +52,7 @@ impl CustomOp3 for Affine {
         let mut dst = vec![0f32; rows * outputs];
         super::fused::for_rows(&mut dst, outputs, |_, row| row.copy_from_slice(bias));
         let (lhs, rhs) = (Strided::rows(xs, 0, inputs), Strided::transposed(weight, 0, inputs));
-        let target = Target { ptr: dst.as_mut_ptr(), row_stride: outputs };
+        let target = Target::rows(&mut dst, outputs);
         // Safety: `dst` is rows × outputs and owned here.
         unsafe { multiply(target, (rows, outputs, inputs), lhs, rhs, Write::HERE.adding().on_all_threads()) };
         let mut shape = l1.dims().to_vec();

@@ -101,7 +101,7 @@ impl Attention {
     fn forward_task(&self, t: usize, (q, k, v): (&[f32], &[f32], &[f32]), probs: &mut [f32], out: Shared) {
         let Dims { seq: s, hidden, .. } = self.shape;
         let (sequence, base) = self.shape.task(t);
-        let scores = Target { ptr: probs.as_mut_ptr(), row_stride: s };
+        let scores = Target::rows(&mut *probs, s);
         let (queries, keys) = (Strided::rows(q, base, hidden), Strided::transposed(k, base, hidden));
         // Safety: `probs` is seq × seq and this task's own.
         unsafe {
@@ -120,7 +120,7 @@ impl Attention {
             }
             None => &probs[..],
         };
-        let target = Target { ptr: out.at(base), row_stride: hidden };
+        let target = Target::shared(out, base, hidden);
         // Safety: the task's head columns of its sequence are written by no other task.
         unsafe {
             multiply(
@@ -149,9 +149,9 @@ impl Attention {
             Some(m) => probs.iter().zip(m).map(|(p, m)| p * m).collect(),
             None => probs.to_vec(),
         };
-        let head_target = |grad: Shared| Target { ptr: grad.at(base), row_stride: hidden };
+        let head_target = |grad: Shared| Target::shared(grad, base, hidden);
         let mut dz = vec![0f32; s * s];
-        let dz_target = Target { ptr: dz.as_mut_ptr(), row_stride: s };
+        let dz_target = Target::rows(&mut dz, s);
         let g_rows = Strided::rows(g, base, hidden);
         // Safety: `dz` is seq × seq and local; each task writes only its own head columns.
         unsafe {

@@ -55,10 +55,15 @@ impl Shared {
         unsafe { self.0.add(offset) }
     }
 
+    pub(crate) fn len(self) -> usize {
+        self.1
+    }
+
     /// Elements `start..start + len` (cut at the end of the buffer).
     ///
     /// Safety: no two threads may hold overlapping parts, and the buffer must outlive them.
     pub(crate) unsafe fn part<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+        debug_assert!(start <= self.1, "part from {start} of a buffer of {}", self.1);
         std::slice::from_raw_parts_mut(self.0.add(start), len.min(self.1 - start))
     }
 }

@@ -48,20 +48,39 @@ impl<'a> Strided<'a> {
 // Safety: a shared view of a borrowed `[f32]`, only read.
 unsafe impl Sync for Strided<'_> {}
 
-/// Where a product goes: row-major rows `row_stride` apart, from `ptr`.
+/// Where a product goes: row-major rows `row_stride` apart, from `ptr`, with
+/// `available` elements from `ptr` to the end of its buffer (checked against the
+/// product's shape in debug builds, which the tests run).
 #[derive(Clone, Copy)]
 pub(crate) struct Target {
-    pub(crate) ptr: *mut f32,
-    pub(crate) row_stride: usize,
+    ptr: *mut f32,
+    row_stride: usize,
+    available: usize,
 }
 
 // Safety: `multiply`'s callers guarantee that no two threads write the same elements.
 unsafe impl Sync for Target {}
 
 impl Target {
+    /// Row-major rows `row_stride` apart over all of `buffer`.
+    pub(crate) fn rows(buffer: &mut [f32], row_stride: usize) -> Self {
+        Target { ptr: buffer.as_mut_ptr(), row_stride, available: buffer.len() }
+    }
+
+    /// Rows `row_stride` apart from element `offset` of a buffer shared among threads.
+    pub(crate) fn shared(buffer: super::fused::Shared, offset: usize, row_stride: usize) -> Self {
+        Target { ptr: buffer.at(offset), row_stride, available: buffer.len() - offset }
+    }
+
+    /// Whether an (rows × cols) block fits between `ptr` and the buffer's end.
+    fn holds(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.row_stride + cols <= self.available
+    }
+
     fn skip_rows(self, start: usize) -> Self {
-        // Safety: `multiply` only skips rows inside the m × n target.
-        Target { ptr: unsafe { self.ptr.add(start * self.row_stride) }, ..self }
+        let offset = (start * self.row_stride).min(self.available);
+        // Safety: stays within the buffer (or at its end, for an empty block).
+        Target { ptr: unsafe { self.ptr.add(offset) }, available: self.available - offset, ..self }
     }
 }
 
@@ -111,6 +130,8 @@ pub(crate) unsafe fn multiply(
     write: Write,
 ) {
     assert!(lhs.holds(m, k) && rhs.holds(k, n), "product operands do not hold {m}×{k} · {k}×{n}");
+    // The target's bounds are the caller's promise; debug builds (the tests) check it.
+    debug_assert!(dst.holds(m, n), "product target does not hold {m}×{n}");
     let pool = candle_core::utils::barrier_pool();
     let parts = pool.n_workers() + 1;
     if !write.all_threads || parts == 1 || m < 2 * parts {
@@ -135,6 +156,7 @@ unsafe fn multiply_on_this_thread(
     if m == 0 {
         return;
     }
+    debug_assert!(dst.holds(m, n) && lhs.holds(m, k), "a part of the product leaves its buffers");
     gemm::gemm(
         m,
         n,
@@ -161,8 +183,29 @@ unsafe fn multiply_on_this_thread(
 /// `lhs · rhs` into a new row-major (m × n) buffer, on all threads.
 pub(crate) fn product((m, n, k): (usize, usize, usize), lhs: Strided<'_>, rhs: Strided<'_>) -> Vec<f32> {
     let mut dst = vec![0f32; m * n];
-    let target = Target { ptr: dst.as_mut_ptr(), row_stride: n };
+    let target = Target::rows(&mut dst, n);
     // Safety: `dst` is m × n and owned here.
     unsafe { multiply(target, (m, n, k), lhs, rhs, Write::HERE.on_all_threads()) };
     dst
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "product target does not hold 3×2")]
+    fn a_target_too_small_for_the_product_is_caught_in_debug_builds() {
+        let (a, b) = (vec![1.0; 6], vec![1.0; 4]);
+        let mut dst = vec![0.0; 5];
+        let target = Target::rows(&mut dst, 2);
+        unsafe { multiply(target, (3, 2, 2), Strided::rows(&a, 0, 2), Strided::rows(&b, 0, 2), Write::HERE) };
+    }
+
+    #[test]
+    fn a_target_that_fits_is_filled() {
+        let (a, b) = (vec![1.0, 2.0, 3.0, 4.0], vec![1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(product((2, 2, 2), Strided::rows(&a, 0, 2), Strided::rows(&b, 0, 2)), a);
+    }
 }

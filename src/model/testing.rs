@@ -8,7 +8,6 @@ use candle_nn::{VarBuilder, VarMap};
 
 use super::classifier::{initialise, Classifier, Head, Pooling};
 use super::folder::ModelFolder;
-use crate::train::FitOptions;
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -40,27 +39,6 @@ pub fn tiny_headed_classifier(head: Head, seed: u64) -> (Classifier, VarMap) {
     initialise(&varmap, seed).unwrap();
     (model, varmap)
 }
-
-pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
-    FitOptions {
-        epochs,
-        batch_size: 8,
-        learning_rate: 3e-3,
-        warmup_ratio: 0.1,
-        weight_decay: 0.0,
-        patience: 100,
-        seed,
-        token_dropout: 0.0,
-        mask_token: 4,
-        lexical_rate: 1.0,
-        lexical_epochs: 2,
-        head_rate: 1.0,
-        frozen: Default::default(),
-        parts: Default::default(),
-        cancel: Default::default(),
-    }
-}
-
 /// All values of a tensor, flattened.
 pub fn flat(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1().unwrap()

@@ -26,7 +26,7 @@ pub struct Labels {
     pub scale_max: i16,
     /// How the sentiment model reads review + keyword.
     #[serde(default)]
-    pub sentiment_input: Option<super::super::train::data::SentimentInput>,
+    pub sentiment_input: Option<super::inputs::SentimentInput>,
     /// How the classifier pools the encoder's states (first token when absent).
     #[serde(default)]
     pub pooling: super::classifier::Pooling,

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::shares::allocate;
 use super::strategies::{self, Strategy};
-use crate::rounds::allocate;
 
 /// Eligible reviews as columns, so a million of them stay compact.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +24,24 @@ pub struct Pool {
     /// Score per strategy, NaN where the strategy has none (unscored review, no keyword
     /// found for sentiment uncertainty). Random needs none.
     pub scores: HashMap<Strategy, Vec<f32>>,
+}
+
+impl From<crate::store::predictions::Candidates> for Pool {
+    fn from(c: crate::store::predictions::Candidates) -> Self {
+        let scores = HashMap::from([
+            (Strategy::KeywordBoundary, c.boundary),
+            (Strategy::SentimentUncertainty, c.uncertainty),
+            (Strategy::RareTokens, c.rarity),
+            (Strategy::ClusterOutliers, c.outlier),
+        ]);
+        Pool {
+            review_ids: c.review_ids,
+            groups: c.groups,
+            text_keys: c.text_keys,
+            taken_texts: c.taken_texts,
+            scores,
+        }
+    }
 }
 
 impl Pool {

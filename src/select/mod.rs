@@ -3,7 +3,9 @@
 
 pub mod clusters;
 pub mod composer;
+pub mod shares;
 pub mod strategies;
 
 pub use composer::{compose, Pick, Pool, Quota};
+pub use shares::allocate;
 pub use strategies::Strategy;

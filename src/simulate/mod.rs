@@ -14,19 +14,19 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 use serde_json::json;
-use sqlx::migrate::MigrateDatabase;
 use sqlx::PgPool;
 
 use crate::analyze::Analyzer;
+use crate::consensus::LabelSource;
 use crate::import::formats::{self, RawRow};
 use crate::import::{self, Format, ImportOptions};
 use crate::rounds::{GroupBy, RoundSpec, Sampling};
 use crate::score::{self, ScoreOptions};
 use crate::select::{Quota, Strategy};
-use crate::store::annotations::LabelSource;
-use crate::store::reviews::Split;
+use crate::split::Split;
 use crate::train::evaluate;
-use crate::train::pipeline::{self, TrainSettings};
+use crate::train::pipeline;
+use crate::train::settings::TrainSettings;
 use curves::Point;
 
 /// The mixed composer's quotas (also the engineer page's suggestion).
@@ -79,7 +79,7 @@ fn load_gold(options: &SimulateOptions) -> anyhow::Result<Gold> {
             r.category.as_deref().unwrap_or(""),
             &text,
         );
-        crate::text::split_for(&hash) == Split::Test
+        crate::split::split_for(&hash) == Split::Test
     };
     let (test, pool): (Vec<RawRow>, Vec<RawRow>) = match &options.test {
         Some(path) => (read_rows(path, options.format)?, rows),
@@ -131,7 +131,7 @@ pub async fn run(
         for seed in 1..=options.seeds as u64 {
             // One scratch database per process: simulations may run side by side.
             let name = format!("reviewloop_simulation_{}", std::process::id());
-            let url = crate::bench::scratch_url(database_url, &name);
+            let url = crate::store::scratch::url(database_url, &name);
             let run = Run { options, gold: &gold, strategy, seed, url: &url };
             let curve = run.go(log).await.with_context(|| format!("{strategy}, seed {seed}"))?;
             points.extend(curve);
@@ -164,15 +164,11 @@ struct Run<'a> {
 
 impl Run<'_> {
     async fn go(&self, log: &mut (dyn FnMut(&str) + Send)) -> anyhow::Result<Vec<Point>> {
-        if sqlx::Postgres::database_exists(self.url).await? {
-            sqlx::Postgres::force_drop_database(self.url).await?;
-        }
-        let pool = crate::store::connect(self.url).await?;
+        let pool = crate::store::scratch::fresh(self.url).await?;
         let models = self.options.out.join(format!("models-{}-{}", self.strategy, self.seed));
         let _ = std::fs::remove_dir_all(&models);
         let result = self.rounds(&pool, &models, log).await;
-        pool.close().await;
-        sqlx::Postgres::force_drop_database(self.url).await?;
+        crate::store::scratch::drop(pool, self.url).await?;
         let _ = std::fs::remove_dir_all(&models);
         result
     }
@@ -270,7 +266,7 @@ impl Run<'_> {
         };
         let taxonomy_id =
             crate::store::taxonomies::find_id(pool, &self.options.taxonomy).await?.context("taxonomy")?;
-        let created = crate::store::rounds::create(pool, taxonomy_id, &spec, None).await?;
+        let created = crate::rounds::create(pool, taxonomy_id, &spec, None).await?;
         let picked: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT r.mall, r.category, r.text FROM round_items i JOIN reviews r ON r.id = i.review_id WHERE i.round_id = $1",
         )

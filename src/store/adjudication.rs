@@ -3,8 +3,9 @@
 
 use sqlx::PgPool;
 
-use super::annotations::{self, Authorship, LabelSource, StoredAnnotation};
+use super::annotations::{self, Authorship};
 use crate::consensus;
+use crate::consensus::{LabelSource, StoredAnnotation};
 
 /// A review two or more annotators answered.
 #[derive(Debug, Clone)]

@@ -5,38 +5,8 @@ use std::collections::HashMap;
 
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::consensus::{LabelSource, StoredAnnotation};
 use crate::taxonomy::ResolvedLabels;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
-#[sqlx(type_name = "label_source", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum LabelSource {
-    Human,
-    Silver,
-    Gold,
-    Review,
-}
-
-impl LabelSource {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "human" => Some(Self::Human),
-            "silver" => Some(Self::Silver),
-            "gold" => Some(Self::Gold),
-            "review" => Some(Self::Review),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Human => "human",
-            Self::Silver => "silver",
-            Self::Gold => "gold",
-            Self::Review => "review",
-        }
-    }
-}
 
 /// Who wrote a label and in what context.
 #[derive(Debug, Clone)]
@@ -194,17 +164,6 @@ pub async fn find_by_client_token(pool: &PgPool, token: uuid::Uuid) -> sqlx::Res
         .bind(token)
         .fetch_optional(pool)
         .await
-}
-
-/// One stored annotation with its keywords.
-#[derive(Debug, Clone)]
-pub struct StoredAnnotation {
-    pub id: i64,
-    pub review_id: i64,
-    pub annotator_id: Option<i64>,
-    pub source: LabelSource,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub labels: ResolvedLabels,
 }
 
 #[derive(sqlx::FromRow)]

@@ -3,7 +3,8 @@
 
 use sqlx::PgPool;
 
-use crate::store::annotations::{self, Authorship, LabelSource};
+use crate::consensus::LabelSource;
+use crate::store::annotations::{self, Authorship};
 use crate::taxonomy::ResolvedLabels;
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -2,7 +2,8 @@
 
 use sqlx::PgPool;
 
-use super::annotations::{self, Authorship, LabelSource};
+use super::annotations::{self, Authorship};
+use crate::consensus::LabelSource;
 use crate::taxonomy::ResolvedLabels;
 
 /// A suspect to record: the review's current annotation, the keyword, what kind of

@@ -196,3 +196,43 @@ pub async fn list(pool: &PgPool, taxonomy_id: i64, kind: &str) -> sqlx::Result<V
     .fetch_all(pool)
     .await
 }
+
+/// Takes the taxonomy's switch lock for the transaction: one promotion or rollback of a
+/// taxonomy at a time.
+pub async fn lock_switch(tx: &mut sqlx::PgConnection, taxonomy_id: i64) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('reviewloop switch'), $1::int)")
+        .bind(taxonomy_id as i32)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The version that served before the current one (the latest promoted, now ready).
+pub async fn promoted_before(tx: &mut sqlx::PgConnection, taxonomy_id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT name FROM model_versions
+         WHERE taxonomy_id = $1 AND kind = 'keyword' AND status = 'ready' AND promoted_at IS NOT NULL
+         ORDER BY promoted_at DESC LIMIT 1",
+    )
+    .bind(taxonomy_id)
+    .fetch_optional(&mut *tx)
+    .await
+}
+
+/// Makes `name` (both kinds) the serving version; the one serving goes back to
+/// `ready`, so it can be promoted again. False when `name` is not ready or retired.
+pub async fn activate(tx: &mut sqlx::PgConnection, taxonomy_id: i64, name: &str) -> sqlx::Result<bool> {
+    sqlx::query("UPDATE model_versions SET status = 'ready' WHERE taxonomy_id = $1 AND status = 'active'")
+        .bind(taxonomy_id)
+        .execute(&mut *tx)
+        .await?;
+    let switched = sqlx::query(
+        "UPDATE model_versions SET status = 'active', promoted_at = now()
+         WHERE taxonomy_id = $1 AND name = $2 AND status IN ('ready', 'retired')",
+    )
+    .bind(taxonomy_id)
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    Ok(switched.rows_affected() > 0)
+}

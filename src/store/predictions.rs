@@ -5,9 +5,6 @@ use std::collections::HashMap;
 
 use sqlx::PgPool;
 
-use crate::rounds::GroupBy;
-use crate::select::{Pool, Strategy};
-
 /// One scored review, ready to store.
 #[derive(Debug, Clone)]
 pub struct Prediction {
@@ -152,8 +149,8 @@ pub async fn candidates(
     pool: &PgPool,
     taxonomy_id: i64,
     model_version_id: Option<i64>,
-    group_by: GroupBy,
-) -> sqlx::Result<Pool> {
+    by: Grouping,
+) -> sqlx::Result<Candidates> {
     let (low, high): (Option<i64>, Option<i64>) =
         sqlx::query_as("SELECT min(id), max(id) FROM reviews WHERE taxonomy_id = $1")
             .bind(taxonomy_id)
@@ -164,7 +161,7 @@ pub async fn candidates(
     let slices = (0..SLICES as i64).map(|i| {
         let from = low + i * step;
         let to = if i == SLICES as i64 - 1 { high } else { from + step - 1 };
-        candidate_slice(pool, taxonomy_id, model_version_id, group_by, from, to)
+        candidate_slice(pool, taxonomy_id, model_version_id, by, from, to)
     });
     let (parts, taken_texts) =
         futures_util::try_join!(futures_util::future::try_join_all(slices), taken_texts(pool, taxonomy_id))?;
@@ -172,18 +169,38 @@ pub async fn candidates(
     for part in parts {
         columns.append(part);
     }
-    let mut scores = HashMap::new();
-    scores.insert(Strategy::KeywordBoundary, columns.boundary);
-    scores.insert(Strategy::SentimentUncertainty, columns.uncertainty);
-    scores.insert(Strategy::RareTokens, columns.rarity);
-    scores.insert(Strategy::ClusterOutliers, columns.outlier);
-    Ok(Pool {
+    Ok(Candidates {
         review_ids: columns.ids,
         groups: dense_groups(&columns.group_keys),
         text_keys: columns.text_keys,
         taken_texts,
-        scores,
+        boundary: columns.boundary,
+        uncertainty: columns.uncertainty,
+        rarity: columns.rarity,
+        outlier: columns.outlier,
     })
+}
+
+/// Which of mall and category make a review's group.
+#[derive(Debug, Clone, Copy)]
+pub struct Grouping {
+    pub mall: bool,
+    pub category: bool,
+}
+
+/// The reviews a round may take, as columns (one entry per review): their group index,
+/// text key (equal keys are duplicates), the text keys already taken, and each
+/// strategy's score (NaN where there is none).
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    pub review_ids: Vec<i64>,
+    pub groups: Vec<u32>,
+    pub text_keys: Vec<i64>,
+    pub taken_texts: Vec<i64>,
+    pub boundary: Vec<f32>,
+    pub uncertainty: Vec<f32>,
+    pub rarity: Vec<f32>,
+    pub outlier: Vec<f32>,
 }
 
 /// Id-range slices the pool is read in, concurrently.
@@ -218,7 +235,7 @@ async fn candidate_slice(
     pool: &PgPool,
     taxonomy_id: i64,
     model_version_id: Option<i64>,
-    group_by: GroupBy,
+    by: Grouping,
     from: i64,
     to: i64,
 ) -> sqlx::Result<Columns> {
@@ -239,8 +256,8 @@ async fn candidate_slice(
     )
     .bind(taxonomy_id)
     .bind(model_version_id)
-    .bind(group_by.uses_mall())
-    .bind(group_by.uses_category())
+    .bind(by.mall)
+    .bind(by.category)
     .bind(from)
     .bind(to)
     .fetch_one(pool)

@@ -2,36 +2,9 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Transaction};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, Serialize, Deserialize)]
-#[sqlx(type_name = "data_split", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train = 0,
-    Validation = 1,
-    Test = 2,
-}
-
-impl Split {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Validation => "validation",
-            Split::Test => "test",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Split> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "train" => Some(Split::Train),
-            "validation" | "valid" | "dev" => Some(Split::Validation),
-            "test" => Some(Split::Test),
-            _ => None,
-        }
-    }
-}
+use crate::split::Split;
 
 /// A review ready to insert: text normalised, hash computed.
 #[derive(Debug, Clone)]
@@ -122,7 +95,7 @@ pub async fn page_with_annotations(
     after: i64,
     limit: i64,
     up_to: Option<i64>,
-) -> sqlx::Result<Vec<(Review, Vec<super::annotations::StoredAnnotation>)>> {
+) -> sqlx::Result<Vec<(Review, Vec<crate::consensus::StoredAnnotation>)>> {
     let page: Vec<Review> = sqlx::query_as(
         "SELECT id, text, mall, category, external_id, split FROM reviews
          WHERE taxonomy_id = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -133,7 +106,7 @@ pub async fn page_with_annotations(
     .fetch_all(pool)
     .await?;
     let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
-    let mut by_review: HashMap<i64, Vec<super::annotations::StoredAnnotation>> = HashMap::new();
+    let mut by_review: HashMap<i64, Vec<crate::consensus::StoredAnnotation>> = HashMap::new();
     for a in super::annotations::for_reviews(pool, &ids, up_to).await? {
         by_review.entry(a.review_id).or_default().push(a);
     }

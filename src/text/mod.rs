@@ -1,13 +1,11 @@
 //! Text handling shared by import, export and (later) the models: normalisation,
-//! content hashes for de-duplication, and the deterministic data split.
+//! content hashes for de-duplication, word spans.
 
 pub mod corpus;
 pub mod rarity;
 
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
-
-use crate::store::reviews::Split;
 
 /// NFC-normalises and trims a review. Hangul typed on macOS arrives decomposed (NFD);
 /// without this, the same review would hash twice and tokenise differently.
@@ -24,16 +22,6 @@ pub fn content_hash(mall: &str, category: &str, normalized_text: &str) -> Vec<u8
         hasher.update(part.as_bytes());
     }
     hasher.finalize().to_vec()
-}
-
-/// 80 / 10 / 10 train / validation / test, decided by the content hash so a review
-/// keeps its split across re-imports, databases and machines.
-pub fn split_for(hash: &[u8]) -> Split {
-    match hash[0] as u32 * 10 / 256 {
-        0..=7 => Split::Train,
-        8 => Split::Validation,
-        _ => Split::Test,
-    }
 }
 
 /// Whitespace-separated words as character spans `(start, end)` into `text`: the units
@@ -114,6 +102,7 @@ mod tests {
 
     #[test]
     fn split_is_roughly_eighty_ten_ten() {
+        use crate::split::split_for;
         let mut counts = [0usize; 3];
         for i in 0..10_000 {
             let h = content_hash("", "", &format!("리뷰 {i}"));

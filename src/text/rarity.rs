@@ -13,8 +13,6 @@ use std::process::Command;
 use anyhow::Context;
 use sentencepiece::SentencePieceProcessor;
 
-use crate::select::strategies;
-
 /// Pieces from this share of the vocabulary on count as rare.
 const LATE_SHARE: f32 = 0.8;
 
@@ -97,15 +95,52 @@ impl RarityModel {
         self.processor.encode(text).map(|p| p.into_iter().map(|p| p.id).collect()).unwrap_or_default()
     }
 
-    /// [`strategies::rare_tokens`] of the review's pieces.
+    /// [`rare_tokens`] of the review's pieces.
     pub fn score(&self, text: &str) -> f32 {
-        strategies::rare_tokens(&self.pieces(text), self.unk, self.late_from)
+        rare_tokens(&self.pieces(text), self.unk, self.late_from)
     }
+}
+
+/// Unknown pieces weigh this much more than rare ones: the tokenizer has never seen them.
+const UNKNOWN_WEIGHT: f32 = 2.0;
+
+/// Share of a review's SentencePiece pieces that are unknown (`unk`) or late in the
+/// vocabulary (`id >= late_from`; a unigram model orders pieces by frequency, so late
+/// ones are rare in the data it was trained on), unknown pieces counting double.
+pub fn rare_tokens(pieces: &[u32], unk: u32, late_from: u32) -> f32 {
+    if pieces.is_empty() {
+        return 0.0;
+    }
+    let weight: f32 = pieces
+        .iter()
+        .map(|&p| {
+            if p == unk {
+                UNKNOWN_WEIGHT
+            } else if p >= late_from {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    weight / pieces.len() as f32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rare_tokens_counts_unknown_pieces_double() {
+        let (unk, late) = (0, 800);
+        let common = rare_tokens(&[10, 20, 30, 40], unk, late);
+        let one_rare = rare_tokens(&[10, 20, 900, 40], unk, late);
+        let one_unknown = rare_tokens(&[10, 20, 0, 40], unk, late);
+        assert_eq!(common, 0.0);
+        assert!((one_rare - 0.25).abs() < 1e-6);
+        assert!((one_unknown - 0.5).abs() < 1e-6);
+        assert_eq!(rare_tokens(&[], unk, late), 0.0);
+    }
 
     fn corpus() -> Vec<String> {
         let base = [

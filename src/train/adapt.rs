@@ -27,6 +27,7 @@ use crate::bases::{self, Origin, PendingBase, ORIGIN_FILE};
 use crate::cancel::Cancel;
 use crate::model::classifier::initialise;
 use crate::model::folder::ModelFolder;
+use crate::model::inputs;
 use crate::model::random;
 use crate::names::SafeName;
 use crate::train::optim::FusedAdamW;
@@ -230,7 +231,7 @@ pub async fn run(
     let source = bases::resolve(data_dir, &settings.base)?;
     let folder = ModelFolder::open(&source)?;
     let tokenizer =
-        super::data::truncating(&folder.tokenizer, settings.max_tokens.min(folder.config.max_tokens()));
+        inputs::truncating(&folder.tokenizer, settings.max_tokens.min(folder.config.max_tokens()));
     let maskable = Maskable::of(&folder.tokenizer);
     let checkpoints = checkpoint_dir(data_dir, &settings.name);
     let mut model = Model::new(&folder, &source)?;
@@ -351,7 +352,7 @@ async fn held_out_rows(
         }
         position += texts.len() as u64;
         let kept = texts.into_iter().filter(|t| held_out(t, settings.held_out_every));
-        rows.extend(kept.map(|t| super::data::encode_review(tokenizer, &t)));
+        rows.extend(kept.map(|t| inputs::encode_review(tokenizer, &t)));
     }
     rows.truncate(settings.held_out);
     Ok(rows)
@@ -385,7 +386,7 @@ async fn read_window(
         position += read.len() as u64;
         texts += read.len() as u64;
         let kept = read.into_iter().filter(|t| !held_out(t, settings.held_out_every));
-        rows.extend(kept.map(|t| super::data::encode_review(tokenizer, &t)));
+        rows.extend(kept.map(|t| inputs::encode_review(tokenizer, &t)));
     }
     rows.sort_by_key(Vec::len);
     let mut batches: Vec<Vec<Vec<u32>>> = rows.chunks(settings.batch_size).map(<[_]>::to_vec).collect();

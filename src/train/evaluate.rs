@@ -8,11 +8,12 @@ use serde::Serialize;
 use super::data::{self, LabelledText};
 use super::metrics::Report;
 use super::pipeline::{keyword_report, sentiment_report};
-use super::{argmax, probabilities};
 use crate::analyze::Analyzer;
 use crate::import::formats::{self, Format};
 use crate::labels::LabelSet;
-use crate::store::reviews::Split;
+use crate::model::inputs;
+use crate::model::outputs::{argmax, probabilities};
+use crate::split::Split;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
@@ -113,7 +114,7 @@ pub fn evaluate(analyzer: &Analyzer, items: &[LabelledText], skipped: usize) -> 
             })
             .collect(),
     };
-    let input = st.labels.sentiment_input.unwrap_or(data::SentimentInput::Pair);
+    let input = st.labels.sentiment_input.unwrap_or(inputs::SentimentInput::Pair);
     let sentiment_data = data::sentiment_dataset(&refs, &st.tokenizer, &taxonomy, input);
     let levels: Vec<String> = taxonomy.levels().map(|l| l.to_string()).collect();
     let pipeline =
@@ -141,7 +142,7 @@ fn pipeline_scores(
     rows: &[Vec<u32>],
 ) -> anyhow::Result<PairScores> {
     let (kw, st) = (&analyzer.keyword, &analyzer.sentiment);
-    let input = st.labels.sentiment_input.unwrap_or(data::SentimentInput::Pair);
+    let input = st.labels.sentiment_input.unwrap_or(inputs::SentimentInput::Pair);
     let probs = probabilities(&kw.classifier, rows, true, 32)?;
     let mut found = Vec::new();
     for (i, p) in probs.iter().enumerate() {
@@ -151,7 +152,7 @@ fn pipeline_scores(
     }
     let pairs: Vec<Vec<u32>> = found
         .iter()
-        .map(|&(i, k)| data::encode_pair(&st.tokenizer, input, &items[i].text, &kw.labels.keywords[k]))
+        .map(|&(i, k)| inputs::encode_pair(&st.tokenizer, input, &items[i].text, &kw.labels.keywords[k]))
         .collect();
     let levels = probabilities(&st.classifier, &pairs, false, 32)?;
     let correct = found

@@ -5,8 +5,11 @@
 use sqlx::PgPool;
 
 use super::data::{self, LabelledText};
-use super::pipeline::{base, train_model, TrainSettings};
-use super::{probabilities, Dataset, Progress};
+use super::pipeline::{base, train_model};
+use super::settings::TrainSettings;
+use super::{Dataset, Progress};
+use crate::model::inputs;
+use crate::model::outputs::probabilities;
 use crate::taxonomy::Taxonomy;
 
 /// Per labelled review (in the given order): every keyword's probability, and a level
@@ -37,7 +40,7 @@ pub async fn cross_validate(
 ) -> anyhow::Result<OutOfSample> {
     anyhow::ensure!(folds >= 2, "cross-validation needs at least 2 folds");
     let base = base(pool, settings, taxonomy, progress).await?;
-    let tokenizer = data::truncating(&base.tokenizer, base.config.max_tokens());
+    let tokenizer = inputs::truncating(&base.tokenizer, base.config.max_tokens());
     let fold: Vec<usize> = items.iter().map(|i| fold_of(&i.text, folds)).collect();
     let (k, levels) = (taxonomy.keywords.len(), (taxonomy.scale_max - taxonomy.scale_min + 1) as usize);
     let mut out =
@@ -72,7 +75,9 @@ pub async fn cross_validate(
             held.iter().flat_map(|&i| items[i].labels.iter().map(move |(kw, _)| (i, *kw))).collect();
         let rows: Vec<Vec<u32>> = pairs
             .iter()
-            .map(|&(i, kw)| data::encode_pair(&tokenizer, input, &items[i].text, &taxonomy.keywords[kw].name))
+            .map(|&(i, kw)| {
+                inputs::encode_pair(&tokenizer, input, &items[i].text, &taxonomy.keywords[kw].name)
+            })
             .collect();
         for (&(i, kw), d) in pairs.iter().zip(probabilities(&model, &rows, false, settings.fit.batch_size)?) {
             out.sentiment[i].push((kw, d));

@@ -11,17 +11,21 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokenizers::Tokenizer;
 
-use super::data::{self, LabelledText, SentimentInput};
+use super::data::{self, LabelledText};
 use super::pipeline::{
-    keyword_report, record, sentiment_report, sized_config, train_model, tune_thresholds, Base, EncoderSize,
-    ModelOutcome, Recorded, TrainSettings,
+    keyword_report, record, sentiment_report, sized_config, train_model, tune_thresholds, Base, ModelOutcome,
+    Recorded,
 };
-use super::{probabilities, Dataset, FitOptions, Progress, Targets};
+use super::settings::{EncoderSize, TrainSettings};
+use super::{Dataset, FitOptions, Progress, Targets};
 use crate::analyze::LoadedModel;
+use crate::model::inputs;
+use crate::model::inputs::SentimentInput;
+use crate::model::outputs::probabilities;
 use crate::model::quantize::{self, Precision};
 use crate::model::version::{Labels, ModelFiles, PendingVersion};
+use crate::split::Split;
 use crate::store::models::ModelVersion;
-use crate::store::reviews::Split;
 use crate::store::{self, taxonomies};
 use crate::taxonomy::Taxonomy;
 
@@ -217,7 +221,7 @@ impl Class<'_> {
     /// What the student reads: its base's tokens (the teacher's, without a base), cut
     /// to its positions.
     fn student_tokenizer(&self) -> Tokenizer {
-        data::truncating(&self.base.tokenizer, self.base.config.max_tokens())
+        inputs::truncating(&self.base.tokenizer, self.base.config.max_tokens())
     }
 
     fn keyword_student(&self, progress: &mut (dyn FnMut(&str, &Progress) + Send)) -> anyhow::Result<Student> {
@@ -287,11 +291,11 @@ fn keyword_lessons(
     let hard = data::keyword_dataset(labelled, &teacher.tokenizer, k);
     let Targets::MultiLabel(labels) = &hard.targets else { unreachable!() };
     let mut rows = hard.rows.clone();
-    rows.extend(unlabelled.iter().map(|t| data::encode_review(&teacher.tokenizer, t)));
+    rows.extend(unlabelled.iter().map(|t| inputs::encode_review(&teacher.tokenizer, t)));
     let soft = probabilities(&teacher.classifier, &rows, true, BATCH)?;
     // The student reads the same texts, in the same order, in its own tokens.
     let texts = labelled.iter().map(|i| i.text.as_str()).chain(unlabelled.iter().map(String::as_str));
-    let rows = texts.map(|t| data::encode_review(student, t)).collect();
+    let rows = texts.map(|t| inputs::encode_review(student, t)).collect();
     let targets = soft
         .into_iter()
         .enumerate()
@@ -319,15 +323,15 @@ fn sentiment_lessons(
     let mut rows = hard.rows.clone();
     let mut student_rows = data::sentiment_dataset(labelled, student, taxonomy, input).rows;
     let review_rows: Vec<Vec<u32>> =
-        unlabelled.iter().map(|t| data::encode_review(&teacher.keyword.tokenizer, t)).collect();
+        unlabelled.iter().map(|t| inputs::encode_review(&teacher.keyword.tokenizer, t)).collect();
     let found = probabilities(&teacher.keyword.classifier, &review_rows, true, BATCH)?;
     for (text, probs) in unlabelled.iter().zip(&found) {
         for (k, _) in
             probs.iter().zip(&teacher.keyword.labels.thresholds).enumerate().filter(|(_, (p, t))| p >= t)
         {
             let keyword = &taxonomy.keywords[k].name;
-            rows.push(data::encode_pair(&teacher.sentiment.tokenizer, input, text, keyword));
-            student_rows.push(data::encode_pair(student, input, text, keyword));
+            rows.push(inputs::encode_pair(&teacher.sentiment.tokenizer, input, text, keyword));
+            student_rows.push(inputs::encode_pair(student, input, text, keyword));
         }
     }
     let soft = probabilities(&teacher.sentiment.classifier, &rows, false, BATCH)?;

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod optim;
 pub mod pipeline;
 pub mod pretrain;
+pub mod settings;
 mod stages;
 
 use candle_core::{DType, Result, Tensor, Var};
@@ -20,6 +21,7 @@ use candle_nn::{ParamsAdamW, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::model::classifier::Classifier;
+use crate::model::outputs::{activate, argmax};
 use crate::model::random;
 
 /// What a model learns to predict for each row.
@@ -152,17 +154,17 @@ pub struct FitOptions {
     pub cancel: crate::cancel::Cancel,
 }
 
-fn default_mask_token() -> u32 {
+pub(super) fn default_mask_token() -> u32 {
     4
 }
 
 /// Measured on NIKL with 2^16 buckets, the lexical part trained alone: 8 and 16 reach
 /// their best validation scores within ten epochs.
-fn default_lexical_rate() -> f64 {
+pub(super) fn default_lexical_rate() -> f64 {
     16.0
 }
 
-fn default_lexical_epochs() -> usize {
+pub(super) fn default_lexical_epochs() -> usize {
     40
 }
 
@@ -182,28 +184,6 @@ fn drop_tokens(mut rows: Vec<Vec<u32>>, share: f32, mask: u32) -> Vec<Vec<u32>> 
         }
     }
     rows
-}
-
-impl Default for FitOptions {
-    fn default() -> Self {
-        FitOptions {
-            epochs: 10,
-            batch_size: 32,
-            learning_rate: 5e-5,
-            warmup_ratio: 0.1,
-            weight_decay: 0.01,
-            patience: 3,
-            seed: 42,
-            token_dropout: 0.0,
-            mask_token: default_mask_token(),
-            lexical_rate: default_lexical_rate(),
-            lexical_epochs: default_lexical_epochs(),
-            head_rate: 1.0,
-            frozen: Default::default(),
-            parts: Default::default(),
-            cancel: Default::default(),
-        }
-    }
 }
 
 /// Learning rate at `step` of `total`: linear warm-up, then linear decay to zero.
@@ -447,56 +427,9 @@ fn restore(weights: &[(Var, Tensor)]) -> Result<()> {
     Ok(())
 }
 
-/// Probabilities per row, in the rows' order: sigmoid per keyword, or softmax over
-/// levels. Rows are run in batches of like length (`by_length`) so each pads little.
-pub fn probabilities(
-    model: &Classifier,
-    rows: &[Vec<u32>],
-    multi_label: bool,
-    batch: usize,
-) -> Result<Vec<Vec<f32>>> {
-    let mut out = vec![Vec::new(); rows.len()];
-    for chunk in by_length(rows, batch) {
-        let chunk = &chunk[..];
-        let batch_rows: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
-        let probs = activate(&model.logits(&batch_rows, false)?, multi_label)?;
-        for (&i, p) in chunk.iter().zip(probs.to_vec2::<f32>()?) {
-            out[i] = p;
-        }
-    }
-    Ok(out)
-}
-
-/// Row indices in batches of at most `batch`, shortest rows first, a batch ending
-/// before a row more than twice as long as its first (plus a little): a batch pads to
-/// its longest row, so a few long rows among many short ones would multiply the work.
-pub fn by_length(rows: &[Vec<u32>], batch: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| rows[i].len());
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    for i in order {
-        match batches.last_mut() {
-            Some(last) if last.len() < batch.max(1) && rows[i].len() <= 2 * rows[last[0]].len() + 8 => {
-                last.push(i)
-            }
-            _ => batches.push(vec![i]),
-        }
-    }
-    batches
-}
-
-/// Sigmoid per keyword, or softmax over levels.
-fn activate(logits: &Tensor, multi_label: bool) -> Result<Tensor> {
-    if multi_label {
-        candle_nn::ops::sigmoid(logits)
-    } else {
-        candle_nn::ops::softmax_last_dim(logits)
-    }
-}
-
-pub fn argmax(values: &[f32]) -> usize {
-    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
-}
-
+#[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
+pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -5,156 +5,27 @@ use std::path::PathBuf;
 
 use candle_core::DType;
 use candle_nn::{VarBuilder, VarMap};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
 use tokenizers::Tokenizer;
 
-use super::data::{self, LabelledText, SentimentInput};
+use super::data::{self, LabelledText};
 use super::metrics::{self, Report};
 use super::pretrain::{pretrain, Maskable, MaskedLm};
+use super::settings::{EncoderSize, TrainSettings};
 pub(super) use super::stages::train_model;
-use super::{argmax, probabilities, Dataset, FitOptions, FitReport, Progress, Targets};
-use crate::model::classifier::{initialise, Classifier, Head, Pooling};
+use super::{Dataset, FitOptions, FitReport, Progress, Targets};
+use crate::model::classifier::{initialise, Classifier};
 use crate::model::encoder::Config;
 use crate::model::folder::ModelFolder;
+use crate::model::inputs;
+use crate::model::outputs::{argmax, probabilities};
 use crate::model::version::{Labels, ModelFiles, PendingVersion};
 use crate::model::{self, vocab};
-use crate::names::SafeName;
-use crate::store::reviews::Split;
+use crate::split::Split;
 use crate::store::{self, taxonomies};
 use crate::taxonomy::Taxonomy;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainSettings {
-    pub taxonomy: String,
-    /// Version name; a timestamp when absent.
-    pub name: Option<String>,
-    /// A base under the data dir's `base/` (a pretrained encoder: the converted e5,
-    /// klue/roberta-base copied in); the encoder trained here when absent.
-    pub base: Option<SafeName>,
-    /// Where bases are found when not under `models_dir` (simulations write their
-    /// versions to scratch folders but start from the data dir's bases).
-    #[serde(skip)]
-    pub bases_dir: Option<PathBuf>,
-    /// Train on train + validation with no early stopping (the seed's second setting).
-    pub all_data: bool,
-    pub fit: FitOptions,
-    pub vocab_size: usize,
-    pub sentiment_input: SentimentInput,
-    pub models_dir: PathBuf,
-    /// Classifier dropout (the seed used 0.2).
-    pub dropout: f32,
-    /// Epochs of masked-language-model pre-training of the offline encoder on all the
-    /// taxonomy's reviews before fine-tuning (0: none; ignored with `base`).
-    pub pretrain_epochs: usize,
-    pub pooling: Pooling,
-    /// Start the sentiment model from the trained keyword model's encoder.
-    pub sentiment_from_keyword: bool,
-    /// Train on this label snapshot; a new one of the current labels when absent.
-    #[serde(default)]
-    pub snapshot: Option<i64>,
-    /// Size of the offline encoder (ignored with `base`); the documented default when
-    /// absent. Simulations use a smaller one to run many rounds.
-    #[serde(default)]
-    pub encoder_size: Option<EncoderSize>,
-    /// Hashed character n-gram features of the classifiers' lexical part (0: none);
-    /// [`DEFAULT_LEXICAL_BUCKETS`] when absent, for a pretrained base too: on NIKL the
-    /// fine-tuned e5 alone fell below TF-IDF + LR, and with the lexical part beside it
-    /// rose above (docs/pretrained.md).
-    #[serde(default)]
-    pub lexical_buckets: Option<usize>,
-}
-
-/// The lexical part's size for an encoder trained here: 2^16 hashed character n-grams
-/// (NIKL's reviews hold about 40,000 distinct ones).
-pub const DEFAULT_LEXICAL_BUCKETS: usize = 1 << 16;
-
-/// Layers and hidden width of an encoder trained here (heads: hidden / 64, feed-forward:
-/// 4 × hidden).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EncoderSize {
-    pub layers: usize,
-    pub hidden: usize,
-}
-
-impl TrainSettings {
-    /// What `train`, the training page and queued jobs start from: fine-tuning the
-    /// default base (`REVIEWLOOP_BASE`, else `base/default`) when there is one, else
-    /// the encoder trained here.
-    pub fn configured(taxonomy: &str, models_dir: PathBuf) -> anyhow::Result<Self> {
-        Ok(match crate::bases::default_name(&models_dir)? {
-            Some(base) => TrainSettings::pretrained(taxonomy, models_dir, base),
-            None => TrainSettings::defaults(taxonomy, models_dir),
-        })
-    }
-
-    /// The profile of `base` when given, else from scratch: what `audit`, `simulate`
-    /// and `distill` start from (their own default is from scratch).
-    pub fn starting_from(taxonomy: &str, models_dir: PathBuf, base: Option<SafeName>) -> Self {
-        match base {
-            Some(base) => TrainSettings::pretrained(taxonomy, models_dir, base),
-            None => TrainSettings::defaults(taxonomy, models_dir),
-        }
-    }
-
-    /// Fine-tuning the pretrained `base` (measured on NIKL; see docs/pretrained.md).
-    /// Patience covers every epoch: beside the fixed lexical part the fine-tuned encoder
-    /// dips below its first epoch's score for a few epochs and rises above it only once
-    /// the learning rate decays (on NIKL patience 3 stopped it at 0.664 validation
-    /// micro F1 after four epochs; all ten reached 0.692).
-    pub fn pretrained(taxonomy: &str, models_dir: PathBuf, base: SafeName) -> Self {
-        let scratch = TrainSettings::defaults(taxonomy, models_dir);
-        TrainSettings {
-            base: Some(base),
-            fit: FitOptions {
-                epochs: 10,
-                learning_rate: 1e-4,
-                head_rate: 20.0,
-                patience: 10,
-                ..scratch.fit.clone()
-            },
-            dropout: 0.1,
-            ..scratch
-        }
-    }
-
-    /// The encoder trained here, from scratch (measured on NIKL; see README).
-    pub fn defaults(taxonomy: &str, models_dir: PathBuf) -> Self {
-        TrainSettings {
-            taxonomy: taxonomy.to_string(),
-            name: None,
-            base: None,
-            bases_dir: None,
-            all_data: false,
-            fit: FitOptions { epochs: 40, learning_rate: 5e-4, patience: 8, ..FitOptions::default() },
-            vocab_size: 8000,
-            sentiment_input: SentimentInput::Pair,
-            models_dir,
-            dropout: 0.2,
-            pretrain_epochs: 0,
-            pooling: Pooling::Mean,
-            sentiment_from_keyword: false,
-            snapshot: None,
-            encoder_size: None,
-            lexical_buckets: None,
-        }
-    }
-
-    pub fn lexical_buckets(&self) -> usize {
-        self.lexical_buckets.unwrap_or(DEFAULT_LEXICAL_BUCKETS)
-    }
-
-    /// What sits on the encoder of a model with `outputs`.
-    pub fn head(&self, outputs: usize) -> Head {
-        Head {
-            outputs,
-            dropout: self.dropout,
-            pooling: self.pooling,
-            lexical_buckets: self.lexical_buckets(),
-        }
-    }
-}
 
 /// The offline default encoder: small enough to train on two CPU cores in minutes,
 /// large enough for short reviews. 4 layers × 256 hidden (about 1/20 of base size in
@@ -290,8 +161,8 @@ pub(super) async fn base(
     if settings.pretrain_epochs == 0 {
         return Ok(Base { config, tokenizer, weights: Weights::Initial, label: "offline-small".into() });
     }
-    let truncated = data::truncating(&tokenizer, config.max_tokens());
-    let rows: Vec<Vec<u32>> = texts.iter().map(|t| data::encode_review(&truncated, t)).collect();
+    let truncated = inputs::truncating(&tokenizer, config.max_tokens());
+    let rows: Vec<Vec<u32>> = texts.iter().map(|t| inputs::encode_review(&truncated, t)).collect();
     let varmap = VarMap::new();
     let mlm = MaskedLm::load(VarBuilder::from_varmap(&varmap, DType::F32, &model::device()), &config)?;
     initialise(&varmap, settings.fit.seed)?;
@@ -328,7 +199,7 @@ async fn train_from(
     snapshot_id: i64,
     progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<TrainOutcome> {
-    let tokenizer = data::truncating(&base.tokenizer, base.config.max_tokens());
+    let tokenizer = inputs::truncating(&base.tokenizer, base.config.max_tokens());
     let split = |wanted: &[Split]| -> Vec<&LabelledText> {
         items.iter().filter(|i| wanted.contains(&i.split)).collect()
     };

@@ -202,7 +202,8 @@ pub fn load_checkpoint(varmap: &VarMap, path: &std::path::Path, prefix: &str) ->
 mod tests {
     use super::*;
     use crate::model::classifier::initialise;
-    use crate::model::testing::{tiny_folder, toy_options};
+    use crate::model::testing::tiny_folder;
+    use crate::train::testing::toy_options;
     use candle_core::Device;
 
     fn maskable() -> Maskable {

@@ -5,7 +5,8 @@ use candle_core::{DType, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use super::optim::Parts;
-use super::pipeline::{mask_token, Base, TrainSettings};
+use super::pipeline::{mask_token, Base};
+use super::settings::TrainSettings;
 use super::{fit, Dataset, FitOptions, FitReport, Progress};
 use crate::model;
 use crate::model::classifier::{initialise, load_encoder_weights, Classifier};

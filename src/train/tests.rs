@@ -5,7 +5,9 @@ use candle_nn::VarMap;
 
 use super::*;
 use crate::model::classifier::{load_encoder_weights, Classifier, Head, Pooling};
-use crate::model::testing::{tiny_classifier, tiny_folder, tiny_headed_classifier, toy_options};
+use crate::model::outputs::{by_length, probabilities};
+use crate::model::testing::{tiny_classifier, tiny_folder, tiny_headed_classifier};
+use crate::train::testing::toy_options;
 
 fn classifier(outputs: usize, seed: u64) -> (Classifier, VarMap) {
     tiny_classifier(outputs, seed, 0.1)

@@ -199,7 +199,7 @@ async fn create_round(
         assist: Assist::parse(&form.assist).unwrap_or_default(),
         assist_doubled: form.assist_doubled.is_some(),
     };
-    match rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
+    match crate::rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
         Ok(round) => {
             let message = format!(
                 "#{} {} ({} {}, 2× {})",
@@ -211,7 +211,7 @@ async fn create_round(
             );
             rounds_response(&user, &state, None, Some(message)).await
         }
-        Err(rounds::RoundError::Database(e)) => Err(e.into()),
+        Err(crate::rounds::RoundError::Database(e)) => Err(e.into()),
         Err(e) => rounds_response(&user, &state, Some(e.to_string()), None).await,
     }
 }
@@ -329,7 +329,7 @@ async fn upload(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: payload } = request;
-    let limit = state.settings.max_upload_mb * 1024 * 1024;
+    let limit = state.settings.web.max_upload_mb * 1024 * 1024;
     let mut upload = read_upload(payload, &state.settings.data_dir, limit).await?;
     let taxonomies = taxonomies::list(&state.pool).await?;
     let page = |summary, error| ImportPage { t: user.tr(), nav: user.nav(), taxonomies, summary, error };
@@ -369,7 +369,7 @@ async fn upload(
     job.created_by = Some(user.user_id());
     let mut conn = state.pool.acquire().await?;
     let id =
-        crate::jobs::queue::enqueue(&mut conn, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
+        crate::store::jobs::enqueue(&mut conn, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
     // The job owns the file now: it removes it when it ends.
     file.keep = true;
     Ok(see_other(&format!("/engineer/jobs/{id}")))

@@ -137,9 +137,9 @@ async fn launch_audit(
     job.dedup_key = Some(format!("audit:{}", form.taxonomy));
     job.created_by = Some(user.user_id());
     let mut conn = state.pool.acquire().await?;
-    match crate::jobs::queue::enqueue(&mut conn, &job).await {
-        Ok(_) | Err(crate::jobs::queue::EnqueueError::Duplicate(_)) => {}
-        Err(crate::jobs::queue::EnqueueError::Database(e)) => return Err(e.into()),
+    match crate::store::jobs::enqueue(&mut conn, &job).await {
+        Ok(_) | Err(crate::store::jobs::EnqueueError::Duplicate(_)) => {}
+        Err(crate::store::jobs::EnqueueError::Database(e)) => return Err(e.into()),
     }
     Ok(see_other(&format!("/qa/audit?taxonomy={}&queued=1", super::versions::urlencode(&form.taxonomy))))
 }

@@ -12,11 +12,10 @@ use super::i18n::Tr;
 use super::routing::{route, Route};
 use super::{render, see_other, AppState};
 use crate::error::{AppError, AppResult};
-use crate::jobs::{queue, Job, NewJob};
-use crate::model::classifier::Pooling;
+use crate::jobs::{Job, NewJob};
+use crate::store::jobs as queue;
 use crate::store::taxonomies::TaxonomySummary;
-use crate::train::data::SentimentInput;
-use crate::train::pipeline::TrainSettings;
+use crate::train::settings::{TrainOverrides, TrainSettings};
 
 pub const ROUTES: &[Route] = &[
     route!(GET "/engineer/training", EngineerArea, training_page),
@@ -99,14 +98,9 @@ struct TrainForm {
     name: String,
     #[serde(default)]
     base: String,
-    epochs: usize,
-    learning_rate: f64,
-    batch_size: usize,
-    patience: usize,
-    seed: u64,
-    pooling: String,
-    sentiment_input: String,
-    pretrain_epochs: usize,
+    /// Options left blank keep the chosen profile's value.
+    #[serde(flatten)]
+    overrides: TrainOverrides,
     device: String,
 }
 
@@ -119,24 +113,7 @@ impl TrainForm {
                 crate::names::SafeName::parse(name).map_err(|e| AppError::BadRequest(e.to_string()))?;
             s.name = Some(name.to_string());
         }
-        if !(1..=1000).contains(&self.epochs) || !(1..=1024).contains(&self.batch_size) {
-            return Err(AppError::BadRequest("epochs 1–1000, batch size 1–1024".into()));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
-            return Err(AppError::BadRequest("the learning rate must be between 0 and 1".into()));
-        }
-        s.fit.epochs = self.epochs;
-        s.fit.learning_rate = self.learning_rate;
-        s.fit.batch_size = self.batch_size;
-        s.fit.patience = self.patience.max(1);
-        s.fit.seed = self.seed;
-        s.pooling = if self.pooling == "first" { Pooling::First } else { Pooling::Mean };
-        s.sentiment_input = if self.sentiment_input == "seed-prompt" {
-            SentimentInput::SeedPrompt
-        } else {
-            SentimentInput::Pair
-        };
-        s.pretrain_epochs = self.pretrain_epochs.min(100);
+        self.overrides.apply(&mut s).map_err(|e| AppError::BadRequest(e.to_string()))?;
         s.snapshot = Some(snapshot);
         Ok(s)
     }

@@ -13,8 +13,8 @@ use super::i18n::Tr;
 use super::routing::{route, Route};
 use super::{render_with, see_other, AppState};
 use crate::error::AppResult;
+use crate::promotion::{self, Gate, PromoteError, Switched};
 use crate::store::models::{self, ModelVersion};
-use crate::store::promotion::{self, Gate, PromoteError, Switched};
 use crate::store::taxonomies::TaxonomySummary;
 use crate::train::compare::{deltas, judged_report, regressions, LabelDelta};
 use crate::train::metrics::Report;
@@ -88,7 +88,7 @@ async fn page(
         .and_then(|c| listed.iter().find(|v| &v.name == c))
         .and_then(|v| judged_report(&v.metrics));
     let rows = candidate_report.map(|r| deltas(&r, active_report.as_ref())).unwrap_or_default();
-    let margin = state.settings.promotion_margin;
+    let margin = state.settings.web.promotion_margin;
     let fallen = regressions(&rows, margin).iter().map(|d| d.label.clone()).collect();
     let page = ModelsPage {
         t: user.tr(),
@@ -124,7 +124,8 @@ async fn promote(
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
     let taxonomy = taxonomy_id(&state, &form.taxonomy).await?;
-    let gate = Gate { margin: state.settings.promotion_margin, override_reason: Some(form.reason.as_str()) };
+    let gate =
+        Gate { margin: state.settings.web.promotion_margin, override_reason: Some(form.reason.as_str()) };
     let switched = promotion::promote(&state.pool, taxonomy, &form.name, Some(user.user_id()), &gate).await;
     answer(&user, &state, &form.taxonomy, Some(form.name.clone()), switched).await
 }

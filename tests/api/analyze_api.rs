@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reviewloop::config::Settings;
 use reviewloop::import::Format;
+use reviewloop::promotion::{self, Gate};
 use reviewloop::serve::rate::REQUEST_UNIT;
-use reviewloop::store::promotion::{self, Gate};
 use reviewloop::store::{api_keys, users::Role};
 use reviewloop::train::pipeline;
 use serde_json::{json, Value};
@@ -60,6 +60,22 @@ pub(crate) async fn serving(change: impl FnOnce(&mut Settings), second: bool) ->
 }
 
 impl Serving {
+    /// Makes the serving version find only `names` (thresholds 0) and never the others,
+    /// for tests that need keywords both suggested and not.
+    pub fn find_only(&self, names: &[&str]) {
+        let path = self.versions[0].join("keyword/labels.json");
+        let mut labels: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let thresholds: Vec<f64> = labels["keywords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| if names.contains(&k.as_str().unwrap()) { 0.0 } else { 2.0 })
+            .collect();
+        assert!(thresholds.contains(&0.0), "the version knows {names:?}");
+        labels["thresholds"] = json!(thresholds);
+        std::fs::write(&path, labels.to_string()).unwrap();
+    }
+
     pub async fn post(&self, body: Value) -> (StatusCode, Value) {
         let response = client()
             .post(self.app.url("/api/v1/analyze"))
@@ -232,7 +248,7 @@ fn mask_costs(model: &reviewloop::serve::Served, texts: &[String]) -> Vec<review
 
 #[tokio::test]
 async fn a_request_over_the_cost_budget_is_refused_with_the_budget_and_a_cheaper_one_is_served() {
-    let s = serving(|settings| settings.serve.max_cost = 100_000, false).await;
+    let s = serving(|settings| settings.web.serve.max_cost = 100_000, false).await;
     let (status, answer) = s.post(json!({"reviews": long_reviews(64)})).await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "over_budget");
@@ -380,8 +396,8 @@ async fn requests_beyond_the_queue_are_turned_away_as_overloaded() {
     // One request may wait at a time, and the model thread waits 400 ms for company.
     let s = serving(
         |settings| {
-            settings.serve.queue_cost = 1;
-            settings.serve.batch_wait_ms = 400;
+            settings.web.serve.queue_cost = 1;
+            settings.web.serve.batch_wait_ms = 400;
         },
         false,
     )
@@ -408,7 +424,7 @@ async fn requests_beyond_the_queue_are_turned_away_as_overloaded() {
 
 #[tokio::test]
 async fn promoting_a_version_under_load_loses_no_request() {
-    let s = serving(|settings| settings.serve.refresh_ms = 100, true).await;
+    let s = serving(|settings| settings.web.serve.refresh_ms = 100, true).await;
     let (status, body) = s.post(json!({"text": "배송이 빨라요"})).await;
     assert_eq!((status.as_u16(), body["model"]["version"].as_str()), (200, Some("v1")));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

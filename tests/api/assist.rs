@@ -2,7 +2,8 @@
 //! stored with its items, the same as the analysis API answers.
 
 use reviewloop::import::Format;
-use reviewloop::jobs::worker::{run_next, WorkerConfig};
+use reviewloop::jobs::worker::run_next;
+use reviewloop::jobs::WorkerConfig;
 use reviewloop::rounds::{Assist, RoundSpec};
 use reviewloop::store;
 use serde_json::{json, Value};
@@ -19,7 +20,7 @@ async fn a_prefilled_round_stores_what_the_api_answers_and_leaves_agreement_item
     s.app.import_text("fashion", Format::Csv, &fashion_csv(12, 2)).await;
     let taxonomy = s.app.taxonomy("fashion").await.id;
     let spec = RoundSpec { assist: Assist::Prefilled, double_share: 0.25, ..round_spec(12) };
-    let round = store::rounds::create(&s.app.pool, taxonomy, &spec, None).await.unwrap();
+    let round = reviewloop::rounds::create(&s.app.pool, taxonomy, &spec, None).await.unwrap();
     assert_eq!(round.doubled, 3);
     let config = WorkerConfig::new(s.app.data_dir.clone());
     let mut kinds = Vec::new();
@@ -68,7 +69,7 @@ async fn a_round_without_assistance_queues_no_suggestions() {
     let s = serving(|_| {}, false).await;
     s.app.import_text("fashion", Format::Csv, &fashion_csv(4, 1)).await;
     let taxonomy = s.app.taxonomy("fashion").await.id;
-    store::rounds::create(&s.app.pool, taxonomy, &round_spec(4), None).await.unwrap();
+    reviewloop::rounds::create(&s.app.pool, taxonomy, &round_spec(4), None).await.unwrap();
     assert_eq!(s.app.count("SELECT count(*) FROM jobs WHERE kind = 'suggest'").await, 0);
     assert_eq!(s.app.count("SELECT count(*) FROM round_items WHERE assisted").await, 0);
 }
@@ -79,7 +80,7 @@ async fn assisted_round(s: &crate::analyze_api::Serving, assist: Assist) -> (i64
     s.app.import_text("fashion", Format::Csv, &fashion_csv(4, 1)).await;
     let taxonomy = s.app.taxonomy("fashion").await.id;
     let spec = RoundSpec { assist, ..round_spec(4) };
-    let round = store::rounds::create(&s.app.pool, taxonomy, &spec, None).await.unwrap();
+    let round = reviewloop::rounds::create(&s.app.pool, taxonomy, &spec, None).await.unwrap();
     let config = WorkerConfig::new(s.app.data_dir.clone());
     while run_next(&s.app.pool, &config).await.unwrap().is_some() {}
     let annotator = s.app.logged_in(reviewloop::store::users::Role::Annotator).await;

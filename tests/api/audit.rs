@@ -28,7 +28,7 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     let mut s = settings(&models, "cv");
     // A tokenizer of its own (the fixture's knows few Korean words) and a tiny encoder.
     s.base = None;
-    s.encoder_size = Some(reviewloop::train::pipeline::EncoderSize { layers: 1, hidden: 64 });
+    s.encoder_size = Some(reviewloop::train::settings::EncoderSize { layers: 1, hidden: 64 });
     s.vocab_size = 300;
     s.fit.epochs = 15;
     s.fit.learning_rate = 3e-3;

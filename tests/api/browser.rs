@@ -170,3 +170,136 @@ async fn a_reviewer_fixes_one_suspect_and_dismisses_another_in_the_browser() {
     assert_eq!(states[1].1, "dismissed", "{log}");
     assert_eq!(app.count("SELECT count(*) FROM annotations WHERE source = 'review'").await, 1, "{log}");
 }
+
+/// One stored annotation of an assisted round: its labels by name, its assist record,
+/// and the suggestion its item carried.
+struct AssistedAnswer {
+    labels: Vec<(String, i16)>,
+    record: serde_json::Value,
+    suggested: Vec<(String, i16)>,
+    version_id: Option<i64>,
+}
+
+async fn assisted_answers(app: &TestApp, round: i64) -> Vec<AssistedAnswer> {
+    let taxonomy = app.taxonomy("fashion").await;
+    let rows: Vec<(i64, Option<serde_json::Value>, serde_json::Value, Option<i64>)> = sqlx::query_as(
+        "SELECT a.id, a.assist, i.suggestion, i.suggestion_version_id
+         FROM annotations a JOIN assignments s ON s.id = a.assignment_id
+         JOIN round_items i ON i.id = s.round_item_id WHERE i.round_id = $1 ORDER BY a.id",
+    )
+    .bind(round)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let labels = store::annotations::labels_of(&app.pool, &ids).await.unwrap();
+    rows.into_iter()
+        .map(|(id, record, suggestion, version_id)| {
+            let mut named: Vec<(String, i16)> = labels
+                .get(&id)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, s)| (taxonomy.keyword_by_id(k).unwrap().name.clone(), s))
+                .collect();
+            named.sort();
+            let suggested = suggestion["keywords"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| {
+                    (k["keyword"].as_str().unwrap().to_string(), k["sentiment"].as_i64().unwrap() as i16)
+                })
+                .collect();
+            AssistedAnswer {
+                labels: named,
+                record: record.expect("an assisted label records it"),
+                suggested,
+                version_id,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_annotator_accepts_suggestions_with_one_key_and_corrects_others_in_the_browser() {
+    use reviewloop::rounds::{Assist, RoundSpec};
+    use serde_json::json;
+    if skipped() {
+        return;
+    }
+    let s = crate::analyze_api::serving(|_| {}, false).await;
+    // Three keywords suggested (keys 1, 3 and 4), the others never: one is left to add.
+    s.find_only(&["배송", "디자인", "색상"]);
+    s.app.import_text("fashion", reviewloop::import::Format::Csv, &crate::helpers::fashion_csv(6, 1)).await;
+    let taxonomy = s.app.taxonomy("fashion").await;
+    let mut rounds = Vec::new();
+    for assist in [Assist::Prefilled, Assist::Off, Assist::Shown] {
+        let spec = RoundSpec { assist, ..crate::helpers::round_spec(2) };
+        rounds.push(reviewloop::rounds::create(&s.app.pool, taxonomy.id, &spec, None).await.unwrap().id);
+    }
+    let config = reviewloop::jobs::WorkerConfig::new(s.app.data_dir.clone());
+    while reviewloop::jobs::worker::run_next(&s.app.pool, &config).await.unwrap().is_some() {}
+    let shots = std::env::var("REVIEWLOOP_SCREENSHOTS").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        let dir = std::env::temp_dir().join(format!("reviewloop-shots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    let annotator = s.app.user(Role::Annotator).await;
+    let env = [
+        ("APP_USER", annotator),
+        ("APP_PASSWORD", PASSWORD.into()),
+        ("APP_PREFILLED", rounds[0].to_string()),
+        ("APP_OFF", rounds[1].to_string()),
+        ("APP_SHOWN", rounds[2].to_string()),
+        ("APP_SHOTS", shots.display().to_string()),
+    ];
+    let (success, log) = run_script(&s.app, "assist.mjs", &env).await;
+    assert!(success, "browser script failed:\n{log}");
+
+    let answers = assisted_answers(&s.app, rounds[0]).await;
+    assert_eq!(answers.len(), 2, "one answer per item:\n{log}");
+    assert_eq!(
+        s.app.count("SELECT count(*) FROM annotations WHERE assignment_id IS NOT NULL").await,
+        2,
+        "none in the off and shown rounds"
+    );
+    let version: i64 =
+        sqlx::query_scalar("SELECT id FROM model_versions WHERE name = 'v1' AND kind = 'keyword'")
+            .fetch_one(&s.app.pool)
+            .await
+            .unwrap();
+    let names = |pairs: &[(String, i16)]| pairs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    // The first: exactly the suggestions, all accepted.
+    let accepted = &answers[0];
+    let mut expected = accepted.suggested.clone();
+    expected.sort();
+    assert_eq!(accepted.labels, expected, "{log}");
+    assert_eq!(
+        accepted.record,
+        json!({"mode": "prefilled", "version_id": version, "accepted": names(&accepted.suggested),
+               "changed": [], "removed": [], "added": []}),
+        "{log}"
+    );
+    assert_eq!(accepted.version_id, Some(version));
+    // The second: the first suggestion's level moved by one, the last removed, the
+    // first keyword not suggested (가격, key 2) added at the neutral level.
+    let corrected = &answers[1];
+    let suggested = &corrected.suggested;
+    assert_eq!(names(suggested), ["배송", "디자인", "색상"], "in taxonomy order");
+    let (first, level) = &suggested[0];
+    let moved = if *level == taxonomy.scale_max { level - 1 } else { level + 1 };
+    let mut expected = vec![(first.clone(), moved), suggested[1].clone(), ("가격".to_string(), 0)];
+    expected.sort();
+    assert_eq!(corrected.labels, expected, "{log}");
+    assert_eq!(
+        corrected.record,
+        json!({"mode": "prefilled", "version_id": version, "accepted": ["디자인"],
+               "changed": ["배송"], "removed": ["색상"], "added": ["가격"]}),
+        "{log}"
+    );
+    for lang in ["ko", "en"] {
+        let png = std::fs::read(shots.join(format!("annotate-shown-{lang}.png"))).expect("photographed");
+        assert!(png.starts_with(b"\x89PNG"), "{lang} is a PNG");
+    }
+}

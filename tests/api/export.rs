@@ -1,6 +1,7 @@
+use reviewloop::consensus::LabelSource;
 use reviewloop::export::{self, ExportFormat, ExportOptions};
 use reviewloop::import::Format;
-use reviewloop::store::annotations::{self, Authorship, LabelSource};
+use reviewloop::store::annotations::{self, Authorship};
 use reviewloop::store::users::Role;
 use reviewloop::taxonomy::ResolvedLabels;
 

@@ -20,9 +20,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let s = serving(
         |settings| {
             settings.max_text_chars = 300;
-            settings.serve.max_reviews = 8;
-            settings.serve.max_cost = 100_000_000;
-            settings.serve.queue_cost = 100_000_000;
+            settings.web.serve.max_reviews = 8;
+            settings.web.serve.max_cost = 100_000_000;
+            settings.web.serve.queue_cost = 100_000_000;
         },
         false,
     )

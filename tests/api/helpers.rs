@@ -6,8 +6,8 @@ use sqlx::PgPool;
 
 use reviewloop::config::{Settings, DEFAULT_DATABASE_URL};
 use reviewloop::import::{self, Format, ImportOptions, ImportSummary};
+use reviewloop::rounds::{CreatedRound, RoundError};
 use reviewloop::rounds::{GroupBy, RoundSpec, Sampling};
-use reviewloop::store::rounds::{CreatedRound, RoundError};
 use reviewloop::store::{self, users::Role};
 use reviewloop::taxonomy::Taxonomy;
 use reviewloop::web::Application;
@@ -26,7 +26,7 @@ pub struct TestApp {
 pub async fn fresh_database() -> (PgPool, String) {
     let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
     let name = format!("reviewloop_test_{}", uuid::Uuid::new_v4().simple());
-    let url = reviewloop::bench::scratch_url(&base, &name);
+    let url = reviewloop::store::scratch::url(&base, &name);
     let pool = store::connect(&url).await.expect("PostgreSQL must be running for the tests (see README)");
     (pool, url)
 }
@@ -83,7 +83,7 @@ impl TestApp {
     /// A round over the fashion pool.
     pub async fn create_round(&self, spec: &RoundSpec) -> Result<CreatedRound, RoundError> {
         let taxonomy = self.taxonomy("fashion").await;
-        store::rounds::create(&self.pool, taxonomy.id, spec, None).await
+        reviewloop::rounds::create(&self.pool, taxonomy.id, spec, None).await
     }
 
     pub async fn taxonomy(&self, name: &str) -> Taxonomy {
@@ -220,7 +220,8 @@ pub async fn assisted_answer(
     labels: Vec<(i64, i16)>,
     assist: Option<serde_json::Value>,
 ) -> i64 {
-    use reviewloop::store::annotations::{self, Authorship, LabelSource};
+    use reviewloop::consensus::LabelSource;
+    use reviewloop::store::annotations::{self, Authorship};
     let author = Authorship {
         source: LabelSource::Human,
         annotator_id: Some(annotator_id),

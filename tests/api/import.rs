@@ -146,7 +146,7 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
     assert!(job_page.starts_with("/engineer/jobs/"), "{job_page}");
     let uploads = app.data_dir.join("uploads");
     assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 1, "the file waits for its job");
-    let config = reviewloop::jobs::worker::WorkerConfig::new(app.data_dir.clone());
+    let config = reviewloop::jobs::WorkerConfig::new(app.data_dir.clone());
     reviewloop::jobs::worker::run_next(&app.pool, &config).await.unwrap().expect("the import job ran");
     assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "the job removed the file");
     let html = engineer.get(&job_page).await.text().await.unwrap();
@@ -162,7 +162,7 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
 
 #[tokio::test]
 async fn an_upload_over_the_size_limit_is_refused_and_nothing_is_kept() {
-    let app = TestApp::spawn_with(|settings| settings.max_upload_mb = 1).await;
+    let app = TestApp::spawn_with(|settings| settings.web.max_upload_mb = 1).await;
     let engineer = app.logged_in(reviewloop::store::users::Role::Engineer).await;
     let csrf = engineer.csrf().await;
     let body = "text\n".to_string() + &"옷이 예뻐요\n".repeat(200_000);

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use reviewloop::import::Format;
 use reviewloop::jobs::worker::{self, Outcome};
-use reviewloop::jobs::{queue, NewJob, WorkerConfig};
+use reviewloop::jobs::{NewJob, WorkerConfig};
+use reviewloop::store::jobs as queue;
 use reviewloop::train::pipeline;
 use serde_json::json;
 

@@ -7,7 +7,8 @@ use reviewloop::analyze::Analyzer;
 use reviewloop::import::Format;
 use reviewloop::model::quantize::Precision;
 use reviewloop::train::lighter::{self, DistillSettings};
-use reviewloop::train::pipeline::{self, EncoderSize};
+use reviewloop::train::pipeline;
+use reviewloop::train::settings::{EncoderSize, TrainSettings};
 use reviewloop::train::FitOptions;
 
 use crate::helpers::TestApp;
@@ -112,7 +113,7 @@ async fn a_distilled_student_is_a_smaller_version_taught_on_unlabelled_reviews_t
             batch_size: 16,
             learning_rate: 1e-3,
             seed: 3,
-            ..FitOptions::default()
+            ..TrainSettings::defaults("fashion", models.clone()).fit
         },
         label_weight: 0.5,
         unlabelled: 1000,
@@ -182,7 +183,7 @@ async fn a_student_can_start_from_a_base_with_its_own_tokenizer() {
             lexical_epochs: 1,
             batch_size: 16,
             learning_rate: 1e-3,
-            ..FitOptions::default()
+            ..TrainSettings::defaults("fashion", models.clone()).fit
         },
         label_weight: 0.5,
         unlabelled: 1000,

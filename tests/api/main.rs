@@ -11,6 +11,7 @@ mod fuzz;
 mod helpers;
 mod import;
 mod jobs;
+mod layers;
 mod lighter;
 mod login;
 mod pretrain;

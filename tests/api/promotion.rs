@@ -1,6 +1,6 @@
 //! Promoting a model version behind the F1 gate, and rolling back.
 
-use reviewloop::store::promotion::{self, Gate, PromoteError};
+use reviewloop::promotion::{self, Gate, PromoteError};
 
 use crate::helpers::{ready_version, TestApp};
 

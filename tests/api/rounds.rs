@@ -54,7 +54,7 @@ async fn rounds_skip_labelled_and_queued_reviews() {
         app.count("SELECT count(*) FROM round_items i JOIN annotations a ON a.review_id = i.review_id").await;
     assert_eq!(labelled_in_round, 0);
     let error = app.create_round(&spec(1, Sampling::Random, GroupBy::Mall)).await;
-    assert!(matches!(error, Err(store::rounds::RoundError::PoolEmpty)));
+    assert!(matches!(error, Err(reviewloop::rounds::RoundError::PoolEmpty)));
     // Closing a round returns its unlabelled reviews to the pool.
     store::rounds::close(&app.pool, first.id, None).await.unwrap();
     let third = app.create_round(&spec(10, Sampling::Random, GroupBy::Mall)).await.unwrap();
@@ -69,7 +69,7 @@ async fn rounds_composed_at_the_same_time_never_share_a_review() {
     // The same seed: without the lock both would pick the same reviews.
     let specs: Vec<RoundSpec> = (0..4).map(|_| spec(15, Sampling::Random, GroupBy::Mall)).collect();
     let created = futures_util::future::join_all(
-        specs.iter().map(|spec| store::rounds::create(&app.pool, taxonomy, spec, None)),
+        specs.iter().map(|spec| reviewloop::rounds::create(&app.pool, taxonomy, spec, None)),
     )
     .await;
     let sizes: Vec<usize> = created.iter().map(|c| c.as_ref().map(|c| c.items).unwrap_or(0)).collect();

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use reviewloop::import::Format;
 use reviewloop::model::folder::ModelFolder;
-use reviewloop::train::data::SentimentInput;
-use reviewloop::train::pipeline::{self, TrainSettings};
+use reviewloop::model::inputs::SentimentInput;
+use reviewloop::train::pipeline;
+use reviewloop::train::settings::{self, TrainSettings};
 use reviewloop::train::{evaluate, FitOptions};
 
 use crate::helpers::TestApp;
@@ -174,7 +175,7 @@ async fn the_offline_default_trains_its_own_tokenizer_and_pretrains_it() {
     assert_eq!(folder.tokenizer.token_to_id("[PAD]"), Some(1));
     let labels = std::fs::read_to_string(outcome.dir.join("keyword/labels.json")).unwrap();
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
-    assert_eq!(labels["lexical_buckets"], pipeline::DEFAULT_LEXICAL_BUCKETS, "on by default without --base");
+    assert_eq!(labels["lexical_buckets"], settings::DEFAULT_LEXICAL_BUCKETS, "on by default without --base");
     let metrics = std::fs::read_to_string(outcome.dir.join("keyword/metrics.json")).unwrap();
     let metrics: serde_json::Value = serde_json::from_str(&metrics).unwrap();
     let epochs = metrics["fit"]["epochs"].as_array().unwrap();

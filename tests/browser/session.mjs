@@ -27,3 +27,15 @@ export async function loggedIn(browser, timeout) {
   await Promise.all([page.waitForNavigation(), page.press("input[name=password]", "Enter")]);
   return page;
 }
+
+/// Photographs the item page open in `page` in Korean and in English, as
+/// `annotate-shown-ko.png` and `annotate-shown-en.png` in `dir`.
+export async function shootItem(page, dir) {
+  const item = new URL(page.url()).pathname;
+  await page.setViewportSize({ width: 1100, height: 900 });
+  for (const lang of ["ko", "en"]) {
+    await page.goto(`${process.env.APP_URL}/lang/${lang}?next=${encodeURIComponent(item)}`);
+    await page.screenshot({ path: `${dir}/annotate-shown-${lang}.png`, fullPage: true });
+    log("photographed", lang, item);
+  }
+}

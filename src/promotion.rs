@@ -5,9 +5,8 @@
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::models;
-use crate::jobs::queue::{self, EnqueueError};
-use crate::jobs::NewJob;
+use crate::store::jobs::{self, EnqueueError, NewJob};
+use crate::store::{audit, models};
 use crate::train::compare::{deltas, judged_report, regressions};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +46,8 @@ pub async fn promote(
     actor: Option<i64>,
     gate: &Gate<'_>,
 ) -> Result<Switched, PromoteError> {
-    let mut tx = begin_switch(pool, taxonomy_id).await?;
+    let mut tx = pool.begin().await?;
+    models::lock_switch(&mut tx, taxonomy_id).await?;
     let candidate = models::by_name(&mut *tx, taxonomy_id, "keyword", name)
         .await?
         .filter(|v| matches!(v.status.as_str(), "ready" | "active" | "retired"))
@@ -74,32 +74,12 @@ pub async fn promote(
 
 /// Serves again the version that was promoted before the current one.
 pub async fn rollback(pool: &PgPool, taxonomy_id: i64, actor: Option<i64>) -> Result<Switched, PromoteError> {
-    let mut tx = begin_switch(pool, taxonomy_id).await?;
+    let mut tx = pool.begin().await?;
+    models::lock_switch(&mut tx, taxonomy_id).await?;
     let active = models::active(&mut *tx, taxonomy_id, "keyword").await?;
-    let previous: Option<String> = sqlx::query_scalar(
-        "SELECT name FROM model_versions
-         WHERE taxonomy_id = $1 AND kind = 'keyword' AND status = 'ready' AND promoted_at IS NOT NULL
-         ORDER BY promoted_at DESC LIMIT 1",
-    )
-    .bind(taxonomy_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let previous = models::promoted_before(&mut tx, taxonomy_id).await?;
     let previous = previous.ok_or(PromoteError::NothingToRollBack)?;
     switch(tx, taxonomy_id, active.map(|a| a.name), &previous, actor, "model.rollback", json!({})).await
-}
-
-/// A transaction holding the taxonomy's switch lock: one promotion or rollback of a
-/// taxonomy at a time.
-async fn begin_switch(
-    pool: &PgPool,
-    taxonomy_id: i64,
-) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('reviewloop switch'), $1::int)")
-        .bind(taxonomy_id as i32)
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
 }
 
 async fn switch(
@@ -111,24 +91,11 @@ async fn switch(
     action: &str,
     mut details: serde_json::Value,
 ) -> Result<Switched, PromoteError> {
-    // Demoted versions go back to `ready`: they can be promoted again.
-    sqlx::query("UPDATE model_versions SET status = 'ready' WHERE taxonomy_id = $1 AND status = 'active'")
-        .bind(taxonomy_id)
-        .execute(&mut *tx)
-        .await?;
-    let switched = sqlx::query(
-        "UPDATE model_versions SET status = 'active', promoted_at = now()
-         WHERE taxonomy_id = $1 AND name = $2 AND status IN ('ready', 'retired')",
-    )
-    .bind(taxonomy_id)
-    .bind(to)
-    .execute(&mut *tx)
-    .await?;
-    if switched.rows_affected() == 0 {
+    if !models::activate(&mut tx, taxonomy_id, to).await? {
         return Err(PromoteError::NotFound(to.to_string()));
     }
     details["from"] = json!(from);
-    super::audit::record(&mut *tx, actor, action, &format!("version:{to}"), details).await?;
+    audit::record(&mut *tx, actor, action, &format!("version:{to}"), details).await?;
     rescore(&mut tx, taxonomy_id, actor).await?;
     tx.commit().await?;
     Ok(Switched { from, to: to.to_string() })
@@ -144,7 +111,7 @@ async fn rescore(tx: &mut sqlx::PgConnection, taxonomy_id: i64, actor: Option<i6
     let mut job = NewJob::new("score", json!({"taxonomy": name}));
     job.dedup_key = Some(format!("score:{name}"));
     job.created_by = actor;
-    match queue::enqueue(tx, &job).await {
+    match jobs::enqueue(tx, &job).await {
         Ok(_) | Err(EnqueueError::Duplicate(_)) => Ok(()),
         Err(EnqueueError::Database(e)) => Err(e),
     }

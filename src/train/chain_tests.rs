@@ -1,10 +1,18 @@
 //! The chain on a tiny model trained to a planted rule: keyword 0 is present exactly
 //! when the word 배송 is.
 
-use super::*;
+use std::path::Path;
+
+use tokenizers::Tokenizer;
+
+use crate::analyze::*;
+use crate::model::classifier::Classifier;
 use crate::model::classifier::Pooling;
-use crate::model::testing::{tiny_folder, tiny_pooled_classifier, toy_options};
-use crate::train::data::SentimentInput;
+use crate::model::folder::ModelFolder;
+use crate::model::inputs::SentimentInput;
+use crate::model::testing::{tiny_folder, tiny_pooled_classifier};
+use crate::model::version::Labels;
+use crate::train::testing::toy_options;
 use crate::train::{fit, Dataset, Targets};
 
 fn trained(outputs: usize, data: &Dataset, epochs: usize, pooling: Pooling) -> (Classifier, Tokenizer) {

@@ -1,0 +1,188 @@
+//! `bench`: performance figures on scratch databases and generated or given data.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use reviewloop::config::Settings;
+use reviewloop::import::Format;
+
+#[derive(clap::Args)]
+pub struct ModelBenchArgs {
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 64)]
+    pub tokens: usize,
+    /// Seconds to measure each configuration.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// A Python with torch and transformers: also run the PyTorch reference and print ratios.
+    #[arg(long)]
+    pub python: Option<String>,
+    /// Only this configuration (`small` or `base`); both when omitted.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// `bench infer` only: also measure the encoder with 8-bit linear layers.
+    #[arg(long)]
+    int8: bool,
+    /// `bench infer` only: a trained model folder (`…/<version>/keyword`) instead of random
+    /// weights; PyTorch loads the same folder.
+    #[arg(long)]
+    pub version: Option<PathBuf>,
+    /// A base folder (e.g. models/base/multilingual-e5-small): a classifier on its
+    /// pretrained weights; PyTorch (transformers' AutoModel) loads the same folder.
+    #[arg(long, conflicts_with = "version")]
+    pub base: Option<PathBuf>,
+    /// With --base: keep the embeddings fixed (as `train --freeze-embeddings`).
+    #[arg(long)]
+    pub freeze_embeddings: bool,
+    /// With --base: keep the embeddings and the first N layers fixed.
+    #[arg(long, default_value_t = 0)]
+    pub frozen_layers: usize,
+}
+
+impl ModelBenchArgs {
+    fn spec(&self) -> reviewloop::bench::ModelBench {
+        reviewloop::bench::ModelBench {
+            batch: self.batch,
+            seq: self.tokens,
+            seconds: self.seconds,
+            python: self.python.clone(),
+            config: self.config.clone(),
+            int8: self.int8,
+            version: self.version.clone(),
+            base: self.base.clone(),
+            frozen: reviewloop::model::encoder::Frozen {
+                embeddings: self.freeze_embeddings,
+                layers: self.frozen_layers,
+            },
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Import N generated reviews into a scratch database and print rows/second.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+    },
+    /// Encoder + keyword head inference throughput (small and base-size configs).
+    Infer(ModelBenchArgs),
+    /// Training-step throughput (forward, backward, AdamW), small and base-size configs.
+    Train(ModelBenchArgs),
+    /// Composing a strategy round from a large generated scored pool (scratch database).
+    Select {
+        /// Scored reviews in the pool.
+        #[arg(long, default_value_t = 1_000_000)]
+        pool: usize,
+        /// Items in the round.
+        #[arg(long, default_value_t = 1000)]
+        items: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Latency of next item / item page / submit over HTTP, on a scratch database.
+    /// The analysis API under load over loopback HTTP: reviews/s, p50 and p99 latency at
+    /// each number of concurrent clients, with and without highlights.
+    Serve {
+        /// Labelled file: its texts are sent; a default-size model is trained on it
+        /// unless --version is given.
+        #[command(flatten)]
+        file: super::DataFile,
+        /// A trained version folder to serve.
+        #[arg(long)]
+        version: Option<PathBuf>,
+        /// Training epochs of the model trained here (default sizes).
+        #[arg(long, default_value_t = 3)]
+        epochs: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        clients: Vec<usize>,
+        /// Seconds measured per setting.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// One client sends the largest request accepted (long reviews, highlights) in
+        /// a loop beside --clients (first value) clients sending one short review each.
+        #[arg(long)]
+        adversary: bool,
+    },
+    /// Fast highlights against full masking: top-word agreement and cost, on a sample.
+    Highlights {
+        /// A trained version folder.
+        #[arg(long)]
+        version: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum)]
+        format: Format,
+        #[arg(long, default_value_t = 300)]
+        sample: usize,
+        /// Words the fast method masks per found keyword.
+        #[arg(long, default_value_t = reviewloop::analyze::FAST_CANDIDATES)]
+        candidates: usize,
+    },
+    /// Plants label errors in a labelled file (scratch database) and measures how many
+    /// the audit finds among its top suspects.
+    Audit(super::audit::PowerArgs),
+    Annotate {
+        /// Reviews in the pool.
+        #[arg(long, default_value_t = 100_000)]
+        pool: usize,
+        /// Items in the round (each is claimed, shown and answered once).
+        #[arg(long, default_value_t = 500)]
+        items: usize,
+        /// A round whose items carry stored model suggestions, shown on the page.
+        #[arg(long)]
+        suggested: bool,
+    },
+}
+
+/// Benchmarks make their own scratch databases.
+pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Import { rows } => reviewloop::bench::import(&settings, rows).await,
+        BenchCommand::Infer(a) => reviewloop::bench::models("infer", &a.spec()),
+        BenchCommand::Train(a) => reviewloop::bench::models("train", &a.spec()),
+        BenchCommand::Select { pool, items, runs } => {
+            reviewloop::bench::select(&settings, pool, items, runs).await
+        }
+        BenchCommand::Serve { file, version, epochs, clients, seconds, adversary } => {
+            let bench = reviewloop::bench::ServeBench {
+                taxonomy: file.taxonomy(),
+                data: file.data,
+                format: file.format,
+                version,
+                epochs,
+                concurrency: clients,
+                seconds,
+                adversary,
+            };
+            let figures = reviewloop::bench::serve(&settings, &bench).await?;
+            println!("{}", serde_json::to_string(&figures)?);
+            Ok(())
+        }
+        BenchCommand::Highlights { version, data, format, sample, candidates } => {
+            let f = reviewloop::bench::highlights(&version, &data, format, sample, candidates)?;
+            let share = |a: usize, b: usize| a as f64 / b.max(1) as f64;
+            println!(
+                "top word agrees: {:.1} % of {} found keywords, {:.1} % of {} reviews",
+                100.0 * share(f.keywords_agreeing, f.keywords),
+                f.keywords,
+                100.0 * share(f.reviews_agreeing, f.reviews_compared),
+                f.reviews_compared
+            );
+            println!(
+                "cost against no highlights ({} reviews, {:.2} s): mask {:.2}×, fast {:.2}×",
+                f.reviews,
+                f.seconds_none,
+                f.seconds_mask / f.seconds_none,
+                f.seconds_fast / f.seconds_none
+            );
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(())
+        }
+        BenchCommand::Audit(args) => super::audit::power(&settings, args).await,
+        BenchCommand::Annotate { pool, items, suggested } => {
+            reviewloop::bench::annotate(&settings, pool, items, suggested).await
+        }
+    }
+}
