@@ -148,3 +148,32 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    fn help(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        // Global options reach the subcommands when the command is built.
+        command.build();
+        let mut current = &mut command;
+        for name in path {
+            current = current.find_subcommand_mut(name).expect("a subcommand");
+        }
+        current.render_long_help().to_string()
+    }
+
+    #[test]
+    fn only_serve_shows_the_web_apps_limits() {
+        let serve = help(&["serve"]);
+        assert!(serve.contains("--api-max-cost") && serve.contains("--promotion-margin"), "{serve}");
+        for path in [&["import"][..], &["train"], &["round", "new"], &["bench", "annotate"]] {
+            let text = help(path);
+            assert!(!text.contains("--api-") && !text.contains("--max-upload-mb"), "{path:?}:\n{text}");
+            assert!(text.contains("--database-url"), "global options stay everywhere: {path:?}");
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Label quality (DESIGN.md §1, the seed's label-error audit): agreement between
+//! Label quality (the seed's label-error audit; docs/loop.md): agreement between
 //! annotators, and confident learning to rank suspected label errors. Its power to find
 //! planted errors is measured by `power`.
 

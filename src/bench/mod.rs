@@ -131,22 +131,26 @@ pub async fn annotate(
     let server = actix_web::rt::spawn(app.run_until_stopped());
     let keyword = taxonomy.keywords[0].id;
     let (mut next_ms, mut page_ms, mut submit_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let annotator = http::Annotator::new(&address, &session)?;
     loop {
         let started = Instant::now();
-        let next =
-            http::request(&address, "GET", &format!("/annotate/rounds/{}/next", round.id), &session, None)
-                .await?;
+        let next = annotator.get(&format!("/annotate/rounds/{}/next", round.id)).await?;
         next_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        let Some(item) = http::location(&next).filter(|l| l.starts_with("/annotate/items/")) else {
+        let Some(item) = next.location.filter(|l| l.starts_with("/annotate/items/")) else {
             break;
         };
         let started = Instant::now();
-        let page = http::request(&address, "GET", &item, &session, None).await?;
+        let page = annotator.get(&item).await?;
         page_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        let token = http::attribute(&page, "name=\"token\" value=\"").unwrap_or_default();
-        let form = format!("csrf={csrf}&token={token}&k{keyword}=on&s{keyword}=1");
+        let token = http::attribute(&page.body, "name=\"token\" value=\"").unwrap_or_default();
+        let form = [
+            ("csrf".to_string(), csrf.clone()),
+            ("token".to_string(), token),
+            (format!("k{keyword}"), "on".to_string()),
+            (format!("s{keyword}"), "1".to_string()),
+        ];
         let started = Instant::now();
-        http::request(&address, "POST", &item, &session, Some(&form)).await?;
+        annotator.post_form(&item, &form).await?;
         submit_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     server.abort();
@@ -161,37 +165,45 @@ pub async fn annotate(
     Ok(())
 }
 
-/// Just enough HTTP/1.1 for the benchmark, so the binary needs no client library.
+/// The annotator's browser: one keep-alive client with the session cookie, following
+/// no redirects (the benchmark reads where "next item" leads).
 mod http {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    pub async fn request(
-        address: &str,
-        method: &str,
-        path: &str,
-        session: &str,
-        form: Option<&str>,
-    ) -> anyhow::Result<String> {
-        let mut stream = tokio::net::TcpStream::connect(address).await?;
-        let body = form.unwrap_or("");
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nCookie: rl_session={session}\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok(String::from_utf8_lossy(&response).to_string())
+    pub struct Annotator {
+        client: reqwest::Client,
+        base: String,
+        cookie: String,
     }
 
-    pub fn location(response: &str) -> Option<String> {
-        response
-            .lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
-            .map(|l| l.trim().to_string())
+    /// An answer: where it redirects to, and its body.
+    pub struct Answer {
+        pub location: Option<String>,
+        pub body: String,
+    }
+
+    impl Annotator {
+        pub fn new(address: &str, session: &str) -> anyhow::Result<Self> {
+            let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+            Ok(Annotator {
+                client,
+                base: format!("http://{address}"),
+                cookie: format!("rl_session={session}"),
+            })
+        }
+
+        pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
+            answer(self.client.get(format!("{}{path}", self.base)).header("cookie", &self.cookie)).await
+        }
+
+        pub async fn post_form(&self, path: &str, form: &[(String, String)]) -> anyhow::Result<Answer> {
+            answer(self.client.post(format!("{}{path}", self.base)).header("cookie", &self.cookie).form(form))
+                .await
+        }
+    }
+
+    async fn answer(request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
+        let response = request.send().await?;
+        let location = response.headers().get("location").and_then(|l| l.to_str().ok()).map(String::from);
+        Ok(Answer { location, body: response.text().await? })
     }
 
     pub fn attribute(html: &str, marker: &str) -> Option<String> {

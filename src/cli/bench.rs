@@ -139,11 +139,11 @@ pub enum BenchCommand {
 /// Benchmarks make their own scratch databases.
 pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<()> {
     match command {
-        BenchCommand::Import { rows } => reviewloop::bench::import(&settings, rows).await,
+        BenchCommand::Import { rows } => reviewloop::bench::import(settings, rows).await,
         BenchCommand::Infer(a) => reviewloop::bench::models("infer", &a.spec()),
         BenchCommand::Train(a) => reviewloop::bench::models("train", &a.spec()),
         BenchCommand::Select { pool, items, runs } => {
-            reviewloop::bench::select(&settings, pool, items, runs).await
+            reviewloop::bench::select(settings, pool, items, runs).await
         }
         BenchCommand::Serve { file, version, epochs, clients, seconds, adversary } => {
             let bench = reviewloop::bench::ServeBench {
@@ -156,7 +156,7 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
                 seconds,
                 adversary,
             };
-            let figures = reviewloop::bench::serve(&settings, &bench).await?;
+            let figures = reviewloop::bench::serve(settings, &bench).await?;
             println!("{}", serde_json::to_string(&figures)?);
             Ok(())
         }
@@ -180,9 +180,9 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
             println!("{}", serde_json::to_string(&f)?);
             Ok(())
         }
-        BenchCommand::Audit(args) => super::audit::power(&settings, args).await,
+        BenchCommand::Audit(args) => super::audit::power(settings, args).await,
         BenchCommand::Annotate { pool, items, suggested } => {
-            reviewloop::bench::annotate(&settings, pool, items, suggested).await
+            reviewloop::bench::annotate(settings, pool, items, suggested).await
         }
     }
 }

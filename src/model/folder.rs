@@ -220,8 +220,8 @@ mod tests {
         assert!(error.contains("unknown model_type `gpt2`"), "{error}");
     }
 
-    fn copy_of(name: &str) -> (tempdir::Dir, PathBuf) {
-        let dir = tempdir::Dir::new();
+    fn copy_of(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
         for file in ["config.json", "model.safetensors", "tokenizer.json"] {
             std::fs::copy(fixture(name).join(file), dir.path().join(file)).unwrap();
         }
@@ -273,25 +273,5 @@ mod tests {
         let mut parsed: serde_json::Value = serde_json::from_str(json).unwrap();
         parsed[key] = value.into();
         parsed.to_string()
-    }
-
-    /// A temporary folder removed on drop.
-    mod tempdir {
-        pub struct Dir(std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Self {
-                let path = std::env::temp_dir().join(format!("reviewloop-test-{}", uuid::Uuid::new_v4()));
-                std::fs::create_dir_all(&path).unwrap();
-                Dir(path)
-            }
-            pub fn path(&self) -> &std::path::Path {
-                &self.0
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 }

@@ -21,7 +21,7 @@
 //!
 //! On NIKL this part alone, weighed by counts, reached keyword micro F1 0.61 on
 //! validation (0.44 over word pieces and their bigrams), and trained before the encoder
-//! it took the sentiment model's macro F1 on the test split from 0.33 to 0.55 (README,
+//! it took the sentiment model's macro F1 on the test split from 0.33 to 0.55 (docs/models.md,
 //! "Models").
 
 use candle_core::{Result, Tensor};

@@ -1,6 +1,13 @@
 //! Matrix products on the CPU for our own ops, through the `gemm` crate that candle's
 //! matmul uses too, but on any strided block of a buffer (one head's columns of a
 //! (batch, seq, hidden) tensor, a transposed view) so the ops need no copies.
+//!
+//! Hand-written around `gemm` for a measured reason: split by rows over candle's own
+//! worker threads instead of gemm's rayon pool, small training steps went from
+//! 79.5–86.2 to 98.6–98.8 sequences/s on two cores, and steadier (the two pools'
+//! threads had contended for the cores). The views are raw pointers because one op's
+//! tasks write disjoint blocks of one buffer at once; operands are checked against
+//! their buffers always, targets in debug builds (which the tests run).
 
 use std::marker::PhantomData;
 

@@ -6,7 +6,7 @@
 //! row) in place of `weight`; `dense()` reads either form. Embeddings, layer norms,
 //! biases and the classifier head stay f32: they are a small share of the compute and
 //! the head is where thresholds were tuned. f16 / bf16 halve the file; on this CPU
-//! they compute no faster than f32 (measured, README), so they are read back as f32.
+//! they compute no faster than f32 (measured: docs/models.md), so they are read back as f32.
 
 use std::collections::HashMap;
 use std::path::Path;

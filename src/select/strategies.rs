@@ -1,4 +1,4 @@
-//! The seed's query strategies (DESIGN.md §5), each a pure function from what scoring
+//! The seed's query strategies (docs/loop.md), each a pure function from what scoring
 //! stored about a review to a number: higher means "label this first".
 
 use serde::{Deserialize, Serialize};

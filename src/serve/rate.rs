@@ -6,6 +6,11 @@
 //! passes when the bucket is full and leaves it in debt, so a caller's large requests
 //! are spaced by their cost instead of refused forever. The buckets live in this
 //! process (one app process serves the API).
+//!
+//! Hand-written rather than `governor`: its weighted check refuses outright a request
+//! costing more than the burst (`InsufficientCapacity`), where a large request here
+//! must pass once and leave the caller in debt (`bench serve --adversary` relies on it:
+//! the large client's requests are answered, spaced by their cost).
 
 use std::collections::HashMap;
 use std::hash::Hash;

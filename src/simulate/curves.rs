@@ -110,22 +110,25 @@ pub fn summarise(points: &[Point]) -> Vec<StrategySummary> {
 }
 
 pub fn to_csv(points: &[Point]) -> String {
-    let mut out =
-        String::from("strategy,seed,round,labels,keyword_micro_f1,keyword_macro_f1,sentiment_macro_f1\n");
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header =
+        ["strategy", "seed", "round", "labels", "keyword_micro_f1", "keyword_macro_f1", "sentiment_macro_f1"];
+    // Writing into a Vec cannot fail.
+    let _ = out.write_record(header);
     for p in points {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{:.4},{:.4},{:.4}",
-            p.strategy,
-            p.seed,
-            p.round,
-            p.labels,
-            p.keyword_micro_f1,
-            p.keyword_macro_f1,
-            p.sentiment_macro_f1
-        );
+        let f1 = |v: f64| format!("{v:.4}");
+        let row = [
+            p.strategy.clone(),
+            p.seed.to_string(),
+            p.round.to_string(),
+            p.labels.to_string(),
+            f1(p.keyword_micro_f1),
+            f1(p.keyword_macro_f1),
+            f1(p.sentiment_macro_f1),
+        ];
+        let _ = out.write_record(row);
     }
-    out
+    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 const COLOURS: [&str; 7] = ["#6e7781", "#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#d4a72c"];

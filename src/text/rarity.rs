@@ -32,8 +32,9 @@ pub fn model_path(models_dir: &Path, taxonomy: &str) -> PathBuf {
 pub fn train<'a>(texts: impl Iterator<Item = &'a str>, path: &Path, vocab_size: usize) -> anyhow::Result<()> {
     let dir = path.parent().context("rarity model path has no folder")?;
     std::fs::create_dir_all(dir)?;
-    let work = tempdir(dir)?;
-    let corpus = work.0.join("corpus.txt");
+    // A scratch folder beside the model, removed when dropped.
+    let work = tempfile::Builder::new().prefix(".rarity-").tempdir_in(dir)?;
+    let corpus = work.path().join("corpus.txt");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&corpus)?);
     let mut lines = 0;
     for text in texts {
@@ -46,7 +47,7 @@ pub fn train<'a>(texts: impl Iterator<Item = &'a str>, path: &Path, vocab_size: 
     file.flush()?;
     drop(file);
     anyhow::ensure!(lines > 0, "no text to train the rarity model on");
-    let prefix = work.0.join("spm");
+    let prefix = work.path().join("spm");
     let output = Command::new("spm_train")
         // `cargo test` and `cargo run` point this at build folders, one of which holds the
         // newer libsentencepiece built for the crate: Debian's spm_train must not load it.
@@ -65,21 +66,6 @@ pub fn train<'a>(texts: impl Iterator<Item = &'a str>, path: &Path, vocab_size: 
     );
     std::fs::rename(prefix.with_extension("model"), path)?;
     Ok(())
-}
-
-/// A scratch folder removed when dropped.
-struct TempDir(PathBuf);
-
-fn tempdir(parent: &Path) -> anyhow::Result<TempDir> {
-    let dir = parent.join(format!(".rarity-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(TempDir(dir))
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 impl RarityModel {

@@ -105,26 +105,24 @@ impl Weights {
     fn path(&self) -> Option<&std::path::Path> {
         match self {
             Weights::Initial => None,
-            Weights::File(path) | Weights::Scratch(TempWeights(path)) => Some(path),
+            Weights::File(path) => Some(path),
+            Weights::Scratch(TempWeights(path)) => Some(path),
         }
     }
 }
 
 /// Weights in a temporary file, removed when dropped.
-struct TempWeights(PathBuf);
+struct TempWeights(tempfile::TempPath);
 
 impl TempWeights {
     fn save(varmap: &VarMap) -> anyhow::Result<Self> {
-        let path =
-            std::env::temp_dir().join(format!("reviewloop-{}.safetensors", uuid::Uuid::new_v4().simple()));
+        let path = tempfile::Builder::new()
+            .prefix("reviewloop-")
+            .suffix(".safetensors")
+            .tempfile()?
+            .into_temp_path();
         varmap.save(&path)?;
         Ok(TempWeights(path))
-    }
-}
-
-impl Drop for TempWeights {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -320,6 +320,25 @@ mod tests {
     }
 
     #[test]
+    fn the_help_shows_the_profiles_own_defaults() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            o: TrainOverrides,
+        }
+        let help = Cli::command().render_long_help().to_string();
+        let scratch = TrainSettings::defaults("t", PathBuf::new());
+        let base = TrainSettings::pretrained("t", PathBuf::new(), SafeName::parse("b").unwrap());
+        let epochs =
+            format!("(default: {} from scratch, {} from a base)", scratch.fit.epochs, base.fit.epochs);
+        assert!(help.contains(&epochs), "{help}");
+        let rate =
+            format!("{} from scratch, {} from a base", scratch.fit.learning_rate, base.fit.learning_rate);
+        assert!(help.contains(&rate), "{help}");
+    }
+
+    #[test]
     fn out_of_range_options_are_refused_by_both() {
         let mut s = TrainSettings::defaults("t", PathBuf::new());
         let bad = TrainOverrides { epochs: Some(0), ..Default::default() };

@@ -258,15 +258,16 @@ impl Upload {
 /// An uploaded file in `uploads/`, removed on drop unless kept.
 struct UploadedFile {
     name: crate::names::SafeName,
-    path: std::path::PathBuf,
-    keep: bool,
+    path: Option<tempfile::TempPath>,
 }
 
-impl Drop for UploadedFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
+impl UploadedFile {
+    /// Leaves the file on disk (the import job owns it from then on).
+    fn keep(&mut self) -> AppResult<()> {
+        if let Some(path) = self.path.take() {
+            path.keep().map_err(|e| anyhow::Error::from(e.error))?;
         }
+        Ok(())
     }
 }
 
@@ -303,11 +304,12 @@ async fn save(
     use tokio::io::AsyncWriteExt;
     let dir = crate::jobs::import_job::uploads_dir(data_dir);
     tokio::fs::create_dir_all(&dir).await.map_err(anyhow::Error::from)?;
-    let name = crate::names::SafeName::parse(&format!("upload-{}", uuid::Uuid::new_v4().simple()))
-        .map_err(anyhow::Error::from)?;
-    let path = name.under(&dir).map_err(anyhow::Error::from)?;
-    let saved = UploadedFile { name, path, keep: false };
-    let mut file = tokio::fs::File::create(&saved.path).await.map_err(anyhow::Error::from)?;
+    let temp = tempfile::Builder::new().prefix("upload-").tempfile_in(&dir).map_err(anyhow::Error::from)?;
+    let (file, path) = temp.into_parts();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = crate::names::SafeName::parse(name).map_err(anyhow::Error::from)?;
+    let saved = UploadedFile { name, path: Some(path) };
+    let mut file = tokio::fs::File::from_std(file);
     let mut written = 0u64;
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
@@ -371,6 +373,6 @@ async fn upload(
     let id =
         crate::store::jobs::enqueue(&mut conn, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
     // The job owns the file now: it removes it when it ends.
-    file.keep = true;
+    file.keep()?;
     Ok(see_other(&format!("/engineer/jobs/{id}")))
 }

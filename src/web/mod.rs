@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod api;
 pub mod api_errors;
 pub mod api_keys;
+pub mod assets;
 pub mod auth;
 pub mod csrf;
 pub mod engineer;
@@ -130,15 +131,23 @@ const ROUTES: &[Route] = &[
     route!(POST "/logout", AnnotateArea, login::logout),
     route!(GET "/lang/{code}", public, login::set_lang),
     route!(GET "/", AnnotateArea, auth::home),
+    route!(GET "/static/{file}", public, assets::serve),
 ];
 
-/// Every route of the app, from the table, and the static files.
+/// Every route of the app, from the table.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for route in routing::table() {
         (route.register)(cfg);
     }
-    // route table: files, not routes.
-    cfg.service(actix_files::Files::new("/static", concat!(env!("CARGO_MANIFEST_DIR"), "/static")));
+}
+
+/// A query-string value, percent-encoded (taxonomy names may be Korean): everything
+/// but RFC 3986's unreserved characters.
+pub fn query_value(value: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    const UNRESERVED: &percent_encoding::AsciiSet =
+        &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 /// Renders a page; a template error is a bug, logged and answered with 500.

@@ -141,7 +141,7 @@ async fn launch_audit(
         Ok(_) | Err(crate::store::jobs::EnqueueError::Duplicate(_)) => {}
         Err(crate::store::jobs::EnqueueError::Database(e)) => return Err(e.into()),
     }
-    Ok(see_other(&format!("/qa/audit?taxonomy={}&queued=1", super::versions::urlencode(&form.taxonomy))))
+    Ok(see_other(&format!("/qa/audit?taxonomy={}&queued=1", super::query_value(&form.taxonomy))))
 }
 
 /// A suspect as shown: the issue, the current label, the suggestion, and the text in
@@ -412,7 +412,7 @@ async fn adjudicate(
     adjudication::adjudicate(&state.pool, path.into_inner(), form.annotation, user.user_id())
         .await?
         .ok_or(AppError::NotFound)?;
-    Ok(see_other(&format!("/qa/adjudicate?taxonomy={}", super::versions::urlencode(&form.taxonomy))))
+    Ok(see_other(&format!("/qa/adjudicate?taxonomy={}", super::query_value(&form.taxonomy))))
 }
 
 #[cfg(test)]

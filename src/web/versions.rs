@@ -149,19 +149,8 @@ async fn answer(
     switched: Result<Switched, PromoteError>,
 ) -> AppResult<HttpResponse> {
     match switched {
-        Ok(_) => Ok(see_other(&format!("/engineer/models?taxonomy={}", urlencode(taxonomy)))),
+        Ok(_) => Ok(see_other(&format!("/engineer/models?taxonomy={}", super::query_value(taxonomy)))),
         Err(PromoteError::Database(e)) => Err(e.into()),
         Err(e) => page(user, state, Some(taxonomy), compare, Some(e.to_string())).await,
     }
-}
-
-/// Percent-encodes a query value (taxonomy names may be Korean).
-pub fn urlencode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -58,17 +58,7 @@ async fn an_annotator_labels_three_reviews_with_the_keyboard_and_corrects_one() 
     let labels = store::annotations::labels_of(&app.pool, &rows.iter().map(|r| r.0).collect::<Vec<_>>())
         .await
         .unwrap();
-    let named = |id: i64| -> Vec<(String, i16)> {
-        let mut v: Vec<_> = labels
-            .get(&id)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, s)| (taxonomy.keyword_by_id(k).unwrap().name.clone(), s))
-            .collect();
-        v.sort();
-        v
-    };
+    let named = |id: i64| by_name(&labels, &taxonomy, id);
     let kw = |pairs: &[(&str, i16)]| -> Vec<(String, i16)> {
         let mut v: Vec<_> = pairs.iter().map(|(k, s)| (k.to_string(), *s)).collect();
         v.sort();
@@ -171,6 +161,23 @@ async fn a_reviewer_fixes_one_suspect_and_dismisses_another_in_the_browser() {
     assert_eq!(app.count("SELECT count(*) FROM annotations WHERE source = 'review'").await, 1, "{log}");
 }
 
+/// An annotation's (keyword name, level) pairs, sorted.
+fn by_name(
+    labels: &std::collections::HashMap<i64, Vec<(i64, i16)>>,
+    taxonomy: &reviewloop::taxonomy::Taxonomy,
+    id: i64,
+) -> Vec<(String, i16)> {
+    let mut named: Vec<_> = labels
+        .get(&id)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, s)| (taxonomy.keyword_by_id(k).unwrap().name.clone(), s))
+        .collect();
+    named.sort();
+    named
+}
+
 /// One stored annotation of an assisted round: its labels by name, its assist record,
 /// and the suggestion its item carried.
 struct AssistedAnswer {
@@ -195,14 +202,7 @@ async fn assisted_answers(app: &TestApp, round: i64) -> Vec<AssistedAnswer> {
     let labels = store::annotations::labels_of(&app.pool, &ids).await.unwrap();
     rows.into_iter()
         .map(|(id, record, suggestion, version_id)| {
-            let mut named: Vec<(String, i16)> = labels
-                .get(&id)
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, s)| (taxonomy.keyword_by_id(k).unwrap().name.clone(), s))
-                .collect();
-            named.sort();
+            let named = by_name(&labels, &taxonomy, id);
             let suggested = suggestion["keywords"]
                 .as_array()
                 .unwrap()
