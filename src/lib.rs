@@ -24,6 +24,7 @@ pub mod select;
 pub mod serve;
 pub mod simulate;
 pub mod split;
+pub mod stats;
 pub mod store;
 pub mod taxonomy;
 pub mod text;

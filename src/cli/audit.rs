@@ -3,6 +3,7 @@
 use reviewloop::audit::power::{self, PowerOptions};
 use reviewloop::config::Settings;
 use reviewloop::names::SafeName;
+use reviewloop::stats::Interval;
 use reviewloop::store;
 use reviewloop::train::settings::{EncoderSize, TrainSettings};
 
@@ -90,8 +91,13 @@ pub struct PowerArgs {
     /// Share of the reviews whose keyword is flipped, half removed, half added.
     #[arg(long, default_value_t = 0.05)]
     rate: f64,
+    /// First seed (which reviews are flipped, and the fold models' training).
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Seeds run (--seed, --seed + 1, …); each figure is then given with its 95 %
+    /// interval over them.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
     #[arg(long, default_value_t = 5)]
     folds: usize,
     #[arg(long, default_value_t = 10)]
@@ -114,34 +120,51 @@ pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
     let mut train = TrainSettings::defaults(&taxonomy, settings.data_dir.clone());
     train.fit.epochs = args.epochs;
     train.fit.batch_size = args.train_batch.max(1);
-    train.fit.seed = args.seed;
+
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
     train.pretrain_epochs = args.pretrain_epochs;
-    let options = PowerOptions {
-        data: &args.file.data,
-        format: args.file.format,
-        keyword: args.keyword,
-        rate: args.rate,
-        seed: args.seed,
-        folds: args.folds,
-        train,
-    };
-    let started = std::time::Instant::now();
-    let p = power::measure(&settings.database_url, &options).await?;
-    println!(
-        "{}: {} of {} reviews flipped (seed {}); audit raised {} suspects for it",
-        p.keyword, p.flipped, p.items, args.seed, p.raised
-    );
-    println!(
-        "top {}: {} flipped found — precision {:.3}, recall {:.3} (removed {:.3}, added {:.3}); {:.0} s",
-        p.top,
-        p.found,
-        p.precision,
-        p.recall,
-        p.recall_removed,
-        p.recall_added,
-        started.elapsed().as_secs_f64()
-    );
-    println!("{}", serde_json::to_string(&p)?);
+    let mut runs = Vec::new();
+    for seed in args.seed..args.seed + args.seeds.max(1) as u64 {
+        train.fit.seed = seed;
+        let options = PowerOptions {
+            data: &args.file.data,
+            format: args.file.format,
+            keyword: args.keyword.clone(),
+            rate: args.rate,
+            seed,
+            folds: args.folds,
+            train: train.clone(),
+        };
+        let started = std::time::Instant::now();
+        let p = power::measure(&settings.database_url, &options).await?;
+        println!(
+            "{}: {} of {} reviews flipped (seed {seed}); audit raised {} suspects for it",
+            p.keyword, p.flipped, p.items, p.raised
+        );
+        println!(
+            "top {}: {} flipped found — precision {:.3}, recall {:.3} (removed {:.3}, added {:.3}); {:.0} s",
+            p.top,
+            p.found,
+            p.precision,
+            p.recall,
+            p.recall_removed,
+            p.recall_added,
+            started.elapsed().as_secs_f64()
+        );
+        println!("{}", serde_json::to_string(&p)?);
+        runs.push(p);
+    }
+    if runs.len() > 1 {
+        let over = |f: fn(&power::Power) -> f64| Interval::of(&runs.iter().map(f).collect::<Vec<_>>());
+        let show = |i: Interval| format!("{:.3} [{:.3}, {:.3}]", i.mean, i.low, i.high);
+        println!(
+            "over {} seeds (95 % intervals): precision {}, recall {} (removed {}, added {})",
+            runs.len(),
+            show(over(|p| p.precision)),
+            show(over(|p| p.recall)),
+            show(over(|p| p.recall_removed)),
+            show(over(|p| p.recall_added))
+        );
+    }
     Ok(())
 }

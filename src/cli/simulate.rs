@@ -15,10 +15,15 @@ pub struct SimulateArgs {
     #[command(flatten)]
     file: super::DataFile,
     /// Held-out labelled file; default: the fixed test split (10 %, by content hash) of --data.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "holdout")]
     test: Option<PathBuf>,
+    /// Keep N sentences of --data out of the pool as the test set instead (the first N
+    /// by content hash: the same N on every run and machine).
+    #[arg(long)]
+    holdout: Option<usize>,
     /// Comma-separated: random, mixed, or strategy names (keyword-boundary,
-    /// sentiment-uncertainty, rare-tokens, cluster-outliers).
+    /// sentiment-uncertainty, rare-tokens, cluster-outliers, class-balance, keyword-quota),
+    /// each alone or as quotas joined by `+` (`keyword-quota=0.5+random=0.5`).
     #[arg(long, value_delimiter = ',', default_value = "random,mixed")]
     strategy: Vec<String>,
     #[arg(long, default_value_t = 5)]
@@ -66,6 +71,7 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
         data: args.file.data,
         format: args.file.format,
         test: args.test,
+        holdout: args.holdout,
         taxonomy,
         strategies: args.strategy,
         rounds: args.rounds,
@@ -95,21 +101,38 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     )
     .await
     .context("storing the simulation for the engineer page")?;
-    println!(
-        "{:<22} {:>8} {:>10} {:>10} {:>18} {:>10}",
-        "strategy", "labels", "kw macro", "mean", "labels to random", "share"
-    );
-    for s in &summary {
-        println!(
-            "{:<22} {:>8.0} {:>10.3} {:>10.3} {:>18} {:>10}",
-            s.strategy,
-            s.final_labels,
-            s.final_keyword_macro_f1,
-            s.mean_keyword_macro_f1,
-            s.labels_to_match_random.map(|l| format!("{l:.0}")).unwrap_or_else(|| "never".into()),
-            s.share_of_random_labels.map(|r| format!("{:.0} %", r * 100.0)).unwrap_or_else(|| "–".into())
-        );
-    }
+    print_summary(&summary);
     println!("curves in {} (simulation {id} on the engineer page)", options.out.display());
     Ok(())
+}
+
+/// Per metric: each strategy's final score and the labels it needed to reach random's
+/// final score, each with its 95 % interval over seeds; then the run in one sentence.
+fn print_summary(summary: &[curves::StrategySummary]) {
+    let interval = |i: &reviewloop::stats::Interval, digits: usize| {
+        format!("{:.digits$} [{:.digits$}, {:.digits$}]", i.mean, i.low, i.high)
+    };
+    for (m, metric) in curves::Metric::ALL.iter().enumerate() {
+        println!("{}", metric.title());
+        for s in summary {
+            let Some(x) = s.metrics.get(m) else { continue };
+            let reach = match (x.labels_to_match_random, x.share_of_random_labels) {
+                (Some(l), Some(r)) => format!(
+                    "reaches random's final at {l:.0} labels ({:.0} %), per seed {} in {} of {}",
+                    r * 100.0,
+                    interval(&x.per_seed, 0),
+                    x.per_seed.n,
+                    s.seeds
+                ),
+                _ => format!("never reaches random's final ({} of {} seeds do)", x.per_seed.n, s.seeds),
+            };
+            println!(
+                "  {:<22} final {} at {:.0} labels; {reach}",
+                s.strategy,
+                interval(&x.final_score, 3),
+                s.final_labels
+            );
+        }
+    }
+    println!("{}", curves::sentence(&curves::best_against_random(summary)));
 }

@@ -73,6 +73,7 @@ pub async fn run(
     })?;
     let analyzer = Analyzer::load(&version.version_dir())?;
     let rarity = rarity_model(pool, &taxonomy, options).await?;
+    let labels = label_counts(pool, &taxonomy, &analyzer.keyword.labels.keywords).await?;
     if options.rescore {
         predictions::clear(pool, taxonomy.id, version.id).await?;
     }
@@ -90,7 +91,7 @@ pub async fn run(
         let rows: Vec<Prediction> = batch
             .iter()
             .zip(results)
-            .map(|((id, text), s)| prediction(&analyzer, &rarity, *id, text, s))
+            .map(|((id, text), s)| prediction(&analyzer, &rarity, &labels, *id, text, s))
             .collect();
         predictions::insert_batch(pool, version.id, &rows).await?;
         scored += rows.len();
@@ -108,23 +109,42 @@ pub async fn run(
 fn prediction(
     analyzer: &Analyzer,
     rarity: &RarityModel,
+    labels: &[usize],
     review_id: i64,
     text: &str,
     s: Scored,
 ) -> Prediction {
     let keywords = &analyzer.keyword.labels.keywords;
+    let thresholds = &analyzer.keyword.labels.thresholds;
     let distributions: Vec<Vec<f32>> = s.sentiments.iter().map(|(_, d)| d.clone()).collect();
     let sentiment: serde_json::Map<String, serde_json::Value> =
         s.sentiments.iter().map(|(k, d)| (keywords[*k].clone(), json!(d))).collect();
     Prediction {
         review_id,
-        boundary: strategies::keyword_boundary(&s.probabilities, &analyzer.keyword.labels.thresholds),
+        boundary: strategies::keyword_boundary(&s.probabilities, thresholds),
+        balance: strategies::class_balance(&s.probabilities, thresholds, labels),
+        boundary_keyword: strategies::least_certain_keyword(&s.probabilities, thresholds).map(|k| k as i16),
         uncertainty: strategies::sentiment_uncertainty(&distributions),
         rarity: rarity.score(text),
         keyword_probs: s.probabilities,
         sentiment: serde_json::Value::Object(sentiment),
         embedding: s.embedding,
     }
+}
+
+/// Current labels per keyword of the model (by name), for class balancing: what the
+/// next round should make less scarce.
+async fn label_counts(pool: &PgPool, taxonomy: &Taxonomy, keywords: &[String]) -> anyhow::Result<Vec<usize>> {
+    let mut counts = vec![0usize; keywords.len()];
+    for item in data::labelled(pool, taxonomy, None).await? {
+        for (k, _) in item.labels {
+            let name = &taxonomy.keywords[k].name;
+            if let Some(i) = keywords.iter().position(|n| n == name) {
+                counts[i] += 1;
+            }
+        }
+    }
+    Ok(counts)
 }
 
 /// The taxonomy's rarity model, trained on its first training set the first time.

@@ -28,11 +28,14 @@ pub struct Pool {
 
 impl From<crate::store::predictions::Candidates> for Pool {
     fn from(c: crate::store::predictions::Candidates) -> Self {
+        let quota = strategies::keyword_quota(&c.boundary, &c.boundary_keyword);
         let scores = HashMap::from([
             (Strategy::KeywordBoundary, c.boundary),
             (Strategy::SentimentUncertainty, c.uncertainty),
             (Strategy::RareTokens, c.rarity),
             (Strategy::ClusterOutliers, c.outlier),
+            (Strategy::KeywordQuota, quota),
+            (Strategy::ClassBalance, c.balance),
         ]);
         Pool {
             review_ids: c.review_ids,

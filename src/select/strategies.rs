@@ -16,16 +16,22 @@ pub enum Strategy {
     RareTokens,
     /// Far from its k-means centroid, or in a tiny cluster.
     ClusterOutliers,
+    /// Predicted to hold a keyword with few labels so far (class balancing).
+    ClassBalance,
+    /// Each keyword's own boundary reviews in turn, so rare keywords get their share.
+    KeywordQuota,
     /// The baseline, and the first round.
     Random,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 5] = [
+    pub const ALL: [Strategy; 7] = [
         Strategy::KeywordBoundary,
         Strategy::SentimentUncertainty,
         Strategy::RareTokens,
         Strategy::ClusterOutliers,
+        Strategy::ClassBalance,
+        Strategy::KeywordQuota,
         Strategy::Random,
     ];
 
@@ -35,6 +41,8 @@ impl Strategy {
             Strategy::SentimentUncertainty => "sentiment-uncertainty",
             Strategy::RareTokens => "rare-tokens",
             Strategy::ClusterOutliers => "cluster-outliers",
+            Strategy::ClassBalance => "class-balance",
+            Strategy::KeywordQuota => "keyword-quota",
             Strategy::Random => "random",
         }
     }
@@ -57,6 +65,51 @@ pub fn keyword_boundary(probabilities: &[f32], thresholds: &[f32]) -> f32 {
             1.0 - (p - t).abs() / t.max(1.0 - t)
         })
         .fold(0.0, f32::max)
+}
+
+/// The keyword whose probability sits nearest its threshold, measured as
+/// [`keyword_boundary`] measures it; `None` without keywords.
+pub fn least_certain_keyword(probabilities: &[f32], thresholds: &[f32]) -> Option<usize> {
+    (0..probabilities.len()).min_by(|&a, &b| {
+        let distance = |k: usize| {
+            let t = thresholds.get(k).copied().unwrap_or(0.5).clamp(0.01, 0.99);
+            (probabilities[k] - t).abs() / t.max(1.0 - t)
+        };
+        distance(a).total_cmp(&distance(b)).then(a.cmp(&b))
+    })
+}
+
+/// Class balancing (after small-text's `ClassBalancer`): among the keywords predicted
+/// present (p ≥ threshold), the largest `p / (1 + labels so far)`: a review predicted to
+/// hold a keyword with few labels scores high, one holding only well-labelled keywords
+/// low, one with none predicted 0.
+pub fn class_balance(probabilities: &[f32], thresholds: &[f32], labels: &[usize]) -> f32 {
+    probabilities
+        .iter()
+        .enumerate()
+        .filter(|&(k, &p)| p >= thresholds.get(k).copied().unwrap_or(0.5))
+        .map(|(k, &p)| p / (1 + labels.get(k).copied().unwrap_or(0)) as f32)
+        .fold(0.0, f32::max)
+}
+
+/// A per-keyword quota of boundary reviews as one score: each review ranks among the
+/// reviews sharing its least certain keyword (`keyword`, −1 for none: NaN), and the
+/// score is minus that rank, plus half its boundary score to order equal ranks. Taking
+/// the best scores then takes every keyword's nearest review first, then every
+/// keyword's second, and so on: a rare keyword gets as many as a frequent one.
+pub fn keyword_quota(boundary: &[f32], keyword: &[i16]) -> Vec<f32> {
+    let mut order: Vec<usize> =
+        (0..boundary.len()).filter(|&i| keyword[i] >= 0 && !boundary[i].is_nan()).collect();
+    order.sort_by(|&a, &b| {
+        keyword[a].cmp(&keyword[b]).then(boundary[b].total_cmp(&boundary[a])).then(a.cmp(&b))
+    });
+    let mut scores = vec![f32::NAN; boundary.len()];
+    let mut rank = 0usize;
+    for (n, &i) in order.iter().enumerate() {
+        rank = if n > 0 && keyword[order[n - 1]] == keyword[i] { rank + 1 } else { 0 };
+        scores[i] = -(rank as f32) + 0.5 * boundary[i];
+    }
+    scores
 }
 
 /// Normalised least confidence `(1 − max p) · N/(N − 1)` of one distribution: 0 when
@@ -204,5 +257,33 @@ mod tests {
             assert_eq!(Strategy::parse(s.as_str()), Some(s));
         }
         assert_eq!(Strategy::parse("nope"), None);
+    }
+
+    #[test]
+    fn the_least_certain_keyword_is_the_one_nearest_its_threshold() {
+        assert_eq!(least_certain_keyword(&[0.9, 0.35, 0.05], &[0.5, 0.3, 0.5]), Some(1));
+        assert_eq!(least_certain_keyword(&[], &[]), None);
+    }
+
+    #[test]
+    fn class_balance_prefers_keywords_with_few_labels() {
+        let thresholds = [0.5, 0.5, 0.5];
+        let labels = [500, 2, 40];
+        let rare = class_balance(&[0.9, 0.8, 0.1], &thresholds, &labels);
+        let common = class_balance(&[0.9, 0.1, 0.1], &thresholds, &labels);
+        assert!(rare > common, "{rare} vs {common}");
+        assert_eq!(class_balance(&[0.1, 0.2, 0.3], &thresholds, &labels), 0.0, "nothing predicted");
+    }
+
+    #[test]
+    fn a_keyword_quota_gives_a_rare_keyword_its_turn() {
+        // Keyword 0: four reviews, all nearer their boundary than keyword 1's one review.
+        let boundary = [0.9, 0.95, 0.8, 0.85, 0.3, 0.99];
+        let keyword = [0, 0, 0, 0, 1, -1];
+        let scores = keyword_quota(&boundary, &keyword);
+        let mut order: Vec<usize> = (0..5).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        assert_eq!(&order[..2], &[1, 4], "each keyword's best first: {scores:?}");
+        assert!(scores[5].is_nan(), "no keyword, no score");
     }
 }

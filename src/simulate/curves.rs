@@ -6,6 +6,8 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::Interval;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     pub strategy: String,
@@ -45,20 +47,39 @@ impl Metric {
     }
 }
 
-/// Per strategy, per round: (mean labels, mean score) over seeds.
-pub fn mean_curves(points: &[Point], metric: Metric) -> BTreeMap<String, Vec<(f64, f64)>> {
-    let mut sums: BTreeMap<(String, usize), (f64, f64, usize)> = BTreeMap::new();
+/// Per strategy, per round: mean labels and the score's interval over seeds.
+pub fn interval_curves(points: &[Point], metric: Metric) -> BTreeMap<String, Vec<(f64, Interval)>> {
+    let mut rounds: BTreeMap<(String, usize), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for p in points {
-        let e = sums.entry((p.strategy.clone(), p.round)).or_default();
-        e.0 += p.labels as f64;
-        e.1 += metric.of(p);
-        e.2 += 1;
+        let e = rounds.entry((p.strategy.clone(), p.round)).or_default();
+        e.0.push(p.labels as f64);
+        e.1.push(metric.of(p));
     }
-    let mut curves: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for ((strategy, _), (labels, score, n)) in sums {
-        curves.entry(strategy).or_default().push((labels / n as f64, score / n as f64));
+    let mut curves: BTreeMap<String, Vec<(f64, Interval)>> = BTreeMap::new();
+    for ((strategy, _), (labels, scores)) in rounds {
+        let labels = labels.iter().sum::<f64>() / labels.len() as f64;
+        curves.entry(strategy).or_default().push((labels, Interval::of(&scores)));
     }
     curves
+}
+
+/// Per strategy, per round: (mean labels, mean score) over seeds.
+pub fn mean_curves(points: &[Point], metric: Metric) -> BTreeMap<String, Vec<(f64, f64)>> {
+    interval_curves(points, metric)
+        .into_iter()
+        .map(|(s, curve)| (s, curve.into_iter().map(|(l, i)| (l, i.mean)).collect()))
+        .collect()
+}
+
+/// One seed's curve of one strategy: (labels, score) by round.
+fn seed_curve(points: &[Point], strategy: &str, seed: u64, metric: Metric) -> Vec<(f64, f64)> {
+    let mut curve: Vec<(usize, f64, f64)> = points
+        .iter()
+        .filter(|p| p.strategy == strategy && p.seed == seed)
+        .map(|p| (p.round, p.labels as f64, metric.of(p)))
+        .collect();
+    curve.sort_by_key(|c| c.0);
+    curve.into_iter().map(|(_, l, s)| (l, s)).collect()
 }
 
 /// Labels at which `curve` first reaches `target`, interpolated linearly between rounds.
@@ -71,6 +92,20 @@ pub fn labels_to_reach(curve: &[(f64, f64)], target: f64) -> Option<f64> {
         let ((l0, s0), (l1, s1)) = (w[0], w[1]);
         l0 + (l1 - l0) * (target - s0) / (s1 - s0)
     })
+}
+
+/// One metric of one strategy, against random sampling's final mean score.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricSummary {
+    pub metric: Metric,
+    /// The last round's score over seeds.
+    pub final_score: Interval,
+    /// Labels the mean curve needs to reach random's final mean (none: never).
+    pub labels_to_match_random: Option<f64>,
+    /// That, as a share of the labels random sampling used.
+    pub share_of_random_labels: Option<f64>,
+    /// The labels each seed's own curve needs, over the seeds that reach it (`n` of them).
+    pub per_seed: Interval,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,27 +121,122 @@ pub struct StrategySummary {
     pub labels_to_match_random: Option<f64>,
     /// That, as a share of the labels random sampling used.
     pub share_of_random_labels: Option<f64>,
+    /// Seeds run.
+    #[serde(default)]
+    pub seeds: usize,
+    /// Every metric, with intervals over seeds.
+    #[serde(default)]
+    pub metrics: Vec<MetricSummary>,
 }
 
-/// Each strategy against random sampling's final keyword macro F1.
+/// Each strategy against random sampling's final score, on every metric.
 pub fn summarise(points: &[Point]) -> Vec<StrategySummary> {
-    let curves = mean_curves(points, Metric::KeywordMacro);
-    let random_final = curves.get("random").and_then(|c| c.last().copied());
-    curves
+    let seeds_of = |strategy: &str| {
+        let mut seeds: Vec<u64> = points.iter().filter(|p| p.strategy == strategy).map(|p| p.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        seeds
+    };
+    let by_metric: Vec<_> = Metric::ALL.iter().map(|&m| (m, interval_curves(points, m))).collect();
+    let strategies: Vec<String> = by_metric[0].1.keys().cloned().collect();
+    strategies
         .iter()
-        .map(|(strategy, curve)| {
-            let last = curve.last().copied().unwrap_or_default();
-            let needed = random_final.and_then(|(_, target)| labels_to_reach(curve, target));
+        .map(|strategy| {
+            let seeds = seeds_of(strategy);
+            let metrics: Vec<MetricSummary> = by_metric
+                .iter()
+                .map(|(metric, curves)| {
+                    let curve: Vec<(f64, f64)> = curves[strategy].iter().map(|(l, i)| (*l, i.mean)).collect();
+                    let random_final = curves.get("random").and_then(|c| c.last()).map(|(l, i)| (*l, i.mean));
+                    let needed = random_final.and_then(|(_, target)| labels_to_reach(&curve, target));
+                    let per_seed: Vec<f64> = random_final
+                        .map(|(_, target)| {
+                            seeds
+                                .iter()
+                                .filter_map(|&seed| {
+                                    labels_to_reach(&seed_curve(points, strategy, seed, *metric), target)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    MetricSummary {
+                        metric: *metric,
+                        final_score: curves[strategy].last().map(|c| c.1).unwrap_or_default(),
+                        labels_to_match_random: needed,
+                        share_of_random_labels: needed.zip(random_final).map(|(n, (l, _))| n / l),
+                        per_seed: Interval::of(&per_seed),
+                    }
+                })
+                .collect();
+            let curve = &by_metric[1].1[strategy];
+            let macro_ = &metrics[1];
             StrategySummary {
                 strategy: strategy.clone(),
-                final_labels: last.0,
-                final_keyword_macro_f1: last.1,
-                mean_keyword_macro_f1: curve.iter().map(|p| p.1).sum::<f64>() / curve.len().max(1) as f64,
-                labels_to_match_random: needed,
-                share_of_random_labels: needed.zip(random_final).map(|(n, (l, _))| n / l),
+                final_labels: curve.last().map(|c| c.0).unwrap_or_default(),
+                final_keyword_macro_f1: macro_.final_score.mean,
+                mean_keyword_macro_f1: curve.iter().map(|p| p.1.mean).sum::<f64>()
+                    / curve.len().max(1) as f64,
+                labels_to_match_random: macro_.labels_to_match_random,
+                share_of_random_labels: macro_.share_of_random_labels,
+                seeds: seeds.len(),
+                metrics,
             }
         })
         .collect()
+}
+
+/// On one metric: random's final score and labels, and the strategy that reached that
+/// score with the fewest labels (none: no strategy reached it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Best {
+    pub metric: Metric,
+    pub target: f64,
+    pub random_labels: f64,
+    pub winner: Option<(String, f64, f64)>,
+}
+
+/// What a run says in one sentence: per metric, which strategy saved how many labels.
+pub fn best_against_random(summary: &[StrategySummary]) -> Vec<Best> {
+    let Some(random) = summary.iter().find(|s| s.strategy == "random") else { return Vec::new() };
+    Metric::ALL
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &metric)| {
+            let target = random.metrics.get(i)?.final_score.mean;
+            let winner = summary
+                .iter()
+                .filter(|s| s.strategy != "random")
+                .filter_map(|s| {
+                    let m = s.metrics.get(i)?;
+                    Some((s.strategy.clone(), m.labels_to_match_random?, m.share_of_random_labels?))
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            Some(Best { metric, target, random_labels: random.final_labels, winner })
+        })
+        .collect()
+}
+
+/// The run in one sentence (English, for the command line; the page words it itself).
+pub fn sentence(best: &[Best]) -> String {
+    let parts: Vec<String> = best
+        .iter()
+        .map(|b| match &b.winner {
+            Some((name, labels, share)) => format!(
+                "on {} {name} reached random's final {:.3} with {labels:.0} labels, {:.0} % of random's {:.0}",
+                b.metric.title(),
+                b.target,
+                share * 100.0,
+                b.random_labels
+            ),
+            None => format!("on {} no strategy reached random's final {:.3}", b.metric.title(), b.target),
+        })
+        .collect();
+    if parts.is_empty() {
+        return "no random baseline in this run: nothing to compare against".into();
+    }
+    let mut text = parts.join("; ");
+    text[..1].make_ascii_uppercase();
+    text + "."
 }
 
 pub fn to_csv(points: &[Point]) -> String {
@@ -133,12 +263,14 @@ pub fn to_csv(points: &[Point]) -> String {
 
 const COLOURS: [&str; 7] = ["#6e7781", "#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#d4a72c"];
 
-/// A line chart of the mean curves (labels → score), random first in grey.
+/// A line chart of the mean curves (labels → score) with each one's 95 % band over
+/// seeds, random first in grey.
 pub fn svg(points: &[Point], metric: Metric) -> String {
+    let bands = interval_curves(points, metric);
     let curves = mean_curves(points, metric);
     let (w, h, left, bottom, top, right) = (640.0, 360.0, 56.0, 40.0, 28.0, 150.0);
     let max_labels = curves.values().flatten().map(|p| p.0).fold(1.0, f64::max);
-    let max_score = curves.values().flatten().map(|p| p.1).fold(0.1, f64::max).min(1.0);
+    let max_score = bands.values().flatten().map(|p| p.1.high).fold(0.1, f64::max).min(1.0);
     let x = |l: f64| left + (w - left - right) * l / max_labels;
     let y = |s: f64| h - bottom - (h - bottom - top) * s / max_score;
     let mut out = format!(
@@ -181,6 +313,15 @@ pub fn svg(points: &[Point], metric: Metric) -> String {
         curves.iter().filter(|(s, _)| *s == "random").chain(curves.iter().filter(|(s, _)| *s != "random"));
     for (i, (strategy, curve)) in ordered.enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
+        let band = &bands[strategy.as_str()];
+        let edge = band.iter().map(|(l, i)| (*l, i.high)).chain(band.iter().rev().map(|(l, i)| (*l, i.low)));
+        let outline: Vec<String> =
+            edge.map(|(l, s)| format!("{:.1},{:.1}", x(l), y(s.clamp(0.0, max_score)))).collect();
+        let _ = write!(
+            out,
+            "<polygon class=\"band\" fill=\"{colour}\" fill-opacity=\"0.15\" stroke=\"none\" points=\"{}\"/>",
+            outline.join(" ")
+        );
         let path: Vec<String> = curve.iter().map(|&(l, s)| format!("{:.1},{:.1}", x(l), y(s))).collect();
         let _ = write!(
             out,
@@ -264,12 +405,46 @@ mod tests {
     }
 
     #[test]
+    fn each_metric_has_its_interval_over_seeds_and_its_labels_per_seed() {
+        let mut p = points();
+        // Mixed, seed 2 is better at round 0 (0.3): it reaches random's final 0.3 at once.
+        p.iter_mut().filter(|x| x.strategy == "mixed" && x.seed == 2 && x.round == 0).for_each(|x| {
+            x.keyword_macro_f1 = 0.3;
+        });
+        let summary = summarise(&p);
+        let mixed = summary.iter().find(|s| s.strategy == "mixed").unwrap();
+        assert_eq!((mixed.seeds, mixed.metrics.len()), (2, 3));
+        let macro_ = &mixed.metrics[1];
+        assert_eq!(macro_.metric, Metric::KeywordMacro);
+        assert_eq!(macro_.final_score.n, 2);
+        // Seed 1 reaches 0.3 at 150 labels, seed 2 at 100.
+        assert_eq!(macro_.per_seed.n, 2);
+        assert!((macro_.per_seed.mean - 125.0).abs() < 1e-9);
+        assert!(macro_.per_seed.low < 125.0 && macro_.per_seed.high > 125.0);
+    }
+
+    #[test]
+    fn the_run_names_the_strategy_that_saved_the_most_labels_per_metric() {
+        let best = best_against_random(&summarise(&points()));
+        assert_eq!(best.len(), 3);
+        let macro_ = &best[1];
+        assert_eq!(macro_.metric, Metric::KeywordMacro);
+        assert!((macro_.target - 0.3).abs() < 1e-9 && macro_.random_labels == 300.0);
+        let (name, labels, share) = macro_.winner.clone().unwrap();
+        assert_eq!(name, "mixed");
+        assert!((labels - 150.0).abs() < 1e-6 && (share - 0.5).abs() < 1e-6);
+        let only_random: Vec<Point> = points().into_iter().filter(|p| p.strategy == "random").collect();
+        assert!(best_against_random(&summarise(&only_random)).iter().all(|b| b.winner.is_none()));
+    }
+
+    #[test]
     fn csv_and_svg_carry_every_strategy() {
         let p = points();
         assert_eq!(to_csv(&p).lines().count(), 13);
         let chart = svg(&p, Metric::KeywordMacro);
         assert!(chart.starts_with("<svg") && chart.ends_with("</svg>"));
         assert_eq!(chart.matches("<polyline").count(), 2);
+        assert_eq!(chart.matches("class=\"band\"").count(), 2, "an interval band per strategy");
         assert!(chart.contains(">random<") && chart.contains(">mixed<"));
     }
 }

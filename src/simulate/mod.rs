@@ -39,6 +39,9 @@ pub struct SimulateOptions {
     pub format: Format,
     /// Held-out file; without it the fixed test split (by content hash, 10 %) of `data`.
     pub test: Option<PathBuf>,
+    /// Instead: the first N rows of `data` by content hash are the test set.
+    #[serde(default)]
+    pub holdout: Option<usize>,
     pub taxonomy: String,
     /// `random`, `mixed`, or strategy names.
     pub strategies: Vec<String>,
@@ -72,18 +75,11 @@ fn read_rows(path: &std::path::Path, format: Format) -> anyhow::Result<Vec<RawRo
 
 fn load_gold(options: &SimulateOptions) -> anyhow::Result<Gold> {
     let rows = read_rows(&options.data, options.format)?;
-    let is_test = |r: &RawRow| {
-        let text = crate::text::normalize(&r.text);
-        let hash = crate::text::content_hash(
-            r.mall.as_deref().unwrap_or(""),
-            r.category.as_deref().unwrap_or(""),
-            &text,
-        );
-        crate::split::split_for(&hash) == Split::Test
-    };
-    let (test, pool): (Vec<RawRow>, Vec<RawRow>) = match &options.test {
-        Some(path) => (read_rows(path, options.format)?, rows),
-        None => rows.into_iter().partition(|r| is_test(r)),
+    let is_test = |r: &RawRow| crate::split::split_for(&hash_of(r)) == Split::Test;
+    let (test, pool): (Vec<RawRow>, Vec<RawRow>) = match (&options.test, options.holdout) {
+        (Some(path), _) => (read_rows(path, options.format)?, rows),
+        (None, Some(n)) => held_out(rows, n),
+        (None, None) => rows.into_iter().partition(|r| is_test(r)),
     };
     anyhow::ensure!(!test.is_empty() && pool.len() > options.initial, "too few labelled rows to simulate");
     let by_key = pool
@@ -93,6 +89,20 @@ fn load_gold(options: &SimulateOptions) -> anyhow::Result<Gold> {
         })
         .collect();
     Ok(Gold { test_jsonl: jsonl(&test, true), pool, by_key })
+}
+
+fn hash_of(r: &RawRow) -> Vec<u8> {
+    let text = crate::text::normalize(&r.text);
+    crate::text::content_hash(r.mall.as_deref().unwrap_or(""), r.category.as_deref().unwrap_or(""), &text)
+}
+
+/// The first `n` rows by content hash as the test set, the rest as the pool: the same
+/// rows whatever the file's order, on every machine.
+fn held_out(rows: Vec<RawRow>, n: usize) -> (Vec<RawRow>, Vec<RawRow>) {
+    let mut keyed: Vec<(Vec<u8>, RawRow)> = rows.into_iter().map(|r| (hash_of(&r), r)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let pool = keyed.split_off(n.min(keyed.len()));
+    (keyed.into_iter().map(|k| k.1).collect(), pool.into_iter().map(|k| k.1).collect())
 }
 
 /// Rows in the project's JSONL import format, with or without their labels.
@@ -110,8 +120,9 @@ fn jsonl(rows: &[RawRow], labelled: bool) -> Vec<u8> {
 }
 
 fn quotas(strategy: &str) -> anyhow::Result<Vec<Quota>> {
-    let text = if strategy == "mixed" { MIXED } else { strategy };
-    Quota::parse_list(text).map_err(anyhow::Error::msg)
+    // `+` joins quotas inside one entry of the comma-separated list.
+    let text = if strategy == "mixed" { MIXED.to_string() } else { strategy.replace('+', ",") };
+    Quota::parse_list(&text).map_err(anyhow::Error::msg)
 }
 
 /// Runs every strategy with every seed; returns all points.
@@ -287,5 +298,71 @@ impl Run<'_> {
         options.label_source = LabelSource::Gold;
         import::import(pool, &jsonl(&owned, true)[..], &options).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(i: usize) -> RawRow {
+        RawRow {
+            line: i as u64,
+            text: format!("리뷰 {i}"),
+            mall: None,
+            category: None,
+            external_id: None,
+            labels: None,
+            split: None,
+            warning: None,
+        }
+    }
+
+    #[test]
+    fn the_holdout_is_the_same_rows_whatever_the_files_order() {
+        let rows: Vec<RawRow> = (0..50).map(row).collect();
+        let (test, pool) = held_out(rows.clone(), 10);
+        assert_eq!((test.len(), pool.len()), (10, 40));
+        let mut reversed = rows;
+        reversed.reverse();
+        let (again, _) = held_out(reversed, 10);
+        let texts = |r: &[RawRow]| {
+            let mut t: Vec<String> = r.iter().map(|r| r.text.clone()).collect();
+            t.sort();
+            t
+        };
+        assert_eq!(texts(&test), texts(&again));
+        assert_eq!(
+            held_out((0..3).map(row).collect(), 10).0.len(),
+            3,
+            "a holdout larger than the file takes it all"
+        );
+    }
+
+    #[test]
+    fn holdout_keeps_its_rows_out_of_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.csv");
+        let csv: String = std::iter::once("text,labels\n".to_string())
+            .chain((0..40).map(|i| format!("배송이 빨라요 {i},배송1\n")))
+            .collect();
+        std::fs::write(&data, csv).unwrap();
+        let options = SimulateOptions {
+            data,
+            format: Format::Csv,
+            test: None,
+            holdout: Some(15),
+            taxonomy: "fashion".into(),
+            strategies: vec!["random".into()],
+            rounds: 1,
+            batch: 5,
+            initial: 5,
+            seeds: 1,
+            out: dir.path().join("out"),
+            train: TrainSettings::defaults("fashion", dir.path().to_path_buf()),
+        };
+        let gold = load_gold(&options).unwrap();
+        assert_eq!(gold.pool.len(), 25);
+        assert_eq!(String::from_utf8(gold.test_jsonl).unwrap().lines().count(), 15);
     }
 }

@@ -16,6 +16,8 @@ pub struct Prediction {
     pub rarity: f32,
     pub boundary: f32,
     pub uncertainty: Option<f32>,
+    pub balance: f32,
+    pub boundary_keyword: Option<i16>,
 }
 
 /// Reviews of the taxonomy that `model_version_id` has not scored yet, oldest first.
@@ -73,14 +75,17 @@ pub async fn insert_batch(pool: &PgPool, model_version_id: i64, batch: &[Predict
             continue;
         }
         sqlx::query(
-            "INSERT INTO review_scores (review_id, model_version_id, boundary, uncertainty, rarity)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO review_scores (review_id, model_version_id, boundary, uncertainty, rarity, balance,
+                                        boundary_keyword)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(p.review_id)
         .bind(model_version_id)
         .bind(p.boundary)
         .bind(p.uncertainty)
         .bind(p.rarity)
+        .bind(p.balance)
+        .bind(p.boundary_keyword)
         .execute(&mut *tx)
         .await?;
     }
@@ -178,6 +183,8 @@ pub async fn candidates(
         uncertainty: columns.uncertainty,
         rarity: columns.rarity,
         outlier: columns.outlier,
+        balance: columns.balance,
+        boundary_keyword: columns.boundary_keyword,
     })
 }
 
@@ -201,6 +208,9 @@ pub struct Candidates {
     pub uncertainty: Vec<f32>,
     pub rarity: Vec<f32>,
     pub outlier: Vec<f32>,
+    pub balance: Vec<f32>,
+    /// −1 where there is none.
+    pub boundary_keyword: Vec<i16>,
 }
 
 /// Id-range slices the pool is read in, concurrently.
@@ -215,6 +225,8 @@ struct Columns {
     uncertainty: Vec<f32>,
     rarity: Vec<f32>,
     outlier: Vec<f32>,
+    balance: Vec<f32>,
+    boundary_keyword: Vec<i16>,
 }
 
 impl Columns {
@@ -226,6 +238,8 @@ impl Columns {
         self.uncertainty.append(&mut other.uncertainty);
         self.rarity.append(&mut other.rarity);
         self.outlier.append(&mut other.outlier);
+        self.balance.append(&mut other.balance);
+        self.boundary_keyword.append(&mut other.boundary_keyword);
     }
 }
 
@@ -247,7 +261,9 @@ async fn candidate_slice(
                 coalesce(array_agg(coalesce(p.boundary, 'NaN')), '{}') AS boundary,
                 coalesce(array_agg(coalesce(p.uncertainty, 'NaN')), '{}') AS uncertainty,
                 coalesce(array_agg(coalesce(p.rarity, 'NaN')), '{}') AS rarity,
-                coalesce(array_agg(coalesce(p.outlier, 'NaN')), '{}') AS outlier
+                coalesce(array_agg(coalesce(p.outlier, 'NaN')), '{}') AS outlier,
+                coalesce(array_agg(coalesce(p.balance, 'NaN')), '{}') AS balance,
+                coalesce(array_agg(coalesce(p.boundary_keyword, (-1)::smallint)), '{}') AS boundary_keyword
          FROM reviews r LEFT JOIN review_scores p ON p.review_id = r.id AND p.model_version_id = $2
          WHERE r.taxonomy_id = $1 AND r.id BETWEEN $5 AND $6
            AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)

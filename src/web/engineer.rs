@@ -143,6 +143,10 @@ struct RoundForm {
     #[serde(default)]
     quota_cluster_outliers: f64,
     #[serde(default)]
+    quota_class_balance: f64,
+    #[serde(default)]
+    quota_keyword_quota: f64,
+    #[serde(default)]
     quota_random: f64,
     #[serde(default)]
     assist: String,
@@ -157,6 +161,8 @@ impl RoundForm {
             (Strategy::SentimentUncertainty, self.quota_sentiment_uncertainty),
             (Strategy::RareTokens, self.quota_rare_tokens),
             (Strategy::ClusterOutliers, self.quota_cluster_outliers),
+            (Strategy::ClassBalance, self.quota_class_balance),
+            (Strategy::KeywordQuota, self.quota_keyword_quota),
             (Strategy::Random, self.quota_random),
         ]
         .into_iter()

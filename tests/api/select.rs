@@ -29,7 +29,8 @@ async fn scoring_stores_what_the_strategies_need_and_resumes_where_it_stopped() 
         .count(
             "SELECT count(*) FROM predictions p JOIN review_scores s USING (review_id, model_version_id)
              WHERE array_length(p.keyword_probs, 1) = 15 AND array_length(p.embedding, 1) = 32
-               AND s.boundary BETWEEN 0 AND 1 AND s.rarity >= 0 AND s.cluster IS NOT NULL AND s.outlier IS NOT NULL",
+               AND s.boundary BETWEEN 0 AND 1 AND s.rarity >= 0 AND s.cluster IS NOT NULL AND s.outlier IS NOT NULL
+               AND s.balance >= 0 AND s.boundary_keyword BETWEEN 0 AND 14",
         )
         .await;
     assert_eq!(complete, 100);
@@ -62,6 +63,14 @@ async fn scoring_without_a_model_says_what_to_do() {
 
 /// A ready keyword version and one prediction per review with the given boundary score.
 async fn scored_pool(app: &TestApp, boundaries: &[(i64, f32)]) -> i64 {
+    let rows: Vec<Scores> = boundaries.iter().map(|&(id, b)| (id, b, 0.0, None)).collect();
+    scored_pool_with(app, &rows).await
+}
+
+/// (review id, boundary, class balance, least certain keyword).
+type Scores = (i64, f32, f32, Option<i16>);
+
+async fn scored_pool_with(app: &TestApp, scores: &[Scores]) -> i64 {
     let version: i64 = sqlx::query_scalar(
         "INSERT INTO model_versions (taxonomy_id, kind, name, path, status)
          SELECT id, 'keyword', 'hand-made', '/nowhere/keyword', 'ready' FROM taxonomies WHERE name = 'fashion' RETURNING id",
@@ -69,9 +78,9 @@ async fn scored_pool(app: &TestApp, boundaries: &[(i64, f32)]) -> i64 {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    let rows: Vec<Prediction> = boundaries
+    let rows: Vec<Prediction> = scores
         .iter()
-        .map(|&(review_id, boundary)| Prediction {
+        .map(|&(review_id, boundary, balance, boundary_keyword)| Prediction {
             review_id,
             keyword_probs: vec![0.5],
             sentiment: serde_json::json!({}),
@@ -79,10 +88,21 @@ async fn scored_pool(app: &TestApp, boundaries: &[(i64, f32)]) -> i64 {
             rarity: 0.0,
             boundary,
             uncertainty: None,
+            balance,
+            boundary_keyword,
         })
         .collect();
     predictions::insert_batch(&app.pool, version, &rows).await.unwrap();
     version
+}
+
+/// The reviews a round took.
+async fn picked_in(app: &TestApp, round: i64) -> Vec<i64> {
+    sqlx::query_scalar("SELECT review_id FROM round_items WHERE round_id = $1")
+        .bind(round)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
 }
 
 async fn review_ids(app: &TestApp) -> Vec<i64> {
@@ -151,11 +171,7 @@ async fn a_strategy_round_skips_labelled_queued_and_duplicate_text() {
     let queued = app.create_round(&RoundSpec { name: "queued".into(), ..round_spec(1) }).await.unwrap();
     let spec = RoundSpec { quotas: Quota::parse_list("keyword-boundary").unwrap(), ..round_spec(10) };
     let round = app.create_round(&spec).await.unwrap();
-    let picked: Vec<i64> = sqlx::query_scalar("SELECT review_id FROM round_items WHERE round_id = $1")
-        .bind(round.id)
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    let picked = picked_in(&app, round.id).await;
     let queued_id: i64 = sqlx::query_scalar("SELECT review_id FROM round_items WHERE round_id = $1")
         .bind(queued.id)
         .fetch_one(&app.pool)
@@ -167,4 +183,28 @@ async fn a_strategy_round_skips_labelled_queued_and_duplicate_text() {
     let queued_the_text = queued_id == ids[0] || queued_id == ids[1];
     assert_eq!(same_text, if queued_the_text { 0 } else { 1 }, "a text is picked once, and not if queued");
     assert_eq!(picked.len(), 2, "two distinct texts are left");
+}
+
+#[tokio::test]
+async fn rounds_for_rare_keywords_give_each_keyword_its_share_and_prefer_scarce_ones() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(40, 1)).await;
+    let ids = review_ids(&app).await;
+    // 36 reviews are least certain about keyword 0, all nearer their boundary than the
+    // 4 about keyword 1 (a rare one); only those 4 are predicted to hold a scarce keyword.
+    let scores: Vec<Scores> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| if i < 36 { (id, 0.9, 0.01, Some(0)) } else { (id, 0.2, 0.5, Some(1)) })
+        .collect();
+    scored_pool_with(&app, &scores).await;
+    let rare: Vec<i64> = ids[36..].to_vec();
+    for (strategy, expected) in [("keyword-quota", 4), ("class-balance", 4), ("keyword-boundary", 0)] {
+        let spec = RoundSpec { quotas: Quota::parse_list(strategy).unwrap(), ..round_spec(8) };
+        let round = app.create_round(&spec).await.unwrap();
+        let picked = picked_in(&app, round.id).await;
+        let of_rare = picked.iter().filter(|id| rare.contains(id)).count();
+        assert_eq!(of_rare, expected, "{strategy} picked {of_rare} of the rare keyword's 4");
+        sqlx::query("DELETE FROM rounds WHERE id = $1").bind(round.id).execute(&app.pool).await.unwrap();
+    }
 }

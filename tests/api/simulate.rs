@@ -35,6 +35,7 @@ async fn a_simulation_reveals_labels_round_by_round_and_draws_the_curves() {
         data: labelled_file(&dir, "pool.csv", 80, 0),
         format: Format::Csv,
         test: Some(labelled_file(&dir, "test.csv", 12, 1000)),
+        holdout: None,
         taxonomy: "fashion".into(),
         strategies: vec!["random".into(), "mixed".into()],
         rounds: 2,
@@ -74,4 +75,52 @@ async fn a_simulation_reveals_labels_round_by_round_and_draws_the_curves() {
         .unwrap()
         .to_string()
         .contains("unknown strategy"));
+}
+
+#[tokio::test]
+async fn the_simulations_page_draws_bands_and_says_which_strategy_saved_labels() {
+    use curves::Point;
+    use reviewloop::store::users::Role;
+    let app = TestApp::spawn().await;
+    let mut points = Vec::new();
+    for seed in [1, 2, 3] {
+        for (round, labels) in [(0usize, 100usize), (1, 200), (2, 300)] {
+            let noise = 0.01 * seed as f64;
+            for (strategy, slope) in [("random", 0.1), ("mixed", 0.2)] {
+                let f1 = slope * (round as f64 + 1.0) + noise;
+                points.push(Point {
+                    strategy: strategy.into(),
+                    seed,
+                    round,
+                    labels,
+                    keyword_micro_f1: f1,
+                    keyword_macro_f1: f1,
+                    sentiment_macro_f1: f1,
+                });
+            }
+        }
+    }
+    let summary = curves::summarise(&points);
+    let id = reviewloop::store::simulations::insert(
+        &app.pool,
+        "test run",
+        &serde_json::json!({}),
+        &serde_json::json!(points),
+        &serde_json::json!(summary),
+    )
+    .await
+    .unwrap();
+    let engineer = app.logged_in(Role::Engineer).await;
+    let page = engineer.get("/engineer/simulations").await.text().await.unwrap();
+    assert!(page.contains(&format!("id=\"headline-{id}\"")), "{page}");
+    // Random ends at 0.32 after 300 labels; mixed (0.22, 0.42, …) gets there at 150.
+    assert!(
+        page.contains(
+            "keyword macro F1: mixed가 라벨 150개로 무작위의 최종값 0.320에 도달 (무작위가 쓴 300개의 50 %)"
+        ),
+        "{page}"
+    );
+    assert_eq!(page.matches("class=\"band\"").count(), 6, "a band per strategy and metric");
+    assert!(page.contains("시드 3개"), "the number of seeds is said");
+    assert!(page.contains("(3 / 3)"), "every seed of mixed reached random's final score");
 }
