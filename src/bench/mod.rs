@@ -104,6 +104,7 @@ pub async fn annotate(
         quotas: vec![],
         assist: if suggested { crate::rounds::Assist::Shown } else { crate::rounds::Assist::Off },
         assist_doubled: false,
+        diverse: false,
     };
     let round = crate::rounds::create(&pool, taxonomy.id, &spec, None).await?;
     if suggested {

@@ -35,6 +35,7 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
             quotas: quotas.clone(),
             assist: Default::default(),
             assist_doubled: false,
+            diverse: false,
         };
         let started = Instant::now();
         let round = crate::rounds::create(&pool, taxonomy_id, &spec, None).await?;

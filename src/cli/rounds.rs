@@ -40,6 +40,10 @@ pub enum RoundCommand {
         /// Suggestions also on the items double-assigned for agreement.
         #[arg(long)]
         assist_doubled: bool,
+        /// With --strategy: keep each strategy's picks apart in embedding space (a
+        /// core-set of three times as many candidates), so no batch is near-duplicates.
+        #[arg(long)]
+        diverse: bool,
     },
     /// Rounds with their progress.
     List,
@@ -65,6 +69,7 @@ pub async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()>
             strategy,
             assist,
             assist_doubled,
+            diverse,
         } => {
             let taxonomy_id = store::taxonomies::load_by_name(pool, &taxonomy).await?.id;
             let quotas = strategy.unwrap_or_default();
@@ -79,6 +84,7 @@ pub async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()>
                 quotas,
                 assist,
                 assist_doubled,
+                diverse,
             };
             let round = rounds::create(pool, taxonomy_id, &spec, None).await?;
             println!("round {} created: {} items, {} double-assigned", round.id, round.items, round.doubled);

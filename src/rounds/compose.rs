@@ -7,7 +7,10 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{double_positions, Assist, RoundSpec, Sampling};
-use crate::select::{allocate, compose, Pool, Strategy};
+use crate::select::{allocate, compose, diversity, Pool, Strategy};
+
+/// How many candidates per place a diverse round chooses its core-sets from.
+const DIVERSITY_CANDIDATES: usize = 3;
 use crate::store::rounds::{NewItems, NewRound};
 use crate::store::{self, jobs::EnqueueError, jobs::NewJob};
 
@@ -138,7 +141,14 @@ async fn composed(pool: &PgPool, taxonomy_id: i64, spec: &RoundSpec) -> sqlx::Re
     let version = store::models::current_keyword(pool, taxonomy_id).await?.map(|v| v.id);
     let candidates: Pool =
         store::predictions::candidates(pool, taxonomy_id, version, spec.group_by.grouping()).await?.into();
-    let picks = compose(&candidates, &spec.quotas, spec.size, spec.seed);
+    let mut picks = compose(&candidates, &spec.quotas, spec.size, spec.seed);
+    if let (true, Some(version)) = (spec.diverse, version) {
+        // Each cell's candidates three times over, cut down to a core-set of each.
+        let over = compose(&candidates, &spec.quotas, spec.size * DIVERSITY_CANDIDATES, spec.seed);
+        let ids: Vec<i64> = over.iter().map(|p| p.review_id).collect();
+        let embeddings = store::predictions::embeddings_of(pool, version, &ids).await?;
+        picks = diversity::diversify(&candidates, &over, &picks, &embeddings);
+    }
     let used: Vec<Strategy> = spec.quotas.iter().filter(|q| q.weight > 0.0).map(|q| q.strategy).collect();
     let sampling = match used.as_slice() {
         [one] => one.as_str().to_string(),

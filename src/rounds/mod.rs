@@ -62,6 +62,10 @@ pub struct RoundSpec {
     /// measure unassisted labels).
     #[serde(default)]
     pub assist_doubled: bool,
+    /// With quotas: compose the round three times larger, then keep a core-set of each
+    /// (strategy, group) cell over the embeddings, so no batch is near-duplicates.
+    #[serde(default)]
+    pub diverse: bool,
 }
 
 /// How a round's items show the serving model's suggestions.

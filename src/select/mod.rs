@@ -3,6 +3,7 @@
 
 pub mod clusters;
 pub mod composer;
+pub mod diversity;
 pub mod shares;
 pub mod strategies;
 

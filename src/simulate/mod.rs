@@ -119,10 +119,19 @@ fn jsonl(rows: &[RawRow], labelled: bool) -> Vec<u8> {
     out
 }
 
+/// `+` joins quotas inside one entry of the comma-separated list, and `+diverse` adds
+/// the diversity step (`keyword-quota=0.7+random=0.3+diverse`).
 fn quotas(strategy: &str) -> anyhow::Result<Vec<Quota>> {
-    // `+` joins quotas inside one entry of the comma-separated list.
-    let text = if strategy == "mixed" { MIXED.to_string() } else { strategy.replace('+', ",") };
+    let parts: Vec<&str> = strategy.split('+').filter(|p| *p != "diverse").collect();
+    let text = match parts.as_slice() {
+        ["mixed"] => MIXED.to_string(),
+        _ => parts.join(","),
+    };
     Quota::parse_list(&text).map_err(anyhow::Error::msg)
+}
+
+fn is_diverse(strategy: &str) -> bool {
+    strategy.split('+').any(|p| p == "diverse")
 }
 
 /// Runs every strategy with every seed; returns all points.
@@ -274,6 +283,7 @@ impl Run<'_> {
             quotas,
             assist: Default::default(),
             assist_doubled: false,
+            diverse: is_diverse(self.strategy),
         };
         let taxonomy_id =
             crate::store::taxonomies::find_id(pool, &self.options.taxonomy).await?.context("taxonomy")?;
@@ -337,6 +347,17 @@ mod tests {
             3,
             "a holdout larger than the file takes it all"
         );
+    }
+
+    #[test]
+    fn a_strategy_entry_joins_quotas_with_plus_and_may_ask_for_diversity() {
+        let q = quotas("keyword-quota=0.7+random=0.3+diverse").unwrap();
+        assert_eq!(
+            q.iter().map(|q| q.strategy).collect::<Vec<_>>(),
+            [Strategy::KeywordQuota, Strategy::Random]
+        );
+        assert!(is_diverse("keyword-quota+diverse") && !is_diverse("mixed"));
+        assert_eq!(quotas("mixed").unwrap().len(), 5);
     }
 
     #[test]

@@ -144,6 +144,23 @@ pub async fn set_clusters(
     Ok(())
 }
 
+/// The embeddings of these reviews under the version (those it has).
+pub async fn embeddings_of(
+    pool: &PgPool,
+    model_version_id: i64,
+    review_ids: &[i64],
+) -> sqlx::Result<HashMap<i64, Vec<f32>>> {
+    let rows: Vec<(i64, Vec<f32>)> = sqlx::query_as(
+        "SELECT review_id, embedding FROM predictions
+         WHERE model_version_id = $1 AND review_id = ANY($2) AND embedding IS NOT NULL",
+    )
+    .bind(model_version_id)
+    .bind(review_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The reviews a new round may take (not labelled, not queued in an open round; texts
 /// of those that are, so their duplicates are passed over), with the version's strategy
 /// scores (NaN where unscored) and their mall / category group.

@@ -152,6 +152,8 @@ struct RoundForm {
     assist: String,
     #[serde(default)]
     assist_doubled: Option<String>,
+    #[serde(default)]
+    diverse: Option<String>,
 }
 
 impl RoundForm {
@@ -204,6 +206,7 @@ async fn create_round(
         quotas: form.quotas(),
         assist: Assist::parse(&form.assist).unwrap_or_default(),
         assist_doubled: form.assist_doubled.is_some(),
+        diverse: form.diverse.is_some(),
     };
     match crate::rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
         Ok(round) => {

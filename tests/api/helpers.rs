@@ -180,6 +180,7 @@ pub fn round_spec(size: usize) -> RoundSpec {
         quotas: vec![],
         assist: Default::default(),
         assist_doubled: false,
+        diverse: false,
     }
 }
 

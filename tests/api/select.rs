@@ -208,3 +208,40 @@ async fn rounds_for_rare_keywords_give_each_keyword_its_share_and_prefer_scarce_
         sqlx::query("DELETE FROM rounds WHERE id = $1").bind(round.id).execute(&app.pool).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_diverse_round_leaves_out_near_duplicates_of_its_best_picks() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(12, 1)).await;
+    let ids = review_ids(&app).await;
+    // The boundary score falls with the id; the 6 best-scored sit at one point in
+    // embedding space, the other 6 far apart from it and each other.
+    let scores: Vec<(i64, f32)> =
+        ids.iter().enumerate().map(|(i, &id)| (id, 1.0 - i as f32 / 20.0)).collect();
+    let version = scored_pool(&app, &scores).await;
+    for (i, &id) in ids.iter().enumerate() {
+        let embedding = if i < 6 { vec![0.0, 0.0] } else { vec![10.0 * i as f32, -10.0 * i as f32] };
+        sqlx::query("UPDATE predictions SET embedding = $3 WHERE review_id = $1 AND model_version_id = $2")
+            .bind(id)
+            .bind(version)
+            .bind(embedding)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE model_versions SET status = 'active' WHERE id = $1")
+        .bind(version)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let plain = RoundSpec { quotas: Quota::parse_list("keyword-boundary").unwrap(), ..round_spec(3) };
+    let round = app.create_round(&plain).await.unwrap();
+    let best = picked_in(&app, round.id).await;
+    assert!(best.iter().all(|id| ids[..3].contains(id)), "without the step: the three best, near-duplicates");
+    sqlx::query("DELETE FROM rounds WHERE id = $1").bind(round.id).execute(&app.pool).await.unwrap();
+    let round = app.create_round(&RoundSpec { diverse: true, ..plain }).await.unwrap();
+    let diverse = picked_in(&app, round.id).await;
+    assert_eq!(diverse.len(), 3);
+    let near = diverse.iter().filter(|id| ids[..6].contains(id)).count();
+    assert_eq!(near, 1, "one of the near-duplicates (the best), then two far ones: {diverse:?}");
+}
