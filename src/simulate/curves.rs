@@ -268,7 +268,8 @@ const COLOURS: [&str; 7] = ["#6e7781", "#0969da", "#cf222e", "#1a7f37", "#8250df
 pub fn svg(points: &[Point], metric: Metric) -> String {
     let bands = interval_curves(points, metric);
     let curves = mean_curves(points, metric);
-    let (w, h, left, bottom, top, right) = (640.0, 360.0, 56.0, 40.0, 28.0, 150.0);
+    // The right margin holds the legend: strategy entries such as `keyword-quota=0.5+…`.
+    let (w, h, left, bottom, top, right) = (800.0, 360.0, 56.0, 40.0, 28.0, 300.0);
     let max_labels = curves.values().flatten().map(|p| p.0).fold(1.0, f64::max);
     let max_score = bands.values().flatten().map(|p| p.1.high).fold(0.1, f64::max).min(1.0);
     let x = |l: f64| left + (w - left - right) * l / max_labels;
