@@ -47,11 +47,11 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         base: Some(tiny_base(models_dir)),
         bases_dir: None,
         all_data: false,
+        // Tiny and quick: the scratch profile's options where these do not differ.
         fit: FitOptions {
             epochs: 2,
             batch_size: 16,
             learning_rate: 1e-3,
-            warmup_ratio: 0.1,
             weight_decay: 0.0,
             patience: 2,
             seed: 1,
@@ -59,10 +59,7 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
             mask_token: 4,
             lexical_rate: 1.0,
             lexical_epochs: 2,
-            head_rate: 1.0,
-            frozen: Default::default(),
-            parts: Default::default(),
-            cancel: Default::default(),
+            ..TrainSettings::defaults("fashion", models_dir.to_path_buf()).fit
         },
         vocab_size: 200,
         sentiment_input: SentimentInput::Pair,
