@@ -118,6 +118,7 @@ fn print_summary(summary: &[curves::StrategySummary]) {
         for s in summary {
             let Some(x) = s.metrics.get(m) else { continue };
             let reach = match (x.labels_to_match_random, x.share_of_random_labels) {
+                _ if s.strategy == "random" => "the reference".to_string(),
                 (Some(l), Some(r)) => format!(
                     "reaches random's final at {l:.0} labels ({:.0} %), per seed {} in {} of {}",
                     r * 100.0,

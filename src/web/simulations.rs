@@ -109,15 +109,23 @@ fn tables(summary: &[StrategySummary]) -> Vec<MetricTable> {
                 .iter()
                 .filter_map(|s| {
                     let x = s.metrics.get(m)?;
+                    // Random is the reference its own final score is read from.
+                    let reference = s.strategy == "random";
                     Some(MetricRow {
                         strategy: s.strategy.clone(),
                         labels: format!("{:.0}", s.final_labels),
                         final_score: interval(&x.final_score, 3),
-                        to_random: x.labels_to_match_random.map_or("–".into(), |l| format!("{l:.0}")),
+                        to_random: x
+                            .labels_to_match_random
+                            .filter(|_| !reference)
+                            .map_or("–".into(), |l| format!("{l:.0}")),
                         share: x
                             .share_of_random_labels
+                            .filter(|_| !reference)
                             .map_or("–".into(), |r| format!("{:.0} %", r * 100.0)),
-                        per_seed: if x.per_seed.n == 0 {
+                        per_seed: if reference {
+                            "–".into()
+                        } else if x.per_seed.n == 0 {
                             format!("– (0 / {})", s.seeds)
                         } else {
                             format!("{} ({} / {})", interval(&x.per_seed, 0), x.per_seed.n, s.seeds)

@@ -123,4 +123,5 @@ async fn the_simulations_page_draws_bands_and_says_which_strategy_saved_labels()
     assert_eq!(page.matches("class=\"band\"").count(), 6, "a band per strategy and metric");
     assert!(page.contains("시드 3개"), "the number of seeds is said");
     assert!(page.contains("(3 / 3)"), "every seed of mixed reached random's final score");
+    assert!(!page.contains("100 %"), "random is the reference, not a strategy measured against itself");
 }
