@@ -32,6 +32,11 @@ impl Interval {
     pub fn half_width(&self) -> f64 {
         (self.high - self.low) / 2.0
     }
+
+    /// `mean [low, high]` with `digits` decimals: how the pages and commands show it.
+    pub fn show(&self, digits: usize) -> String {
+        format!("{:.digits$} [{:.digits$}, {:.digits$}]", self.mean, self.low, self.high)
+    }
 }
 
 /// The 97.5 % quantile of Student's t with `df` degrees of freedom (two-sided 95 %).
@@ -56,6 +61,7 @@ mod tests {
         assert!((i.half_width() - 4.303 / 3f64.sqrt()).abs() < 1e-9);
         assert_eq!(Interval::of(&[0.5]), Interval { mean: 0.5, low: 0.5, high: 0.5, n: 1 });
         assert_eq!(Interval::of(&[]).n, 0);
+        assert_eq!(Interval { mean: 0.5, low: 0.25, high: 0.75, n: 2 }.show(2), "0.50 [0.25, 0.75]");
     }
 
     #[test]

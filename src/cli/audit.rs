@@ -156,14 +156,13 @@ pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
     }
     if runs.len() > 1 {
         let over = |f: fn(&power::Power) -> f64| Interval::of(&runs.iter().map(f).collect::<Vec<_>>());
-        let show = |i: Interval| format!("{:.3} [{:.3}, {:.3}]", i.mean, i.low, i.high);
         println!(
             "over {} seeds (95 % intervals): precision {}, recall {} (removed {}, added {})",
             runs.len(),
-            show(over(|p| p.precision)),
-            show(over(|p| p.recall)),
-            show(over(|p| p.recall_removed)),
-            show(over(|p| p.recall_added))
+            over(|p| p.precision).show(3),
+            over(|p| p.recall).show(3),
+            over(|p| p.recall_removed).show(3),
+            over(|p| p.recall_added).show(3)
         );
     }
     Ok(())

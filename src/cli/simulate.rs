@@ -110,9 +110,6 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
 /// Per metric: each strategy's final score and the labels it needed to reach random's
 /// final score, each with its 95 % interval over seeds; then the run in one sentence.
 fn print_summary(summary: &[curves::StrategySummary]) {
-    let interval = |i: &reviewloop::stats::Interval, digits: usize| {
-        format!("{:.digits$} [{:.digits$}, {:.digits$}]", i.mean, i.low, i.high)
-    };
     for (m, metric) in curves::Metric::ALL.iter().enumerate() {
         println!("{}", metric.title());
         for s in summary {
@@ -122,7 +119,7 @@ fn print_summary(summary: &[curves::StrategySummary]) {
                 (Some(l), Some(r)) => format!(
                     "reaches random's final at {l:.0} labels ({:.0} %), per seed {} in {} of {}",
                     r * 100.0,
-                    interval(&x.per_seed, 0),
+                    x.per_seed.show(0),
                     x.per_seed.n,
                     s.seeds
                 ),
@@ -131,10 +128,15 @@ fn print_summary(summary: &[curves::StrategySummary]) {
             println!(
                 "  {:<22} final {} at {:.0} labels; {reach}",
                 s.strategy,
-                interval(&x.final_score, 3),
+                x.final_score.show(3),
                 s.final_labels
             );
         }
     }
-    println!("{}", curves::sentence(&curves::best_against_random(summary)));
+    let best = curves::best_against_random(summary);
+    if best.is_empty() {
+        println!("no random baseline in this run: nothing to compare against");
+    } else {
+        println!("{}.", reviewloop::web::simulations::headline(&reviewloop::web::i18n::EN, &best));
+    }
 }

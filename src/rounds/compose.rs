@@ -8,11 +8,11 @@ use sqlx::PgPool;
 
 use super::{double_positions, Assist, RoundSpec, Sampling};
 use crate::select::{allocate, compose, diversity, Pool, Strategy};
+use crate::store::rounds::{NewItems, NewRound};
+use crate::store::{self, jobs::EnqueueError, jobs::NewJob};
 
 /// How many candidates per place a diverse round chooses its core-sets from.
 const DIVERSITY_CANDIDATES: usize = 3;
-use crate::store::rounds::{NewItems, NewRound};
-use crate::store::{self, jobs::EnqueueError, jobs::NewJob};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoundError {

@@ -135,13 +135,13 @@ fn prediction(
 /// Current labels per keyword of the model (by name), for class balancing: what the
 /// next round should make less scarce.
 async fn label_counts(pool: &PgPool, taxonomy: &Taxonomy, keywords: &[String]) -> anyhow::Result<Vec<usize>> {
+    // The model's output index of each of the taxonomy's keywords.
+    let output: Vec<Option<usize>> =
+        taxonomy.keywords.iter().map(|k| keywords.iter().position(|n| *n == k.name)).collect();
     let mut counts = vec![0usize; keywords.len()];
     for item in data::labelled(pool, taxonomy, None).await? {
-        for (k, _) in item.labels {
-            let name = &taxonomy.keywords[k].name;
-            if let Some(i) = keywords.iter().position(|n| n == name) {
-                counts[i] += 1;
-            }
+        for i in item.labels.iter().filter_map(|(k, _)| output[*k]) {
+            counts[i] += 1;
         }
     }
     Ok(counts)

@@ -4,7 +4,7 @@
 //! candidates (greedy k-center over their embeddings, starting from the best-scored),
 //! so a batch is not a handful of near-duplicates that the model finds equally unsure.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::composer::{Pick, Pool};
 use super::strategies::Strategy;
@@ -45,18 +45,23 @@ pub fn diversify(
     wanted: &[Pick],
     embedding: &HashMap<i64, Vec<f32>>,
 ) -> Vec<Pick> {
-    let index: HashMap<i64, usize> = pool.review_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    // Where each pick sits in the pool: only the picks', not the whole pool's.
+    let picked: HashSet<i64> = over.iter().chain(wanted).map(|p| p.review_id).collect();
+    let index: HashMap<i64, usize> = pool
+        .review_ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| picked.contains(id))
+        .map(|(i, &id)| (id, i))
+        .collect();
     let cell = |p: &Pick| (p.strategy, index.get(&p.review_id).map(|&i| pool.groups[i]));
     let mut quota: HashMap<Cell, usize> = HashMap::new();
     for p in wanted {
         *quota.entry(cell(p)).or_default() += 1;
     }
-    let mut cells: Vec<(Cell, Vec<Pick>)> = Vec::new();
+    let mut cells: BTreeMap<Cell, Vec<Pick>> = BTreeMap::new();
     for p in over {
-        match cells.iter_mut().find(|(c, _)| *c == cell(p)) {
-            Some((_, picks)) => picks.push(*p),
-            None => cells.push((cell(p), vec![*p])),
-        }
+        cells.entry(cell(p)).or_default().push(*p);
     }
     let mut kept: Vec<Pick> = Vec::new();
     for (key, mut picks) in cells {

@@ -216,29 +216,6 @@ pub fn best_against_random(summary: &[StrategySummary]) -> Vec<Best> {
         .collect()
 }
 
-/// The run in one sentence (English, for the command line; the page words it itself).
-pub fn sentence(best: &[Best]) -> String {
-    let parts: Vec<String> = best
-        .iter()
-        .map(|b| match &b.winner {
-            Some((name, labels, share)) => format!(
-                "on {} {name} reached random's final {:.3} with {labels:.0} labels, {:.0} % of random's {:.0}",
-                b.metric.title(),
-                b.target,
-                share * 100.0,
-                b.random_labels
-            ),
-            None => format!("on {} no strategy reached random's final {:.3}", b.metric.title(), b.target),
-        })
-        .collect();
-    if parts.is_empty() {
-        return "no random baseline in this run: nothing to compare against".into();
-    }
-    let mut text = parts.join("; ");
-    text[..1].make_ascii_uppercase();
-    text + "."
-}
-
 pub fn to_csv(points: &[Point]) -> String {
     let mut out = csv::Writer::from_writer(Vec::new());
     let header =

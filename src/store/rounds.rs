@@ -176,6 +176,8 @@ pub struct RoundProgress {
     pub name: String,
     pub sampling: String,
     pub status: String,
+    /// How items show the model's suggestions (`rounds::Assist`).
+    pub assist: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub items: i64,
     /// Annotations required: items × copies.
@@ -185,7 +187,7 @@ pub struct RoundProgress {
 }
 
 const PROGRESS: &str = "
-    SELECT o.id, o.taxonomy_id, o.name, o.sampling, o.status, o.created_at,
+    SELECT o.id, o.taxonomy_id, o.name, o.sampling, o.status, o.assist, o.created_at,
            (SELECT count(*) FROM round_items i WHERE i.round_id = o.id) AS items,
            (SELECT coalesce(sum(i.copies), 0)::bigint FROM round_items i WHERE i.round_id = o.id) AS required,
            (SELECT count(*) FROM assignments a JOIN round_items i ON i.id = a.round_item_id

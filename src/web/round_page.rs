@@ -22,7 +22,6 @@ struct RoundPage {
     t: &'static Tr,
     nav: Nav,
     round: RoundProgress,
-    assist: String,
     keywords: Vec<KeywordUse>,
     pace: Pace,
 }
@@ -34,11 +33,9 @@ async fn round_page(
 ) -> AppResult<HttpResponse> {
     let id = path.into_inner();
     let round = rounds::get(&state.pool, id).await?.ok_or(AppError::NotFound)?;
-    let assist: String =
-        sqlx::query_scalar("SELECT assist FROM rounds WHERE id = $1").bind(id).fetch_one(&state.pool).await?;
     let keywords = assist_stats::per_keyword(&state.pool, id).await?;
     let pace = assist_stats::pace(&state.pool, id).await?;
-    Ok(render(&RoundPage { t: user.tr(), nav: user.nav(), round, assist, keywords, pace }))
+    Ok(render(&RoundPage { t: user.tr(), nav: user.nav(), round, keywords, pace }))
 }
 
 /// A share as a percentage, or a dash.

@@ -10,7 +10,6 @@ use super::routing::{route, Route};
 use super::{render, AppState};
 use crate::error::AppResult;
 use crate::simulate::curves::{self, Best, Metric, Point, StrategySummary};
-use crate::stats::Interval;
 
 pub const ROUTES: &[Route] = &[route!(GET "/engineer/simulations", EngineerArea, simulations_page)];
 
@@ -75,7 +74,9 @@ async fn simulations_page(user: Engineer, state: web::Data<AppState>) -> AppResu
     Ok(render(&SimulationsPage { t: user.tr(), nav: user.nav(), simulations }))
 }
 
-fn headline(t: &Tr, best: &[Best]) -> String {
+/// The run in one sentence, in the page's language (the command line prints it in
+/// English).
+pub fn headline(t: &Tr, best: &[Best]) -> String {
     let parts: Vec<String> = best
         .iter()
         .map(|b| match &b.winner {
@@ -97,9 +98,6 @@ fn headline(t: &Tr, best: &[Best]) -> String {
 }
 
 fn tables(summary: &[StrategySummary]) -> Vec<MetricTable> {
-    let interval = |i: &Interval, digits: usize| {
-        format!("{:.digits$} [{:.digits$}, {:.digits$}]", i.mean, i.low, i.high)
-    };
     Metric::ALL
         .iter()
         .enumerate()
@@ -114,7 +112,7 @@ fn tables(summary: &[StrategySummary]) -> Vec<MetricTable> {
                     Some(MetricRow {
                         strategy: s.strategy.clone(),
                         labels: format!("{:.0}", s.final_labels),
-                        final_score: interval(&x.final_score, 3),
+                        final_score: x.final_score.show(3),
                         to_random: x
                             .labels_to_match_random
                             .filter(|_| !reference)
@@ -128,7 +126,7 @@ fn tables(summary: &[StrategySummary]) -> Vec<MetricTable> {
                         } else if x.per_seed.n == 0 {
                             format!("– (0 / {})", s.seeds)
                         } else {
-                            format!("{} ({} / {})", interval(&x.per_seed, 0), x.per_seed.n, s.seeds)
+                            format!("{} ({} / {})", x.per_seed.show(0), x.per_seed.n, s.seeds)
                         },
                     })
                 })
