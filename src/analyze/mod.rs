@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokenizers::Tokenizer;
 
 use crate::model::classifier::Classifier;
+use crate::model::features;
 use crate::model::folder::ModelFolder;
 use crate::model::inputs;
 use crate::model::outputs::{argmax, probabilities};
@@ -63,8 +64,12 @@ impl LoadedModel {
         // Safety: version folders are immutable once renamed into place.
         let vb =
             unsafe { VarBuilder::from_mmaped_safetensors(&[folder.weights_path()], DType::F32, &device)? };
-        let classifier = Classifier::load(vb, &folder.config, labels.head(), Some(&folder.tokenizer))
+        let mut classifier = Classifier::load(vb, &folder.config, labels.head(), Some(&folder.tokenizer))
             .with_context(|| format!("{}: weights do not fit", dir.display()))?;
+        let prefix = folder.config.family().prefix();
+        if let Some(cache) = features::for_saved(&folder.weights_path(), labels.frozen_layers, prefix)? {
+            classifier.encoder.cache_features(cache);
+        }
         let tokenizer = inputs::truncating(&folder.tokenizer, folder.config.max_tokens());
         Ok(LoadedModel { classifier, labels, tokenizer })
     }

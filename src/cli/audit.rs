@@ -112,17 +112,23 @@ pub struct PowerArgs {
     /// Masked-language-model epochs over all the file's texts before the folds train.
     #[arg(long, default_value_t = 0)]
     pretrain_epochs: usize,
+    /// A base under <data dir>/base/ for the fold models (--layers, --hidden and
+    /// --pretrain-epochs then do not apply).
+    #[arg(long)]
+    base: Option<SafeName>,
+    #[command(flatten)]
+    fast: super::FastMode,
 }
 
 /// Plants label errors in a file and reports how many the audit finds.
 pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
     let taxonomy = args.file.taxonomy();
-    let mut train = TrainSettings::defaults(&taxonomy, settings.data_dir.clone());
+    let mut train = TrainSettings::starting_from(&taxonomy, settings.data_dir.clone(), args.base.clone());
     train.fit.epochs = args.epochs;
     train.fit.batch_size = args.train_batch.max(1);
-
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
     train.pretrain_epochs = args.pretrain_epochs;
+    args.fast.apply(&mut train)?;
     let mut runs = Vec::new();
     for seed in args.seed..args.seed + args.seeds.max(1) as u64 {
         train.fit.seed = seed;

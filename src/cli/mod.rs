@@ -31,6 +31,30 @@ pub struct DataFile {
     pub taxonomy: Option<String>,
 }
 
+/// The fast mode of `simulate` and `bench audit` with a base.
+#[derive(clap::Args)]
+pub struct FastMode {
+    /// Keep the base's encoder frozen (but for its top --trained-layers) and compute
+    /// what it makes of each review once, shared by every round, seed and fold; each
+    /// training then fits only the heads and those layers. Needs --base.
+    #[arg(long)]
+    pub fast: bool,
+    /// With --fast: encoder layers at the top trained with the heads.
+    #[arg(long, default_value_t = 0, requires = "fast")]
+    pub trained_layers: usize,
+}
+
+impl FastMode {
+    /// Freezes `train` as asked and lets this process's models share their states.
+    pub fn apply(&self, train: &mut reviewloop::train::settings::TrainSettings) -> anyhow::Result<()> {
+        if self.fast {
+            train.make_fast(self.trained_layers)?;
+            reviewloop::model::features::share_across_models(reviewloop::model::features::DEFAULT_LIMIT);
+        }
+        Ok(())
+    }
+}
+
 impl DataFile {
     pub fn taxonomy(&self) -> String {
         let default = if self.format == Format::NiklAbsa { "nikl-absa" } else { "fashion" };

@@ -58,6 +58,8 @@ pub struct SimulateArgs {
     /// encoder (--layers, --hidden and --vocab-size then do not apply).
     #[arg(long)]
     base: Option<reviewloop::names::SafeName>,
+    #[command(flatten)]
+    fast: super::FastMode,
 }
 
 pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateArgs) -> anyhow::Result<()> {
@@ -68,6 +70,7 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     train.fit.batch_size = args.train_batch.max(1);
     train.vocab_size = args.vocab_size;
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
+    args.fast.apply(&mut train)?;
     let options = SimulateOptions {
         data: args.file.data,
         format: args.file.format,
@@ -89,9 +92,10 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     .await?;
     let summary = curves::summarise(&points);
     let name = format!(
-        "{} · {}",
+        "{} · {} · {}",
         options.data.file_name().and_then(|n| n.to_str()).unwrap_or("data"),
-        options.strategies.join(", ")
+        options.strategies.join(", "),
+        models_trained(&options.train)
     );
     let id = reviewloop::store::simulations::insert(
         pool,
@@ -105,6 +109,18 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     print_summary(&summary);
     println!("curves in {} (simulation {id} on the engineer page)", options.out.display());
     Ok(())
+}
+
+/// What each round trains, for the run's name on the engineer page.
+fn models_trained(train: &TrainSettings) -> String {
+    match (&train.base, train.fit.frozen.layers) {
+        (Some(base), 0) => format!("{base} fine-tuned"),
+        (Some(base), frozen) => format!("{base}, fast mode ({frozen} layers frozen)"),
+        (None, _) => {
+            let size = train.encoder_size.map(|s| format!("{} × {}", s.layers, s.hidden)).unwrap_or_default();
+            format!("{size} from scratch")
+        }
+    }
 }
 
 /// Per metric: each strategy's final score and the labels it needed to reach random's

@@ -377,6 +377,14 @@ pub struct Frozen {
 }
 
 impl Frozen {
+    /// All layers of any encoder: the fast mode's freeze, before the base is known.
+    pub const ALL: Frozen = Frozen { embeddings: true, layers: usize::MAX };
+
+    /// The same freeze for an encoder of `layers` layers (at most all of them).
+    pub fn within(self, layers: usize) -> Frozen {
+        Frozen { layers: self.layers.min(layers), ..self }
+    }
+
     /// Whether the variable `name` (of an encoder under `prefix`) is frozen.
     pub fn holds(&self, prefix: &str, name: &str) -> bool {
         let Some(rest) = name.strip_prefix(prefix).and_then(|n| n.strip_prefix('.')) else { return false };
@@ -395,6 +403,8 @@ pub struct Encoder {
     layers: Vec<Layer>,
     pub config: Config,
     frozen: Frozen,
+    /// What the frozen lower layers made of rows seen before (fast mode).
+    features: Option<std::sync::Arc<super::features::FeatureCache>>,
     /// Tokens after the first of these are the second segment (token type 1); none
     /// when the checkpoint or its tokenizer has one type only.
     pair_separator: Option<u32>,
@@ -414,6 +424,7 @@ impl Encoder {
             layers,
             config: config.clone(),
             frozen: Frozen::default(),
+            features: None,
             pair_separator: None,
             device,
         })
@@ -422,6 +433,15 @@ impl Encoder {
     /// Keeps the embeddings and lower layers fixed in training (see [`Frozen`]).
     pub fn freeze(&mut self, frozen: Frozen) {
         self.frozen = frozen;
+    }
+
+    /// Takes the states after the cache's layers from `cache`, computing and keeping
+    /// those of rows it lacks; only the layers above run on every pass. The caller
+    /// vouches that those lower layers are the ones the cache was made for (their
+    /// fingerprint, `features::fingerprint`) and stay fixed.
+    pub fn cache_features(&mut self, cache: std::sync::Arc<super::features::FeatureCache>) {
+        debug_assert!(cache.layers() <= self.layers.len());
+        self.features = Some(cache);
     }
 
     /// Reads pairs the way `tokenizer` builds them: where its pair template gives the
@@ -447,6 +467,8 @@ impl Encoder {
     /// Puts every linear layer of the encoder in 8 bits (embeddings and layer norms stay
     /// f32): the in-memory form of `reviewloop quantize --precision int8`.
     pub fn to_int8(&mut self) -> Result<()> {
+        // States cached from the f32 layers would no longer be this encoder's.
+        self.features = None;
         for layer in &mut self.layers {
             let a = &mut layer.attention;
             for dense in [&mut a.query, &mut a.key, &mut a.value, &mut a.output] {
@@ -461,13 +483,17 @@ impl Encoder {
     /// Hidden states (batch, seq, hidden) for rows of equal length, padded with
     /// `pad_token_id`; padding is masked out of attention.
     pub fn forward(&self, rows: &[Vec<u32>], train: bool) -> Result<Tensor> {
-        let inputs = self.inputs(rows)?;
-        let frozen_embeddings = self.frozen.embeddings || self.frozen.layers > 0;
-        let mut xs = self.embeddings.forward(&inputs, train && !frozen_embeddings)?;
-        if train && frozen_embeddings {
-            xs = xs.detach();
-        }
-        for (i, layer) in self.layers.iter().enumerate() {
+        let rows = self.truncated(rows);
+        let inputs = self.inputs(&rows)?;
+        let (mut xs, start) = match &self.features {
+            Some(cache) => {
+                let rows: Vec<&[u32]> = rows.iter().map(AsRef::as_ref).collect();
+                let len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+                (cache.hidden(&rows, len, |missing| self.lower(missing, cache.layers()))?, cache.layers())
+            }
+            None => (self.embedded(&inputs, train)?, 0),
+        };
+        for (i, layer) in self.layers.iter().enumerate().skip(start) {
             let frozen = i < self.frozen.layers;
             xs = layer.forward(&xs, &inputs.mask_bias, train && !frozen)?;
             if train && frozen {
@@ -477,25 +503,43 @@ impl Encoder {
         Ok(xs)
     }
 
-    /// Ids, positions, token types and an additive attention bias, all built on the
-    /// host in one pass. RoBERTa's positions count from pad + 1 over real tokens only,
-    /// BERT's from 0.
+    fn embedded(&self, inputs: &Inputs, train: bool) -> Result<Tensor> {
+        let frozen = self.frozen.embeddings || self.frozen.layers > 0;
+        let xs = self.embeddings.forward(inputs, train && !frozen)?;
+        Ok(if train && frozen { xs.detach() } else { xs })
+    }
+
+    /// The states after the first `layers` layers, as in inference.
+    fn lower(&self, rows: &[&[u32]], layers: usize) -> Result<Tensor> {
+        let inputs = self.inputs(rows)?;
+        let mut xs = self.embeddings.forward(&inputs, false)?;
+        for layer in &self.layers[..layers] {
+            xs = layer.forward(&xs, &inputs.mask_bias, false)?;
+        }
+        Ok(xs)
+    }
+
     /// Rows longer than the positions allow keep their head and their last token (the
     /// closing `[SEP]`), so an over-long input degrades instead of failing.
-    fn inputs(&self, rows: &[Vec<u32>]) -> Result<Inputs> {
-        let pad = self.config.pad_token_id;
-        let offset = self.config.family().offsets_positions();
+    fn truncated<'r>(&self, rows: &'r [Vec<u32>]) -> Vec<std::borrow::Cow<'r, [u32]>> {
         let limit = self.config.max_tokens();
-        let rows: Vec<std::borrow::Cow<[u32]>> = rows
-            .iter()
+        rows.iter()
             .map(|r| match r.len() > limit {
                 true => std::borrow::Cow::Owned([&r[..limit - 1], &r[r.len() - 1..]].concat()),
                 false => std::borrow::Cow::Borrowed(r.as_slice()),
             })
-            .collect();
-        let len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+            .collect()
+    }
+
+    /// Ids, positions, token types and an additive attention bias, all built on the
+    /// host in one pass. RoBERTa's positions count from pad + 1 over real tokens only,
+    /// BERT's from 0.
+    fn inputs<R: AsRef<[u32]>>(&self, rows: &[R]) -> Result<Inputs> {
+        let pad = self.config.pad_token_id;
+        let offset = self.config.family().offsets_positions();
+        let len = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
         let (mut ids, mut positions, mut types, mut bias) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for row in &rows {
+        for row in rows.iter().map(AsRef::as_ref) {
             let mut next = if offset { pad + 1 } else { 0 };
             let mut segment = 0u32;
             for i in 0..len {

@@ -7,6 +7,7 @@ pub mod classifier;
 pub mod dense;
 pub mod dropout;
 pub mod encoder;
+pub mod features;
 pub mod folder;
 pub mod fused;
 pub mod gelu;

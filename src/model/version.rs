@@ -33,6 +33,11 @@ pub struct Labels {
     /// Hashed features of the classifier's lexical part (none when absent).
     #[serde(default)]
     pub lexical_buckets: usize,
+    /// Encoder layers (with the embeddings) kept as the base had them in training: a
+    /// fast-mode model, whose lower states a simulation computes once
+    /// (`model::features`). 0 when the whole encoder was trained.
+    #[serde(default)]
+    pub frozen_layers: usize,
 }
 
 impl Labels {

@@ -32,6 +32,7 @@ fn labels(kind: &str, pooling: Pooling) -> Labels {
         sentiment_input: Some(SentimentInput::Pair),
         pooling,
         lexical_buckets: 0,
+        frozen_layers: 0,
     }
 }
 

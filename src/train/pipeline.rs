@@ -257,6 +257,7 @@ async fn train_from(
         sentiment_input: (kind == "sentiment").then_some(settings.sentiment_input),
         pooling: settings.pooling,
         lexical_buckets: settings.lexical_buckets(),
+        frozen_layers: settings.fit.frozen.within(base.config.num_hidden_layers).layers,
     };
     let card = |kind: &str, outcome: &ModelOutcome| {
         model_card(kind, &name, taxonomy, &base.label, settings, outcome, items.len())

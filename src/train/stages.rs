@@ -10,6 +10,7 @@ use super::settings::TrainSettings;
 use super::{fit, Dataset, FitOptions, FitReport, Progress};
 use crate::model;
 use crate::model::classifier::{initialise, load_encoder_weights, Classifier};
+use crate::model::features;
 use crate::model::lexical::Lexical;
 
 /// A fresh classifier trained on `sets[0]`, early-stopped on `sets[1]`.
@@ -22,7 +23,13 @@ pub(super) fn train_model(
     progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<(Classifier, VarMap, FitReport)> {
     let (mut model, vars) = new_classifier(base, outputs, settings)?;
-    model.encoder.freeze(settings.fit.frozen);
+    let frozen = settings.fit.frozen.within(base.config.num_hidden_layers);
+    model.encoder.freeze(frozen);
+    if frozen.layers > 0 {
+        // What the frozen layers make of a row is the same in every epoch.
+        let prefix = base.config.family().prefix();
+        model.encoder.cache_features(features::for_training(&vars, frozen, prefix)?);
+    }
     if let Some(lexical) = model.lexical() {
         prepare_lexical_stage(lexical, &vars, &sets[0].rows)?;
     }

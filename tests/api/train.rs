@@ -187,3 +187,51 @@ async fn the_offline_default_trains_its_own_tokenizer_and_pretrains_it() {
     assert_eq!(analysis.probabilities.len(), 15);
     let _ = std::fs::remove_dir_all(&models);
 }
+
+#[tokio::test]
+async fn a_fast_mode_version_keeps_its_bases_lower_encoder_and_scores_alike_from_cached_states() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    let models = scratch_dir();
+    let mut s = settings(&models, "fast");
+    s.make_fast(1).unwrap();
+    // No lexical stage first: its weights are kept unless the encoder's stage improves
+    // on them, and then nothing of the top layer would change.
+    s.lexical_buckets = Some(0);
+    let outcome = pipeline::run(&app.pool, &s, &mut |_, _| {}).await.unwrap();
+    let labels: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(outcome.dir.join("keyword/labels.json")).unwrap())
+            .unwrap();
+    assert_eq!(labels["frozen_layers"], 1, "the tiny base has two layers, the top one trained");
+    let base = candle_core::safetensors::load(
+        models.join("base/tiny-roberta/model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let saved = candle_core::safetensors::load(
+        outcome.dir.join("keyword/model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let same = |name: &str| {
+        let (a, b) = (&base[name], &saved[&format!("roberta.{name}")]);
+        a.sub(b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() == 0.0
+    };
+    assert!(same("embeddings.word_embeddings.weight") && same("encoder.layer.0.attention.self.query.weight"));
+    assert!(!same("encoder.layer.1.attention.self.query.weight"), "the top layer was trained");
+
+    let texts: Vec<String> =
+        ["배송이 빨라요", "색감이 예뻐요 진짜", "그냥 그래요"].map(String::from).to_vec();
+    let plain = reviewloop::analyze::Analyzer::load(&outcome.dir).unwrap().score_many(&texts).unwrap();
+    reviewloop::model::features::share_across_models(reviewloop::model::features::DEFAULT_LIMIT);
+    let cached = reviewloop::analyze::Analyzer::load(&outcome.dir).unwrap();
+    for _ in 0..2 {
+        // The second pass reads every review's lower states from the cache.
+        for (a, b) in plain.iter().zip(cached.score_many(&texts).unwrap()) {
+            for (x, y) in a.probabilities.iter().zip(&b.probabilities) {
+                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&models);
+}
