@@ -37,6 +37,9 @@ pub struct SimulateArgs {
     initial: Option<usize>,
     #[arg(long, default_value_t = 3)]
     seeds: usize,
+    /// The first seed: `--first-seed 4 --seeds 2` adds seeds 4 and 5 to a run of 3.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
     #[arg(long)]
     out: PathBuf,
     /// Training epochs per round (early stopping usually ends sooner).
@@ -82,6 +85,7 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
         batch: args.batch,
         initial: args.initial.unwrap_or(args.batch),
         seeds: args.seeds.max(1),
+        first_seed: args.first_seed,
         out: args.out,
         train,
     };

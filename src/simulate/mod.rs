@@ -53,6 +53,8 @@ pub struct SimulateOptions {
     /// Size of the random first round (default: `batch`).
     pub initial: usize,
     pub seeds: usize,
+    /// The first seed (seeds run from it on): a run may add seeds to an earlier one.
+    pub first_seed: u64,
     pub out: PathBuf,
     /// Training settings of every round (the models folder is set per run).
     pub train: TrainSettings,
@@ -151,7 +153,7 @@ pub async fn run(
     std::fs::create_dir_all(&options.out)?;
     let mut points = Vec::new();
     for strategy in &options.strategies {
-        for seed in 1..=options.seeds as u64 {
+        for seed in options.first_seed..options.first_seed + options.seeds as u64 {
             // One scratch database per process: simulations may run side by side.
             let name = format!("reviewloop_simulation_{}", std::process::id());
             let url = crate::store::scratch::url(database_url, &name);
@@ -382,6 +384,7 @@ mod tests {
             batch: 5,
             initial: 5,
             seeds: 1,
+            first_seed: 1,
             out: dir.path().join("out"),
             train: TrainSettings::defaults("fashion", dir.path().to_path_buf()),
         };

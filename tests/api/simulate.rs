@@ -42,6 +42,8 @@ async fn a_simulation_reveals_labels_round_by_round_and_draws_the_curves() {
         batch: 10,
         initial: 10,
         seeds: 1,
+        // Seeds may continue an earlier run.
+        first_seed: 3,
         out: dir.join("out"),
         train,
     };
@@ -57,7 +59,8 @@ async fn a_simulation_reveals_labels_round_by_round_and_draws_the_curves() {
     assert_eq!(std::fs::read_to_string(dir.join("out/curves.csv")).unwrap().lines().count(), 7);
     assert!(curves::svg(&points, curves::Metric::KeywordMacro).contains("<polyline"));
     assert_eq!(curves::summarise(&points).len(), 2);
-    assert!(lines.iter().any(|l| l.starts_with("mixed seed 1 round 2")));
+    assert!(lines.iter().any(|l| l.starts_with("mixed seed 3 round 2")));
+    assert!(points.iter().all(|p| p.seed == 3));
     // This process's scratch database is gone; the app's own database saw nothing.
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
         .bind(format!("reviewloop_simulation_{}", std::process::id()))
