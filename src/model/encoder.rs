@@ -377,9 +377,6 @@ pub struct Frozen {
 }
 
 impl Frozen {
-    /// All layers of any encoder: the fast mode's freeze, before the base is known.
-    pub const ALL: Frozen = Frozen { embeddings: true, layers: usize::MAX };
-
     /// The same freeze for an encoder of `layers` layers (at most all of them).
     pub fn within(self, layers: usize) -> Frozen {
         Frozen { layers: self.layers.min(layers), ..self }

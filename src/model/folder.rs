@@ -46,15 +46,20 @@ fn required(dir: &Path, name: &str) -> Result<PathBuf, FolderError> {
     }
 }
 
+/// A folder's `config.json`, parsed and checked, without opening the rest.
+pub fn read_config(dir: &Path) -> Result<Config, FolderError> {
+    let path = required(dir, "config.json")?;
+    let invalid = |message: String| FolderError::Invalid { path: path.clone(), message };
+    let text = std::fs::read_to_string(&path).map_err(|e| invalid(e.to_string()))?;
+    let config: Config = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    config.validate().map_err(invalid)?;
+    Ok(config)
+}
+
 impl ModelFolder {
     pub fn open(dir: &Path) -> Result<Self, FolderError> {
-        let config_path = required(dir, "config.json")?;
+        let config = read_config(dir)?;
         required(dir, "model.safetensors")?;
-        let invalid =
-            |path: &Path, message: String| FolderError::Invalid { path: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(&config_path).map_err(|e| invalid(&config_path, e.to_string()))?;
-        let config: Config = serde_json::from_str(&text).map_err(|e| invalid(&config_path, e.to_string()))?;
-        config.validate().map_err(|e| invalid(&config_path, e))?;
         let tokenizer = open_tokenizer(dir)?;
         let tokens = tokenizer.get_vocab_size(true);
         if tokens > config.vocab_size {

@@ -157,9 +157,7 @@ impl TrainSettings {
             anyhow::bail!("the fast mode freezes a pretrained base's encoder: name one with --base");
         };
         let dir = crate::bases::resolve(self.bases_dir.as_deref().unwrap_or(&self.models_dir), base)?;
-        let config: crate::model::encoder::Config =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
-        let layers = config.num_hidden_layers;
+        let layers = crate::model::folder::read_config(&dir)?.num_hidden_layers;
         anyhow::ensure!(
             trained < layers,
             "{base} has {layers} layers: train fewer than that in the fast mode"
