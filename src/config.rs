@@ -10,6 +10,7 @@ pub const DATA_DIR: &str = "models";
 pub const MAX_TEXT_CHARS: usize = 5000;
 pub const MAX_UPLOAD_MB: u64 = 512;
 pub const PROMOTION_MARGIN: f64 = 0.05;
+pub const STORAGE: &str = "postgres";
 
 /// What every command reads (global flags), plus the web app's own limits, which only
 /// `serve` takes as flags (the other commands keep their defaults).
@@ -22,6 +23,13 @@ pub struct Settings {
     /// Folder for model versions and other artefacts.
     #[arg(long, env = "REVIEWLOOP_DATA_DIR", default_value = DATA_DIR, global = true)]
     pub data_dir: PathBuf,
+
+    /// Where model versions and bases are stored for every host: `postgres` (the
+    /// database itself), or an object store URL (`s3://bucket/prefix`, with the usual
+    /// AWS_* variables, or `file:///shared/folder`). The data dir is then each host's
+    /// local cache.
+    #[arg(long, env = "REVIEWLOOP_STORAGE", default_value = STORAGE, global = true)]
+    pub storage: StorageLocation,
 
     /// Longest review text accepted, in characters.
     #[arg(long, env = "REVIEWLOOP_MAX_TEXT_CHARS", default_value_t = MAX_TEXT_CHARS, global = true)]
@@ -64,8 +72,43 @@ impl Settings {
         Settings {
             database_url: database_url.to_string(),
             data_dir: PathBuf::from(DATA_DIR),
+            storage: StorageLocation::default(),
             max_text_chars: MAX_TEXT_CHARS,
             web: WebLimits::default(),
+        }
+    }
+}
+
+/// Where the files every host reads are stored (`--storage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StorageLocation {
+    /// In PostgreSQL, beside everything else: nothing more to run.
+    #[default]
+    Postgres,
+    /// An object store (`s3://…`, `file:///…`) through the `object_store` crate.
+    Objects(String),
+}
+
+impl std::str::FromStr for StorageLocation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        match s.split_once("://") {
+            None if s == STORAGE => Ok(StorageLocation::Postgres),
+            Some(("s3" | "file" | "gs" | "az" | "memory", rest)) if !rest.is_empty() => {
+                Ok(StorageLocation::Objects(s.trim_end_matches('/').to_string()))
+            }
+            _ => Err(format!("`{s}`: give `postgres`, `s3://bucket/prefix` or `file:///absolute/folder`")),
+        }
+    }
+}
+
+impl std::fmt::Display for StorageLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageLocation::Postgres => f.write_str(STORAGE),
+            StorageLocation::Objects(url) => f.write_str(url),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod serve;
 pub mod simulate;
 pub mod split;
 pub mod stats;
+pub mod storage;
 pub mod store;
 pub mod taxonomy;
 pub mod text;

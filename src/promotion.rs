@@ -108,6 +108,10 @@ async fn rescore(tx: &mut sqlx::PgConnection, taxonomy_id: i64, actor: Option<i6
         .bind(taxonomy_id)
         .fetch_one(&mut *tx)
         .await?;
+    // The old version's chunks that have not started are moot now.
+    if let Some(serving) = models::active(&mut *tx, taxonomy_id, "keyword").await? {
+        jobs::cancel_stale_chunks(tx, &name, serving.id).await?;
+    }
     let mut job = NewJob::new("score", json!({"taxonomy": name}));
     job.dedup_key = Some(format!("score:{name}"));
     job.created_by = actor;

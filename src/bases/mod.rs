@@ -19,6 +19,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::folder::ModelFolder;
 use crate::names::SafeName;
+use crate::storage::{Storage, Stored};
+
+/// Stores a base (imported, trimmed or pre-trained here) for every host; `None` when
+/// the same files are stored already.
+pub async fn store(storage: &Storage, data_dir: &Path, name: &SafeName) -> anyhow::Result<Option<Stored>> {
+    let dir = resolve(data_dir, name)?;
+    storage.put_once(&crate::storage::base_bundle(name.as_str()), &dir).await
+}
+
+/// Fetches a stored base into this host's data dir, or checks the copy there; a base
+/// that is not stored must be on this host already.
+pub async fn fetch(storage: &Storage, data_dir: &Path, name: &SafeName) -> anyhow::Result<PathBuf> {
+    if let Some(bundle) = storage.find(&crate::storage::base_bundle(name.as_str())).await? {
+        let fetched = storage.fetch(bundle.id, &name.under(&root(data_dir))?).await?;
+        if fetched.files > 0 {
+            tracing::info!(base = %name, files = fetched.files, bytes = fetched.bytes, "base fetched from storage");
+        }
+    }
+    resolve(data_dir, name)
+}
 
 /// Where a base came from, saved as `base.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

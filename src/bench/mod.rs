@@ -11,10 +11,12 @@ mod adversary;
 mod highlights;
 mod models;
 pub use models::{model_configs, models, ModelBench};
+mod score;
 mod select;
 mod serve;
 pub use adversary::AdversaryFigures;
 pub use highlights::{highlights, HighlightFigures};
+pub use score::{score, ScoreBench, ScoreFigures};
 pub use select::select;
 pub use serve::{serve, LoadFigures, ServeBench};
 

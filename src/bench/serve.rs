@@ -118,7 +118,7 @@ async fn served_version(
         let mut tx = pool.begin().await?;
         let snapshot = crate::store::models::snapshot(&mut *tx, taxonomy.id, None).await?.0;
         for kind in ["keyword", "sentiment"] {
-            let path = dir.join(kind).to_string_lossy().to_string();
+            let path = std::path::absolute(dir.join(kind))?.to_string_lossy().to_string();
             let version = crate::store::models::NewVersion {
                 taxonomy_id: taxonomy.id,
                 kind,
@@ -128,6 +128,7 @@ async fn served_version(
                 snapshot_id: snapshot,
                 params: serde_json::json!({}),
                 metrics: serde_json::json!({}),
+                bundle_id: None,
             };
             crate::store::models::insert(&mut tx, &version).await?;
         }

@@ -42,6 +42,7 @@ pub async fn score(pool: &sqlx::PgPool, settings: &Settings, args: ScoreArgs) ->
         return Ok(());
     }
     let mut options = ScoreOptions::new(&args.taxonomy, settings.data_dir.clone());
+    options.storage = settings.storage.clone();
     options.rescore = args.all;
     options.batch_size = args.batch_size;
     options.clusters = args.clusters;
@@ -86,13 +87,14 @@ pub struct WorkerArgs {
 
 pub async fn worker(pool: &sqlx::PgPool, settings: &Settings, args: WorkerArgs) -> anyhow::Result<()> {
     let mut config = WorkerConfig::new(settings.data_dir.clone());
+    config.storage = settings.storage.clone();
     if !args.kinds.is_empty() {
         config.kinds = args.kinds;
     }
     config.lease_seconds = args.lease_seconds.max(5.0);
     config.heartbeat = Duration::from_secs_f64((config.lease_seconds / 10.0).clamp(1.0, 10.0));
     config.retry_base_seconds = args.retry_seconds.max(0.0);
-    eprintln!("worker {} takes {} on {}", config.id, config.kinds.join(", "), config.devices.join("/"));
+    eprintln!("{}", describe(pool, &config)?);
     if args.once {
         while let Some((job, outcome)) = jobs::worker::run_next(pool, &config).await? {
             println!("job {} ({}): {outcome:?}", job.id, job.kind);
@@ -107,6 +109,21 @@ pub async fn worker(pool: &sqlx::PgPool, settings: &Settings, args: WorkerArgs) 
         stop.cancel();
     });
     jobs::worker::run(pool, &config, &shutdown).await
+}
+
+/// What a worker says at start: who it is, which jobs, which device, which storage and
+/// cache.
+pub fn describe(pool: &sqlx::PgPool, config: &WorkerConfig) -> anyhow::Result<String> {
+    let storage = reviewloop::storage::Storage::open(pool, &config.storage)?;
+    Ok(format!(
+        "worker {} takes {}\n  device: {} (job devices {})\n  storage: {}; local cache {}",
+        config.id,
+        config.kinds.join(", "),
+        reviewloop::model::device_name(),
+        config.devices.join("/"),
+        storage.describe(),
+        config.models_dir.display()
+    ))
 }
 
 #[derive(clap::Subcommand)]

@@ -21,6 +21,8 @@ pub enum BaseCommand {
         /// Do not make it the default base, even when there is none.
         #[arg(long)]
         no_default: bool,
+        #[command(flatten)]
+        store: StoreFlag,
     },
     /// The bases on disk: family, size, vocabulary, origin.
     List {
@@ -44,24 +46,59 @@ pub enum BaseCommand {
         /// Make the new base the default.
         #[arg(long)]
         default: bool,
+        #[command(flatten)]
+        store: StoreFlag,
     },
     /// Make a base the default that training starts from (REVIEWLOOP_BASE overrides it).
     Default { name: SafeName },
 }
 
+/// Whether a new base is stored for every host (`--storage`), or kept on this one.
+#[derive(clap::Args)]
+pub struct StoreFlag {
+    /// Keep the base on this host only (no database needed); other hosts cannot train
+    /// from it.
+    #[arg(long)]
+    no_store: bool,
+}
+
+impl StoreFlag {
+    pub async fn store(&self, settings: &Settings, name: &SafeName) -> anyhow::Result<()> {
+        if self.no_store {
+            return Ok(());
+        }
+        let pool = reviewloop::store::connect(&settings.database_url)
+            .await
+            .context("storing the base for other hosts needs the database (--no-store keeps it here only)")?;
+        let storage = reviewloop::storage::Storage::open(&pool, &settings.storage)?;
+        match bases::store(&storage, &settings.data_dir, name).await? {
+            Some(s) => println!(
+                "base {name} stored in {}: {} files, {:.1} MB in {:.1} s",
+                storage.describe(),
+                s.files,
+                s.bytes as f64 / 1e6,
+                s.seconds
+            ),
+            None => println!("base {name} is stored already, with the same files"),
+        }
+        Ok(())
+    }
+}
+
 pub async fn run(settings: &Settings, command: BaseCommand) -> anyhow::Result<()> {
     let data_dir = &settings.data_dir;
     match command {
-        BaseCommand::Import { file, name, no_default } => {
+        BaseCommand::Import { file, name, no_default, store } => {
             let dir = import::import_e5(&file, data_dir, &name)?;
             println!("base {name} written to {}", dir.display());
+            store.store(settings, &name).await?;
             if !no_default && bases::default_name(data_dir)?.is_none() {
                 bases::set_default(data_dir, &name)?;
                 println!("base {name} is now the default");
             }
         }
         BaseCommand::List { json } => list(data_dir, json)?,
-        BaseCommand::Trim { base, taxonomy, corpus, name, default } => {
+        BaseCommand::Trim { base, taxonomy, corpus, name, default, store } => {
             anyhow::ensure!(taxonomy.is_some() || !corpus.is_empty(), "pass --taxonomy, --corpus or both");
             let suffix = taxonomy.clone().unwrap_or_else(|| "corpus".into());
             let name = match name {
@@ -93,6 +130,7 @@ pub async fn run(settings: &Settings, command: BaseCommand) -> anyhow::Result<()
                 report.bytes_after / 1_000_000,
                 report.texts
             );
+            store.store(settings, &name).await?;
             if default {
                 bases::set_default(data_dir, &name)?;
                 println!("base {name} is now the default");

@@ -81,6 +81,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// A sharded scoring pass and the clustering pass over N generated reviews (scratch
+    /// database, one worker): reviews/s, peak RSS and time of each, and what storing
+    /// the version for every host took.
+    Score {
+        /// Generated reviews in the pool.
+        #[arg(long, default_value_t = 100_000)]
+        pool: usize,
+        /// Train from this base (under the data dir) instead of the offline small encoder.
+        #[arg(long)]
+        base: Option<reviewloop::names::SafeName>,
+        /// Score with the f32 model, not its int8 copy.
+        #[arg(long)]
+        f32: bool,
+        /// Reviews per chunk job.
+        #[arg(long, default_value_t = reviewloop::jobs::score_jobs::CHUNK)]
+        chunk_size: usize,
+        /// Reviews per stored batch.
+        #[arg(long, default_value_t = reviewloop::score::BATCH)]
+        batch_size: usize,
+    },
     /// Latency of next item / item page / submit over HTTP, on a scratch database.
     /// The analysis API under load over loopback HTTP: reviews/s, p50 and p99 latency at
     /// each number of concurrent clients, with and without highlights.
@@ -181,6 +201,23 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
             Ok(())
         }
         BenchCommand::Audit(args) => super::audit::power(settings, args).await,
+        BenchCommand::Score { pool, base, f32, chunk_size, batch_size } => {
+            let bench = reviewloop::bench::ScoreBench { pool, base, f32, chunk_size, batch_size };
+            let f = reviewloop::bench::score(settings, &bench).await?;
+            for u in &f.upload {
+                println!("stored {}: {:.1} MB in {:.2} s", u.what, u.megabytes, u.seconds);
+            }
+            println!(
+                "scoring {} reviews with the {} on one worker ({} threads): {:.1} s, {:.0} reviews/s, peak RSS {:.0} MB",
+                f.pool, f.model, f.threads, f.scoring_seconds, f.reviews_per_second, f.scoring_peak_rss_mb
+            );
+            println!(
+                "clustering (k = {}): {:.1} s, peak RSS {:.0} MB",
+                f.clusters, f.clustering_seconds, f.clustering_peak_rss_mb
+            );
+            println!("{}", serde_json::to_string(&f)?);
+            Ok(())
+        }
         BenchCommand::Annotate { pool, items, suggested } => {
             reviewloop::bench::annotate(settings, pool, items, suggested).await
         }

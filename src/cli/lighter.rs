@@ -57,9 +57,9 @@ pub struct DistillArgs {
 }
 
 pub async fn quantize(pool: &sqlx::PgPool, settings: &Settings, args: QuantizeArgs) -> anyhow::Result<()> {
+    let place = lighter::Place { models_dir: &settings.data_dir, storage: Some(&settings.storage) };
     let made =
-        lighter::quantize(pool, &settings.data_dir, &args.taxonomy, &args.version, args.precision, args.name)
-            .await?;
+        lighter::quantize(pool, place, &args.taxonomy, &args.version, args.precision, args.name).await?;
     report(&made);
     Ok(())
 }
@@ -81,6 +81,7 @@ pub async fn distill(pool: &sqlx::PgPool, settings: &Settings, args: DistillArgs
         label_weight: args.label_weight.clamp(0.0, 1.0),
         unlabelled: args.unlabelled,
         models_dir: settings.data_dir.clone(),
+        storage: Some(settings.storage.clone()),
         base: args.base,
     };
     let (bar, mut progress) = super::models::progress_bar()?;

@@ -65,7 +65,8 @@ impl TrainArgs {
 pub async fn train(pool: &sqlx::PgPool, settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
     use reviewloop::train::pipeline;
     let (queue, device) = (args.queue, args.device.clone());
-    let train_settings = args.settings(&settings.data_dir)?;
+    let mut train_settings = args.settings(&settings.data_dir)?;
+    train_settings.storage = Some(settings.storage.clone());
     if queue {
         let mut payload = serde_json::to_value(&train_settings)?;
         payload["device"] = device.into();
@@ -138,13 +139,13 @@ pub struct EvalArgs {
     json: bool,
 }
 
-pub async fn eval(pool: &sqlx::PgPool, args: EvalArgs) -> anyhow::Result<()> {
+pub async fn eval(pool: &sqlx::PgPool, settings: &Settings, args: EvalArgs) -> anyhow::Result<()> {
     let EvalArgs { data, format, version, taxonomy, json } = args;
     let taxonomy = taxonomy.as_str();
     use reviewloop::train::{data as training_data, evaluate, metrics};
     let dir = match version {
         Some(dir) => dir,
-        None => store::models::current_dir(pool, taxonomy).await?,
+        None => serving_dir(pool, settings, taxonomy).await?,
     };
     let analyzer = reviewloop::analyze::Analyzer::load(&dir)?;
     let (items, skipped) = match data {
@@ -202,10 +203,10 @@ pub struct AnalyzeArgs {
     json: bool,
 }
 
-pub async fn analyze(pool: &sqlx::PgPool, args: AnalyzeArgs) -> anyhow::Result<()> {
+pub async fn analyze(pool: &sqlx::PgPool, settings: &Settings, args: AnalyzeArgs) -> anyhow::Result<()> {
     let dir = match args.version {
         Some(dir) => dir,
-        None => store::models::current_dir(pool, &args.taxonomy).await?,
+        None => serving_dir(pool, settings, &args.taxonomy).await?,
     };
     let analysis = reviewloop::analyze::Analyzer::load(&dir)?.analyze(&args.text, !args.no_highlights)?;
     if args.json {
@@ -227,4 +228,11 @@ pub async fn analyze(pool: &sqlx::PgPool, args: AnalyzeArgs) -> anyhow::Result<(
         println!("no keyword found");
     }
     Ok(())
+}
+
+/// The serving version's folder on this host, fetched from storage when needed.
+async fn serving_dir(pool: &sqlx::PgPool, settings: &Settings, taxonomy: &str) -> anyhow::Result<PathBuf> {
+    let version = store::models::serving(pool, taxonomy).await?;
+    let storage = reviewloop::storage::Storage::open(pool, &settings.storage)?;
+    storage.version_dir(&settings.data_dir, &version).await
 }

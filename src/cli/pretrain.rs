@@ -40,6 +40,8 @@ pub struct PretrainArgs {
     checkpoint_every: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    #[command(flatten)]
+    store: super::bases::StoreFlag,
 }
 
 pub async fn pretrain(settings: &Settings, args: PretrainArgs) -> anyhow::Result<()> {
@@ -85,6 +87,7 @@ pub async fn pretrain(settings: &Settings, args: PretrainArgs) -> anyhow::Result
         (None, None) => unreachable!("checked above"),
     };
     bar.finish_and_clear();
+    args.store.store(settings, &adapt.name).await?;
     if let Some(step) = report.resumed_from {
         println!("resumed from the checkpoint at step {step}");
     }

@@ -26,12 +26,14 @@ pub async fn serve(pool: sqlx::PgPool, settings: &Settings, args: ServeArgs) -> 
     }
     let settings = Settings { web: args.limits, ..settings.clone() };
     let app =
-        reviewloop::web::Application::build(pool, settings.clone(), &args.bind, args.secure_cookies).await?;
+        reviewloop::web::Application::build(pool.clone(), settings.clone(), &args.bind, args.secure_cookies)
+            .await?;
     eprintln!("reviewloop listening on http://{}", app.address());
     let shutdown = reviewloop::cancel::Cancel::default();
     if !args.no_worker {
-        let config = reviewloop::jobs::WorkerConfig::new(settings.data_dir.clone());
-        eprintln!("running jobs in this process as worker {}", config.id);
+        let mut config = reviewloop::jobs::WorkerConfig::new(settings.data_dir.clone());
+        config.storage = settings.storage.clone();
+        eprintln!("running jobs in this process: {}", super::active::describe(&pool, &config)?);
         reviewloop::jobs::worker::spawn(settings.database_url.clone(), config, shutdown.clone())?;
     }
     app.run_until_stopped().await?;

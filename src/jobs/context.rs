@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use super::Job;
 use crate::cancel::Cancel;
+use crate::storage::Storage;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -23,7 +24,10 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     pub poll: Duration,
     pub retry_base_seconds: f64,
+    /// The local cache of versions and bases (the data dir).
     pub models_dir: PathBuf,
+    /// Where versions and bases are stored for every host.
+    pub storage: crate::config::StorageLocation,
 }
 
 impl WorkerConfig {
@@ -41,6 +45,7 @@ impl WorkerConfig {
             poll: Duration::from_secs(5),
             retry_base_seconds: 30.0,
             models_dir,
+            storage: Default::default(),
         }
     }
 }
@@ -72,6 +77,7 @@ pub struct JobContext<'a> {
     pub job: &'a Job,
     pub cancel: &'a Cancel,
     pub state: &'a SharedState,
+    pub storage: &'a Storage,
 }
 
 /// A progress value with an estimate of the time left from the rate so far.

@@ -5,19 +5,17 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::PgPool;
 
 use super::context::{publish, with_eta, JobContext};
-use super::Job;
-use crate::score::{self, ScoreOptions};
 use crate::train::pipeline;
 use crate::train::settings::TrainSettings;
 
 pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<Value> {
     match cx.job.kind.as_str() {
         "train" => train(cx).await,
-        "score" => score(cx).await,
-        "eval" => eval(cx.pool, cx.job).await,
+        "score" => super::score_jobs::coordinate(cx).await,
+        "score-chunk" => super::score_jobs::chunk(cx).await,
+        "eval" => eval(cx).await,
         "audit" => audit(cx).await,
         "import" => super::import_job::run(cx).await,
         "suggest" => super::suggest_job::run(cx).await,
@@ -30,6 +28,7 @@ async fn train(cx: &JobContext<'_>) -> anyhow::Result<Value> {
     let (pool, config, job, cancel, state) = (cx.pool, cx.config, cx.job, cx.cancel, cx.state);
     let mut settings: TrainSettings = serde_json::from_value(job.payload.clone())?;
     settings.models_dir = config.models_dir.clone();
+    settings.storage = Some(config.storage.clone());
     settings.fit.cancel = cancel.clone();
     let started = Instant::now();
     let mut stage_started = (String::new(), Instant::now(), 0usize);
@@ -64,46 +63,20 @@ async fn train(cx: &JobContext<'_>) -> anyhow::Result<Value> {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScoreJob {
-    pub taxonomy: String,
-    #[serde(default)]
-    pub rescore: bool,
-    #[serde(default)]
-    pub clusters: Option<usize>,
-}
-
-async fn score(cx: &JobContext<'_>) -> anyhow::Result<Value> {
-    let (pool, config, job, cancel, state) = (cx.pool, cx.config, cx.job, cx.cancel, cx.state);
-    let request: ScoreJob = serde_json::from_value(job.payload.clone())?;
-    let mut options = ScoreOptions::new(&request.taxonomy, config.models_dir.clone());
-    options.rescore = request.rescore;
-    options.clusters = request.clusters;
-    options.cancel = cancel.clone();
-    let started = Instant::now();
-    let mut first = None;
-    let summary = score::run(pool, &options, &mut |done, total| {
-        let base = *first.get_or_insert(done);
-        let progress = json!({"stage": "score", "done": done, "total": total});
-        let progress = with_eta(progress, (done - base) as f64, (total - base) as f64, started.elapsed());
-        publish(state, progress, None);
-    })
-    .await?;
-    Ok(serde_json::to_value(summary)?)
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalJob {
     /// A keyword model version id; its version folder is evaluated on the test split.
     pub version_id: i64,
 }
 
-async fn eval(pool: &PgPool, job: &Job) -> anyhow::Result<Value> {
+async fn eval(cx: &JobContext<'_>) -> anyhow::Result<Value> {
     use crate::train::{data, evaluate};
-    let request: EvalJob = serde_json::from_value(job.payload.clone())?;
+    let pool = cx.pool;
+    let request: EvalJob = serde_json::from_value(cx.job.payload.clone())?;
     let version = crate::store::models::get(pool, request.version_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no model version {}", request.version_id))?;
-    let analyzer = crate::analyze::Analyzer::load(&version.version_dir())?;
+    let analyzer =
+        crate::analyze::Analyzer::load(&cx.storage.version_dir(&cx.config.models_dir, &version).await?)?;
     let taxonomy = crate::store::taxonomies::load(pool, version.taxonomy_id).await?;
     let test: Vec<_> = data::labelled(pool, &taxonomy, None)
         .await?

@@ -1,9 +1,11 @@
 //! Background work in PostgreSQL: training, scoring and evaluation jobs, claimed by
-//! `reviewloop worker` processes (one per machine, CPU or GPU) against one database.
+//! `reviewloop worker` processes (any number per machine, CPU or GPU) against one
+//! database; a scoring pass is shared out among them in chunks (`score_jobs`).
 
 pub mod context;
 pub mod handlers;
 pub mod import_job;
+pub mod score_jobs;
 pub mod suggest_job;
 pub mod worker;
 
@@ -11,4 +13,4 @@ pub use crate::store::jobs::{Job, NewJob};
 pub use context::WorkerConfig;
 
 /// The kinds of job a worker can run.
-pub const KINDS: [&str; 6] = ["train", "score", "eval", "audit", "import", "suggest"];
+pub const KINDS: [&str; 7] = ["train", "score", "score-chunk", "eval", "audit", "import", "suggest"];

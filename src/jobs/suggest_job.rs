@@ -26,7 +26,7 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<Value> {
     let Some(version) = crate::store::models::current_keyword(cx.pool, taxonomy_id).await? else {
         return Ok(json!({"suggested": 0, "reason": "no model serves this taxonomy yet"}));
     };
-    let dir = version.version_dir();
+    let dir = cx.storage.version_dir(&cx.config.models_dir, &version).await?;
     let analyzer = tokio::task::spawn_blocking(move || Analyzer::load(&dir)).await??;
     let analyzer = std::sync::Arc::new(analyzer);
     let items: Vec<(i64, String)> = sqlx::query_as(

@@ -97,7 +97,8 @@ async fn execute(pool: &PgPool, config: &WorkerConfig, job: &Job) -> anyhow::Res
     let state = SharedState::default();
     let beat =
         Heartbeat::start((*pool.connect_options()).clone(), job.id, config, state.clone(), cancel.clone());
-    let cx = JobContext { pool, config, job, cancel: &cancel, state: &state };
+    let storage = crate::storage::Storage::open(pool, &config.storage)?;
+    let cx = JobContext { pool, config, job, cancel: &cancel, state: &state, storage: &storage };
     let ran = std::panic::AssertUnwindSafe(handlers::run(&cx)).catch_unwind().await;
     beat.stop();
     flush_logs(pool, job.id, &state).await?;

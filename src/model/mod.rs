@@ -36,3 +36,11 @@ pub fn device() -> Device {
     }
     Device::Cpu
 }
+
+/// The device models run on, in words: `cuda:0` or `cpu (N threads)`.
+pub fn device_name() -> String {
+    match device() {
+        Device::Cuda(_) => "cuda:0".into(),
+        _ => format!("cpu ({} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}

@@ -1,9 +1,11 @@
-//! Scoring (`reviewloop score`, the `score` job): the serving models over the pool in
-//! batches, storing what the selection strategies need. Each batch is committed on its
-//! own, so a crash loses at most one batch and a rerun goes on where it stopped.
-//! Clustering runs over all the version's embeddings once every review is scored.
+//! Scoring (`reviewloop score`, the `score` and `score-chunk` jobs): the serving models
+//! over the pool in batches, storing what the selection strategies need. Each batch is
+//! committed on its own and only unscored reviews are read, so a crash loses at most
+//! one batch, a rerun goes on where it stopped, and workers racing over the same ids
+//! store each review once (the predictions' unique key). Clustering runs once every
+//! review is scored, a page at a time (`cluster_version`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::json;
@@ -11,8 +13,11 @@ use sqlx::PgPool;
 
 use crate::analyze::{Analyzer, Scored};
 use crate::cancel::Cancel;
+use crate::config::StorageLocation;
 use crate::select::{clusters, strategies};
 use crate::split::Split;
+use crate::storage::{self, Storage};
+use crate::store::models::ModelVersion;
 use crate::store::predictions::{self, Prediction};
 use crate::store::{models, taxonomies};
 use crate::taxonomy::Taxonomy;
@@ -22,7 +27,9 @@ use crate::train::data;
 #[derive(Debug, Clone)]
 pub struct ScoreOptions {
     pub taxonomy: String,
+    /// This host's data dir: the cache versions are fetched into.
     pub models_dir: PathBuf,
+    pub storage: StorageLocation,
     /// Forget the version's earlier scores and score every review again.
     pub rescore: bool,
     pub batch_size: usize,
@@ -37,14 +44,18 @@ impl ScoreOptions {
         ScoreOptions {
             taxonomy: taxonomy.to_string(),
             models_dir,
+            storage: StorageLocation::default(),
             rescore: false,
-            batch_size: 256,
+            batch_size: BATCH,
             clusters: None,
             seed: 42,
             cancel: Cancel::default(),
         }
     }
 }
+
+/// Reviews per stored batch unless asked otherwise.
+pub const BATCH: usize = 256;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoreSummary {
@@ -62,74 +73,115 @@ pub struct ScoreSummary {
 /// Vocabulary of the rarity model (a soft limit: small training sets get fewer pieces).
 const RARITY_VOCABULARY: usize = 8000;
 
+/// A version loaded to score reviews with, and what its scores need: the taxonomy's
+/// rarity model and the current label counts.
+pub struct Scorer {
+    pub taxonomy: Taxonomy,
+    pub version: ModelVersion,
+    analyzer: Analyzer,
+    rarity: RarityModel,
+    labels: Vec<usize>,
+}
+
+impl Scorer {
+    /// The version that serves `options.taxonomy`.
+    pub async fn serving(pool: &PgPool, options: &ScoreOptions) -> anyhow::Result<Scorer> {
+        let taxonomy = taxonomies::load_by_name(pool, &options.taxonomy).await?;
+        let version = models::current_keyword(pool, taxonomy.id).await?.ok_or_else(|| {
+            anyhow::anyhow!("no trained model for `{}` yet: run `reviewloop train` first", taxonomy.name)
+        })?;
+        let storage = Storage::open(pool, &options.storage)?;
+        Scorer::load(&storage, &options.models_dir, taxonomy, version).await
+    }
+
+    /// `version` of `taxonomy`, fetched into `models_dir` when it is stored.
+    pub async fn load(
+        storage: &Storage,
+        models_dir: &Path,
+        taxonomy: Taxonomy,
+        version: ModelVersion,
+    ) -> anyhow::Result<Scorer> {
+        let pool = storage.pool();
+        let dir = storage.version_dir(models_dir, &version).await?;
+        let analyzer = tokio::task::spawn_blocking(move || Analyzer::load(&dir)).await??;
+        let rarity = rarity_model(storage, models_dir, &taxonomy).await?;
+        let labels = label_counts(pool, &taxonomy, &analyzer.keyword.labels.keywords).await?;
+        Ok(Scorer { taxonomy, version, analyzer, rarity, labels })
+    }
+
+    /// The next unscored reviews with ids in `range`, at most `limit`.
+    pub async fn unscored(
+        &self,
+        pool: &PgPool,
+        range: (i64, i64),
+        limit: usize,
+    ) -> sqlx::Result<Vec<(i64, String)>> {
+        predictions::unscored(pool, self.taxonomy.id, self.version.id, range, limit.max(1)).await
+    }
+
+    /// Scores a batch and stores it in one transaction.
+    pub async fn store(&self, pool: &PgPool, batch: &[(i64, String)]) -> anyhow::Result<usize> {
+        let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
+        let results = self.analyzer.score_many(&texts)?;
+        let rows: Vec<Prediction> =
+            batch.iter().zip(results).map(|((id, text), s)| self.prediction(*id, text, s)).collect();
+        predictions::insert_batch(pool, self.version.id, &rows).await?;
+        Ok(rows.len())
+    }
+
+    fn prediction(&self, review_id: i64, text: &str, s: Scored) -> Prediction {
+        let keywords = &self.analyzer.keyword.labels.keywords;
+        let thresholds = &self.analyzer.keyword.labels.thresholds;
+        let distributions: Vec<Vec<f32>> = s.sentiments.iter().map(|(_, d)| d.clone()).collect();
+        let sentiment: serde_json::Map<String, serde_json::Value> =
+            s.sentiments.iter().map(|(k, d)| (keywords[*k].clone(), json!(d))).collect();
+        Prediction {
+            review_id,
+            boundary: strategies::keyword_boundary(&s.probabilities, thresholds),
+            balance: strategies::class_balance(&s.probabilities, thresholds, &self.labels),
+            boundary_keyword: strategies::least_certain_keyword(&s.probabilities, thresholds)
+                .map(|k| k as i16),
+            uncertainty: strategies::sentiment_uncertainty(&distributions),
+            rarity: self.rarity.score(text),
+            keyword_probs: s.probabilities,
+            sentiment: serde_json::Value::Object(sentiment),
+            embedding: s.embedding,
+        }
+    }
+}
+
+/// Scores the whole pool here, in one process (the `score` command; simulations).
 pub async fn run(
     pool: &PgPool,
     options: &ScoreOptions,
     progress: &mut (dyn FnMut(i64, i64) + Send),
 ) -> anyhow::Result<ScoreSummary> {
-    let taxonomy = taxonomies::load_by_name(pool, &options.taxonomy).await?;
-    let version = models::current_keyword(pool, taxonomy.id).await?.ok_or_else(|| {
-        anyhow::anyhow!("no trained model for `{}` yet: run `reviewloop train` first", taxonomy.name)
-    })?;
-    let analyzer = Analyzer::load(&version.version_dir())?;
-    let rarity = rarity_model(pool, &taxonomy, options).await?;
-    let labels = label_counts(pool, &taxonomy, &analyzer.keyword.labels.keywords).await?;
+    let scorer = Scorer::serving(pool, options).await?;
+    let (taxonomy_id, version_id) = (scorer.taxonomy.id, scorer.version.id);
     if options.rescore {
-        predictions::clear(pool, taxonomy.id, version.id).await?;
+        predictions::clear(pool, taxonomy_id, version_id).await?;
     }
-    let (mut covered, total) = predictions::coverage(pool, taxonomy.id, version.id).await?;
+    let (mut covered, total) = predictions::coverage(pool, taxonomy_id, version_id).await?;
     progress(covered, total);
     let mut scored = 0;
     loop {
         options.cancel.check()?;
-        let batch = predictions::unscored(pool, taxonomy.id, version.id, options.batch_size.max(1)).await?;
+        let batch = scorer.unscored(pool, (i64::MIN, i64::MAX), options.batch_size).await?;
         if batch.is_empty() {
             break;
         }
-        let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
-        let results = analyzer.score_many(&texts)?;
-        let rows: Vec<Prediction> = batch
-            .iter()
-            .zip(results)
-            .map(|((id, text), s)| prediction(&analyzer, &rarity, &labels, *id, text, s))
-            .collect();
-        predictions::insert_batch(pool, version.id, &rows).await?;
-        scored += rows.len();
-        covered += rows.len() as i64;
+        let n = scorer.store(pool, &batch).await?;
+        scored += n;
+        covered += n as i64;
         progress(covered, total);
     }
-    let clusters = if predictions::needs_clustering(pool, version.id).await? {
-        Some(cluster(pool, version.id, options).await?)
+    let clusters = if predictions::needs_clustering(pool, version_id).await? {
+        Some(cluster_version(pool, version_id, options.clusters, options.seed, &options.cancel).await?)
     } else {
         None
     };
-    Ok(ScoreSummary { version: version.name, version_id: version.id, scored, covered, total, clusters })
-}
-
-fn prediction(
-    analyzer: &Analyzer,
-    rarity: &RarityModel,
-    labels: &[usize],
-    review_id: i64,
-    text: &str,
-    s: Scored,
-) -> Prediction {
-    let keywords = &analyzer.keyword.labels.keywords;
-    let thresholds = &analyzer.keyword.labels.thresholds;
-    let distributions: Vec<Vec<f32>> = s.sentiments.iter().map(|(_, d)| d.clone()).collect();
-    let sentiment: serde_json::Map<String, serde_json::Value> =
-        s.sentiments.iter().map(|(k, d)| (keywords[*k].clone(), json!(d))).collect();
-    Prediction {
-        review_id,
-        boundary: strategies::keyword_boundary(&s.probabilities, thresholds),
-        balance: strategies::class_balance(&s.probabilities, thresholds, labels),
-        boundary_keyword: strategies::least_certain_keyword(&s.probabilities, thresholds).map(|k| k as i16),
-        uncertainty: strategies::sentiment_uncertainty(&distributions),
-        rarity: rarity.score(text),
-        keyword_probs: s.probabilities,
-        sentiment: serde_json::Value::Object(sentiment),
-        embedding: s.embedding,
-    }
+    let version = scorer.version.name;
+    Ok(ScoreSummary { version, version_id, scored, covered, total, clusters })
 }
 
 /// Current labels per keyword of the model (by name), for class balancing: what the
@@ -147,29 +199,121 @@ async fn label_counts(pool: &PgPool, taxonomy: &Taxonomy, keywords: &[String]) -
     Ok(counts)
 }
 
-/// The taxonomy's rarity model, trained on its first training set the first time.
+/// The taxonomy's rarity model: from storage when some host trained it, else trained
+/// here on the first training set and stored, so every worker scores rarity alike.
 async fn rarity_model(
-    pool: &PgPool,
+    storage: &Storage,
+    models_dir: &Path,
     taxonomy: &Taxonomy,
-    options: &ScoreOptions,
 ) -> anyhow::Result<RarityModel> {
-    let path = rarity::model_path(&options.models_dir, &taxonomy.name);
-    if !path.exists() {
-        let cutoff = models::first_snapshot(pool, taxonomy.id).await?;
-        let items = data::labelled(pool, taxonomy, cutoff).await?;
-        let texts = items.iter().filter(|i| i.split == Split::Train).map(|i| i.text.as_str());
-        rarity::train(texts, &path, RARITY_VOCABULARY)?;
+    let path = rarity::model_path(models_dir, &taxonomy.name);
+    let dir = path.parent().expect("the rarity model's folder").to_path_buf();
+    let bundle = storage::rarity_bundle(&taxonomy.name);
+    if let Some(stored) = storage.find(&bundle).await? {
+        storage.fetch(stored.id, &dir).await?;
+        return RarityModel::load(&path);
+    }
+    let pool = storage.pool();
+    let cutoff = models::first_snapshot(pool, taxonomy.id).await?;
+    let items = data::labelled(pool, taxonomy, cutoff).await?;
+    let texts: Vec<String> = items.into_iter().filter(|i| i.split == Split::Train).map(|i| i.text).collect();
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || {
+        rarity::train(texts.iter().map(String::as_str), &target, RARITY_VOCABULARY)
+    })
+    .await??;
+    let mut tx = pool.begin().await?;
+    match storage.put(&mut tx, &bundle, &dir).await {
+        Ok(_) => tx.commit().await?,
+        Err(e) => {
+            tx.rollback().await?;
+            // Another worker stored its model first: use that one.
+            let stored = storage.find(&bundle).await?.ok_or(e)?;
+            storage.fetch(stored.id, &dir).await?;
+        }
     }
     RarityModel::load(&path)
 }
 
-/// k-means over every embedding of the version; stores clusters and outlier scores.
-async fn cluster(pool: &PgPool, version_id: i64, options: &ScoreOptions) -> anyhow::Result<usize> {
-    let (ids, embeddings) = predictions::embeddings(pool, version_id).await?;
-    let k = options.clusters.unwrap_or_else(|| clusters::default_clusters(ids.len()));
-    let seed = options.seed;
-    let result = tokio::task::spawn_blocking(move || clusters::cluster(&embeddings, k, seed)).await??;
-    let assigned: Vec<i32> = result.clusters.iter().map(|&c| c as i32).collect();
-    predictions::set_clusters(pool, version_id, &ids, &assigned, &result.outlier_scores).await?;
+/// Embeddings read per page of the clustering pass.
+const CLUSTER_PAGE: usize = 5_000;
+
+/// k-means over the version's embeddings, in memory independent of the pool's size:
+/// fitted on a seeded sample of at most [`clusters::FIT_SAMPLE`], then two passes a page
+/// at a time (distances per cluster, then standardised scores stored). Returns k.
+pub async fn cluster_version(
+    pool: &PgPool,
+    version_id: i64,
+    k: Option<usize>,
+    seed: u64,
+    cancel: &Cancel,
+) -> anyhow::Result<usize> {
+    cluster_in_pages(pool, version_id, k, seed, cancel, CLUSTER_PAGE).await
+}
+
+/// [`cluster_version`] with pages of `page_size` embeddings (tests use small ones).
+pub async fn cluster_in_pages(
+    pool: &PgPool,
+    version_id: i64,
+    k: Option<usize>,
+    seed: u64,
+    cancel: &Cancel,
+    page_size: usize,
+) -> anyhow::Result<usize> {
+    let n = predictions::embedding_count(pool, version_id).await? as usize;
+    let k = k.unwrap_or_else(|| clusters::default_clusters(n)).clamp(1, n.saturating_sub(1).max(1));
+    if n < 3 {
+        let (ids, _) = predictions::embedding_page(pool, version_id, i64::MIN, n).await?;
+        predictions::set_clusters(pool, version_id, &ids, &vec![0; ids.len()], &vec![0.0; ids.len()]).await?;
+        return Ok(k);
+    }
+    let sample = predictions::embedding_sample(pool, version_id, clusters::FIT_SAMPLE, seed).await?;
+    let centroids =
+        std::sync::Arc::new(tokio::task::spawn_blocking(move || clusters::fit(&sample, k, seed)).await??);
+    let mut spread = strategies::Spread::default();
+    let mut after = i64::MIN;
+    while let Some(page) = assigned_page(pool, version_id, &centroids, after, page_size).await? {
+        cancel.check()?;
+        spread.add(&page.distances, &page.clusters);
+        after = page.last();
+    }
+    let tiny = clusters::tiny_size(n, k);
+    let mut after = i64::MIN;
+    while let Some(page) = assigned_page(pool, version_id, &centroids, after, page_size).await? {
+        cancel.check()?;
+        let scores = spread.scores(&page.distances, &page.clusters, tiny);
+        let assigned: Vec<i32> = page.clusters.iter().map(|&c| c as i32).collect();
+        predictions::set_clusters(pool, version_id, &page.ids, &assigned, &scores).await?;
+        after = page.last();
+    }
     Ok(k)
+}
+
+/// One page of a version's embeddings, assigned to their nearest centroids.
+struct AssignedPage {
+    ids: Vec<i64>,
+    clusters: Vec<usize>,
+    distances: Vec<f32>,
+}
+
+impl AssignedPage {
+    fn last(&self) -> i64 {
+        *self.ids.last().expect("a page is never empty")
+    }
+}
+
+async fn assigned_page(
+    pool: &PgPool,
+    version_id: i64,
+    centroids: &std::sync::Arc<clusters::Centroids>,
+    after: i64,
+    size: usize,
+) -> anyhow::Result<Option<AssignedPage>> {
+    let (ids, embeddings) = predictions::embedding_page(pool, version_id, after, size.max(1)).await?;
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let centroids = centroids.clone();
+    let (clusters, distances) = tokio::task::spawn_blocking(move || centroids.assign(&embeddings)).await??;
+    Ok(Some(AssignedPage { ids, clusters, distances }))
 }

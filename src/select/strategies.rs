@@ -136,30 +136,52 @@ pub const TINY_CLUSTER_SCORE: f32 = 3.0;
 /// (z-score), so a loose cluster does not hide the outliers of a tight one. Members of
 /// clusters smaller than `tiny` score at least [`TINY_CLUSTER_SCORE`].
 pub fn cluster_outliers(distances: &[f32], clusters: &[usize], tiny: usize) -> Vec<f32> {
-    let count = clusters.iter().copied().max().map_or(0, |m| m + 1);
-    let mut sum = vec![0f64; count];
-    let mut sq = vec![0f64; count];
-    let mut size = vec![0usize; count];
-    for (&d, &c) in distances.iter().zip(clusters) {
-        sum[c] += d as f64;
-        sq[c] += (d as f64) * (d as f64);
-        size[c] += 1;
-    }
-    distances
-        .iter()
-        .zip(clusters)
-        .map(|(&d, &c)| {
-            let n = size[c] as f64;
-            let mean = sum[c] / n;
-            let std = (sq[c] / n - mean * mean).max(0.0).sqrt();
-            let z = if std > 1e-12 { ((d as f64 - mean) / std) as f32 } else { 0.0 };
-            if size[c] < tiny {
-                z.max(TINY_CLUSTER_SCORE)
-            } else {
-                z
+    let mut spread = Spread::default();
+    spread.add(distances, clusters);
+    spread.scores(distances, clusters, tiny)
+}
+
+/// Distances to the centroid per cluster (count, sum, sum of squares), gathered a page
+/// at a time when the reviews do not fit in memory at once.
+#[derive(Debug, Clone, Default)]
+pub struct Spread {
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+    size: Vec<usize>,
+}
+
+impl Spread {
+    pub fn add(&mut self, distances: &[f32], clusters: &[usize]) {
+        for (&d, &c) in distances.iter().zip(clusters) {
+            if c >= self.size.len() {
+                self.sum.resize(c + 1, 0.0);
+                self.sq.resize(c + 1, 0.0);
+                self.size.resize(c + 1, 0);
             }
-        })
-        .collect()
+            self.sum[c] += d as f64;
+            self.sq[c] += (d as f64) * (d as f64);
+            self.size[c] += 1;
+        }
+    }
+
+    /// Outlier scores of reviews whose distances were all added before.
+    pub fn scores(&self, distances: &[f32], clusters: &[usize], tiny: usize) -> Vec<f32> {
+        distances
+            .iter()
+            .zip(clusters)
+            .map(|(&d, &c)| {
+                let n = self.size[c] as f64;
+                let mean = self.sum[c] / n;
+                let std = (self.sq[c] / n - mean * mean).max(0.0).sqrt();
+                let z = if std > 1e-12 { ((d as f64 - mean) / std) as f32 } else { 0.0 };
+                if self.size[c] < tiny {
+                    z.max(TINY_CLUSTER_SCORE)
+                } else {
+                    z
+                }
+            })
+            .collect()
+    }
 }
 
 /// A uniform number in [0, 1) fixed by the review and the seed (SplitMix64), so a random

@@ -33,8 +33,13 @@ pub struct Serving {
 
 impl Serving {
     /// Starts the model thread and the task that follows promotions.
-    pub fn start(pool: sqlx::PgPool, limits: ServeLimits) -> Self {
-        let registry = Arc::new(Registry::new(pool));
+    /// Versions are read from `storage` through the cache in `data_dir`.
+    pub fn start(
+        storage: crate::storage::Storage,
+        data_dir: std::path::PathBuf,
+        limits: ServeLimits,
+    ) -> Self {
+        let registry = Arc::new(Registry::new(storage, data_dir));
         registry::follow_promotions(&registry, Duration::from_millis(limits.refresh_ms.max(50)));
         Serving {
             registry,

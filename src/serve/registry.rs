@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use super::ServeError;
 use crate::analyze::Analyzer;
+use crate::storage::Storage;
 use crate::store;
 
 /// A loaded version and what the API reports of it.
@@ -31,14 +32,18 @@ impl Served {
 
 pub struct Registry {
     pool: PgPool,
+    /// Where versions are fetched from, into the local cache under `data_dir`.
+    storage: Storage,
+    data_dir: std::path::PathBuf,
     loaded: RwLock<HashMap<String, Arc<Served>>>,
     /// One load at a time: loading reads and maps a whole model.
     loading: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
-    pub fn new(pool: PgPool) -> Self {
-        Registry { pool, loaded: RwLock::default(), loading: tokio::sync::Mutex::new(()) }
+    pub fn new(storage: Storage, data_dir: std::path::PathBuf) -> Self {
+        let pool = storage.pool().clone();
+        Registry { pool, storage, data_dir, loaded: RwLock::default(), loading: tokio::sync::Mutex::new(()) }
     }
 
     fn cached(&self, taxonomy: &str) -> Option<Arc<Served>> {
@@ -59,7 +64,7 @@ impl Registry {
             return Ok(served);
         }
         let version = self.serving_version(taxonomy).await?;
-        let served = load(taxonomy, version).await?;
+        let served = self.load(taxonomy, version).await?;
         self.put(served.clone());
         Ok(served)
     }
@@ -81,7 +86,7 @@ impl Registry {
                     continue;
                 }
             };
-            match load(&taxonomy, version).await {
+            match self.load(&taxonomy, version).await {
                 Ok(served) => {
                     tracing::info!(%taxonomy, version = %served.version, "now serving");
                     self.put(served);
@@ -99,17 +104,29 @@ impl Registry {
             .await?
             .ok_or_else(|| ServeError::NoModel(taxonomy.to_string()))
     }
-}
 
-/// Loads a version off the async threads.
-async fn load(taxonomy: &str, version: store::models::ModelVersion) -> Result<Arc<Served>, ServeError> {
-    let taxonomy = taxonomy.to_string();
-    let dir = version.version_dir();
-    let analyzer = tokio::task::spawn_blocking(move || Analyzer::load(&dir))
-        .await
-        .map_err(|e| ServeError::Model(e.to_string()))?
-        .map_err(|e| ServeError::Model(format!("{e:#}")))?;
-    Ok(Arc::new(Served { version_id: version.id, version: version.name, taxonomy, analyzer }))
+    /// Fetches a version into the local cache (or checks the cached one) and loads it
+    /// off the async threads.
+    async fn load(
+        &self,
+        taxonomy: &str,
+        version: store::models::ModelVersion,
+    ) -> Result<Arc<Served>, ServeError> {
+        let taxonomy = taxonomy.to_string();
+        let (dir, fetched) = self
+            .storage
+            .open_version(&self.data_dir, &version)
+            .await
+            .map_err(|e| ServeError::Model(format!("{e:#}")))?;
+        if fetched.files > 0 {
+            tracing::info!(version = %version.name, files = fetched.files, bytes = fetched.bytes, "fetched from storage");
+        }
+        let analyzer = tokio::task::spawn_blocking(move || Analyzer::load(&dir))
+            .await
+            .map_err(|e| ServeError::Model(e.to_string()))?
+            .map_err(|e| ServeError::Model(format!("{e:#}")))?;
+        Ok(Arc::new(Served { version_id: version.id, version: version.name, taxonomy, analyzer }))
+    }
 }
 
 /// Checks for promotions every `every` while the registry is alive.

@@ -142,6 +142,88 @@ pub async fn claim(
     .await
 }
 
+/// The kind of a scoring pass's chunk jobs; their payload names `version_id`.
+pub const SCORE_CHUNK: &str = "score-chunk";
+
+/// Claims a queued chunk of version `version_id`'s scoring pass, or none (the pass's
+/// coordinator scores chunks itself while it waits for the others).
+pub async fn claim_chunk(
+    pool: &PgPool,
+    worker_id: &str,
+    version_id: i64,
+    lease_seconds: f64,
+) -> sqlx::Result<Option<Job>> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_id = $1,
+                         lease_expires_at = now() + $3 * interval '1 second',
+                         started_at = coalesce(started_at, now()), progress = '{{}}'
+         WHERE id = (SELECT id FROM jobs
+                     WHERE status = 'queued' AND run_after <= now() AND kind = '{SCORE_CHUNK}'
+                       AND (payload->>'version_id')::bigint = $2
+                     ORDER BY priority DESC, id
+                     FOR UPDATE SKIP LOCKED LIMIT 1)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(worker_id)
+    .bind(version_id)
+    .bind(lease_seconds)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A scoring pass's chunk jobs by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Chunks {
+    pub queued: i64,
+    pub running: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    /// Workers that ran or run one of them.
+    pub workers: i64,
+}
+
+impl Chunks {
+    pub fn pending(&self) -> i64 {
+        self.queued + self.running
+    }
+}
+
+/// The chunk jobs of version `version_id` created since job `since` (its pass).
+pub async fn chunks(pool: &PgPool, version_id: i64, since: i64) -> sqlx::Result<Chunks> {
+    let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),
+                count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'),
+                count(*) FILTER (WHERE status = 'cancelled'), count(DISTINCT worker_id)
+         FROM jobs WHERE kind = '{SCORE_CHUNK}' AND (payload->>'version_id')::bigint = $1 AND id > $2"
+    ))
+    .bind(version_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    let (queued, running, succeeded, failed, cancelled, workers) = row;
+    Ok(Chunks { queued, running, succeeded, failed, cancelled, workers })
+}
+
+/// Cancels the queued chunks of a taxonomy's scoring passes for versions other than
+/// `keep` (a promotion made them moot); running ones finish their chunk.
+pub async fn cancel_stale_chunks(
+    tx: &mut sqlx::PgConnection,
+    taxonomy: &str,
+    keep: i64,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(&format!(
+        "UPDATE jobs SET status = 'cancelled', finished_at = now(), last_error = 'another version was promoted'
+         WHERE kind = '{SCORE_CHUNK}' AND status = 'queued' AND payload->>'taxonomy' = $1
+           AND (payload->>'version_id')::bigint <> $2"
+    ))
+    .bind(taxonomy)
+    .bind(keep)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Renews the lease and stores progress. `false` when the job is no longer this
 /// worker's to run (cancelled, or its lease ran out and it was handed back).
 pub async fn heartbeat(

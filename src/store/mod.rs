@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod assignments;
 pub mod assist_stats;
 pub mod audit;
+pub mod bundles;
 pub mod guidelines;
 pub mod jobs;
 pub mod label_issues;

@@ -59,12 +59,15 @@ pub struct NewVersion<'a> {
     pub snapshot_id: i64,
     pub params: serde_json::Value,
     pub metrics: serde_json::Value,
+    /// Its files in shared storage (`storage`).
+    pub bundle_id: Option<i64>,
 }
 
 pub async fn insert(tx: &mut Transaction<'_, Postgres>, v: &NewVersion<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO model_versions (taxonomy_id, kind, name, path, status, base_encoder, label_snapshot_id, params, metrics)
-         VALUES ($1, $2, $3, $4, 'ready', $5, $6, $7, $8) RETURNING id",
+        "INSERT INTO model_versions (taxonomy_id, kind, name, path, status, base_encoder, label_snapshot_id, params, metrics,
+                                     bundle_id)
+         VALUES ($1, $2, $3, $4, 'ready', $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(v.taxonomy_id)
     .bind(v.kind)
@@ -74,6 +77,7 @@ pub async fn insert(tx: &mut Transaction<'_, Postgres>, v: &NewVersion<'_>) -> s
     .bind(v.snapshot_id)
     .bind(&v.params)
     .bind(&v.metrics)
+    .bind(v.bundle_id)
     .fetch_one(&mut **tx)
     .await
 }
@@ -84,25 +88,20 @@ pub struct ModelVersion {
     pub taxonomy_id: i64,
     pub kind: String,
     pub name: String,
-    /// The model's own folder (`…/<version>/keyword`).
+    /// The model's own folder (`<taxonomy>/<version>/keyword` under a host's data dir;
+    /// absolute for versions from before shared storage). `storage` opens it.
     pub path: String,
     pub status: String,
     pub base_encoder: String,
     pub metrics: serde_json::Value,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub promoted_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl ModelVersion {
-    /// The version folder holding `keyword/` and `sentiment/`.
-    pub fn version_dir(&self) -> std::path::PathBuf {
-        let dir = std::path::PathBuf::from(&self.path);
-        dir.parent().map(|p| p.to_path_buf()).unwrap_or(dir)
-    }
+    pub bundle_id: Option<i64>,
 }
 
 const VERSION_COLUMNS: &str =
-    "v.id, v.taxonomy_id, v.kind, v.name, v.path, v.status, v.base_encoder, v.metrics, v.created_at, v.promoted_at";
+    "v.id, v.taxonomy_id, v.kind, v.name, v.path, v.status, v.base_encoder, v.metrics, v.created_at, v.promoted_at,
+     v.bundle_id";
 
 /// The keyword model that serves a taxonomy: the active one, else the newest ready one.
 pub async fn current_keyword(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Option<ModelVersion>> {
@@ -116,18 +115,16 @@ pub async fn current_keyword(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Op
     .await
 }
 
-/// The folder of the version that serves a taxonomy: the active one, else the newest
-/// ready one.
-pub async fn current_dir(pool: &PgPool, taxonomy: &str) -> anyhow::Result<std::path::PathBuf> {
+/// The version that serves a taxonomy (the active one, else the newest ready one), or
+/// an error that says how to get one.
+pub async fn serving(pool: &PgPool, taxonomy: &str) -> anyhow::Result<ModelVersion> {
     let id = super::taxonomies::find_id(pool, taxonomy).await?;
     let version = match id {
         Some(id) => current_keyword(pool, id).await?,
         None => None,
     };
-    let version = version.ok_or_else(|| {
-        anyhow::anyhow!("no trained model for `{taxonomy}` yet: run `reviewloop train` first")
-    })?;
-    Ok(version.version_dir())
+    version
+        .ok_or_else(|| anyhow::anyhow!("no trained model for `{taxonomy}` yet: run `reviewloop train` first"))
 }
 
 /// The label cut-off (last annotation id) of the taxonomy's first snapshot: the first

@@ -20,22 +20,48 @@ pub struct Prediction {
     pub boundary_keyword: Option<i16>,
 }
 
-/// Reviews of the taxonomy that `model_version_id` has not scored yet, oldest first.
+/// Reviews of the taxonomy with ids in `from..=to` that `model_version_id` has not
+/// scored yet, oldest first.
 pub async fn unscored(
     pool: &PgPool,
     taxonomy_id: i64,
     model_version_id: i64,
+    (from, to): (i64, i64),
     limit: usize,
 ) -> sqlx::Result<Vec<(i64, String)>> {
     sqlx::query_as(
         "SELECT r.id, r.text FROM reviews r
-         WHERE r.taxonomy_id = $1
+         WHERE r.taxonomy_id = $1 AND r.id BETWEEN $4 AND $5
            AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.review_id = r.id AND p.model_version_id = $2)
          ORDER BY r.id LIMIT $3",
     )
     .bind(taxonomy_id)
     .bind(model_version_id)
     .bind(limit as i64)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}
+
+/// The id ranges of the reviews `model_version_id` has not scored, `size` reviews each
+/// (the last one fewer): the chunks of a sharded scoring pass.
+pub async fn unscored_ranges(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    model_version_id: i64,
+    size: usize,
+) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT min(id), max(id) FROM (
+             SELECT r.id, (row_number() OVER (ORDER BY r.id) - 1) / $3 AS part FROM reviews r
+             WHERE r.taxonomy_id = $1
+               AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.review_id = r.id AND p.model_version_id = $2)
+         ) t GROUP BY part ORDER BY part",
+    )
+    .bind(taxonomy_id)
+    .bind(model_version_id)
+    .bind(size.max(1) as i64)
     .fetch_all(pool)
     .await
 }
@@ -111,16 +137,58 @@ pub async fn clear(pool: &PgPool, taxonomy_id: i64, model_version_id: i64) -> sq
     Ok(deleted)
 }
 
-/// Every stored embedding of the version, by review id.
-pub async fn embeddings(pool: &PgPool, model_version_id: i64) -> sqlx::Result<(Vec<i64>, Vec<Vec<f32>>)> {
+/// The version's embeddings with review ids above `after`, by review id, at most
+/// `limit`: one page of a pass over all of them.
+pub async fn embedding_page(
+    pool: &PgPool,
+    model_version_id: i64,
+    after: i64,
+    limit: usize,
+) -> sqlx::Result<(Vec<i64>, Vec<Vec<f32>>)> {
     let rows: Vec<(i64, Vec<f32>)> = sqlx::query_as(
         "SELECT review_id, embedding FROM predictions
-         WHERE model_version_id = $1 AND embedding IS NOT NULL ORDER BY review_id",
+         WHERE model_version_id = $1 AND review_id > $2 AND embedding IS NOT NULL
+         ORDER BY review_id LIMIT $3",
     )
     .bind(model_version_id)
+    .bind(after)
+    .bind(limit as i64)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().unzip())
+}
+
+/// At most `limit` of the version's embeddings, a sample fixed by `seed` (the order of
+/// a hash of review id and seed; PostgreSQL keeps only the top `limit` while sorting),
+/// by review id: all of them, in the order an in-memory pass reads them, when fewer.
+pub async fn embedding_sample(
+    pool: &PgPool,
+    model_version_id: i64,
+    limit: usize,
+    seed: u64,
+) -> sqlx::Result<Vec<Vec<f32>>> {
+    sqlx::query_scalar(
+        "SELECT embedding FROM (
+             SELECT review_id, embedding FROM predictions
+             WHERE model_version_id = $1 AND embedding IS NOT NULL
+             ORDER BY hashint8(review_id # $3), review_id LIMIT $2
+         ) s ORDER BY review_id",
+    )
+    .bind(model_version_id)
+    .bind(limit as i64)
+    .bind(seed as i64)
+    .fetch_all(pool)
+    .await
+}
+
+/// How many of the version's predictions have an embedding.
+pub async fn embedding_count(pool: &PgPool, model_version_id: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM predictions WHERE model_version_id = $1 AND embedding IS NOT NULL",
+    )
+    .bind(model_version_id)
+    .fetch_one(pool)
+    .await
 }
 
 pub async fn set_clusters(

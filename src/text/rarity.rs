@@ -22,9 +22,10 @@ pub struct RarityModel {
     late_from: u32,
 }
 
-/// Where a taxonomy keeps its rarity model, beside its version folders.
+/// Where a taxonomy keeps its rarity model, beside its version folders: a folder of its
+/// own (hidden, so no version name can clash with it), stored and fetched as a whole.
 pub fn model_path(models_dir: &Path, taxonomy: &str) -> PathBuf {
-    models_dir.join(taxonomy).join("rarity.model")
+    models_dir.join(taxonomy).join(".rarity").join("rarity.model")
 }
 
 /// Trains a unigram model on `texts` and writes it to `path` (via a temporary name, so

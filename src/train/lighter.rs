@@ -35,6 +35,8 @@ const BATCH: usize = 64;
 struct Source {
     taxonomy: Taxonomy,
     name: String,
+    /// Its folder on this host (fetched from storage when stored).
+    dir: PathBuf,
     keyword: ModelVersion,
     sentiment: ModelVersion,
     snapshot_id: i64,
@@ -42,7 +44,7 @@ struct Source {
 }
 
 impl Source {
-    async fn load(pool: &PgPool, taxonomy: &str, name: &str) -> anyhow::Result<Source> {
+    async fn load(pool: &PgPool, place: &Place<'_>, taxonomy: &str, name: &str) -> anyhow::Result<Source> {
         let taxonomy = taxonomies::load_by_name(pool, taxonomy).await?;
         let find = |kind: &'static str| store::models::by_name(pool, taxonomy.id, kind, name);
         let (keyword, sentiment) = (find("keyword").await?, find("sentiment").await?);
@@ -54,7 +56,9 @@ impl Source {
             .ok_or_else(|| anyhow::anyhow!("version `{name}` records no label snapshot"))?;
         let cutoff = store::models::snapshot_cutoff(pool, taxonomy.id, snapshot_id).await?;
         let items = data::labelled(pool, &taxonomy, Some(cutoff)).await?;
-        Ok(Source { taxonomy, name: name.to_string(), keyword, sentiment, snapshot_id, items })
+        let storage = crate::storage::Storage::open(pool, place.storage.unwrap_or(&Default::default()))?;
+        let dir = storage.version_dir(place.models_dir, &keyword).await?;
+        Ok(Source { taxonomy, name: name.to_string(), dir, keyword, sentiment, snapshot_id, items })
     }
 
     fn split(&self, split: Split) -> Vec<&LabelledText> {
@@ -74,6 +78,14 @@ impl Source {
     }
 }
 
+/// Where a lighter version is written (this host's data dir) and stored for every host
+/// (none: this host only).
+#[derive(Clone, Copy)]
+pub struct Place<'a> {
+    pub models_dir: &'a Path,
+    pub storage: Option<&'a crate::config::StorageLocation>,
+}
+
 /// What `quantize` and `distill` made.
 pub struct Lighter {
     pub name: String,
@@ -81,24 +93,25 @@ pub struct Lighter {
     /// metrics.json of the keyword and the sentiment model.
     pub metrics: [Value; 2],
     pub version_ids: (i64, i64),
+    pub stored: Option<crate::storage::Stored>,
 }
 
 /// A copy of version `source` with lighter weights (see `model::quantize`).
 pub async fn quantize(
     pool: &PgPool,
-    models_dir: &Path,
+    place: Place<'_>,
     taxonomy: &str,
     source: &str,
     precision: Precision,
     name: Option<String>,
 ) -> anyhow::Result<Lighter> {
-    let source = Source::load(pool, taxonomy, source).await?;
+    let source = Source::load(pool, &place, taxonomy, source).await?;
     let name = name.unwrap_or_else(|| format!("{}-{}", source.name, precision.name()));
-    let version = PendingVersion::start(models_dir, &source.taxonomy.name, &name)?;
+    let version = PendingVersion::start(place.models_dir, &source.taxonomy.name, &name)?;
     let mut metrics = Vec::new();
     for kind in ["keyword", "sentiment"] {
         let dir = version.model_dir(kind)?;
-        quantize::write_copy(Path::new(&source.model(kind).path), &dir, precision)?;
+        quantize::write_copy(&source.dir.join(kind), &dir, precision)?;
         let model = LoadedModel::load(&dir)?;
         let outcome = evaluated(&model, &source)?;
         let how = format!("{} copy of version {}", precision.name(), source.name);
@@ -108,7 +121,8 @@ pub async fn quantize(
     }
     let params = json!({"derived_from": source.name, "method": "quantize", "precision": precision.name()});
     let base = format!("{} ({})", source.keyword.base_encoder, precision.name());
-    finish(pool, &source, version, &name, &base, "model.quantize", params, metrics).await
+    let finished = Finished { name: &name, base: &base, action: "model.quantize", storage: place.storage };
+    finish(pool, &source, version, finished, params, metrics).await
 }
 
 /// How `distill` trains the student.
@@ -125,6 +139,9 @@ pub struct DistillSettings {
     /// At most this many unlabelled reviews taught by the teacher alone.
     pub unlabelled: usize,
     pub models_dir: PathBuf,
+    /// Where the student is stored for every host (none: this host only).
+    #[serde(skip)]
+    pub storage: Option<crate::config::StorageLocation>,
     /// The student starts from this base (its encoder and tokenizer) instead of a fresh
     /// encoder of `size` reading the teacher's tokens.
     #[serde(default)]
@@ -140,9 +157,10 @@ pub async fn distill(
     settings: &DistillSettings,
     progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<Lighter> {
-    let source = Source::load(pool, &settings.taxonomy, &settings.teacher).await?;
-    let teacher = crate::analyze::Analyzer::load(&source.keyword.version_dir())?;
-    let tokenizer_file = Path::new(&source.keyword.path).join("tokenizer.json");
+    let place = Place { models_dir: &settings.models_dir, storage: settings.storage.as_ref() };
+    let source = Source::load(pool, &place, &settings.taxonomy, &settings.teacher).await?;
+    let teacher = crate::analyze::Analyzer::load(&source.dir)?;
+    let tokenizer_file = source.dir.join("keyword/tokenizer.json");
     let tokenizer = Tokenizer::from_file(&tokenizer_file).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (layers, hidden) = (settings.size.layers, settings.size.hidden);
     let student = match &settings.base {
@@ -194,7 +212,8 @@ pub async fn distill(
     }
     settings.fit.cancel.check()?;
     let params = json!({"derived_from": source.name, "method": "distill", "settings": settings});
-    finish(pool, &source, version, &name, &label, "model.distill", params, metrics).await
+    let finished = Finished { name: &name, base: &label, action: "model.distill", storage: place.storage };
+    finish(pool, &source, version, finished, params, metrics).await
 }
 
 /// What the keyword and the sentiment student share: the teacher, the fresh encoder
@@ -404,23 +423,30 @@ fn card(kind: &str, name: &str, how: &str, outcome: &ModelOutcome) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// What a finished lighter version is recorded as.
+struct Finished<'a> {
+    name: &'a str,
+    base: &'a str,
+    action: &'a str,
+    storage: Option<&'a crate::config::StorageLocation>,
+}
+
 async fn finish(
     pool: &PgPool,
     source: &Source,
     version: PendingVersion,
-    name: &str,
-    base: &str,
-    action: &str,
+    finished: Finished<'_>,
     params: Value,
     metrics: Vec<Value>,
 ) -> anyhow::Result<Lighter> {
+    let Finished { name, base, action, storage } = finished;
     let dir = version.commit()?;
-    let recorded = Recorded { name, dir: &dir, base, snapshot_id: source.snapshot_id, action };
-    let ids = record(pool, &source.taxonomy, &recorded, params, [&metrics[0], &metrics[1]])
+    let recorded = Recorded { name, dir: &dir, base, snapshot_id: source.snapshot_id, action, storage };
+    let (ids, stored) = record(pool, &source.taxonomy, &recorded, params, [&metrics[0], &metrics[1]])
         .await
         .inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&dir);
-        })?;
+        let _ = std::fs::remove_dir_all(&dir);
+    })?;
     let [kw, st]: [Value; 2] = metrics.try_into().expect("two models");
-    Ok(Lighter { name: name.to_string(), dir, metrics: [kw, st], version_ids: ids })
+    Ok(Lighter { name: name.to_string(), dir, metrics: [kw, st], version_ids: ids, stored })
 }

@@ -1,6 +1,7 @@
 //! `reviewloop train`: from the current labels in PostgreSQL to a model version (a
 //! keyword model and a sentiment model) on disk and in `model_versions`.
 
+use crate::storage::Storage;
 use std::path::PathBuf;
 
 use candle_core::DType;
@@ -69,6 +70,8 @@ pub struct TrainOutcome {
     pub keyword: ModelOutcome,
     pub sentiment: ModelOutcome,
     pub version_ids: (i64, i64),
+    /// What storing its files for every host took (none: kept on this host).
+    pub stored: Option<crate::storage::Stored>,
 }
 
 /// The encoder every model of this run starts from.
@@ -138,7 +141,12 @@ pub(super) async fn base(
     progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<Base> {
     if let Some(name) = &settings.base {
-        let dir = crate::bases::resolve(settings.bases_dir.as_ref().unwrap_or(&settings.models_dir), name)?;
+        let bases_dir = settings.bases_dir.as_ref().unwrap_or(&settings.models_dir);
+        let dir = match &settings.storage {
+            // A worker on another host than the one that made the base fetches it.
+            Some(location) => crate::bases::fetch(&Storage::open(pool, location)?, bases_dir, name).await?,
+            None => crate::bases::resolve(bases_dir, name)?,
+        };
         let folder = ModelFolder::open(&dir)?;
         let label = format!("base {name}");
         return Ok(Base {
@@ -287,15 +295,22 @@ async fn train_from(
     // Last point of no return: a job cancelled while its files were written leaves none.
     settings.fit.cancel.check()?;
     let dir = version.commit()?;
-    let recorded = Recorded { name: &name, dir: &dir, base: &base.label, snapshot_id, action: "model.train" };
-    let version_ids =
+    let recorded = Recorded {
+        name: &name,
+        dir: &dir,
+        base: &base.label,
+        snapshot_id,
+        action: "model.train",
+        storage: settings.storage.as_ref(),
+    };
+    let (version_ids, stored) =
         record(pool, taxonomy, &recorded, serde_json::to_value(settings)?, [&kw_metrics, &st_metrics])
             .await
             .inspect_err(|_| {
                 // The database refused the version: take the folder away again.
                 let _ = std::fs::remove_dir_all(&dir);
             })?;
-    Ok(TrainOutcome { name, dir, keyword, sentiment, version_ids })
+    Ok(TrainOutcome { name, dir, keyword, sentiment, version_ids, stored })
 }
 
 pub(super) fn tune_thresholds(
@@ -350,22 +365,39 @@ pub(super) struct Recorded<'a> {
     pub snapshot_id: i64,
     /// The audit log's action.
     pub action: &'a str,
+    /// Where the version's files are stored for every host; none: this host only.
+    pub storage: Option<&'a crate::config::StorageLocation>,
 }
 
-/// Rows for the keyword and sentiment models of a version, and the audit entry, in one
-/// transaction.
+/// Rows for the keyword and sentiment models of a version, its files in storage (when
+/// asked) and the audit entry, in one transaction.
 pub(super) async fn record(
     pool: &PgPool,
     taxonomy: &Taxonomy,
     version: &Recorded<'_>,
     params: serde_json::Value,
     [kw_metrics, st_metrics]: [&serde_json::Value; 2],
-) -> anyhow::Result<(i64, i64)> {
-    let Recorded { name, dir, base, snapshot_id, action } = *version;
+) -> anyhow::Result<((i64, i64), Option<crate::storage::Stored>)> {
+    let Recorded { name, dir, base, snapshot_id, action, storage } = *version;
     let mut tx = pool.begin().await?;
+    // The files first, in the same transaction: no host sees the version without them.
+    let stored = match storage {
+        Some(location) => {
+            let storage = crate::storage::Storage::open(pool, location)?;
+            let bundle = crate::storage::version_bundle(&taxonomy.name, name);
+            let stored = storage.put(&mut tx, &bundle, dir).await?;
+            tracing::info!(version = name, bytes = stored.bytes, seconds = stored.seconds, "version stored");
+            Some(stored)
+        }
+        None => None,
+    };
     let mut ids = Vec::new();
     for (kind, metrics) in [("keyword", kw_metrics), ("sentiment", st_metrics)] {
-        let path = dir.join(kind).display().to_string();
+        // Relative to each host's data dir when stored; this host's own folder if not.
+        let path = match stored {
+            Some(_) => format!("{}/{name}/{kind}", taxonomy.name),
+            None => std::path::absolute(dir.join(kind))?.display().to_string(),
+        };
         let v = store::models::NewVersion {
             taxonomy_id: taxonomy.id,
             kind,
@@ -375,12 +407,14 @@ pub(super) async fn record(
             snapshot_id,
             params: params.clone(),
             metrics: metrics.clone(),
+            bundle_id: stored.as_ref().map(|s| s.bundle_id),
         };
         ids.push(store::models::insert(&mut tx, &v).await?);
     }
-    store::audit::record(&mut *tx, None, action, &format!("version:{name}"), json!({"ids": ids})).await?;
+    let details = json!({"ids": ids, "stored": stored});
+    store::audit::record(&mut *tx, None, action, &format!("version:{name}"), details).await?;
     tx.commit().await?;
-    Ok((ids[0], ids[1]))
+    Ok(((ids[0], ids[1]), stored))
 }
 
 fn model_card(

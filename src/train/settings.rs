@@ -33,6 +33,11 @@ pub struct TrainSettings {
     pub vocab_size: usize,
     pub sentiment_input: SentimentInput,
     pub models_dir: PathBuf,
+    /// Where the finished version is stored for every host (set by the worker or the
+    /// command, never by a payload); none: on this host's disk only (simulations,
+    /// tests), recorded by its absolute path.
+    #[serde(skip)]
+    pub storage: Option<crate::config::StorageLocation>,
     /// Classifier dropout (the seed used 0.2).
     pub dropout: f32,
     /// Epochs of masked-language-model pre-training of the offline encoder on all the
@@ -138,6 +143,7 @@ impl TrainSettings {
             vocab_size: 8000,
             sentiment_input: SentimentInput::Pair,
             models_dir,
+            storage: None,
             dropout: 0.2,
             pretrain_epochs: 0,
             pooling: Pooling::Mean,

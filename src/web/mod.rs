@@ -84,8 +84,12 @@ impl Application {
         let listener =
             TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let address = listener.local_addr()?;
-        let serving =
-            std::sync::Arc::new(crate::serve::Serving::start(pool.clone(), settings.web.serve.clone()));
+        let storage = crate::storage::Storage::open(&pool, &settings.storage)?;
+        let serving = std::sync::Arc::new(crate::serve::Serving::start(
+            storage,
+            settings.data_dir.clone(),
+            settings.web.serve.clone(),
+        ));
         let throttles = Throttles::default();
         let state = web::Data::new(AppState { pool, settings, secure_cookies, serving, throttles });
         let server = HttpServer::new(move || {

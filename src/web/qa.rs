@@ -85,7 +85,9 @@ async fn keyword_rows(state: &AppState, taxonomy: &Taxonomy) -> AppResult<Vec<Ke
     let serving = models::current_keyword(pool, taxonomy.id).await?;
     let report = serving.as_ref().and_then(|v| judged_report(&v.metrics));
     let predicted = match &serving {
-        Some(v) => Some(predictions::predicted_counts(pool, v.id, &thresholds(&v.path)).await?),
+        Some(v) => Some(
+            predictions::predicted_counts(pool, v.id, &serving_thresholds(state, taxonomy, v).await).await?,
+        ),
         None => None,
     };
     Ok(taxonomy
@@ -107,12 +109,17 @@ async fn keyword_rows(state: &AppState, taxonomy: &Taxonomy) -> AppResult<Vec<Ke
 }
 
 /// The serving keyword model's thresholds, from its `labels.json` (0.5 each if absent).
-fn thresholds(keyword_dir: &str) -> Vec<f32> {
-    std::fs::read_to_string(std::path::Path::new(keyword_dir).join("labels.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<crate::model::version::Labels>(&text).ok())
-        .map(|l| l.thresholds)
-        .unwrap_or_default()
+/// The serving version's decision thresholds, from the model the API serves (0.5 each
+/// when it cannot be loaded).
+async fn serving_thresholds(
+    state: &AppState,
+    taxonomy: &Taxonomy,
+    version: &models::ModelVersion,
+) -> Vec<f32> {
+    match state.serving.registry.get(&taxonomy.name).await {
+        Ok(model) if model.version_id == version.id => model.analyzer.keyword.labels.thresholds.clone(),
+        _ => Vec::new(),
+    }
 }
 
 fn sort_rows(rows: &mut [KeywordRow], by: &str) {

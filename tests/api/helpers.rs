@@ -51,6 +51,17 @@ impl TestApp {
         TestApp { address, pool, database_url: url, data_dir: settings_data_dir }
     }
 
+    /// Another app on the database of `other` with this data dir: a second web host.
+    pub async fn beside(other: &TestApp, data_dir: std::path::PathBuf) -> TestApp {
+        let pool = store::connect(&other.database_url).await.expect("the other app's database");
+        let mut settings = Settings::for_database(&other.database_url);
+        settings.data_dir = data_dir.clone();
+        let app = Application::build(pool.clone(), settings, "127.0.0.1:0", false).await.expect("app binds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp { address, pool, database_url: other.database_url.clone(), data_dir }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

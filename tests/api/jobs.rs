@@ -155,8 +155,8 @@ async fn a_failed_training_job_leaves_the_serving_model_alone() {
         2
     );
     assert_eq!(app.count("SELECT count(*) FROM model_versions WHERE name = 'broken'").await, 0);
-    let dir = reviewloop::store::models::current_dir(&app.pool, "fashion").await.unwrap();
-    assert!(dir.ends_with("fashion/serving"));
+    let serving = reviewloop::store::models::serving(&app.pool, "fashion").await.unwrap();
+    assert_eq!(serving.name, "serving");
     assert_eq!(app.count("SELECT count(*) FROM job_logs WHERE line LIKE 'attempt % failed:%'").await, 2);
     let _ = std::fs::remove_dir_all(&models);
 }

@@ -42,7 +42,8 @@ async fn quantized_copies_are_versions_that_score_like_their_source() {
     let source = pipeline::run(&app.pool, &settings(&models, "v1"), &mut |_, _| {}).await.unwrap();
     let original = probabilities(&source.dir);
 
-    let int8 = lighter::quantize(&app.pool, &models, "fashion", "v1", Precision::Int8, None).await.unwrap();
+    let int8 =
+        lighter::quantize(&app.pool, place(&models), "fashion", "v1", Precision::Int8, None).await.unwrap();
     assert_eq!(int8.name, "v1-int8");
     let names = tensor_names(&int8.dir.join("keyword/model.safetensors"));
     let encoder_linear = "roberta.encoder.layer.0.intermediate.dense.weight";
@@ -75,16 +76,18 @@ async fn quantized_copies_are_versions_that_score_like_their_source() {
     );
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'model.quantize'").await, 1);
 
-    let half = lighter::quantize(&app.pool, &models, "fashion", "v1", Precision::F16, None).await.unwrap();
+    let half =
+        lighter::quantize(&app.pool, place(&models), "fashion", "v1", Precision::F16, None).await.unwrap();
     let size = |dir: &Path| std::fs::metadata(dir.join("keyword/model.safetensors")).unwrap().len();
     assert!(size(&half.dir) * 10 < size(&source.dir) * 6, "f16 roughly halves the file");
     assert!(largest_difference(&original, &probabilities(&half.dir)) < 0.01);
 
     // A second copy of the same name, or of a version that does not exist, is refused
     // and leaves nothing behind.
-    let again = lighter::quantize(&app.pool, &models, "fashion", "v1", Precision::Int8, None).await;
+    let again = lighter::quantize(&app.pool, place(&models), "fashion", "v1", Precision::Int8, None).await;
     assert!(again.err().unwrap().to_string().contains("already exists"));
-    let missing = lighter::quantize(&app.pool, &models, "fashion", "nope", Precision::Int8, None).await;
+    let missing =
+        lighter::quantize(&app.pool, place(&models), "fashion", "nope", Precision::Int8, None).await;
     assert!(missing.err().unwrap().to_string().contains("no version `nope`"));
     let folders = std::fs::read_dir(models.join("fashion")).unwrap().count();
     assert_eq!(folders, 3, "v1, v1-int8, v1-f16 and no partial folder");
@@ -101,6 +104,7 @@ async fn a_distilled_student_is_a_smaller_version_taught_on_unlabelled_reviews_t
     pipeline::run(&app.pool, &settings(&models, "teacher"), &mut |_, _| {}).await.unwrap();
 
     let distill = DistillSettings {
+        storage: None,
         taxonomy: "fashion".into(),
         teacher: "teacher".into(),
         name: None,
@@ -174,6 +178,7 @@ async fn a_student_can_start_from_a_base_with_its_own_tokenizer() {
         std::fs::copy(entry.path(), bert.join(entry.file_name())).unwrap();
     }
     let distill = DistillSettings {
+        storage: None,
         taxonomy: "fashion".into(),
         teacher: "teacher".into(),
         name: Some("bert-student".into()),
@@ -200,4 +205,9 @@ async fn a_student_can_start_from_a_base_with_its_own_tokenizer() {
 
 fn json_of(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap()
+}
+
+/// Lighter versions written to `models` and kept on this host.
+fn place(models: &std::path::Path) -> lighter::Place<'_> {
+    lighter::Place { models_dir: models, storage: None }
 }

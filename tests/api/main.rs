@@ -9,6 +9,7 @@ mod csrf;
 mod export;
 mod fuzz;
 mod helpers;
+mod hosts;
 mod import;
 mod jobs;
 mod layers;

@@ -34,7 +34,7 @@ fn a_killed_pretraining_run_resumes_from_its_last_checkpoint() {
             "--name",
             "tiny-dapt",
         ]);
-        command.arg("--data-dir").arg(&dir);
+        command.arg("--data-dir").arg(&dir).arg("--no-store");
         command
     };
     let mut child = run("100000").spawn().unwrap();

@@ -64,6 +64,7 @@ pub(crate) fn settings(models_dir: &Path, name: &str) -> TrainSettings {
         vocab_size: 200,
         sentiment_input: SentimentInput::Pair,
         models_dir: models_dir.to_path_buf(),
+        storage: None,
         dropout: 0.1,
         pretrain_epochs: 0,
         pooling: reviewloop::model::classifier::Pooling::Mean,
