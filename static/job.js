@@ -23,6 +23,10 @@
     set("job-stage", p.stage);
     set("job-epoch", p.epoch);
     set("job-loss", typeof p.loss === "number" ? p.loss.toFixed(4) : p.loss);
+    if (p.chunks) {
+      const c = p.chunks, all = c.queued + c.running + c.succeeded + c.failed;
+      set("job-chunks", `${c.succeeded} / ${all} · ${c.workers}`);
+    }
     set("job-eta", p.eta_seconds === undefined ? "" : `${p.eta_seconds} s`);
     const done = p.step ?? p.done, total = p.total_steps ?? p.total;
     if (total) {

@@ -7,6 +7,11 @@
 //! claims the `score` job from an empty cache (the version is fetched from storage),
 //! and the clustering pass runs on its own. Peak RSS is the process's high-water mark,
 //! reset before each phase (`/proc/self/clear_refs`).
+//!
+//! `--prescored K` stores made-up predictions (random embeddings) for the first K
+//! reviews in SQL before the pass, so that a pool of a million can be measured in
+//! minutes: the model scores the other N − K, every query and the clustering pass run
+//! at the full pool's size.
 
 use std::time::Instant;
 
@@ -30,11 +35,15 @@ pub struct ScoreBench {
     pub f32: bool,
     pub chunk_size: usize,
     pub batch_size: usize,
+    /// Reviews given made-up predictions before the pass (see the module comment).
+    pub prescored: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoreFigures {
     pub pool: usize,
+    /// Of the pool, reviews the model scored (the others were prescored).
+    pub scored: usize,
     pub model: String,
     pub threads: usize,
     /// Storing the trained (f32) version and its int8 copy for every host.
@@ -89,6 +98,12 @@ pub async fn score(settings: &Settings, bench: &ScoreBench) -> anyhow::Result<Sc
         model = model.replace("(f32)", "(int8)");
     }
     generate_pool(&pool, bench.pool).await?;
+    let version = crate::store::models::serving(&pool, TAXONOMY).await?;
+    let prescored = bench.prescored.min(bench.pool);
+    if prescored > 0 {
+        let config = crate::model::folder::read_config(&trainer_dir.join(&version.path))?;
+        prescore(&pool, version.id, prescored, config.hidden_size).await?;
+    }
 
     let mut config = WorkerConfig::new(worker_dir);
     config.storage = settings.storage.clone();
@@ -104,7 +119,6 @@ pub async fn score(settings: &Settings, bench: &ScoreBench) -> anyhow::Result<Sc
     let scoring_seconds = started.elapsed().as_secs_f64();
     let scoring_peak_rss_mb = peak_rss_mb();
 
-    let version = crate::store::models::serving(&pool, TAXONOMY).await?;
     reset_peak_rss();
     let started = Instant::now();
     let clusters = crate::score::cluster_version(&pool, version.id, None, 42, &Default::default()).await?;
@@ -113,11 +127,12 @@ pub async fn score(settings: &Settings, bench: &ScoreBench) -> anyhow::Result<Sc
     scratch::drop(pool, &url).await?;
     Ok(ScoreFigures {
         pool: bench.pool,
+        scored: bench.pool + LABELLED - prescored,
         model,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         upload,
         scoring_seconds,
-        reviews_per_second: (bench.pool + LABELLED) as f64 / scoring_seconds,
+        reviews_per_second: (bench.pool + LABELLED - prescored) as f64 / scoring_seconds,
         scoring_peak_rss_mb,
         clusters,
         clustering_seconds,
@@ -147,6 +162,34 @@ async fn generate_pool(pool: &sqlx::PgPool, n: usize) -> anyhow::Result<()> {
     .execute(pool)
     .await?;
     sqlx::query("ANALYZE reviews").execute(pool).await?;
+    Ok(())
+}
+
+/// Made-up predictions for the first `n` unlabelled reviews: uniform probabilities and
+/// strategy scores, a random embedding of `dim` values each.
+async fn prescore(pool: &sqlx::PgPool, version_id: i64, n: usize, dim: usize) -> anyhow::Result<()> {
+    let reviews = "SELECT r.id FROM reviews r
+                   WHERE NOT EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)
+                   ORDER BY r.id LIMIT $2";
+    sqlx::query(&format!(
+        "INSERT INTO predictions (review_id, model_version_id, keyword_probs, sentiment, embedding, rarity)
+         SELECT r.id, $1, ARRAY[random()::real], '{{}}',
+                ARRAY(SELECT random()::real - 0.5 FROM generate_series(1, $3 + 0 * r.id)), random()::real
+         FROM ({reviews}) r"
+    ))
+    .bind(version_id)
+    .bind(n as i64)
+    .bind(dim as i32)
+    .execute(pool)
+    .await?;
+    sqlx::query(&format!(
+        "INSERT INTO review_scores (review_id, model_version_id, boundary, uncertainty, rarity, balance)
+         SELECT r.id, $1, random(), random(), random(), random() FROM ({reviews}) r"
+    ))
+    .bind(version_id)
+    .bind(n as i64)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -100,6 +100,10 @@ pub enum BenchCommand {
         /// Reviews per stored batch.
         #[arg(long, default_value_t = reviewloop::score::BATCH)]
         batch_size: usize,
+        /// Give this many reviews made-up predictions in SQL first; the model scores the
+        /// rest (a pool of a million measured in minutes).
+        #[arg(long, default_value_t = 0)]
+        prescored: usize,
     },
     /// Latency of next item / item page / submit over HTTP, on a scratch database.
     /// The analysis API under load over loopback HTTP: reviews/s, p50 and p99 latency at
@@ -201,15 +205,15 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
             Ok(())
         }
         BenchCommand::Audit(args) => super::audit::power(settings, args).await,
-        BenchCommand::Score { pool, base, f32, chunk_size, batch_size } => {
-            let bench = reviewloop::bench::ScoreBench { pool, base, f32, chunk_size, batch_size };
+        BenchCommand::Score { pool, base, f32, chunk_size, batch_size, prescored } => {
+            let bench = reviewloop::bench::ScoreBench { pool, base, f32, chunk_size, batch_size, prescored };
             let f = reviewloop::bench::score(settings, &bench).await?;
             for u in &f.upload {
                 println!("stored {}: {:.1} MB in {:.2} s", u.what, u.megabytes, u.seconds);
             }
             println!(
-                "scoring {} reviews with the {} on one worker ({} threads): {:.1} s, {:.0} reviews/s, peak RSS {:.0} MB",
-                f.pool, f.model, f.threads, f.scoring_seconds, f.reviews_per_second, f.scoring_peak_rss_mb
+                "scoring {} of {} reviews with the {} on one worker ({} threads): {:.1} s, {:.0} reviews/s, peak RSS {:.0} MB",
+                f.scored, f.pool, f.model, f.threads, f.scoring_seconds, f.reviews_per_second, f.scoring_peak_rss_mb
             );
             println!(
                 "clustering (k = {}): {:.1} s, peak RSS {:.0} MB",

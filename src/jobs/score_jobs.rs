@@ -105,9 +105,10 @@ pub async fn coordinate(cx: &JobContext<'_>) -> anyhow::Result<Value> {
             "{} chunks failed after their last attempt (see their jobs)",
             chunks.failed
         );
-        let clusters = match request.cluster && predictions::needs_clustering(cx.pool, version.id).await? {
-            true => Some(score::cluster_version(cx.pool, version.id, request.clusters, 42, cx.cancel).await?),
-            false => None,
+        let clusters = if request.cluster && predictions::needs_clustering(cx.pool, version.id).await? {
+            Some(score::cluster_version(cx.pool, version.id, request.clusters, 42, cx.cancel).await?)
+        } else {
+            None
         };
         let (covered, total) = predictions::coverage(cx.pool, taxonomy.id, version.id).await?;
         return Ok(json!({
@@ -242,8 +243,10 @@ async fn score_range(cx: &JobContext<'_>, request: &ChunkJob, lease: Option<&Job
 /// The scorer of the last pass this process worked on: loading a version (and checking
 /// its files) once per pass, not once per chunk.
 async fn scorer(cx: &JobContext<'_>, request: &ChunkJob) -> anyhow::Result<Arc<Scorer>> {
+    /// Database, version, pass.
     type Key = (String, i64, i64);
-    static LOADED: OnceLock<tokio::sync::Mutex<Option<(Key, Arc<Scorer>)>>> = OnceLock::new();
+    type Loaded = tokio::sync::Mutex<Option<(Key, Arc<Scorer>)>>;
+    static LOADED: OnceLock<Loaded> = OnceLock::new();
     let mut loaded = LOADED.get_or_init(Default::default).lock().await;
     // Ids repeat across databases (tests run many in one process).
     let database = cx.pool.connect_options().get_database().unwrap_or_default().to_string();

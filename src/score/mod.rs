@@ -121,11 +121,14 @@ impl Scorer {
 
     /// Scores a batch and stores it in one transaction.
     pub async fn store(&self, pool: &PgPool, batch: &[(i64, String)]) -> anyhow::Result<usize> {
+        let started = std::time::Instant::now();
         let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
         let results = self.analyzer.score_many(&texts)?;
         let rows: Vec<Prediction> =
             batch.iter().zip(results).map(|((id, text), s)| self.prediction(*id, text, s)).collect();
+        let scored = started.elapsed();
         predictions::insert_batch(pool, self.version.id, &rows).await?;
+        tracing::debug!(reviews = rows.len(), ?scored, stored = ?(started.elapsed() - scored), "batch");
         Ok(rows.len())
     }
 

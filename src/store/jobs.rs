@@ -115,6 +115,21 @@ pub async fn recover_expired(pool: &PgPool, retry_base_seconds: f64) -> sqlx::Re
     Ok(done.rows_affected())
 }
 
+/// The claim of the most urgent runnable queued job that `filter` also admits: `$1` is
+/// the worker, `$2` the lease in seconds, the filter's own parameters come after.
+fn claiming(filter: &str) -> String {
+    format!(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_id = $1,
+                         lease_expires_at = now() + $2 * interval '1 second',
+                         started_at = coalesce(started_at, now()), progress = '{{}}'
+         WHERE id = (SELECT id FROM jobs
+                     WHERE status = 'queued' AND run_after <= now() AND {filter}
+                     ORDER BY priority DESC, id
+                     FOR UPDATE SKIP LOCKED LIMIT 1)
+         RETURNING {COLUMNS}"
+    )
+}
+
 /// Claims the most urgent runnable job of these kinds, or none.
 pub async fn claim(
     pool: &PgPool,
@@ -123,23 +138,13 @@ pub async fn claim(
     devices: &[String],
     lease_seconds: f64,
 ) -> sqlx::Result<Option<Job>> {
-    sqlx::query_as(&format!(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_id = $1,
-                         lease_expires_at = now() + $4 * interval '1 second',
-                         started_at = coalesce(started_at, now()), progress = '{{}}'
-         WHERE id = (SELECT id FROM jobs
-                     WHERE status = 'queued' AND run_after <= now() AND kind = ANY($2)
-                       AND coalesce(payload->>'device', 'any') = ANY($3)
-                     ORDER BY priority DESC, id
-                     FOR UPDATE SKIP LOCKED LIMIT 1)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(worker_id)
-    .bind(kinds)
-    .bind(devices)
-    .bind(lease_seconds)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as(&claiming("kind = ANY($3) AND coalesce(payload->>'device', 'any') = ANY($4)"))
+        .bind(worker_id)
+        .bind(lease_seconds)
+        .bind(kinds)
+        .bind(devices)
+        .fetch_optional(pool)
+        .await
 }
 
 /// The kind of a scoring pass's chunk jobs; their payload names `version_id`.
@@ -153,22 +158,13 @@ pub async fn claim_chunk(
     version_id: i64,
     lease_seconds: f64,
 ) -> sqlx::Result<Option<Job>> {
-    sqlx::query_as(&format!(
-        "UPDATE jobs SET status = 'running', attempts = attempts + 1, worker_id = $1,
-                         lease_expires_at = now() + $3 * interval '1 second',
-                         started_at = coalesce(started_at, now()), progress = '{{}}'
-         WHERE id = (SELECT id FROM jobs
-                     WHERE status = 'queued' AND run_after <= now() AND kind = '{SCORE_CHUNK}'
-                       AND (payload->>'version_id')::bigint = $2
-                     ORDER BY priority DESC, id
-                     FOR UPDATE SKIP LOCKED LIMIT 1)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(worker_id)
-    .bind(version_id)
-    .bind(lease_seconds)
-    .fetch_optional(pool)
-    .await
+    let filter = format!("kind = '{SCORE_CHUNK}' AND (payload->>'version_id')::bigint = $3");
+    sqlx::query_as(&claiming(&filter))
+        .bind(worker_id)
+        .bind(lease_seconds)
+        .bind(version_id)
+        .fetch_optional(pool)
+        .await
 }
 
 /// A scoring pass's chunk jobs by status.

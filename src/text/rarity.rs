@@ -153,7 +153,11 @@ mod tests {
         let unseen = model.score("🧵 봉제선 마감처리 엉망 ㅠㅠ Zipper broken");
         assert!(unseen > familiar, "unseen {unseen} vs familiar {familiar}");
         assert_eq!(model.score(""), 0.0);
-        assert!(!dir.join("fashion").read_dir().unwrap().any(|e| e.unwrap().file_name() != "rarity.model"));
+        let folder = path.parent().unwrap();
+        assert!(
+            !folder.read_dir().unwrap().any(|e| e.unwrap().file_name() != "rarity.model"),
+            "scratch files left"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -169,7 +173,7 @@ mod tests {
         let path = model_path(&dir, "t");
         assert!(train(["", "  "].into_iter(), &path, 50).is_err());
         assert!(!path.exists());
-        assert_eq!(std::fs::read_dir(dir.join("t")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 0);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

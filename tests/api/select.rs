@@ -34,7 +34,15 @@ async fn scoring_stores_what_the_strategies_need_and_resumes_where_it_stopped() 
         )
         .await;
     assert_eq!(complete, 100);
-    assert!(models.join("fashion/rarity.model").is_file(), "the rarity model is trained once and kept");
+    assert!(
+        models.join("fashion/.rarity/rarity.model").is_file(),
+        "the rarity model is trained once and kept"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM bundles WHERE name = 'rarity/fashion'").await,
+        1,
+        "and stored"
+    );
 
     // A crash lost the last batches: a rerun scores only those, then clusters again.
     for table in ["review_scores", "predictions"] {
@@ -244,4 +252,65 @@ async fn a_diverse_round_leaves_out_near_duplicates_of_its_best_picks() {
     assert_eq!(diverse.len(), 3);
     let near = diverse.iter().filter(|id| ids[..6].contains(id)).count();
     assert_eq!(near, 1, "one of the near-duplicates (the best), then two far ones: {diverse:?}");
+}
+
+/// Clustering a page at a time gives what clustering all embeddings at once gives.
+#[tokio::test]
+async fn clustering_in_pages_matches_clustering_in_memory() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(90, 3)).await;
+    crate::helpers::ready_version(&app, "v1", &[]).await;
+    let version: i64 =
+        sqlx::query_scalar("SELECT id FROM model_versions WHERE name = 'v1' AND kind = 'keyword'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    // Three blobs and a few strays.
+    let embeddings: Vec<Vec<f32>> = (0..ids.len())
+        .map(|i| {
+            let centre = [(0.0, 0.0), (8.0, 1.0), (2.0, 9.0)][i % 3];
+            let jitter = ((i * 37) % 11) as f32 * 0.1 + if i % 29 == 0 { 4.0 } else { 0.0 };
+            vec![centre.0 + jitter, centre.1 - jitter * 0.5, jitter * 0.3]
+        })
+        .collect();
+    for (id, e) in ids.iter().zip(&embeddings) {
+        sqlx::query(
+            "INSERT INTO predictions (review_id, model_version_id, keyword_probs, embedding, rarity)
+             VALUES ($1, $2, '{0.5}', $3, 0)",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(e)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO review_scores (review_id, model_version_id, boundary, rarity) VALUES ($1, $2, 0, 0)",
+        )
+        .bind(id)
+        .bind(version)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let k = score::cluster_in_pages(&app.pool, version, Some(3), 5, &Default::default(), 7).await.unwrap();
+    assert_eq!(k, 3);
+    let stored: Vec<(i32, f32)> = sqlx::query_as(
+        "SELECT cluster, outlier FROM review_scores WHERE model_version_id = $1 ORDER BY review_id",
+    )
+    .bind(version)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let expected = reviewloop::select::clusters::cluster(&embeddings, 3, 5).unwrap();
+    for (i, (cluster, outlier)) in stored.iter().enumerate() {
+        assert_eq!(*cluster as usize, expected.clusters[i], "review {i}");
+        assert!(
+            (outlier - expected.outlier_scores[i]).abs() < 1e-4,
+            "review {i}: {outlier} vs {}",
+            expected.outlier_scores[i]
+        );
+    }
 }
