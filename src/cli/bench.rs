@@ -212,8 +212,15 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
                 println!("stored {}: {:.1} MB in {:.2} s", u.what, u.megabytes, u.seconds);
             }
             println!(
-                "scoring {} of {} reviews with the {} on one worker ({} threads): {:.1} s, {:.0} reviews/s, peak RSS {:.0} MB",
-                f.scored, f.pool, f.model, f.threads, f.scoring_seconds, f.reviews_per_second, f.scoring_peak_rss_mb
+                "scoring {} reviews (a pool of {} and the labelled ones, less those prescored) with the {} \
+                 on one worker ({} threads): {:.1} s, {:.0} reviews/s, peak RSS {:.0} MB",
+                f.scored,
+                f.pool,
+                f.model,
+                f.threads,
+                f.scoring_seconds,
+                f.reviews_per_second,
+                f.scoring_peak_rss_mb
             );
             println!(
                 "clustering (k = {}): {:.1} s, peak RSS {:.0} MB",
