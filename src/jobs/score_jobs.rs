@@ -175,7 +175,9 @@ async fn wait(cx: &JobContext<'_>, version: &ModelVersion, started: Instant) -> 
             return Ok(Waited::Done);
         }
         if chunks.queued == 0 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Other workers hold the last chunks; counting the pool's coverage takes a
+            // moment at a million reviews, so look once a second.
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }
