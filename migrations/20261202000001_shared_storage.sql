@@ -28,7 +28,10 @@ CREATE TABLE bundle_chunks (
     seq       INTEGER NOT NULL,
     data      BYTEA NOT NULL,
     PRIMARY KEY (bundle_id, path, seq),
+    -- Checked at commit: a file's pieces are written before its manifest row, which
+    -- needs the checksum of all of them (so the file is read once).
     FOREIGN KEY (bundle_id, path) REFERENCES bundle_files(bundle_id, path) ON DELETE CASCADE
+        DEFERRABLE INITIALLY DEFERRED
 );
 -- Weights do not compress: skip TOAST's compression attempt on every piece.
 ALTER TABLE bundle_chunks ALTER COLUMN data SET STORAGE EXTERNAL;

@@ -92,7 +92,7 @@ pub async fn coordinate(cx: &JobContext<'_>) -> anyhow::Result<Value> {
             cx,
             format!("version {}: {} chunks of {} reviews queued", version.name, queued, request.chunk_size),
         );
-        match wait(cx, &version, started).await? {
+        match wait(cx, &taxonomy.name, &version, started).await? {
             Waited::Superseded => {
                 log(cx, format!("version {} no longer serves: scoring the new one", version.name));
                 continue;
@@ -151,15 +151,19 @@ async fn enqueue_chunks(
 
 /// Scores this version's chunks here while any are queued, then waits for those other
 /// workers run; publishes the pass's progress meanwhile.
-async fn wait(cx: &JobContext<'_>, version: &ModelVersion, started: Instant) -> anyhow::Result<Waited> {
+async fn wait(
+    cx: &JobContext<'_>,
+    taxonomy: &str,
+    version: &ModelVersion,
+    started: Instant,
+) -> anyhow::Result<Waited> {
     let (pool, config) = (cx.pool, cx.config);
     loop {
         cx.cancel.check()?;
         let serving = models::current_keyword(pool, version.taxonomy_id).await?.map(|v| v.id);
         if serving != Some(version.id) {
-            let taxonomy = taxonomies::load(pool, version.taxonomy_id).await?;
             let mut conn = pool.acquire().await?;
-            queue::cancel_stale_chunks(&mut conn, &taxonomy.name, serving.unwrap_or(-1)).await?;
+            queue::cancel_stale_chunks(&mut conn, taxonomy, serving.unwrap_or(-1)).await?;
             return Ok(Waited::Superseded);
         }
         if let Some(chunk) = queue::claim_chunk(pool, &config.id, version.id, config.lease_seconds).await? {

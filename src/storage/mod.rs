@@ -88,23 +88,16 @@ impl Storage {
         let id = bundles::insert(tx, name, &self.location.to_string(), total as i64)
             .await?
             .ok_or_else(|| anyhow::anyhow!("bundle `{name}` is stored already"))?;
-        for (relative, size) in &files {
+        for (relative, _) in &files {
             let path = dir.join(relative);
-            if self.objects.is_some() {
-                let (bytes, sha256) = self.put_object(name, relative, &path).await?;
-                let file = StoredFile { path: relative.clone(), bytes: bytes as i64, sha256 };
-                bundles::insert_file(tx, id, &file).await?;
-                continue;
-            }
-            // The manifest row first: the pieces refer to it.
-            let file = StoredFile { path: relative.clone(), bytes: *size as i64, sha256: sha256_of(&path)? };
+            // The bytes first, hashed as they go; the manifest row after them (its key
+            // is checked at commit), so each file is read once.
+            let (bytes, sha256) = match &self.objects {
+                Some(_) => self.put_object(name, relative, &path).await?,
+                None => self.put_rows(tx, id, relative, &path).await?,
+            };
+            let file = StoredFile { path: relative.clone(), bytes: bytes as i64, sha256 };
             bundles::insert_file(tx, id, &file).await?;
-            let (bytes, sha256) = self.put_rows(tx, id, relative, &path).await?;
-            anyhow::ensure!(
-                bytes as i64 == file.bytes && sha256 == file.sha256,
-                "{} changed while it was being stored",
-                path.display()
-            );
         }
         Ok(Stored {
             bundle_id: id,

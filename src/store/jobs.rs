@@ -185,13 +185,16 @@ impl Chunks {
     }
 }
 
-/// The chunk jobs of version `version_id` created since job `since` (its pass).
+/// The chunk jobs of version `version_id`: those created since job `since` (its pass),
+/// and any earlier one still queued or running (a range the pass found pending already
+/// and so did not queue again; the pass waits for it too).
 pub async fn chunks(pool: &PgPool, version_id: i64, since: i64) -> sqlx::Result<Chunks> {
     let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(&format!(
         "SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),
                 count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status = 'failed'),
                 count(*) FILTER (WHERE status = 'cancelled'), count(DISTINCT worker_id)
-         FROM jobs WHERE kind = '{SCORE_CHUNK}' AND (payload->>'version_id')::bigint = $1 AND id > $2"
+         FROM jobs WHERE kind = '{SCORE_CHUNK}' AND (payload->>'version_id')::bigint = $1
+                     AND (id > $2 OR status IN ('queued', 'running'))"
     ))
     .bind(version_id)
     .bind(since)
