@@ -10,6 +10,7 @@ use crate::import::{self, Format, ImportOptions};
 mod adversary;
 mod highlights;
 mod models;
+mod rss;
 pub use models::{model_configs, models, ModelBench};
 mod score;
 mod select;

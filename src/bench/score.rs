@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::rss::{peak_rss_mb, reset_peak_rss};
 use crate::config::Settings;
 use crate::import::{self, Format, ImportOptions};
 use crate::jobs::{worker, NewJob, WorkerConfig};
@@ -191,19 +192,4 @@ async fn prescore(pool: &sqlx::PgPool, version_id: i64, n: usize, dim: usize) ->
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// Sets the process's peak RSS back to its current RSS (Linux).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// The process's peak RSS since the last reset, in MB (`VmHWM`).
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }

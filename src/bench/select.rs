@@ -1,17 +1,19 @@
 //! `reviewloop bench select`: composing a round from a large scored pool. The pool is
 //! generated in SQL (reviews over 7 malls × 4 categories, predictions with uniform
-//! strategy scores), then a mixed round is composed several times.
+//! strategy scores), then a mixed round is composed several times: time, and the peak
+//! memory of composing (the pool is read in pages, so it should not follow the pool).
 
 use std::time::Instant;
 
 use crate::config::Settings;
 use crate::rounds::{GroupBy, RoundSpec, Sampling};
 use crate::select::Quota;
-use crate::store::predictions;
 use crate::store::scratch;
 
-const QUOTAS: &str =
-    "keyword-boundary=0.3,sentiment-uncertainty=0.2,rare-tokens=0.15,cluster-outliers=0.15,random=0.2";
+use super::rss::{peak_rss_mb, reset_peak_rss};
+
+const QUOTAS: &str = "keyword-boundary=0.25,sentiment-uncertainty=0.2,rare-tokens=0.15,\
+                      cluster-outliers=0.15,keyword-quota=0.1,random=0.15";
 
 pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: usize) -> anyhow::Result<()> {
     let url = scratch::url(&settings.database_url, "reviewloop_bench_select");
@@ -23,6 +25,8 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
         sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = 'fashion'").fetch_one(&pool).await?;
     let quotas = Quota::parse_list(QUOTAS).map_err(anyhow::Error::msg)?;
     let mut times = Vec::new();
+    reset_peak_rss();
+    let before = peak_rss_mb();
     for run in 0..runs.max(1) {
         let spec = RoundSpec {
             name: format!("bench {run}"),
@@ -44,14 +48,7 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
         // The next run composes from the same pool again.
         sqlx::query("DELETE FROM rounds WHERE id = $1").bind(round.id).execute(&pool).await?;
     }
-    let started = Instant::now();
-    let version = crate::store::models::current_keyword(&pool, taxonomy_id).await?.map(|v| v.id);
-    let candidates: crate::select::Pool =
-        predictions::candidates(&pool, taxonomy_id, version, GroupBy::MallCategory.grouping()).await?.into();
-    let load = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let picks = crate::select::compose(&candidates, &quotas, items, 1);
-    let compose = started.elapsed().as_secs_f64();
+    let peak = peak_rss_mb();
     times.sort_by(f64::total_cmp);
     println!(
         "round of {items} from {pool_size} scored reviews ({QUOTAS}; 28 mall/category groups): \
@@ -61,7 +58,7 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
         times[times.len() - 1],
         times.len()
     );
-    println!("  of which: reading the pool {load:.2} s, composing {compose:.3} s ({} picks)", picks.len());
+    println!("  peak RSS while composing {peak:.0} MB (before: {before:.0} MB)");
     crate::store::scratch::drop(pool, &url).await?;
     Ok(())
 }
@@ -83,9 +80,10 @@ async fn generate(pool: &sqlx::PgPool, n: usize) -> anyhow::Result<()> {
     .fetch_one(pool)
     .await?;
     sqlx::query(
-        "INSERT INTO review_scores (review_id, model_version_id, boundary, uncertainty, rarity, outlier, cluster)
+        "INSERT INTO review_scores (review_id, model_version_id, boundary, uncertainty, rarity, outlier, cluster,
+                                    boundary_keyword)
          SELECT r.id, $1, random(), CASE WHEN random() < 0.7 THEN random() END, random() * 0.5,
-                random() * 4 - 1, (r.id % 50)::int
+                random() * 4 - 1, (r.id % 50)::int, (r.id % 5)::smallint
          FROM reviews r",
     )
     .bind(version)

@@ -7,7 +7,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{double_positions, Assist, RoundSpec, Sampling};
-use crate::select::{allocate, compose, diversity, Pool, Strategy};
+use crate::select::{allocate, composition, diversity, Composition, Pool, Shortlist, Strategy};
 use crate::store::rounds::{NewItems, NewRound};
 use crate::store::{self, jobs::EnqueueError, jobs::NewJob};
 
@@ -139,12 +139,13 @@ async fn sampled(pool: &PgPool, taxonomy_id: i64, spec: &RoundSpec) -> sqlx::Res
 /// Picks by strategy quotas over the serving keyword model's scores.
 async fn composed(pool: &PgPool, taxonomy_id: i64, spec: &RoundSpec) -> sqlx::Result<Items> {
     let version = store::models::current_keyword(pool, taxonomy_id).await?.map(|v| v.id);
-    let candidates: Pool =
-        store::predictions::candidates(pool, taxonomy_id, version, spec.group_by.grouping()).await?.into();
-    let mut picks = compose(&candidates, &spec.quotas, spec.size, spec.seed);
+    let over = spec.size * DIVERSITY_CANDIDATES;
+    let sizes: &[usize] = if spec.diverse { &[spec.size, over] } else { &[spec.size] };
+    let (candidates, mut compositions) = shortlisted(pool, taxonomy_id, version, spec, sizes).await?;
+    let mut picks = compositions.remove(0).picks;
     if let (true, Some(version)) = (spec.diverse, version) {
         // Each cell's candidates three times over, cut down to a core-set of each.
-        let over = compose(&candidates, &spec.quotas, spec.size * DIVERSITY_CANDIDATES, spec.seed);
+        let over = compositions.remove(0).picks;
         let ids: Vec<i64> = over.iter().map(|p| p.review_id).collect();
         let embeddings = store::predictions::embeddings_of(pool, version, &ids).await?;
         picks = diversity::diversify(&candidates, &over, &picks, &embeddings);
@@ -160,6 +161,40 @@ async fn composed(pool: &PgPool, taxonomy_id: i64, spec: &RoundSpec) -> sqlx::Re
         strategies: picks.iter().map(|p| p.strategy.as_str().to_string()).collect(),
         scores: picks.iter().map(|p| Some(p.score)).collect(),
     })
+}
+
+/// Rounds of each of `sizes` composed over a shortlist of the candidates read page by
+/// page (`select::shortlist`), read again wider until the shortlist covers them; with
+/// the shortlist as a pool.
+async fn shortlisted(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    version: Option<i64>,
+    spec: &RoundSpec,
+    sizes: &[usize],
+) -> sqlx::Result<(Pool, Vec<Composition>)> {
+    let by = spec.group_by.grouping();
+    let groups = store::predictions::candidate_groups(pool, taxonomy_id, by).await?;
+    let taken = store::predictions::taken_texts(pool, taxonomy_id).await?;
+    let mut list = Shortlist::new(&groups, &spec.quotas, sizes, spec.seed);
+    loop {
+        store::predictions::candidate_pages(pool, taxonomy_id, version, by, |page| list.add(page)).await?;
+        if list.needs_ranks() {
+            store::predictions::candidate_pages(pool, taxonomy_id, version, by, |page| list.rank(page))
+                .await?;
+        }
+        let candidates = list.pool(taken.clone());
+        let compositions: Vec<Composition> =
+            sizes.iter().map(|&size| composition(&candidates, &spec.quotas, size, spec.seed)).collect();
+        if compositions.iter().all(|c| list.covers(c)) {
+            return Ok((candidates, compositions));
+        }
+        tracing::info!(
+            kept = list.len(),
+            "the shortlist did not cover the round: reading the pool again, wider"
+        );
+        list = list.widened();
+    }
 }
 
 async fn member_ids(pool: &PgPool, usernames: &[String]) -> Result<Vec<i64>, RoundError> {

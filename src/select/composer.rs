@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shares::allocate;
 use super::strategies::{self, Strategy};
+use crate::store::predictions::CandidatePage;
 
 /// Eligible reviews as columns, so a million of them stay compact.
 #[derive(Debug, Clone, Default)]
@@ -24,30 +25,54 @@ pub struct Pool {
     /// Score per strategy, NaN where the strategy has none (unscored review, no keyword
     /// found for sentiment uncertainty). Random needs none.
     pub scores: HashMap<Strategy, Vec<f32>>,
-}
-
-impl From<crate::store::predictions::Candidates> for Pool {
-    fn from(c: crate::store::predictions::Candidates) -> Self {
-        let quota = strategies::keyword_quota(&c.boundary, &c.boundary_keyword);
-        let scores = HashMap::from([
-            (Strategy::KeywordBoundary, c.boundary),
-            (Strategy::SentimentUncertainty, c.uncertainty),
-            (Strategy::RareTokens, c.rarity),
-            (Strategy::ClusterOutliers, c.outlier),
-            (Strategy::KeywordQuota, quota),
-            (Strategy::ClassBalance, c.balance),
-        ]);
-        Pool {
-            review_ids: c.review_ids,
-            groups: c.groups,
-            text_keys: c.text_keys,
-            taken_texts: c.taken_texts,
-            scores,
-        }
-    }
+    /// The whole pool's group sizes where these columns are a shortlist of it
+    /// (`shortlist`); `None`: counted from `groups`.
+    pub group_sizes: Option<Vec<usize>>,
 }
 
 impl Pool {
+    /// The whole pool from its pages, held at once, in id order: for small pools, and to
+    /// check what a [`super::Shortlist`] composes. Groups are numbered in order of their
+    /// keys, as the shortlist numbers them.
+    pub fn from_pages(pages: &[CandidatePage], taken_texts: Vec<i64>) -> Pool {
+        let ids: Vec<i64> = pages.iter().flat_map(|p| p.ids.iter().copied()).collect();
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_unstable_by_key(|&i| ids[i]);
+        fn column<T: Copy>(
+            pages: &[CandidatePage],
+            order: &[usize],
+            f: fn(&CandidatePage) -> &Vec<T>,
+        ) -> Vec<T> {
+            let all: Vec<T> = pages.iter().flat_map(f).copied().collect();
+            order.iter().map(|&i| all[i]).collect()
+        }
+        let keys = column(pages, &order, |p| &p.group_keys);
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let boundary = column(pages, &order, |p| &p.boundary);
+        let keyword = column(pages, &order, |p| &p.boundary_keyword);
+        let scores = HashMap::from([
+            (Strategy::KeywordQuota, strategies::keyword_quota(&boundary, &keyword)),
+            (Strategy::KeywordBoundary, boundary),
+            (Strategy::SentimentUncertainty, column(pages, &order, |p| &p.uncertainty)),
+            (Strategy::RareTokens, column(pages, &order, |p| &p.rarity)),
+            (Strategy::ClusterOutliers, column(pages, &order, |p| &p.outlier)),
+            (Strategy::ClassBalance, column(pages, &order, |p| &p.balance)),
+        ]);
+        Pool {
+            review_ids: column(pages, &order, |p| &p.ids),
+            groups: keys
+                .iter()
+                .map(|k| distinct.binary_search(k).expect("a key of the pool") as u32)
+                .collect(),
+            text_keys: column(pages, &order, |p| &p.text_keys),
+            taken_texts,
+            scores,
+            group_sizes: None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.review_ids.len()
     }
@@ -56,7 +81,11 @@ impl Pool {
         self.review_ids.is_empty()
     }
 
-    fn group_sizes(&self) -> Vec<usize> {
+    /// How many reviews the pool holds in each group.
+    pub fn group_sizes(&self) -> Vec<usize> {
+        if let Some(sizes) = &self.group_sizes {
+            return sizes.clone();
+        }
         let count = self.groups.iter().copied().max().map_or(0, |g| g as usize + 1);
         let mut sizes = vec![0; count];
         for &g in &self.groups {
@@ -160,30 +189,56 @@ fn cells(group_totals: &[usize], strategy_totals: &[usize]) -> Vec<Vec<usize>> {
 /// passed over; a strategy that runs out of scored reviews in a group leaves its places
 /// to random picks from that group (then from any group).
 pub fn compose(pool: &Pool, quotas: &[Quota], size: usize, seed: u64) -> Vec<Pick> {
-    let size = size.min(pool.len());
+    composition(pool, quotas, size, seed).picks
+}
+
+/// A composed round with where its strategies fell short, so a composition over a
+/// shortlist can be checked against the whole pool (`shortlist::Shortlist::covers`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composition {
+    pub picks: Vec<Pick>,
+    /// Per walk of a strategy over the groups (the quotas in order, then the random
+    /// fill), the places each group was still short after it.
+    pub short: Vec<(Strategy, Vec<usize>)>,
+    /// How many of the last picks were taken from any group, and how many places even
+    /// that left open.
+    pub from_anywhere: usize,
+    pub unfilled: usize,
+}
+
+/// [`compose`], reporting its shortfalls.
+pub fn composition(pool: &Pool, quotas: &[Quota], size: usize, seed: u64) -> Composition {
+    let sizes = pool.group_sizes();
+    let size = size.min(sizes.iter().sum());
     let quotas: Vec<Quota> = if quotas.iter().any(|q| q.weight > 0.0) {
         quotas.to_vec()
     } else {
         vec![Quota { strategy: Strategy::Random, weight: 1.0 }]
     };
-    let group_totals = allocate(size, &pool.group_sizes());
+    let group_totals = allocate(size, &sizes);
     let weights: Vec<f64> = quotas.iter().map(|q| q.weight).collect();
     let table = cells(&group_totals, &apportion(size, &weights));
     let mut picker = Picker::new(pool, seed);
     let mut short = vec![0usize; group_totals.len()];
+    let mut walks = Vec::new();
     for (s, quota) in quotas.iter().enumerate() {
         let wanted: Vec<usize> = table.iter().map(|row| row[s]).collect();
         let left = picker.take_best(quota.strategy, &wanted);
-        for (g, l) in left.into_iter().enumerate() {
+        for (g, l) in left.iter().enumerate() {
             short[g] += l;
         }
+        walks.push((quota.strategy, left));
     }
     // Places no strategy could fill: random, first inside the group, then anywhere.
-    let unfilled = picker.take_best(Strategy::Random, &short).iter().sum::<usize>();
+    let left = picker.take_best(Strategy::Random, &short);
+    let mut unfilled = left.iter().sum::<usize>();
+    walks.push((Strategy::Random, left));
+    let before = picker.picks.len();
     if unfilled > 0 {
-        picker.take_any(unfilled);
+        unfilled -= picker.take_any(unfilled);
     }
-    picker.picks
+    let from_anywhere = picker.picks.len() - before;
+    Composition { picks: picker.picks, short: walks, from_anywhere, unfilled }
 }
 
 /// Picks with the bookkeeping that keeps them unique.
@@ -250,8 +305,10 @@ impl<'a> Picker<'a> {
         remaining
     }
 
-    /// Random picks from any group (when a group ran out of reviews).
-    fn take_any(&mut self, mut count: usize) {
+    /// Random picks from any group (when a group ran out of reviews); how many it took.
+    fn take_any(&mut self, count: usize) -> usize {
+        let mut count = count;
+        let before = self.picks.len();
         let mut order: Vec<usize> = (0..self.pool.len()).collect();
         let ids = &self.pool.review_ids;
         order.sort_unstable_by_key(|&i| {
@@ -266,6 +323,7 @@ impl<'a> Picker<'a> {
                 count -= 1;
             }
         }
+        self.picks.len() - before
     }
 
     fn try_take(&mut self, i: usize, strategy: Strategy, score: f32) -> bool {
@@ -295,6 +353,7 @@ mod tests {
             taken_texts: vec![],
             review_ids,
             scores,
+            group_sizes: None,
         }
     }
 

@@ -125,6 +125,7 @@ mod tests {
             text_keys: (0..n as i64).collect(),
             taken_texts: vec![],
             scores: HashMap::new(),
+            group_sizes: None,
         }
     }
 

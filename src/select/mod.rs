@@ -5,8 +5,10 @@ pub mod clusters;
 pub mod composer;
 pub mod diversity;
 pub mod shares;
+pub mod shortlist;
 pub mod strategies;
 
-pub use composer::{compose, Pick, Pool, Quota};
+pub use composer::{compose, composition, Composition, Pick, Pool, Quota};
 pub use shares::allocate;
+pub use shortlist::Shortlist;
 pub use strategies::Strategy;

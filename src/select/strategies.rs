@@ -107,9 +107,15 @@ pub fn keyword_quota(boundary: &[f32], keyword: &[i16]) -> Vec<f32> {
     let mut rank = 0usize;
     for (n, &i) in order.iter().enumerate() {
         rank = if n > 0 && keyword[order[n - 1]] == keyword[i] { rank + 1 } else { 0 };
-        scores[i] = -(rank as f32) + 0.5 * boundary[i];
+        scores[i] = quota_score(rank, boundary[i]);
     }
     scores
+}
+
+/// [`keyword_quota`]'s score of a review ranked `rank` (0 = nearest its boundary) among
+/// those sharing its least certain keyword.
+pub fn quota_score(rank: usize, boundary: f32) -> f32 {
+    -(rank as f32) + 0.5 * boundary
 }
 
 /// Normalised least confidence `(1 − max p) · N/(N − 1)` of one distribution: 0 when

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::PgPool;
 
 /// One scored review, ready to store.
@@ -229,50 +230,6 @@ pub async fn embeddings_of(
     Ok(rows.into_iter().collect())
 }
 
-/// The reviews a new round may take (not labelled, not queued in an open round; texts
-/// of those that are, so their duplicates are passed over), with the version's strategy
-/// scores (NaN where unscored) and their mall / category group.
-///
-/// Read as columns, in id-range slices over several connections at once (a query runs
-/// on one core), plus the taken texts alongside.
-pub async fn candidates(
-    pool: &PgPool,
-    taxonomy_id: i64,
-    model_version_id: Option<i64>,
-    by: Grouping,
-) -> sqlx::Result<Candidates> {
-    let (low, high): (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT min(id), max(id) FROM reviews WHERE taxonomy_id = $1")
-            .bind(taxonomy_id)
-            .fetch_one(pool)
-            .await?;
-    let (low, high) = (low.unwrap_or(0), high.unwrap_or(-1));
-    let step = ((high - low + 1) / SLICES as i64).max(1);
-    let slices = (0..SLICES as i64).map(|i| {
-        let from = low + i * step;
-        let to = if i == SLICES as i64 - 1 { high } else { from + step - 1 };
-        candidate_slice(pool, taxonomy_id, model_version_id, by, from, to)
-    });
-    let (parts, taken_texts) =
-        futures_util::try_join!(futures_util::future::try_join_all(slices), taken_texts(pool, taxonomy_id))?;
-    let mut columns = Columns::default();
-    for part in parts {
-        columns.append(part);
-    }
-    Ok(Candidates {
-        review_ids: columns.ids,
-        groups: dense_groups(&columns.group_keys),
-        text_keys: columns.text_keys,
-        taken_texts,
-        boundary: columns.boundary,
-        uncertainty: columns.uncertainty,
-        rarity: columns.rarity,
-        outlier: columns.outlier,
-        balance: columns.balance,
-        boundary_keyword: columns.boundary_keyword,
-    })
-}
-
 /// Which of mall and category make a review's group.
 #[derive(Debug, Clone, Copy)]
 pub struct Grouping {
@@ -280,15 +237,80 @@ pub struct Grouping {
     pub category: bool,
 }
 
-/// The reviews a round may take, as columns (one entry per review): their group index,
-/// text key (equal keys are duplicates), the text keys already taken, and each
-/// strategy's score (NaN where there is none).
-#[derive(Debug, Clone, Default)]
-pub struct Candidates {
-    pub review_ids: Vec<i64>,
-    pub groups: Vec<u32>,
+/// A review's group as one hash of its mall and category ('' for what is not grouped
+/// by), with the two flags bound at `mall` and `category`.
+fn group_key(mall: &str, category: &str) -> String {
+    format!(
+        "hashtextextended(CASE WHEN {mall} THEN r.mall ELSE '' END || E'\\x1f' ||
+                          CASE WHEN {category} THEN r.category ELSE '' END, 0)"
+    )
+}
+
+/// The reviews `r` a new round may take (not labelled, not queued in an open round),
+/// with the taxonomy bound at `$1`.
+pub(super) const ELIGIBLE: &str = "r.taxonomy_id = $1
+    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)
+    AND NOT EXISTS (SELECT 1 FROM round_items i JOIN rounds o ON o.id = i.round_id
+                    WHERE i.review_id = r.id AND o.status = 'open')";
+
+/// The groups of the reviews a new round may take, by group key, with their sizes.
+pub async fn candidate_groups(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    by: Grouping,
+) -> sqlx::Result<Vec<(i64, usize)>> {
+    let key = group_key("$2", "$3");
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as(&format!("SELECT {key}, count(*) FROM reviews r WHERE {ELIGIBLE} GROUP BY 1"))
+            .bind(taxonomy_id)
+            .bind(by.mall)
+            .bind(by.category)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(key, n)| (key, n as usize)).collect())
+}
+
+/// The reviews a new round may take, with the version's strategy scores, handed to
+/// `visit` a page of at most [`PAGE_IDS`] review ids at a time, in id order. A few pages
+/// are read at once over several connections (a query runs on one core), so at most
+/// that many are held.
+pub async fn candidate_pages(
+    pool: &PgPool,
+    taxonomy_id: i64,
+    model_version_id: Option<i64>,
+    by: Grouping,
+    mut visit: impl FnMut(&CandidatePage),
+) -> sqlx::Result<()> {
+    let (low, high): (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT min(id), max(id) FROM reviews WHERE taxonomy_id = $1")
+            .bind(taxonomy_id)
+            .fetch_one(pool)
+            .await?;
+    let (low, high) = (low.unwrap_or(0), high.unwrap_or(-1));
+    let ranges = (low..=high).step_by(PAGE_IDS as usize).map(|from| (from, (from + PAGE_IDS - 1).min(high)));
+    let mut pages = futures_util::stream::iter(ranges)
+        .map(|(from, to)| candidate_page(pool, taxonomy_id, model_version_id, by, from, to))
+        .buffered(PAGES_AT_ONCE);
+    while let Some(page) = pages.try_next().await? {
+        visit(&page);
+    }
+    Ok(())
+}
+
+/// Review ids per page of candidates.
+pub const PAGE_IDS: i64 = 50_000;
+
+/// Pages of candidates read at once.
+const PAGES_AT_ONCE: usize = 4;
+
+/// Candidates of one id range as columns (one entry per review): group and text keys
+/// (equal keys: same group, duplicate texts), and each strategy's score (NaN where
+/// there is none).
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct CandidatePage {
+    pub ids: Vec<i64>,
+    pub group_keys: Vec<i64>,
     pub text_keys: Vec<i64>,
-    pub taken_texts: Vec<i64>,
     pub boundary: Vec<f32>,
     pub uncertainty: Vec<f32>,
     pub rarity: Vec<f32>,
@@ -298,63 +320,30 @@ pub struct Candidates {
     pub boundary_keyword: Vec<i16>,
 }
 
-/// Id-range slices the pool is read in, concurrently.
-const SLICES: usize = 4;
-
-#[derive(Default, sqlx::FromRow)]
-struct Columns {
-    ids: Vec<i64>,
-    group_keys: Vec<i64>,
-    text_keys: Vec<i64>,
-    boundary: Vec<f32>,
-    uncertainty: Vec<f32>,
-    rarity: Vec<f32>,
-    outlier: Vec<f32>,
-    balance: Vec<f32>,
-    boundary_keyword: Vec<i16>,
-}
-
-impl Columns {
-    fn append(&mut self, mut other: Columns) {
-        self.ids.append(&mut other.ids);
-        self.group_keys.append(&mut other.group_keys);
-        self.text_keys.append(&mut other.text_keys);
-        self.boundary.append(&mut other.boundary);
-        self.uncertainty.append(&mut other.uncertainty);
-        self.rarity.append(&mut other.rarity);
-        self.outlier.append(&mut other.outlier);
-        self.balance.append(&mut other.balance);
-        self.boundary_keyword.append(&mut other.boundary_keyword);
-    }
-}
-
-/// Eligible reviews with ids in `from..=to` as one row of arrays, unsorted: all
-/// aggregates of one query see the rows in the same order.
-async fn candidate_slice(
+/// Candidates with ids in `from..=to` as one row of arrays, unsorted: all aggregates of
+/// one query see the rows in the same order.
+async fn candidate_page(
     pool: &PgPool,
     taxonomy_id: i64,
     model_version_id: Option<i64>,
     by: Grouping,
     from: i64,
     to: i64,
-) -> sqlx::Result<Columns> {
-    sqlx::query_as(
-        "SELECT coalesce(array_agg(r.id), '{}') AS ids,
-                coalesce(array_agg(hashtextextended(CASE WHEN $3 THEN r.mall ELSE '' END || E'\\x1f' ||
-                                                    CASE WHEN $4 THEN r.category ELSE '' END, 0)), '{}') AS group_keys,
-                coalesce(array_agg(hashtextextended(r.text, 0)), '{}') AS text_keys,
-                coalesce(array_agg(coalesce(p.boundary, 'NaN')), '{}') AS boundary,
-                coalesce(array_agg(coalesce(p.uncertainty, 'NaN')), '{}') AS uncertainty,
-                coalesce(array_agg(coalesce(p.rarity, 'NaN')), '{}') AS rarity,
-                coalesce(array_agg(coalesce(p.outlier, 'NaN')), '{}') AS outlier,
-                coalesce(array_agg(coalesce(p.balance, 'NaN')), '{}') AS balance,
-                coalesce(array_agg(coalesce(p.boundary_keyword, (-1)::smallint)), '{}') AS boundary_keyword
+) -> sqlx::Result<CandidatePage> {
+    let key = group_key("$3", "$4");
+    sqlx::query_as(&format!(
+        "SELECT coalesce(array_agg(r.id), '{{}}') AS ids,
+                coalesce(array_agg({key}), '{{}}') AS group_keys,
+                coalesce(array_agg(hashtextextended(r.text, 0)), '{{}}') AS text_keys,
+                coalesce(array_agg(coalesce(p.boundary, 'NaN')), '{{}}') AS boundary,
+                coalesce(array_agg(coalesce(p.uncertainty, 'NaN')), '{{}}') AS uncertainty,
+                coalesce(array_agg(coalesce(p.rarity, 'NaN')), '{{}}') AS rarity,
+                coalesce(array_agg(coalesce(p.outlier, 'NaN')), '{{}}') AS outlier,
+                coalesce(array_agg(coalesce(p.balance, 'NaN')), '{{}}') AS balance,
+                coalesce(array_agg(coalesce(p.boundary_keyword, (-1)::smallint)), '{{}}') AS boundary_keyword
          FROM reviews r LEFT JOIN review_scores p ON p.review_id = r.id AND p.model_version_id = $2
-         WHERE r.taxonomy_id = $1 AND r.id BETWEEN $5 AND $6
-           AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)
-           AND NOT EXISTS (SELECT 1 FROM round_items i JOIN rounds o ON o.id = i.round_id
-                           WHERE i.review_id = r.id AND o.status = 'open')",
-    )
+         WHERE {ELIGIBLE} AND r.id BETWEEN $5 AND $6"
+    ))
     .bind(taxonomy_id)
     .bind(model_version_id)
     .bind(by.mall)
@@ -366,7 +355,7 @@ async fn candidate_slice(
 }
 
 /// Text keys of the taxonomy's labelled or queued reviews.
-async fn taken_texts(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<i64>> {
+pub async fn taken_texts(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
         "SELECT DISTINCT hashtextextended(r.text, 0) FROM reviews r
          WHERE r.taxonomy_id = $1
@@ -377,16 +366,6 @@ async fn taken_texts(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<i64>> 
     .bind(taxonomy_id)
     .fetch_all(pool)
     .await
-}
-
-/// Group hashes as indices 0.., numbered in order of the hashes so the numbering does
-/// not depend on row order.
-fn dense_groups(keys: &[i64]) -> Vec<u32> {
-    let mut distinct: Vec<i64> = keys.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let index: HashMap<i64, u32> = distinct.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
-    keys.iter().map(|k| index[k]).collect()
 }
 
 /// Whether some of the version's predictions still lack a cluster (clustering runs

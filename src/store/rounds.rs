@@ -9,12 +9,9 @@ use sqlx::{PgConnection, PgPool};
 use super::predictions::Grouping;
 
 /// Reviews of a taxonomy that nobody has labelled and no open round holds.
-const ELIGIBLE: &str = "
-    SELECT r.id, r.mall, r.category FROM reviews r
-    WHERE r.taxonomy_id = $1
-      AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)
-      AND NOT EXISTS (SELECT 1 FROM round_items i JOIN rounds o ON o.id = i.round_id
-                      WHERE i.review_id = r.id AND o.status = 'open')";
+fn eligible() -> String {
+    format!("SELECT r.id, r.mall, r.category FROM reviews r WHERE {}", super::predictions::ELIGIBLE)
+}
 
 /// Rounds of a taxonomy are composed one at a time: a second waits here until the
 /// first has committed, then sees its items as taken.
@@ -32,7 +29,8 @@ pub async fn still_eligible(
     taxonomy_id: i64,
     review_ids: &[i64],
 ) -> sqlx::Result<HashSet<i64>> {
-    let ids: Vec<i64> = sqlx::query_scalar(&format!("SELECT e.id FROM ({ELIGIBLE}) e WHERE e.id = ANY($2)"))
+    let eligible = eligible();
+    let ids: Vec<i64> = sqlx::query_scalar(&format!("SELECT e.id FROM ({eligible}) e WHERE e.id = ANY($2)"))
         .bind(taxonomy_id)
         .bind(review_ids)
         .fetch_all(&mut *tx)
@@ -47,8 +45,9 @@ pub async fn sample_random(
     seed: u64,
     size: usize,
 ) -> sqlx::Result<Vec<i64>> {
+    let eligible = eligible();
     sqlx::query_scalar(&format!(
-        "SELECT e.id FROM ({ELIGIBLE}) e ORDER BY md5(e.id::text || $2), e.id LIMIT $3"
+        "SELECT e.id FROM ({eligible}) e ORDER BY md5(e.id::text || $2), e.id LIMIT $3"
     ))
     .bind(taxonomy_id)
     .bind(seed.to_string())
@@ -61,9 +60,10 @@ pub async fn sample_random(
 pub type Group = (String, String, i64);
 
 fn grouped() -> String {
+    let eligible = eligible();
     format!(
         "SELECT e.id, CASE WHEN $2 THEN e.mall ELSE '' END AS g_mall,
-                CASE WHEN $3 THEN e.category ELSE '' END AS g_category FROM ({ELIGIBLE}) e"
+                CASE WHEN $3 THEN e.category ELSE '' END AS g_category FROM ({eligible}) e"
     )
 }
 

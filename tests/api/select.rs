@@ -3,7 +3,7 @@
 use reviewloop::import::Format;
 use reviewloop::rounds::{GroupBy, RoundSpec};
 use reviewloop::score::{self, ScoreOptions};
-use reviewloop::select::Quota;
+use reviewloop::select::{composition, Pool, Quota};
 use reviewloop::store::predictions::{self, Prediction};
 use reviewloop::train::pipeline;
 
@@ -313,4 +313,75 @@ async fn clustering_in_pages_matches_clustering_in_memory() {
             expected.outlier_scores[i]
         );
     }
+}
+
+#[tokio::test]
+async fn a_round_from_a_pool_read_in_pages_is_the_round_composed_over_the_whole_pool() {
+    let app = TestApp::spawn().await;
+    // 4,000 reviews whose ids span several pages, over uneven mall / category groups,
+    // every sixth a duplicate text; scores from a hash of the id, some unscored.
+    sqlx::query(
+        "INSERT INTO reviews (id, taxonomy_id, text, mall, category, content_hash, split)
+         SELECT 10000000 + i * 37, t.id, '페이지 리뷰 ' || CASE WHEN i % 6 = 0 THEN i % 50 ELSE i END,
+                'mall' || (i % 3), 'cat' || (i % 5 % 3), sha256(int8send(i)), 'train'
+         FROM taxonomies t, generate_series(1, 4000) AS i WHERE t.name = 'fashion'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let version = scored_pool(&app, &[]).await;
+    let hashed = |salt: i32| format!("(abs(hashtextextended(r.id::text, {salt})) % 1000003)::real / 1000003");
+    sqlx::query(&format!(
+        "INSERT INTO review_scores (review_id, model_version_id, boundary, uncertainty, rarity, balance,
+                                    boundary_keyword)
+         SELECT r.id, $1, {}, CASE WHEN r.id % 4 <> 0 THEN {} END, {}, {},
+                CASE WHEN r.id % 7 <> 0 THEN (r.id % 5)::smallint END
+         FROM reviews r WHERE r.id % 11 <> 0",
+        hashed(1),
+        hashed(2),
+        hashed(3),
+        hashed(4)
+    ))
+    .bind(version)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // A queued round: its reviews and their texts are taken.
+    app.create_round(&RoundSpec { name: "queued".into(), ..round_spec(30) }).await.unwrap();
+
+    let taxonomy: i64 = sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = 'fashion'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let spec = RoundSpec {
+        quotas: Quota::parse_list(
+            "keyword-boundary=0.3,rare-tokens=0.2,keyword-quota=0.2,class-balance=0.1,random=0.2",
+        )
+        .unwrap(),
+        group_by: GroupBy::MallCategory,
+        ..round_spec(80)
+    };
+    let mut pages = Vec::new();
+    predictions::candidate_pages(&app.pool, taxonomy, Some(version), spec.group_by.grouping(), |page| {
+        pages.push(page.clone())
+    })
+    .await
+    .unwrap();
+    assert!(pages.len() >= 3, "the pool spans several pages, not {}", pages.len());
+    let taken = predictions::taken_texts(&app.pool, taxonomy).await.unwrap();
+    let whole = Pool::from_pages(&pages, taken);
+    assert_eq!(whole.len(), 4000 - 30);
+    let expected = composition(&whole, &spec.quotas, 80, spec.seed).picks;
+
+    let round = app.create_round(&spec).await.unwrap();
+    let items: Vec<(i64, String)> =
+        sqlx::query_as("SELECT review_id, strategy FROM round_items WHERE round_id = $1 ORDER BY position")
+            .bind(round.id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let expected: Vec<(i64, String)> =
+        expected.iter().map(|p| (p.review_id, p.strategy.as_str().to_string())).collect();
+    assert_eq!(items, expected);
+    assert!(items.iter().any(|i| i.1 == "keyword-quota"));
 }
