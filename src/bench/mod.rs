@@ -18,7 +18,7 @@ mod serve;
 pub use adversary::AdversaryFigures;
 pub use highlights::{highlights, HighlightFigures};
 pub use score::{score, ScoreBench, ScoreFigures};
-pub use select::select;
+pub use select::{select, SELECT_QUOTAS};
 pub use serve::{serve, LoadFigures, ServeBench};
 
 /// Korean-looking reviews with malls and categories, reproducible; with compact labels

@@ -12,10 +12,17 @@ use crate::store::scratch;
 
 use super::rss::{peak_rss_mb, reset_peak_rss};
 
-const QUOTAS: &str = "keyword-boundary=0.25,sentiment-uncertainty=0.2,rare-tokens=0.15,\
+/// The strategies a benchmark round mixes unless told.
+pub const SELECT_QUOTAS: &str = "keyword-boundary=0.25,sentiment-uncertainty=0.2,rare-tokens=0.15,\
                       cluster-outliers=0.15,keyword-quota=0.1,random=0.15";
 
-pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: usize) -> anyhow::Result<()> {
+pub async fn select(
+    settings: &Settings,
+    pool_size: usize,
+    items: usize,
+    runs: usize,
+    quotas_text: &str,
+) -> anyhow::Result<()> {
     let url = scratch::url(&settings.database_url, "reviewloop_bench_select");
     let pool = scratch::fresh(&url).await?;
     let started = Instant::now();
@@ -23,7 +30,7 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
     println!("generated {pool_size} scored reviews in {:.1} s", started.elapsed().as_secs_f64());
     let taxonomy_id: i64 =
         sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = 'fashion'").fetch_one(&pool).await?;
-    let quotas = Quota::parse_list(QUOTAS).map_err(anyhow::Error::msg)?;
+    let quotas = Quota::parse_list(quotas_text).map_err(anyhow::Error::msg)?;
     let mut times = Vec::new();
     reset_peak_rss();
     let before = peak_rss_mb();
@@ -51,7 +58,7 @@ pub async fn select(settings: &Settings, pool_size: usize, items: usize, runs: u
     let peak = peak_rss_mb();
     times.sort_by(f64::total_cmp);
     println!(
-        "round of {items} from {pool_size} scored reviews ({QUOTAS}; 28 mall/category groups): \
+        "round of {items} from {pool_size} scored reviews ({quotas_text}; 28 mall/category groups): \
          median {:.2} s, best {:.2} s, worst {:.2} s over {} runs",
         times[times.len() / 2],
         times[0],

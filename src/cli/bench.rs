@@ -80,6 +80,9 @@ pub enum BenchCommand {
         items: usize,
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Strategy quotas, as `round new --strategy` takes them.
+        #[arg(long, default_value = reviewloop::bench::SELECT_QUOTAS)]
+        quotas: String,
     },
     /// A sharded scoring pass and the clustering pass over N generated reviews (scratch
     /// database, one worker): reviews/s, peak RSS and time of each, and what storing
@@ -166,8 +169,8 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
         BenchCommand::Import { rows } => reviewloop::bench::import(settings, rows).await,
         BenchCommand::Infer(a) => reviewloop::bench::models("infer", &a.spec()),
         BenchCommand::Train(a) => reviewloop::bench::models("train", &a.spec()),
-        BenchCommand::Select { pool, items, runs } => {
-            reviewloop::bench::select(settings, pool, items, runs).await
+        BenchCommand::Select { pool, items, runs, quotas } => {
+            reviewloop::bench::select(settings, pool, items, runs, &quotas).await
         }
         BenchCommand::Serve { file, version, epochs, clients, seconds, adversary } => {
             let bench = reviewloop::bench::ServeBench {

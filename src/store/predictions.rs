@@ -298,7 +298,7 @@ pub async fn candidate_pages(
 }
 
 /// Review ids per page of candidates.
-pub const PAGE_IDS: i64 = 50_000;
+pub const PAGE_IDS: i64 = 25_000;
 
 /// Pages of candidates read at once.
 const PAGES_AT_ONCE: usize = 4;
@@ -321,7 +321,8 @@ pub struct CandidatePage {
 }
 
 /// Candidates with ids in `from..=to` as one row of arrays, unsorted: all aggregates of
-/// one query see the rows in the same order.
+/// one query see the rows in the same order. The range is repeated on the scores, or
+/// the planner hashes all of the version's scores for every page.
 async fn candidate_page(
     pool: &PgPool,
     taxonomy_id: i64,
@@ -341,7 +342,9 @@ async fn candidate_page(
                 coalesce(array_agg(coalesce(p.outlier, 'NaN')), '{{}}') AS outlier,
                 coalesce(array_agg(coalesce(p.balance, 'NaN')), '{{}}') AS balance,
                 coalesce(array_agg(coalesce(p.boundary_keyword, (-1)::smallint)), '{{}}') AS boundary_keyword
-         FROM reviews r LEFT JOIN review_scores p ON p.review_id = r.id AND p.model_version_id = $2
+         FROM reviews r
+         LEFT JOIN review_scores p ON p.review_id = r.id AND p.model_version_id = $2
+                                  AND p.review_id BETWEEN $5 AND $6
          WHERE {ELIGIBLE} AND r.id BETWEEN $5 AND $6"
     ))
     .bind(taxonomy_id)
@@ -356,12 +359,13 @@ async fn candidate_page(
 
 /// Text keys of the taxonomy's labelled or queued reviews.
 pub async fn taken_texts(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<i64>> {
+    // Led by the labelled and queued ids (few), not by the pool.
     sqlx::query_scalar(
         "SELECT DISTINCT hashtextextended(r.text, 0) FROM reviews r
          WHERE r.taxonomy_id = $1
-           AND (EXISTS (SELECT 1 FROM annotations a WHERE a.review_id = r.id)
-                OR EXISTS (SELECT 1 FROM round_items i JOIN rounds o ON o.id = i.round_id
-                           WHERE i.review_id = r.id AND o.status = 'open'))",
+           AND r.id IN (SELECT a.review_id FROM annotations a
+                        UNION SELECT i.review_id FROM round_items i JOIN rounds o ON o.id = i.round_id
+                              WHERE o.status = 'open')",
     )
     .bind(taxonomy_id)
     .fetch_all(pool)
