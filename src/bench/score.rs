@@ -51,6 +51,9 @@ pub struct ScoreFigures {
     pub upload: Vec<Upload>,
     pub scoring_seconds: f64,
     pub reviews_per_second: f64,
+    /// Keywords found per scored review: each is one more encoder pass (the sentiment
+    /// model reads the review paired with the keyword), so throughput follows it.
+    pub keywords_per_review: f64,
     pub scoring_peak_rss_mb: f64,
     pub clusters: usize,
     pub clustering_seconds: f64,
@@ -105,6 +108,9 @@ pub async fn score(settings: &Settings, bench: &ScoreBench) -> anyhow::Result<Sc
         let config = crate::model::folder::read_config(&trainer_dir.join(&version.path))?;
         prescore(&pool, version.id, prescored, config.hidden_size).await?;
     }
+    // What was just written is vacuumed and analysed now, as in a database that has
+    // lived a while; else autovacuum does it during the pass, on one of the two cores.
+    sqlx::query("VACUUM ANALYZE reviews, predictions, review_scores").execute(&pool).await?;
 
     let mut config = WorkerConfig::new(worker_dir);
     config.storage = settings.storage.clone();
@@ -125,6 +131,7 @@ pub async fn score(settings: &Settings, bench: &ScoreBench) -> anyhow::Result<Sc
     let clusters = crate::score::cluster_version(&pool, version.id, None, 42, &Default::default()).await?;
     let clustering_seconds = started.elapsed().as_secs_f64();
     let clustering_peak_rss_mb = peak_rss_mb();
+    let keywords_per_review = found_per_review(&pool, version.id, bench.pool + LABELLED - prescored).await?;
     scratch::drop(pool, &url).await?;
     Ok(ScoreFigures {
         pool: bench.pool,
@@ -134,6 +141,7 @@ pub async fn score(settings: &Settings, bench: &ScoreBench) -> anyhow::Result<Sc
         upload,
         scoring_seconds,
         reviews_per_second: (bench.pool + LABELLED - prescored) as f64 / scoring_seconds,
+        keywords_per_review,
         scoring_peak_rss_mb,
         clusters,
         clustering_seconds,
@@ -192,4 +200,16 @@ async fn prescore(pool: &sqlx::PgPool, version_id: i64, n: usize, dim: usize) ->
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Mean keywords found per review the model scored (prescored reviews have none).
+async fn found_per_review(pool: &sqlx::PgPool, version_id: i64, scored: usize) -> sqlx::Result<f64> {
+    let found: f64 = sqlx::query_scalar(
+        "SELECT coalesce(sum((SELECT count(*) FROM jsonb_object_keys(p.sentiment))), 0)::float8
+         FROM predictions p WHERE p.model_version_id = $1",
+    )
+    .bind(version_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(found / scored.max(1) as f64)
 }

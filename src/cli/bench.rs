@@ -216,13 +216,15 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
             }
             println!(
                 "scoring {} reviews (a pool of {} and the labelled ones, less those prescored) with the {} \
-                 on one worker ({} threads): {:.1} s, {:.0} reviews/s, peak RSS {:.0} MB",
+                 on one worker ({} threads): {:.1} s, {:.0} reviews/s ({:.2} keywords found per review, \
+                 each one more encoder pass), peak RSS {:.0} MB",
                 f.scored,
                 f.pool,
                 f.model,
                 f.threads,
                 f.scoring_seconds,
                 f.reviews_per_second,
+                f.keywords_per_review,
                 f.scoring_peak_rss_mb
             );
             println!(
