@@ -81,6 +81,8 @@ def fold_file(args, fold_dir: pathlib.Path, rows: list, f: int) -> pathlib.Path:
 def run_fold(args, out: pathlib.Path, rows: list, f: int) -> dict:
     fold_dir = out / f"fold{f}"
     data = fold_file(args, fold_dir, rows, f)
+    # First, so a missing scikit-learn stops the run before half an hour of training.
+    reference = baseline(args, data)
     models = fold_dir / "models"
     models.mkdir(exist_ok=True)
     shared = pathlib.Path(args.data_dir).resolve() / "base"
@@ -93,11 +95,17 @@ def run_fold(args, out: pathlib.Path, rows: list, f: int) -> dict:
     rl("import", str(data), "--format", "jsonl", "--taxonomy", args.taxonomy, capture_output=True)
     if args.unlabelled:
         rl("import", args.unlabelled, "--format", "nikl-absa", "--taxonomy", args.taxonomy, capture_output=True)
-    started = time.time()
-    with open(fold_dir / "train.log", "w") as log:
-        rl("train", "--taxonomy", args.taxonomy, "--name", "cv", *args.train_args, stdout=log, stderr=log)
-    seconds = time.time() - started
     version = models / args.taxonomy / "cv"
+    seconds = None
+    if version.exists():
+        # Trained by a run that stopped before its result was written (a version folder
+        # appears only once training succeeded): evaluated again, not retrained.
+        print(f"fold {f}: evaluating the version trained earlier in {version}", file=sys.stderr)
+    else:
+        started = time.time()
+        with open(fold_dir / "train.log", "w") as log:
+            rl("train", "--taxonomy", args.taxonomy, "--name", "cv", *args.train_args, stdout=log, stderr=log)
+        seconds = time.time() - started
     evaluation = json.loads(rl("eval", "--taxonomy", args.taxonomy, "--version", str(version), "--json", capture_output=True).stdout)
     ours = {
         "reviews": evaluation["reviews"],
@@ -110,7 +118,7 @@ def run_fold(args, out: pathlib.Path, rows: list, f: int) -> dict:
         "train_seconds": seconds,
     }
     subprocess.run(["psql", "-h", "127.0.0.1", "-d", "postgres", "-qc", f"DROP DATABASE IF EXISTS reviewloop_cv_{f}"], check=True)
-    return {"ours": ours, "baseline": baseline(args, data)}
+    return {"ours": ours, "baseline": reference}
 
 
 def baseline(args, data: pathlib.Path) -> dict:
@@ -123,7 +131,9 @@ def baseline(args, data: pathlib.Path) -> dict:
 def report(results: dict) -> None:
     for f, r in sorted(results.items()):
         line = "  ".join(f"{k} {r['ours'][k]:.3f}/{r['baseline'][k]:.3f}" for k in KEYS)
-        print(f"fold {f} (ours/TF-IDF): {line}  train {r['ours']['train_seconds']:.0f} s")
+        seconds = r["ours"]["train_seconds"]
+        trained = f"train {seconds:.0f} s" if seconds is not None else "trained earlier"
+        print(f"fold {f} (ours/TF-IDF): {line}  {trained}")
     if len(results) > 1:
         for who in ("ours", "baseline"):
             line = "  ".join(f"{k} {mean_sd(r[who][k] for r in results.values())}" for k in KEYS)
