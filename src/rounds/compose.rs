@@ -139,11 +139,14 @@ async fn sampled(pool: &PgPool, taxonomy_id: i64, spec: &RoundSpec) -> sqlx::Res
 /// Picks by strategy quotas over the serving keyword model's scores.
 async fn composed(pool: &PgPool, taxonomy_id: i64, spec: &RoundSpec) -> sqlx::Result<Items> {
     let version = store::models::current_keyword(pool, taxonomy_id).await?.map(|v| v.id);
+    // Diversity needs the version's embeddings: without a version the larger round is
+    // neither composed nor shortlisted for.
     let over = spec.size * DIVERSITY_CANDIDATES;
-    let sizes: &[usize] = if spec.diverse { &[spec.size, over] } else { &[spec.size] };
+    let diverse = spec.diverse && version.is_some();
+    let sizes: &[usize] = if diverse { &[spec.size, over] } else { &[spec.size] };
     let (candidates, mut compositions) = shortlisted(pool, taxonomy_id, version, spec, sizes).await?;
     let mut picks = compositions.remove(0).picks;
-    if let (true, Some(version)) = (spec.diverse, version) {
+    if let (true, Some(version)) = (diverse, version) {
         // Each cell's candidates three times over, cut down to a core-set of each.
         let over = compositions.remove(0).picks;
         let ids: Vec<i64> = over.iter().map(|p| p.review_id).collect();

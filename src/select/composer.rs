@@ -306,8 +306,7 @@ impl<'a> Picker<'a> {
     }
 
     /// Random picks from any group (when a group ran out of reviews); how many it took.
-    fn take_any(&mut self, count: usize) -> usize {
-        let mut count = count;
+    fn take_any(&mut self, mut count: usize) -> usize {
         let before = self.picks.len();
         let mut order: Vec<usize> = (0..self.pool.len()).collect();
         let ids = &self.pool.review_ids;
