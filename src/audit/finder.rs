@@ -31,7 +31,8 @@ pub async fn run(
     let taxonomy = crate::store::taxonomies::load_by_name(pool, &settings.taxonomy).await?;
     let items = data::labelled(pool, &taxonomy, None).await?;
     anyhow::ensure!(items.len() >= folds * 2, "only {} labelled reviews: too few to audit", items.len());
-    let out = folds::cross_validate(pool, settings, &taxonomy, &items, folds, progress).await?;
+    let out = folds::cross_validate(pool, settings, &taxonomy, &items, &folds::Plan::audit(folds), progress)
+        .await?;
     let issues = find(&taxonomy, &items, &out);
     let count = |id: i64, sentiment: bool| {
         issues.iter().filter(|i| i.keyword_id == id && (i.kind == "sentiment") == sentiment).count()
@@ -58,7 +59,7 @@ pub fn find(taxonomy: &Taxonomy, items: &[LabelledText], out: &OutOfSample) -> V
                 kind,
                 annotation_id,
                 suggested,
-                confidence: s.margin,
+                confidence: s.excess,
             });
         }
         // Sentiment: the reviews labelled with this keyword, their level as the class.
@@ -82,7 +83,7 @@ pub fn find(taxonomy: &Taxonomy, items: &[LabelledText], out: &OutOfSample) -> V
                 kind: "sentiment",
                 annotation_id,
                 suggested,
-                confidence: s.margin,
+                confidence: s.excess,
             });
         }
     }

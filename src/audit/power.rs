@@ -65,6 +65,19 @@ pub struct Power {
     pub recall: f64,
     pub recall_removed: f64,
     pub recall_added: f64,
+    /// Every item's out-of-sample probability of the keyword, for `--scores`.
+    #[serde(skip)]
+    pub scored: Vec<Scored>,
+}
+
+/// One item as the audit saw it: what the fold models gave the keyword, whether the
+/// (flipped) labels hold it, and which flip, if any, was planted on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    pub present: f32,
+    pub labelled: bool,
+    /// `removed`, `added` or none.
+    pub flip: Option<&'static str>,
 }
 
 /// Ranks the keyword's suspects from its out-of-sample probabilities and the (flipped)
@@ -78,6 +91,13 @@ pub fn score(keyword: &str, present: &[f32], items: &[LabelledText], index: usiz
     };
     let share = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let removed = flips.iter().filter(|f| f.removed).count();
+    let planted = |i: usize| {
+        let f = flips.binary_search_by_key(&i, |f| f.index).ok()?;
+        Some(if flips[f].removed { "removed" } else { "added" })
+    };
+    let scored = (0..present.len())
+        .map(|i| Scored { present: present[i], labelled: labelled[i], flip: planted(i) })
+        .collect();
     Power {
         keyword: keyword.to_string(),
         items: items.len(),
@@ -89,6 +109,7 @@ pub fn score(keyword: &str, present: &[f32], items: &[LabelledText], index: usiz
         recall: share(found(None), flips.len()),
         recall_removed: share(found(Some(true)), removed),
         recall_added: share(found(Some(false)), flips.len() - removed),
+        scored,
     }
 }
 
@@ -101,6 +122,8 @@ pub struct PowerOptions<'a> {
     pub rate: f64,
     pub seed: u64,
     pub folds: usize,
+    /// Keyword models per fold, averaged (`folds::Plan::repeats`).
+    pub repeats: usize,
     pub train: TrainSettings,
 }
 
@@ -132,13 +155,14 @@ async fn plant_and_audit(pool: &sqlx::PgPool, options: &PowerOptions<'_>) -> any
     };
     let neutral = (taxonomy.scale_min + taxonomy.scale_max) / 2;
     let flips = flip(&mut items, index, options.rate, neutral, options.seed);
-    let out =
-        folds::cross_validate(pool, &options.train, &taxonomy, &items, options.folds, &mut |stage, p| {
-            if p.step == 1 {
-                eprintln!("{stage}: {} steps", p.total_steps);
-            }
-        })
-        .await?;
+    // Only the keyword's probabilities are scored: no sentiment models.
+    let plan = folds::Plan { folds: options.folds, repeats: options.repeats, sentiment: false };
+    let out = folds::cross_validate(pool, &options.train, &taxonomy, &items, &plan, &mut |stage, p| {
+        if p.step == 1 {
+            eprintln!("{stage}: {} steps", p.total_steps);
+        }
+    })
+    .await?;
     let present: Vec<f32> = out.keyword.iter().map(|p| p.get(index).copied().unwrap_or(0.0)).collect();
     Ok(score(&taxonomy.keywords[index].name, &present, &items, index, &flips))
 }
@@ -207,6 +231,13 @@ mod tests {
         assert_eq!((power.flipped, power.found), (10, 10));
         assert!((power.recall - 1.0).abs() < 1e-9 && power.precision > 0.49);
         assert_eq!((power.recall_removed, power.recall_added), (1.0, 1.0));
+        assert_eq!(power.scored.len(), 100, "every item is in --scores");
+        for f in &flips {
+            let s = &power.scored[f.index];
+            assert_eq!(s.flip, Some(if f.removed { "removed" } else { "added" }));
+            assert_eq!(s.labelled, !f.removed);
+        }
+        assert_eq!(power.scored.iter().filter(|s| s.flip.is_some()).count(), flips.len());
     }
 
     #[test]

@@ -100,6 +100,13 @@ pub struct PowerArgs {
     seeds: usize,
     #[arg(long, default_value_t = 5)]
     folds: usize,
+    /// Keyword models trained per fold with successive seeds, their probabilities averaged.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
+    /// Write every review's out-of-sample probability, label and planted flip (JSON lines,
+    /// one file per seed: FILE with the seed before its extension when --seeds > 1).
+    #[arg(long)]
+    scores: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     #[arg(long, default_value_t = 16)]
@@ -139,6 +146,7 @@ pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
             rate: args.rate,
             seed,
             folds: args.folds,
+            repeats: args.repeats,
             train: train.clone(),
         };
         let started = std::time::Instant::now();
@@ -158,6 +166,10 @@ pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         println!("{}", serde_json::to_string(&p)?);
+        if let Some(path) = &args.scores {
+            let path = if args.seeds > 1 { per_seed(path, seed) } else { path.clone() };
+            write_scores(&path, &p.scored)?;
+        }
         runs.push(p);
     }
     if runs.len() > 1 {
@@ -171,5 +183,27 @@ pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
             over(|p| p.recall_added).show(3)
         );
     }
+    Ok(())
+}
+
+/// `scores.jsonl` → `scores.7.jsonl`.
+fn per_seed(path: &std::path::Path, seed: u64) -> std::path::PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{seed}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{seed}"),
+    };
+    path.with_file_name(name)
+}
+
+fn write_scores(path: &std::path::Path, scored: &[power::Scored]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for s in scored {
+        writeln!(out, "{}", serde_json::to_string(s)?)?;
+    }
+    out.flush()?;
     Ok(())
 }

@@ -27,7 +27,26 @@ pub fn fold_of(text: &str, folds: usize) -> usize {
     (hash % folds.max(1) as u64) as usize
 }
 
-/// Trains `folds` keyword and sentiment models, each without one fold, with a fixed
+/// How the out-of-sample probabilities are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub folds: usize,
+    /// Keyword models trained per fold, each with its own seed (`fit.seed + r`), their
+    /// probabilities averaged: one model's probabilities scatter with its seed, and a
+    /// suspect should not be one seed's accident.
+    pub repeats: usize,
+    /// Whether the sentiment models are trained too (a keyword-only measurement skips them).
+    pub sentiment: bool,
+}
+
+impl Plan {
+    /// The audit's: one keyword and one sentiment model per fold.
+    pub fn audit(folds: usize) -> Self {
+        Plan { folds, repeats: 1, sentiment: true }
+    }
+}
+
+/// Trains `plan.folds` keyword and sentiment models, each without one fold, with a fixed
 /// number of epochs (no validation split: every label is needed), and scores the
 /// held-out fold with them.
 pub async fn cross_validate(
@@ -35,9 +54,10 @@ pub async fn cross_validate(
     settings: &TrainSettings,
     taxonomy: &Taxonomy,
     items: &[LabelledText],
-    folds: usize,
+    plan: &Plan,
     progress: &mut (dyn FnMut(&str, &Progress) + Send),
 ) -> anyhow::Result<OutOfSample> {
+    let folds = plan.folds;
     anyhow::ensure!(folds >= 2, "cross-validation needs at least 2 folds");
     let base = base(pool, settings, taxonomy, progress).await?;
     let tokenizer = inputs::truncating(&base.tokenizer, base.config.max_tokens());
@@ -57,10 +77,21 @@ pub async fn cross_validate(
 
         let sets =
             [data::keyword_dataset(&kept_items, &tokenizer, k), Dataset::empty(true), Dataset::empty(true)];
-        let (model, _, _) = train_model(&base, settings, k, &sets, &format!("{stage} keyword"), progress)?;
         let held_rows = data::keyword_dataset(&held_items, &tokenizer, k).rows;
-        for (&i, p) in held.iter().zip(probabilities(&model, &held_rows, true, settings.fit.batch_size)?) {
-            out.keyword[i] = p;
+        let repeats = plan.repeats.max(1);
+        for r in 0..repeats {
+            let mut seeded = settings.clone();
+            seeded.fit.seed = settings.fit.seed.wrapping_add(r as u64);
+            let name =
+                if repeats == 1 { format!("{stage} keyword") } else { format!("{stage} keyword {}", r + 1) };
+            let (model, _, _) = train_model(&base, &seeded, k, &sets, &name, progress)?;
+            let scored = probabilities(&model, &held_rows, true, settings.fit.batch_size)?;
+            for (&i, p) in held.iter().zip(scored) {
+                add_share(&mut out.keyword[i], &p, repeats);
+            }
+        }
+        if !plan.sentiment {
+            continue;
         }
 
         let input = settings.sentiment_input;
@@ -84,4 +115,12 @@ pub async fn cross_validate(
         }
     }
     Ok(out)
+}
+
+/// Adds `p / repeats` into `sum` (empty at first).
+fn add_share(sum: &mut Vec<f32>, p: &[f32], repeats: usize) {
+    sum.resize(p.len(), 0.0);
+    for (s, x) in sum.iter_mut().zip(p) {
+        *s += x / repeats as f32;
+    }
 }

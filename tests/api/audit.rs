@@ -10,18 +10,23 @@ use reviewloop::train::{data, folds};
 use crate::helpers::{human_answer, user_id, TestApp};
 use crate::train::{scratch_dir, settings};
 
-#[tokio::test]
-async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_error() {
-    let app = TestApp::spawn().await;
+/// `n` reviews, delivery and colour by turns; `planted` (a delivery review) labelled 색상.
+async fn import_two_kinds(app: &TestApp, n: usize, planted: Option<usize>) {
     let mut csv = String::from("text,labels\n");
-    for i in 0..40 {
+    for i in 0..n {
         let (text, labels) =
             if i % 2 == 0 { ("배송이 빨라요", "배송1") } else { ("색감이 예뻐요", "색상2") };
-        // Review 6 is about delivery but was labelled 색상: the planted error.
-        let labels = if i == 6 { "색상2" } else { labels };
+        let labels = if Some(i) == planted { "색상2" } else { labels };
         csv.push_str(&format!("{text} {i}번,\"{labels}\"\n"));
     }
     app.import_text("fashion", Format::Csv, &csv).await;
+}
+
+#[tokio::test]
+async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_error() {
+    let app = TestApp::spawn().await;
+    // Review 6 is about delivery but was labelled 색상: the planted error.
+    import_two_kinds(&app, 40, Some(6)).await;
     let taxonomy = app.taxonomy("fashion").await;
     let items = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
     let models = scratch_dir();
@@ -34,11 +39,12 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     s.fit.learning_rate = 3e-3;
     s.fit.batch_size = 8;
     let mut stages = std::collections::BTreeSet::new();
-    let out = folds::cross_validate(&app.pool, &s, &taxonomy, &items, 4, &mut |stage, _| {
-        stages.insert(stage.to_string());
-    })
-    .await
-    .unwrap();
+    let out =
+        folds::cross_validate(&app.pool, &s, &taxonomy, &items, &folds::Plan::audit(4), &mut |stage, _| {
+            stages.insert(stage.to_string());
+        })
+        .await
+        .unwrap();
     assert_eq!(stages.len(), 16, "4 folds × (keyword, sentiment) × (lexical part, encoder): {stages:?}");
     assert!(out.keyword.iter().all(|p| p.len() == 15), "every review scored");
     for (item, dists) in items.iter().zip(&out.sentiment) {
@@ -81,6 +87,48 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     assert!(label_issues::record(&app.pool, &finder::find(&taxonomy, &items, &out)).await.unwrap() >= 1);
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'label_issue.dismissed'").await, 1);
     let _ = std::fs::remove_dir_all(&models);
+}
+
+#[tokio::test]
+async fn repeated_keyword_models_average_their_seeds_and_a_keyword_only_plan_trains_no_sentiment() {
+    let app = TestApp::spawn().await;
+    import_two_kinds(&app, 24, None).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let items = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    let models = scratch_dir();
+    let mut s = settings(&models, "cv");
+    s.base = None;
+    s.encoder_size = Some(reviewloop::train::settings::EncoderSize { layers: 1, hidden: 32 });
+    s.vocab_size = 200;
+    s.fit.epochs = 2;
+    s.fit.batch_size = 8;
+    let plan = |repeats| folds::Plan { folds: 2, repeats, sentiment: false };
+    let mut stages = std::collections::BTreeSet::new();
+    let both = folds::cross_validate(&app.pool, &s, &taxonomy, &items, &plan(2), &mut |stage, _| {
+        stages.insert(stage.split(':').next().unwrap_or(stage).to_string());
+    })
+    .await
+    .unwrap();
+    assert!(stages.iter().all(|st| st.contains("keyword")), "no sentiment model trained: {stages:?}");
+    assert!(stages.iter().any(|st| st.contains("keyword 2")), "two keyword models per fold: {stages:?}");
+    assert!(both.sentiment.iter().all(Vec::is_empty));
+    let mut singles = Vec::new();
+    for seed in [s.fit.seed, s.fit.seed + 1] {
+        let mut one = s.clone();
+        one.fit.seed = seed;
+        singles.push(
+            folds::cross_validate(&app.pool, &one, &taxonomy, &items, &plan(1), &mut |_, _| {})
+                .await
+                .unwrap(),
+        );
+    }
+    assert_ne!(singles[0].keyword, singles[1].keyword, "the seeds give different models");
+    for (i, p) in both.keyword.iter().enumerate() {
+        for (k, &x) in p.iter().enumerate() {
+            let mean = (singles[0].keyword[i][k] + singles[1].keyword[i][k]) / 2.0;
+            assert!((x - mean).abs() < 1e-5, "review {i} keyword {k}: {x} against the seeds' mean {mean}");
+        }
+    }
 }
 
 #[tokio::test]
