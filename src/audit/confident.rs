@@ -6,8 +6,8 @@
 //!
 //! Suspects are ranked the same way: by how far the suggested class's probability goes
 //! past its threshold, as a share of the room above it. Ranked by the raw margin, a
-//! keyword's missing labels (its "present" threshold near 0.65 on NIKL) lost to its
-//! wrong ones (the "absent" threshold near 0.8): chosen on planted errors of seed 8
+//! keyword's missing labels (its "present" threshold 0.52 to 0.65 on NIKL) lost to its
+//! wrong ones (the "absent" threshold 0.78 to 0.82): chosen on planted errors of seed 8
 //! (`bench audit`), it found 0.7 to 1.3 points more of them, and removed labels most
 //! (docs/benchmarks.md#label-error-detection).
 

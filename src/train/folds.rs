@@ -46,9 +46,9 @@ impl Plan {
     }
 }
 
-/// Trains `plan.folds` keyword and sentiment models, each without one fold, with a fixed
-/// number of epochs (no validation split: every label is needed), and scores the
-/// held-out fold with them.
+/// Trains, for each of `plan.folds` folds, `plan.repeats` keyword models and (with
+/// `plan.sentiment`) a sentiment model without that fold, with a fixed number of epochs
+/// (no validation split: every label is needed), and scores the held-out fold with them.
 pub async fn cross_validate(
     pool: &PgPool,
     settings: &TrainSettings,

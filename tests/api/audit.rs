@@ -129,6 +129,7 @@ async fn repeated_keyword_models_average_their_seeds_and_a_keyword_only_plan_tra
             assert!((x - mean).abs() < 1e-5, "review {i} keyword {k}: {x} against the seeds' mean {mean}");
         }
     }
+    let _ = std::fs::remove_dir_all(&models);
 }
 
 #[tokio::test]
