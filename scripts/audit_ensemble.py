@@ -45,7 +45,8 @@ def score(rows, present):
 files = sys.argv[1:]
 runs = [load(f) for f in files]
 for f, rows in zip(files, runs):
-    print(f, "%.3f %.3f" % score(rows, [r["present"] for r in rows])[:2], score(rows, [r["present"] for r in rows])[2])
+    pr, rc, by = score(rows, [r["present"] for r in rows])
+    print(f, "%.3f %.3f" % (pr, rc), by)
 if len(runs) > 1:
     assert all(r["labelled"] == s["labelled"] and r["flip"] == s["flip"] for rows in runs[1:] for r, s in zip(runs[0], rows))
     mean = [sum(rows[i]["present"] for rows in runs) / len(runs) for i in range(len(runs[0]))]
