@@ -1,6 +1,8 @@
 """By hand (no test depends on it). Ranks suspects from `bench audit --scores` files as
 `audit::confident` does, for each model's scores and for the mean of their probabilities
-(an ensemble), and counts the planted flips among the top 2 × flipped.
+(an ensemble), and counts the planted flips among the top 2 × flipped. Each row's
+`present` is what the audit ranked: the fold models' probability (`model`), blended with
+the neighbours' vote (`neighbours`) unless the run had `--neighbours 0`.
 
     python3 scripts/audit_ensemble.py frozen.jsonl trained.jsonl
 """

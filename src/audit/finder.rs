@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::confident::{keyword_suspects, suspects};
+use super::neighbours::{Neighbourhood, NEIGHBOURS};
 use crate::store::label_issues::{self, NewIssue};
 use crate::taxonomy::Taxonomy;
 use crate::train::data::{self, LabelledText};
@@ -33,7 +34,7 @@ pub async fn run(
     anyhow::ensure!(items.len() >= folds * 2, "only {} labelled reviews: too few to audit", items.len());
     let out = folds::cross_validate(pool, settings, &taxonomy, &items, &folds::Plan::audit(folds), progress)
         .await?;
-    let issues = find(&taxonomy, &items, &out);
+    let issues = find(&taxonomy, &items, &out, &Neighbourhood::of(&out.vectors, NEIGHBOURS)?);
     let count = |id: i64, sentiment: bool| {
         issues.iter().filter(|i| i.keyword_id == id && (i.kind == "sentiment") == sentiment).count()
     };
@@ -43,12 +44,20 @@ pub async fn run(
     Ok(AuditSummary { reviews: items.len(), per_keyword, added })
 }
 
-/// Every suspect, keyword by keyword, most confident first within each.
-pub fn find(taxonomy: &Taxonomy, items: &[LabelledText], out: &OutOfSample) -> Vec<NewIssue> {
+/// Every suspect, keyword by keyword, most confident first within each. A keyword's
+/// labels are judged by the fold models and the neighbours' vote; a level, by the
+/// sentiment fold models alone.
+pub fn find(
+    taxonomy: &Taxonomy,
+    items: &[LabelledText],
+    out: &OutOfSample,
+    neighbourhood: &Neighbourhood,
+) -> Vec<NewIssue> {
     let mut issues = Vec::new();
     for (k, keyword) in taxonomy.keywords.iter().enumerate() {
-        let present: Vec<f32> = out.keyword.iter().map(|p| p.get(k).copied().unwrap_or(0.0)).collect();
+        let model: Vec<f32> = out.keyword.iter().map(|p| p.get(k).copied().unwrap_or(0.0)).collect();
         let labelled: Vec<bool> = items.iter().map(|i| i.labels.iter().any(|(kw, _)| *kw == k)).collect();
+        let present = neighbourhood.ranked(&model, &labelled);
         for s in keyword_suspects(&present, &labelled) {
             let Some((review_id, annotation_id)) = items[s.index].stored else { continue };
             let kind = if s.suggested == 1 { "missing" } else { "wrong" };

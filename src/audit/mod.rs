@@ -5,4 +5,5 @@
 pub mod agreement;
 pub mod confident;
 pub mod finder;
+pub mod neighbours;
 pub mod power;

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::confident::keyword_suspects;
+use super::neighbours::Neighbourhood;
 use crate::import::{self, Format, ImportOptions};
 use crate::store::scratch;
 use crate::train::data::{self, LabelledText};
@@ -70,21 +71,35 @@ pub struct Power {
     pub scored: Vec<Scored>,
 }
 
-/// One item as the audit saw it: what the fold models gave the keyword, whether the
-/// (flipped) labels hold it, and which flip, if any, was planted on it.
+/// One item as the audit saw it: the probability of the keyword it ranked by, what the
+/// fold models gave it and its neighbours' vote, whether the (flipped) labels hold it,
+/// and which flip, if any, was planted on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scored {
     pub present: f32,
+    pub model: f32,
+    /// Share of its nearest neighbours labelled with the keyword (none: no vote).
+    pub neighbours: Option<f32>,
     pub labelled: bool,
     /// `removed`, `added` or none.
     pub flip: Option<&'static str>,
 }
 
-/// Ranks the keyword's suspects from its out-of-sample probabilities and the (flipped)
-/// labels, and counts the planted errors among the first 2 × flipped.
-pub fn score(keyword: &str, present: &[f32], items: &[LabelledText], index: usize, flips: &[Flip]) -> Power {
+/// Ranks the keyword's suspects from its out-of-sample probabilities, the (flipped)
+/// labels and the neighbours' vote on them, and counts the planted errors among the
+/// first 2 × flipped.
+pub fn score(
+    keyword: &str,
+    model: &[f32],
+    neighbourhood: &Neighbourhood,
+    items: &[LabelledText],
+    index: usize,
+    flips: &[Flip],
+) -> Power {
     let labelled: Vec<bool> = items.iter().map(|i| i.labels.iter().any(|(k, _)| *k == index)).collect();
-    let suspects = keyword_suspects(present, &labelled);
+    let voted = neighbourhood.vote(&labelled);
+    let present = neighbourhood.ranked(model, &labelled);
+    let suspects = keyword_suspects(&present, &labelled);
     let top: Vec<usize> = suspects.iter().take(2 * flips.len()).map(|s| s.index).collect();
     let found = |removed: Option<bool>| {
         flips.iter().filter(|f| removed.is_none_or(|r| f.removed == r) && top.contains(&f.index)).count()
@@ -96,7 +111,13 @@ pub fn score(keyword: &str, present: &[f32], items: &[LabelledText], index: usiz
         Some(if flips[f].removed { "removed" } else { "added" })
     };
     let scored = (0..present.len())
-        .map(|i| Scored { present: present[i], labelled: labelled[i], flip: planted(i) })
+        .map(|i| Scored {
+            present: present[i],
+            model: model[i],
+            neighbours: voted.as_ref().map(|v| v[i]),
+            labelled: labelled[i],
+            flip: planted(i),
+        })
         .collect();
     Power {
         keyword: keyword.to_string(),
@@ -124,6 +145,8 @@ pub struct PowerOptions<'a> {
     pub folds: usize,
     /// Keyword models per fold, averaged (`folds::Plan::repeats`).
     pub repeats: usize,
+    /// Neighbours whose labels vote (0: the fold models alone).
+    pub neighbours: usize,
     pub train: TrainSettings,
 }
 
@@ -163,8 +186,9 @@ async fn plant_and_audit(pool: &sqlx::PgPool, options: &PowerOptions<'_>) -> any
         }
     })
     .await?;
-    let present: Vec<f32> = out.keyword.iter().map(|p| p.get(index).copied().unwrap_or(0.0)).collect();
-    Ok(score(&taxonomy.keywords[index].name, &present, &items, index, &flips))
+    let model: Vec<f32> = out.keyword.iter().map(|p| p.get(index).copied().unwrap_or(0.0)).collect();
+    let neighbourhood = Neighbourhood::of(&out.vectors, options.neighbours)?;
+    Ok(score(&taxonomy.keywords[index].name, &model, &neighbourhood, &items, index, &flips))
 }
 
 fn most_frequent(items: &[LabelledText], keywords: usize) -> usize {
@@ -227,7 +251,7 @@ mod tests {
         let present: Vec<f32> = (0..100)
             .map(|i| if i < 30 { 0.9 - (i % 3) as f32 * 0.05 } else { 0.1 + (i % 4) as f32 * 0.02 })
             .collect();
-        let power = score("배송", &present, &set, 0, &flips);
+        let power = score("배송", &present, &Neighbourhood::of(&[], 10).unwrap(), &set, 0, &flips);
         assert_eq!((power.flipped, power.found), (10, 10));
         assert!((power.recall - 1.0).abs() < 1e-9 && power.precision > 0.49);
         assert_eq!((power.recall_removed, power.recall_added), (1.0, 1.0));
@@ -246,7 +270,7 @@ mod tests {
         let flips = flip(&mut set, 0, 0.1, 0, 7);
         let present: Vec<f32> =
             set.iter().map(|i| if i.labels.iter().any(|(k, _)| *k == 0) { 0.9 } else { 0.1 }).collect();
-        let power = score("배송", &present, &set, 0, &flips);
+        let power = score("배송", &present, &Neighbourhood::of(&[], 10).unwrap(), &set, 0, &flips);
         assert_eq!((power.found, power.raised), (0, 0));
         assert_eq!(power.recall, 0.0);
     }

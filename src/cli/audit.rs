@@ -103,6 +103,10 @@ pub struct PowerArgs {
     /// Keyword models trained per fold with successive seeds, their probabilities averaged.
     #[arg(long, default_value_t = 1)]
     repeats: usize,
+    /// Nearest reviews (by the base's sentence vectors) whose labels vote beside the fold
+    /// models; 0 for the fold models alone. Needs --base.
+    #[arg(long, default_value_t = reviewloop::audit::neighbours::NEIGHBOURS)]
+    neighbours: usize,
     /// Write every review's out-of-sample probability, label and planted flip (JSON lines,
     /// one file per seed: FILE with the seed before its extension when --seeds > 1).
     #[arg(long)]
@@ -147,6 +151,7 @@ pub async fn power(settings: &Settings, args: PowerArgs) -> anyhow::Result<()> {
             seed,
             folds: args.folds,
             repeats: args.repeats,
+            neighbours: args.neighbours,
             train: train.clone(),
         };
         let started = std::time::Instant::now();

@@ -157,11 +157,24 @@ pub const PRIVATE_LIMIT: usize = 1 << 30;
 /// The cache a training's encoder reads its frozen states from: the shared one for
 /// these weights when sharing is on, else a cache of its own.
 pub fn for_training(varmap: &candle_nn::VarMap, frozen: Frozen, prefix: &str) -> Result<Arc<FeatureCache>> {
+    let shared = shared_for(varmap, frozen, prefix)?;
+    Ok(shared.unwrap_or_else(|| FeatureCache::private(frozen.layers, PRIVATE_LIMIT)))
+}
+
+/// The shared cache for the frozen part of these variables, when sharing is on.
+pub fn shared_for(
+    varmap: &candle_nn::VarMap,
+    frozen: Frozen,
+    prefix: &str,
+) -> Result<Option<Arc<FeatureCache>>> {
+    if !sharing() {
+        return Ok(None);
+    }
     let key = {
         let data = varmap.data().lock().expect("varmap lock");
         fingerprint(data.iter().map(|(n, v)| (n.as_str(), v.as_tensor().clone())), frozen, prefix)?
     };
-    Ok(shared(key, frozen.layers).unwrap_or_else(|| FeatureCache::private(frozen.layers, PRIVATE_LIMIT)))
+    Ok(shared(key, frozen.layers))
 }
 
 /// The shared cache of a saved model whose first `layers` layers were frozen in

@@ -7,17 +7,21 @@ use sqlx::PgPool;
 use super::data::{self, LabelledText};
 use super::pipeline::{base, train_model};
 use super::settings::TrainSettings;
+use super::stages::base_vectors;
 use super::{Dataset, Progress};
 use crate::model::inputs;
 use crate::model::outputs::probabilities;
 use crate::taxonomy::Taxonomy;
 
-/// Per labelled review (in the given order): every keyword's probability, and a level
-/// distribution for each keyword it is labelled with.
+/// Per labelled review (in the given order): every keyword's probability, a level
+/// distribution for each keyword it is labelled with, and, when the models start from a
+/// pretrained base, the base's sentence vector (for the neighbours' vote).
 #[derive(Debug, Clone, Default)]
 pub struct OutOfSample {
     pub keyword: Vec<Vec<f32>>,
     pub sentiment: Vec<Vec<(usize, Vec<f32>)>>,
+    /// Empty without a pretrained base: a fresh encoder's vectors say nothing.
+    pub vectors: Vec<Vec<f32>>,
 }
 
 /// The fold of a review: a hash of its text (FNV-1a), so folds do not follow import order.
@@ -63,8 +67,11 @@ pub async fn cross_validate(
     let tokenizer = inputs::truncating(&base.tokenizer, base.config.max_tokens());
     let fold: Vec<usize> = items.iter().map(|i| fold_of(&i.text, folds)).collect();
     let (k, levels) = (taxonomy.keywords.len(), (taxonomy.scale_max - taxonomy.scale_min + 1) as usize);
-    let mut out =
-        OutOfSample { keyword: vec![Vec::new(); items.len()], sentiment: vec![Vec::new(); items.len()] };
+    let mut out = OutOfSample {
+        keyword: vec![Vec::new(); items.len()],
+        sentiment: vec![Vec::new(); items.len()],
+        vectors: Vec::new(),
+    };
     for f in 0..folds {
         settings.fit.cancel.check()?;
         let (held, kept): (Vec<usize>, Vec<usize>) = (0..items.len()).partition(|&i| fold[i] == f);
@@ -113,6 +120,10 @@ pub async fn cross_validate(
         for (&(i, kw), d) in pairs.iter().zip(probabilities(&model, &rows, false, settings.fit.batch_size)?) {
             out.sentiment[i].push((kw, d));
         }
+    }
+    if settings.base.is_some() {
+        let rows: Vec<Vec<u32>> = items.iter().map(|i| inputs::encode_review(&tokenizer, &i.text)).collect();
+        out.vectors = base_vectors(&base, settings, &rows)?;
     }
     Ok(out)
 }

@@ -80,3 +80,31 @@ fn new_classifier(
     }
     Ok((classifier, varmap))
 }
+
+/// The base encoder's sentence vectors of `rows` as pretrained, untouched by any
+/// training: the mean of its last layer over real tokens, the pooling e5 was trained
+/// with. The states come from the shared cache when the fast mode keeps the whole
+/// encoder frozen, so an audit pays for them once.
+pub(super) fn base_vectors(
+    base: &Base,
+    settings: &TrainSettings,
+    rows: &[Vec<u32>],
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let (mut model, vars) = new_classifier(base, 1, settings)?;
+    let frozen = model::encoder::Frozen { embeddings: true, layers: base.config.num_hidden_layers };
+    model.encoder.freeze(frozen);
+    if let Some(cache) = features::shared_for(&vars, frozen, base.config.family().prefix())? {
+        model.encoder.cache_features(cache);
+    }
+    let pad = base.config.pad_token_id;
+    let mut out = vec![Vec::new(); rows.len()];
+    for batch in model::outputs::by_length(rows, settings.fit.batch_size.max(1)) {
+        let batch_rows: Vec<Vec<u32>> = batch.iter().map(|&i| rows[i].clone()).collect();
+        let hidden = model.encoder.forward(&batch_rows, false)?;
+        let pooled = model::encoder::mean_pool(&hidden, &batch_rows, pad)?.to_vec2::<f32>()?;
+        for (&i, v) in batch.iter().zip(pooled) {
+            out[i] = v;
+        }
+    }
+    Ok(out)
+}

@@ -3,6 +3,7 @@
 
 use reviewloop::audit::confident::keyword_suspects;
 use reviewloop::audit::finder;
+use reviewloop::audit::neighbours::{Neighbourhood, NEIGHBOURS};
 use reviewloop::import::Format;
 use reviewloop::store::label_issues::{self, Decision};
 use reviewloop::train::{data, folds};
@@ -59,7 +60,9 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     assert_eq!(folds::fold_of("배송이 빨라요", 4), folds::fold_of("배송이 빨라요", 4));
 
     // Recorded as label issues: the planted one first for 배송, as a missing keyword.
-    let issues = finder::find(&taxonomy, &items, &out);
+    assert!(out.vectors.is_empty(), "a fresh encoder's vectors are not given");
+    let none = Neighbourhood::of(&out.vectors, NEIGHBOURS).unwrap();
+    let issues = finder::find(&taxonomy, &items, &out, &none);
     let delivery_id = taxonomy.keywords[delivery].id;
     let first = issues.iter().find(|i| i.keyword_id == delivery_id).unwrap();
     assert_eq!(
@@ -84,8 +87,45 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     // The label changes (a new annotation): the suspicion may be raised again.
     app.import_text("fashion", Format::Csv, "text,labels\n배송이 빨라요 6번,\"색상1\"\n").await;
     let items = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
-    assert!(label_issues::record(&app.pool, &finder::find(&taxonomy, &items, &out)).await.unwrap() >= 1);
+    assert!(
+        label_issues::record(&app.pool, &finder::find(&taxonomy, &items, &out, &none)).await.unwrap() >= 1
+    );
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'label_issue.dismissed'").await, 1);
+    let _ = std::fs::remove_dir_all(&models);
+}
+
+#[tokio::test]
+async fn with_a_pretrained_base_the_neighbours_of_a_mislabelled_review_vote_for_its_keyword() {
+    let app = TestApp::spawn().await;
+    // Review 6 is about delivery but was labelled 색상.
+    import_two_kinds(&app, 24, Some(6)).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let items = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    let models = scratch_dir();
+    let mut s = settings(&models, "cv");
+    s.fit.epochs = 1;
+    let plan = folds::Plan { folds: 2, repeats: 1, sentiment: false };
+    let out = folds::cross_validate(&app.pool, &s, &taxonomy, &items, &plan, &mut |_, _| {}).await.unwrap();
+    assert_eq!(out.vectors.len(), items.len(), "a vector per review from the tiny base");
+    let width = out.vectors[0].len();
+    assert!(width > 0 && out.vectors.iter().all(|v| v.len() == width && v.iter().all(|x| x.is_finite())));
+
+    let delivery = taxonomy.keywords.iter().position(|k| k.name == "배송").unwrap();
+    let labelled: Vec<bool> = items.iter().map(|i| i.labels.iter().any(|(k, _)| *k == delivery)).collect();
+    let neighbourhood = Neighbourhood::of(&out.vectors, NEIGHBOURS).unwrap();
+    let voted = neighbourhood.vote(&labelled).expect("a pretrained base's vectors vote");
+    let planted = items.iter().position(|i| i.text.ends_with(" 6번")).unwrap();
+    assert!(!labelled[planted] && voted[planted] >= 0.9, "its delivery neighbours: {}", voted[planted]);
+    for (i, item) in items.iter().enumerate() {
+        if item.text.starts_with("색감이") {
+            assert!(voted[i] <= 0.1, "a colour review among colour reviews: {} {}", item.text, voted[i]);
+        }
+    }
+    // The fold models learnt little in one epoch; the vote still puts the planted
+    // review first among 배송's suspects.
+    let issues = finder::find(&taxonomy, &items, &out, &neighbourhood);
+    let first = issues.iter().find(|i| i.keyword_id == taxonomy.keywords[delivery].id).unwrap();
+    assert_eq!((first.review_id, first.kind), (items[planted].stored.unwrap().0, "missing"), "{issues:?}");
     let _ = std::fs::remove_dir_all(&models);
 }
 
