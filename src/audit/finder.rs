@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::confident::{keyword_suspects, suspects};
-use super::neighbours::{Neighbourhood, NEIGHBOURS};
+use super::neighbours::{ranked, Neighbourhood, NEIGHBOURS};
 use crate::store::label_issues::{self, NewIssue};
 use crate::taxonomy::Taxonomy;
 use crate::train::data::{self, LabelledText};
@@ -55,9 +55,8 @@ pub fn find(
 ) -> Vec<NewIssue> {
     let mut issues = Vec::new();
     for (k, keyword) in taxonomy.keywords.iter().enumerate() {
-        let model: Vec<f32> = out.keyword.iter().map(|p| p.get(k).copied().unwrap_or(0.0)).collect();
         let labelled: Vec<bool> = items.iter().map(|i| i.labels.iter().any(|(kw, _)| *kw == k)).collect();
-        let present = neighbourhood.ranked(&model, &labelled);
+        let present = ranked(&out.keyword_column(k), neighbourhood.vote(&labelled).as_deref());
         for s in keyword_suspects(&present, &labelled) {
             let Some((review_id, annotation_id)) = items[s.index].stored else { continue };
             let kind = if s.suggested == 1 { "missing" } else { "wrong" };

@@ -77,9 +77,18 @@ pub fn vote(neighbours: &[Vec<usize>], labelled: &[bool]) -> Vec<f32> {
         .collect()
 }
 
-/// The probability the audit ranks: the fold models' and the neighbours' vote, mixed.
+/// The fold models' probability and the neighbours' vote, mixed.
 pub fn blend(model: &[f32], vote: &[f32], weight: f32) -> Vec<f32> {
     model.iter().zip(vote).map(|(m, v)| (1.0 - weight) * m + weight * v).collect()
+}
+
+/// What the audit ranks a label by: the fold models' probability, blended with the
+/// neighbours' vote ([`Neighbourhood::vote`]) when there is one.
+pub fn ranked(model: &[f32], vote: Option<&[f32]>) -> Vec<f32> {
+    match vote {
+        Some(voted) => blend(model, voted, WEIGHT),
+        None => model.to_vec(),
+    }
 }
 
 /// Every review's neighbours, when the reviews have vectors: what a keyword's vote is
@@ -98,15 +107,6 @@ impl Neighbourhood {
     /// Each review's share of neighbours holding the label, when there is a vote.
     pub fn vote(&self, labelled: &[bool]) -> Option<Vec<f32>> {
         self.0.as_ref().map(|near| vote(near, labelled))
-    }
-
-    /// What the audit ranks a label by: the fold models' probability, blended with the
-    /// neighbours' vote when there is one.
-    pub fn ranked(&self, model: &[f32], labelled: &[bool]) -> Vec<f32> {
-        match self.vote(labelled) {
-            Some(voted) => blend(model, &voted, WEIGHT),
-            None => model.to_vec(),
-        }
     }
 }
 
@@ -174,9 +174,11 @@ mod tests {
             Neighbourhood::of(&[vec![1.0], vec![2.0]], 0).unwrap(),
         ] {
             assert_eq!(none.vote(&[true, false]), None);
-            assert_eq!(none.ranked(&model, &[true, false]), model.to_vec());
+            assert_eq!(ranked(&model, none.vote(&[true, false]).as_deref()), model.to_vec());
         }
         let two = Neighbourhood::of(&[vec![1.0, 0.0], vec![0.9, 0.1]], NEIGHBOURS).unwrap();
-        assert_eq!(two.vote(&[true, false]), Some(vec![0.0, 1.0]));
+        let voted = two.vote(&[true, false]);
+        assert_eq!(voted, Some(vec![0.0, 1.0]));
+        assert_eq!(ranked(&model, voted.as_deref()), blend(&model, &[0.0, 1.0], WEIGHT));
     }
 }

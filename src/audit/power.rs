@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::confident::keyword_suspects;
-use super::neighbours::Neighbourhood;
+use super::neighbours::{ranked, Neighbourhood};
 use crate::import::{self, Format, ImportOptions};
 use crate::store::scratch;
 use crate::train::data::{self, LabelledText};
@@ -98,7 +98,7 @@ pub fn score(
 ) -> Power {
     let labelled: Vec<bool> = items.iter().map(|i| i.labels.iter().any(|(k, _)| *k == index)).collect();
     let voted = neighbourhood.vote(&labelled);
-    let present = neighbourhood.ranked(model, &labelled);
+    let present = ranked(model, voted.as_deref());
     let suspects = keyword_suspects(&present, &labelled);
     let top: Vec<usize> = suspects.iter().take(2 * flips.len()).map(|s| s.index).collect();
     let found = |removed: Option<bool>| {
@@ -186,8 +186,8 @@ async fn plant_and_audit(pool: &sqlx::PgPool, options: &PowerOptions<'_>) -> any
         }
     })
     .await?;
-    let model: Vec<f32> = out.keyword.iter().map(|p| p.get(index).copied().unwrap_or(0.0)).collect();
     let neighbourhood = Neighbourhood::of(&out.vectors, options.neighbours)?;
+    let model = out.keyword_column(index);
     Ok(score(&taxonomy.keywords[index].name, &model, &neighbourhood, &items, index, &flips))
 }
 

@@ -24,6 +24,13 @@ pub struct OutOfSample {
     pub vectors: Vec<Vec<f32>>,
 }
 
+impl OutOfSample {
+    /// Every review's probability of keyword `k` (0 for a review left unscored).
+    pub fn keyword_column(&self, k: usize) -> Vec<f32> {
+        self.keyword.iter().map(|p| p.get(k).copied().unwrap_or(0.0)).collect()
+    }
+}
+
 /// The fold of a review: a hash of its text (FNV-1a), so folds do not follow import order.
 pub fn fold_of(text: &str, folds: usize) -> usize {
     let hash =
