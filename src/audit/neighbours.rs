@@ -11,46 +11,28 @@
 //! less. On seed 7, which took no part: 0.600 → 0.633 and 0.500 → 0.507
 //! (docs/benchmarks.md#label-error-detection).
 
-use candle_core::{Device, Tensor};
+use crate::select::similar::{cosine_blocks, SIMILARITIES_AT_ONCE};
 
 /// Neighbours whose labels vote.
 pub const NEIGHBOURS: usize = 10;
 /// The vote's share of the probability the audit ranks; the fold models' is the rest.
 pub const WEIGHT: f32 = 0.4;
 
-/// Rows of the similarity matrix computed at once: at most 2^26 similarities (256 MB).
-const SIMILARITIES_AT_ONCE: usize = 1 << 26;
-
 /// For each vector, the indices of the `k` most similar others (cosine), most similar
-/// first, ties to the lower index. Brute force on the tensor kernels: sentence vectors
-/// have hundreds of dimensions, where tree indexes search nearly everything anyway, and
-/// a labelled set of a hundred thousand reviews is a few hundred such matrix products.
+/// first, ties to the lower index (brute force: `select::similar`).
 pub fn nearest(vectors: &[Vec<f32>], k: usize) -> candle_core::Result<Vec<Vec<usize>>> {
     nearest_within(vectors, k, SIMILARITIES_AT_ONCE)
 }
 
 /// [`nearest`], computing at most `at_once` similarities at a time.
 fn nearest_within(vectors: &[Vec<f32>], k: usize, at_once: usize) -> candle_core::Result<Vec<Vec<usize>>> {
-    let n = vectors.len();
-    let Some(width) = vectors.first().map(Vec::len) else { return Ok(Vec::new()) };
-    let unit: Vec<f32> = vectors.iter().flat_map(|v| unit(v)).collect();
-    let all = Tensor::from_vec(unit, (n, width), &Device::Cpu)?;
-    let transposed = all.t()?.contiguous()?;
-    let chunk = (at_once / n.max(1)).max(1);
-    let mut out = Vec::with_capacity(n);
-    for start in (0..n).step_by(chunk) {
-        let rows = chunk.min(n - start);
-        let similarities = all.narrow(0, start, rows)?.matmul(&transposed)?.to_vec2::<f32>()?;
-        for (offset, row) in similarities.iter().enumerate() {
+    let mut out = Vec::with_capacity(vectors.len());
+    cosine_blocks(vectors, vectors, at_once, |start, block| {
+        for (offset, row) in block.iter().enumerate() {
             out.push(top(row, start + offset, k));
         }
-    }
+    })?;
     Ok(out)
-}
-
-fn unit(v: &[f32]) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
-    v.iter().map(|x| x / norm).collect()
 }
 
 /// The `k` highest of `row` but `itself`, highest first.
@@ -113,6 +95,7 @@ impl Neighbourhood {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::select::similar::unit;
 
     #[test]
     fn the_nearest_are_found_by_angle_not_length() {

@@ -22,9 +22,9 @@ pub struct SimulateArgs {
     #[arg(long)]
     holdout: Option<usize>,
     /// Comma-separated: random, mixed, or strategy names (keyword-boundary,
-    /// sentiment-uncertainty, rare-tokens, cluster-outliers, class-balance, keyword-quota),
-    /// each alone or as quotas joined by `+` (`keyword-quota=0.5+random=0.5`), `+diverse`
-    /// for the diversity step.
+    /// sentiment-uncertainty, rare-tokens, cluster-outliers, class-balance, keyword-quota,
+    /// keyword-neighbours), each alone or as quotas joined by `+`
+    /// (`keyword-quota=0.5+random=0.5`), `+diverse` for the diversity step.
     #[arg(long, value_delimiter = ',', default_value = "random,mixed")]
     strategy: Vec<String>,
     #[arg(long, default_value_t = 5)]

@@ -6,6 +6,7 @@
 //! review is scored, a page at a time (`cluster_version`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
@@ -14,7 +15,7 @@ use sqlx::PgPool;
 use crate::analyze::{Analyzer, Scored};
 use crate::cancel::Cancel;
 use crate::config::StorageLocation;
-use crate::select::{clusters, strategies};
+use crate::select::{clusters, similar, strategies};
 use crate::split::Split;
 use crate::storage::{self, Storage};
 use crate::store::models::ModelVersion;
@@ -243,7 +244,9 @@ const CLUSTER_PAGE: usize = 5_000;
 
 /// k-means over the version's embeddings, in memory independent of the pool's size:
 /// fitted on a seeded sample of at most [`clusters::FIT_SAMPLE`], then two passes a page
-/// at a time (distances per cluster, then standardised scores stored). Returns k.
+/// at a time (distances per cluster, then standardised scores stored). The first pass
+/// also gathers each keyword's nearest unlabelled reviews to its labelled ones, and the
+/// second stores their scores (the keyword-neighbours strategy). Returns k.
 pub async fn cluster_version(
     pool: &PgPool,
     version_id: i64,
@@ -265,38 +268,78 @@ pub async fn cluster_in_pages(
 ) -> anyhow::Result<usize> {
     let n = predictions::embedding_count(pool, version_id).await? as usize;
     let k = k.unwrap_or_else(|| clusters::default_clusters(n)).clamp(1, n.saturating_sub(1).max(1));
+    let labelled = Arc::new(labelled_vectors(pool, version_id).await?);
     if n < 3 {
         let (ids, _) = predictions::embedding_page(pool, version_id, i64::MIN, n).await?;
-        predictions::set_clusters(pool, version_id, &ids, &vec![0; ids.len()], &vec![0.0; ids.len()]).await?;
+        let none = vec![None; ids.len()];
+        predictions::set_clusters(pool, version_id, &ids, &vec![0; ids.len()], &vec![0.0; ids.len()], &none)
+            .await?;
         return Ok(k);
     }
     let sample = predictions::embedding_sample(pool, version_id, clusters::FIT_SAMPLE, seed).await?;
-    let centroids =
-        std::sync::Arc::new(tokio::task::spawn_blocking(move || clusters::fit(&sample, k, seed)).await??);
+    let centroids = Arc::new(tokio::task::spawn_blocking(move || clusters::fit(&sample, k, seed)).await??);
     let mut spread = strategies::Spread::default();
+    let mut nearest = similar::Nearest::new(labelled.count, similar::RANKS_KEPT);
     let mut after = i64::MIN;
-    while let Some(page) = assigned_page(pool, version_id, &centroids, after, page_size).await? {
+    while let Some(page) =
+        assigned_page(pool, version_id, &centroids, Some(&labelled), after, page_size).await?
+    {
         cancel.check()?;
         spread.add(&page.distances, &page.clusters);
+        nearest.offer(&page.ids, &page.similarities);
         after = page.last();
     }
+    let neighbours = nearest.scores();
     let tiny = clusters::tiny_size(n, k);
     let mut after = i64::MIN;
-    while let Some(page) = assigned_page(pool, version_id, &centroids, after, page_size).await? {
+    while let Some(page) = assigned_page(pool, version_id, &centroids, None, after, page_size).await? {
         cancel.check()?;
         let scores = spread.scores(&page.distances, &page.clusters, tiny);
         let assigned: Vec<i32> = page.clusters.iter().map(|&c| c as i32).collect();
-        predictions::set_clusters(pool, version_id, &page.ids, &assigned, &scores).await?;
+        let near: Vec<Option<f32>> = page.ids.iter().map(|id| neighbours.get(id).copied()).collect();
+        predictions::set_clusters(pool, version_id, &page.ids, &assigned, &scores, &near).await?;
         after = page.last();
     }
     Ok(k)
 }
 
-/// One page of a version's embeddings, assigned to their nearest centroids.
+/// The version's embeddings of the labelled reviews, with the keywords their labels
+/// hold (by the taxonomy's keyword order). A review is kept while one of its keywords
+/// has fewer than [`similar::LABELLED_PER_KEYWORD`] kept, which bounds the similarity
+/// work by the taxonomy's size, not the label store's, and loses nothing a rare keyword
+/// needs.
+async fn labelled_vectors(pool: &PgPool, version_id: i64) -> anyhow::Result<similar::Labelled> {
+    let version =
+        models::get(pool, version_id).await?.ok_or_else(|| anyhow::anyhow!("no version {version_id}"))?;
+    let taxonomy = taxonomies::load(pool, version.taxonomy_id).await?;
+    let items = data::labelled(pool, &taxonomy, None).await?;
+    let ids: Vec<i64> = items.iter().filter_map(|i| i.stored.map(|(review, _)| review)).collect();
+    let mut vectors = predictions::embeddings_of(pool, version_id, &ids).await?;
+    let mut out = similar::Labelled { count: taxonomy.keywords.len(), ..Default::default() };
+    let mut kept = vec![0usize; out.count];
+    for item in items {
+        let Some((review, _)) = item.stored else { continue };
+        out.ids.insert(review);
+        let keywords: Vec<usize> = item.labels.iter().map(|(k, _)| *k).collect();
+        if !keywords.iter().any(|&k| kept[k] < similar::LABELLED_PER_KEYWORD) {
+            continue;
+        }
+        if let Some(v) = vectors.remove(&review) {
+            keywords.iter().for_each(|&k| kept[k] += 1);
+            out.vectors.push(v);
+            out.keywords.push(keywords);
+        }
+    }
+    Ok(out)
+}
+
+/// One page of a version's embeddings, assigned to their nearest centroids, with their
+/// similarities to the labelled reviews when asked for (labelled reviews get none).
 struct AssignedPage {
     ids: Vec<i64>,
     clusters: Vec<usize>,
     distances: Vec<f32>,
+    similarities: Vec<Vec<f32>>,
 }
 
 impl AssignedPage {
@@ -308,7 +351,8 @@ impl AssignedPage {
 async fn assigned_page(
     pool: &PgPool,
     version_id: i64,
-    centroids: &std::sync::Arc<clusters::Centroids>,
+    centroids: &Arc<clusters::Centroids>,
+    labelled: Option<&Arc<similar::Labelled>>,
     after: i64,
     size: usize,
 ) -> anyhow::Result<Option<AssignedPage>> {
@@ -316,7 +360,24 @@ async fn assigned_page(
     if ids.is_empty() {
         return Ok(None);
     }
-    let centroids = centroids.clone();
-    let (clusters, distances) = tokio::task::spawn_blocking(move || centroids.assign(&embeddings)).await??;
-    Ok(Some(AssignedPage { ids, clusters, distances }))
+    let (centroids, labelled) = (centroids.clone(), labelled.cloned());
+    let page_ids = ids.clone();
+    let (clusters, distances, similarities) = tokio::task::spawn_blocking(move || {
+        let (clusters, distances) = centroids.assign(&embeddings)?;
+        let similarities = match labelled {
+            Some(labelled) => {
+                let mut near = labelled.nearest(&embeddings)?;
+                for (row, id) in near.iter_mut().zip(&page_ids) {
+                    if labelled.ids.contains(id) {
+                        row.fill(f32::NAN);
+                    }
+                }
+                near
+            }
+            None => Vec::new(),
+        };
+        anyhow::Ok((clusters, distances, similarities))
+    })
+    .await??;
+    Ok(Some(AssignedPage { ids, clusters, distances, similarities }))
 }

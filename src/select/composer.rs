@@ -59,6 +59,7 @@ impl Pool {
             (Strategy::RareTokens, column(pages, &order, |p| &p.rarity)),
             (Strategy::ClusterOutliers, column(pages, &order, |p| &p.outlier)),
             (Strategy::ClassBalance, column(pages, &order, |p| &p.balance)),
+            (Strategy::KeywordNeighbours, column(pages, &order, |p| &p.neighbours)),
         ]);
         Pool {
             review_ids: column(pages, &order, |p| &p.ids),

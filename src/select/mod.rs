@@ -6,6 +6,7 @@ pub mod composer;
 pub mod diversity;
 pub mod shares;
 pub mod shortlist;
+pub mod similar;
 pub mod strategies;
 
 pub use composer::{compose, composition, Composition, Pick, Pool, Quota};

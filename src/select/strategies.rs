@@ -20,18 +20,21 @@ pub enum Strategy {
     ClassBalance,
     /// Each keyword's own boundary reviews in turn, so rare keywords get their share.
     KeywordQuota,
+    /// Each keyword's nearest reviews to its labelled ones in turn (`select::similar`).
+    KeywordNeighbours,
     /// The baseline, and the first round.
     Random,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 7] = [
+    pub const ALL: [Strategy; 8] = [
         Strategy::KeywordBoundary,
         Strategy::SentimentUncertainty,
         Strategy::RareTokens,
         Strategy::ClusterOutliers,
         Strategy::ClassBalance,
         Strategy::KeywordQuota,
+        Strategy::KeywordNeighbours,
         Strategy::Random,
     ];
 
@@ -43,6 +46,7 @@ impl Strategy {
             Strategy::ClusterOutliers => "cluster-outliers",
             Strategy::ClassBalance => "class-balance",
             Strategy::KeywordQuota => "keyword-quota",
+            Strategy::KeywordNeighbours => "keyword-neighbours",
             Strategy::Random => "random",
         }
     }

@@ -192,22 +192,26 @@ pub async fn embedding_count(pool: &PgPool, model_version_id: i64) -> sqlx::Resu
     .await
 }
 
+/// The clustering pass's scores of a page: clusters, outlier scores and keyword
+/// neighbour scores (`None`: not among any keyword's nearest).
 pub async fn set_clusters(
     pool: &PgPool,
     model_version_id: i64,
     review_ids: &[i64],
     clusters: &[i32],
     outliers: &[f32],
+    neighbours: &[Option<f32>],
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE review_scores p SET cluster = t.cluster, outlier = t.outlier
-         FROM UNNEST($2::bigint[], $3::int[], $4::real[]) AS t(review_id, cluster, outlier)
+        "UPDATE review_scores p SET cluster = t.cluster, outlier = t.outlier, neighbours = t.neighbours
+         FROM UNNEST($2::bigint[], $3::int[], $4::real[], $5::real[]) AS t(review_id, cluster, outlier, neighbours)
          WHERE p.model_version_id = $1 AND p.review_id = t.review_id",
     )
     .bind(model_version_id)
     .bind(review_ids)
     .bind(clusters)
     .bind(outliers)
+    .bind(neighbours)
     .execute(pool)
     .await?;
     Ok(())
@@ -316,6 +320,7 @@ pub struct CandidatePage {
     pub rarity: Vec<f32>,
     pub outlier: Vec<f32>,
     pub balance: Vec<f32>,
+    pub neighbours: Vec<f32>,
     /// −1 where there is none.
     pub boundary_keyword: Vec<i16>,
 }
@@ -341,6 +346,7 @@ async fn candidate_page(
                 coalesce(array_agg(coalesce(p.rarity, 'NaN')), '{{}}') AS rarity,
                 coalesce(array_agg(coalesce(p.outlier, 'NaN')), '{{}}') AS outlier,
                 coalesce(array_agg(coalesce(p.balance, 'NaN')), '{{}}') AS balance,
+                coalesce(array_agg(coalesce(p.neighbours, 'NaN')), '{{}}') AS neighbours,
                 coalesce(array_agg(coalesce(p.boundary_keyword, (-1)::smallint)), '{{}}') AS boundary_keyword
          FROM reviews r
          LEFT JOIN review_scores p ON p.review_id = r.id AND p.model_version_id = $2

@@ -147,6 +147,8 @@ struct RoundForm {
     #[serde(default)]
     quota_keyword_quota: f64,
     #[serde(default)]
+    quota_keyword_neighbours: f64,
+    #[serde(default)]
     quota_random: f64,
     #[serde(default)]
     assist: String,
@@ -165,6 +167,7 @@ impl RoundForm {
             (Strategy::ClusterOutliers, self.quota_cluster_outliers),
             (Strategy::ClassBalance, self.quota_class_balance),
             (Strategy::KeywordQuota, self.quota_keyword_quota),
+            (Strategy::KeywordNeighbours, self.quota_keyword_neighbours),
             (Strategy::Random, self.quota_random),
         ]
         .into_iter()

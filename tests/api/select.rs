@@ -254,28 +254,16 @@ async fn a_diverse_round_leaves_out_near_duplicates_of_its_best_picks() {
     assert_eq!(near, 1, "one of the near-duplicates (the best), then two far ones: {diverse:?}");
 }
 
-/// Clustering a page at a time gives what clustering all embeddings at once gives.
-#[tokio::test]
-async fn clustering_in_pages_matches_clustering_in_memory() {
-    let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(90, 3)).await;
-    crate::helpers::ready_version(&app, "v1", &[]).await;
+/// A ready version whose predictions give the reviews, in id order, these embeddings
+/// (and plain scores), for the clustering pass.
+async fn embedded_version(app: &TestApp, embeddings: &[Vec<f32>]) -> i64 {
+    crate::helpers::ready_version(app, "v1", &[]).await;
     let version: i64 =
         sqlx::query_scalar("SELECT id FROM model_versions WHERE name = 'v1' AND kind = 'keyword'")
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
-    // Three blobs and a few strays.
-    let embeddings: Vec<Vec<f32>> = (0..ids.len())
-        .map(|i| {
-            let centre = [(0.0, 0.0), (8.0, 1.0), (2.0, 9.0)][i % 3];
-            let jitter = ((i * 37) % 11) as f32 * 0.1 + if i % 29 == 0 { 4.0 } else { 0.0 };
-            vec![centre.0 + jitter, centre.1 - jitter * 0.5, jitter * 0.3]
-        })
-        .collect();
-    for (id, e) in ids.iter().zip(&embeddings) {
+    for (id, e) in review_ids(app).await.iter().zip(embeddings) {
         sqlx::query(
             "INSERT INTO predictions (review_id, model_version_id, keyword_probs, embedding, rarity)
              VALUES ($1, $2, '{0.5}', $3, 0)",
@@ -295,6 +283,23 @@ async fn clustering_in_pages_matches_clustering_in_memory() {
         .await
         .unwrap();
     }
+    version
+}
+
+/// Clustering a page at a time gives what clustering all embeddings at once gives.
+#[tokio::test]
+async fn clustering_in_pages_matches_clustering_in_memory() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(90, 3)).await;
+    // Three blobs and a few strays.
+    let embeddings: Vec<Vec<f32>> = (0..90)
+        .map(|i| {
+            let centre = [(0.0, 0.0), (8.0, 1.0), (2.0, 9.0)][i % 3];
+            let jitter = ((i * 37) % 11) as f32 * 0.1 + if i % 29 == 0 { 4.0 } else { 0.0 };
+            vec![centre.0 + jitter, centre.1 - jitter * 0.5, jitter * 0.3]
+        })
+        .collect();
+    let version = embedded_version(&app, &embeddings).await;
     let k = score::cluster_in_pages(&app.pool, version, Some(3), 5, &Default::default(), 7).await.unwrap();
     assert_eq!(k, 3);
     let stored: Vec<(i32, f32)> = sqlx::query_as(
@@ -384,4 +389,45 @@ async fn a_round_from_a_pool_read_in_pages_is_the_round_composed_over_the_whole_
         expected.iter().map(|p| (p.review_id, p.strategy.as_str().to_string())).collect();
     assert_eq!(items, expected);
     assert!(items.iter().any(|i| i.1 == "keyword-quota"));
+}
+
+/// Each keyword's nearest unlabelled reviews to its labelled ones, taken in turn: a
+/// keyword with one label gets a pick beside one with five.
+#[tokio::test]
+async fn keyword_neighbours_rounds_take_each_keywords_nearest_reviews_in_turn() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(30, 1)).await;
+    let ids = review_ids(&app).await;
+    let keywords = app.taxonomy("fashion").await.keywords;
+    let (frequent, rare) = (keywords[0].id, keywords[3].id);
+    let annotator = crate::helpers::user_id(&app, reviewloop::store::users::Role::Annotator).await;
+    // Reviews 0–4 hold the frequent keyword, review 5 the rare one; 6–28 read like the
+    // first five, and only review 29 like review 5, and less closely than 6–28 do theirs.
+    for (i, &id) in ids[..6].iter().enumerate() {
+        let keyword = if i < 5 { frequent } else { rare };
+        crate::helpers::human_answer(&app, id, annotator, vec![(keyword, 1)]).await;
+    }
+    let embedding = |i: usize| match i {
+        0..=4 => vec![1.0, 0.02 * i as f32, 0.0],
+        5 => vec![0.0, 0.0, 1.0],
+        29 => vec![0.5, 0.3, 1.0],
+        _ => vec![1.0, 0.05 * (i % 5) as f32, 0.2 + 0.01 * i as f32],
+    };
+    let version = embedded_version(&app, &(0..ids.len()).map(embedding).collect::<Vec<_>>()).await;
+    score::cluster_in_pages(&app.pool, version, Some(2), 7, &Default::default(), 7).await.unwrap();
+    let stored: Vec<(i64, Option<f32>)> = sqlx::query_as(
+        "SELECT review_id, neighbours FROM review_scores WHERE model_version_id = $1 ORDER BY review_id",
+    )
+    .bind(version)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(stored[..6].iter().all(|(_, n)| n.is_none()), "labelled reviews get no score: {stored:?}");
+    assert!(stored[6..].iter().all(|(_, n)| n.is_some()), "every unlabelled one does: {stored:?}");
+
+    let spec = RoundSpec { quotas: Quota::parse_list("keyword-neighbours").unwrap(), ..round_spec(2) };
+    let round = app.create_round(&spec).await.unwrap();
+    let picked = picked_in(&app, round.id).await;
+    assert_eq!(picked.len(), 2);
+    assert!(picked.contains(&ids[29]), "the rare keyword's nearest is in the round: {picked:?}");
 }
