@@ -31,9 +31,9 @@ use curves::Point;
 
 /// The mixed composer's quotas, chosen by simulation on NIKL with the default base
 /// (e5-ko in the fast mode; 1,000 held out, 5 seeds, 800 labels;
-/// docs/benchmarks.md#simulation). Of eight compositions against random, it needs the fewest labels to
-/// reach random's final keyword macro F1 (73 %, where those led by keyword-quota alone
-/// need 94–95 %), with micro F1 at 88 % and sentiment macro F1 at 62 %.
+/// docs/benchmarks.md#simulation). Of ten compositions against random, it needs the
+/// fewest labels to reach random's final keyword macro F1 (73 %, where those led by
+/// keyword-quota alone need 94–95 %), with micro F1 at 88 % and sentiment macro F1 at 62 %.
 pub const MIXED: &str = "keyword-neighbours=0.5,keyword-quota=0.5";
 
 #[derive(Debug, Clone, Serialize)]
