@@ -268,7 +268,6 @@ pub async fn cluster_in_pages(
 ) -> anyhow::Result<usize> {
     let n = predictions::embedding_count(pool, version_id).await? as usize;
     let k = k.unwrap_or_else(|| clusters::default_clusters(n)).clamp(1, n.saturating_sub(1).max(1));
-    let labelled = Arc::new(labelled_vectors(pool, version_id).await?);
     if n < 3 {
         let (ids, _) = predictions::embedding_page(pool, version_id, i64::MIN, n).await?;
         let none = vec![None; ids.len()];
@@ -279,6 +278,7 @@ pub async fn cluster_in_pages(
     let sample = predictions::embedding_sample(pool, version_id, clusters::FIT_SAMPLE, seed).await?;
     let centroids = Arc::new(tokio::task::spawn_blocking(move || clusters::fit(&sample, k, seed)).await??);
     let mut spread = strategies::Spread::default();
+    let labelled = Arc::new(labelled_vectors(pool, version_id).await?);
     let mut nearest = similar::Nearest::new(labelled.count, similar::RANKS_KEPT);
     let mut after = i64::MIN;
     while let Some(page) =
@@ -303,31 +303,47 @@ pub async fn cluster_in_pages(
     Ok(k)
 }
 
+/// Labelled reviews whose embeddings are fetched at once.
+const LABELLED_FETCHED_AT_ONCE: usize = 2_000;
+
 /// The version's embeddings of the labelled reviews, with the keywords their labels
 /// hold (by the taxonomy's keyword order). A review is kept while one of its keywords
 /// has fewer than [`similar::LABELLED_PER_KEYWORD`] kept, which bounds the similarity
 /// work by the taxonomy's size, not the label store's, and loses nothing a rare keyword
-/// needs.
+/// needs. Embeddings are fetched a slice at a time, only for reviews that may still be
+/// kept, so the reads follow the same bound.
 async fn labelled_vectors(pool: &PgPool, version_id: i64) -> anyhow::Result<similar::Labelled> {
     let version =
         models::get(pool, version_id).await?.ok_or_else(|| anyhow::anyhow!("no version {version_id}"))?;
     let taxonomy = taxonomies::load(pool, version.taxonomy_id).await?;
-    let items = data::labelled(pool, &taxonomy, None).await?;
-    let ids: Vec<i64> = items.iter().filter_map(|i| i.stored.map(|(review, _)| review)).collect();
-    let mut vectors = predictions::embeddings_of(pool, version_id, &ids).await?;
+    let items: Vec<(i64, Vec<usize>)> = data::labelled(pool, &taxonomy, None)
+        .await?
+        .into_iter()
+        .filter_map(|item| Some((item.stored?.0, item.labels.iter().map(|(k, _)| *k).collect())))
+        .collect();
     let mut out = similar::Labelled { count: taxonomy.keywords.len(), ..Default::default() };
+    out.ids.extend(items.iter().map(|(review, _)| *review));
     let mut kept = vec![0usize; out.count];
-    for item in items {
-        let Some((review, _)) = item.stored else { continue };
-        out.ids.insert(review);
-        let keywords: Vec<usize> = item.labels.iter().map(|(k, _)| *k).collect();
-        if !keywords.iter().any(|&k| kept[k] < similar::LABELLED_PER_KEYWORD) {
+    let open = |kept: &[usize], keywords: &[usize]| {
+        keywords.iter().any(|&k| kept[k] < similar::LABELLED_PER_KEYWORD)
+    };
+    for slice in items.chunks(LABELLED_FETCHED_AT_ONCE) {
+        // Counts only grow: what is open now holds everything this slice keeps.
+        let wanted: Vec<i64> =
+            slice.iter().filter(|(_, ks)| open(&kept, ks)).map(|(review, _)| *review).collect();
+        if wanted.is_empty() {
             continue;
         }
-        if let Some(v) = vectors.remove(&review) {
-            keywords.iter().for_each(|&k| kept[k] += 1);
-            out.vectors.push(v);
-            out.keywords.push(keywords);
+        let mut vectors = predictions::embeddings_of(pool, version_id, &wanted).await?;
+        for (review, keywords) in slice {
+            if !open(&kept, keywords) {
+                continue;
+            }
+            if let Some(v) = vectors.remove(review) {
+                keywords.iter().for_each(|&k| kept[k] += 1);
+                out.vectors.push(v);
+                out.keywords.push(keywords.clone());
+            }
         }
     }
     Ok(out)
@@ -360,20 +376,11 @@ async fn assigned_page(
     if ids.is_empty() {
         return Ok(None);
     }
-    let (centroids, labelled) = (centroids.clone(), labelled.cloned());
-    let page_ids = ids.clone();
+    let (centroids, labelled, page_ids) = (centroids.clone(), labelled.cloned(), ids.clone());
     let (clusters, distances, similarities) = tokio::task::spawn_blocking(move || {
         let (clusters, distances) = centroids.assign(&embeddings)?;
         let similarities = match labelled {
-            Some(labelled) => {
-                let mut near = labelled.nearest(&embeddings)?;
-                for (row, id) in near.iter_mut().zip(&page_ids) {
-                    if labelled.ids.contains(id) {
-                        row.fill(f32::NAN);
-                    }
-                }
-                near
-            }
+            Some(labelled) => labelled.nearest(&page_ids, &embeddings)?,
             None => Vec::new(),
         };
         anyhow::Ok((clusters, distances, similarities))

@@ -39,10 +39,10 @@ pub fn cosine_blocks(
     at_once: usize,
     mut visit: impl FnMut(usize, Vec<Vec<f32>>),
 ) -> candle_core::Result<()> {
-    let Some(width) = columns.first().or(rows.first()).map(Vec::len) else { return Ok(()) };
     if rows.is_empty() || columns.is_empty() {
         return Ok(());
     }
+    let width = columns[0].len();
     let matrix = |v: &[Vec<f32>]| {
         Tensor::from_vec(v.iter().flat_map(|x| unit(x)).collect::<Vec<f32>>(), (v.len(), width), &Device::Cpu)
     };
@@ -66,12 +66,16 @@ pub struct Labelled {
 }
 
 impl Labelled {
-    /// Per vector of `page`, per keyword, the cosine of its nearest labelled review
-    /// holding the keyword; NaN for a keyword no labelled review holds.
-    pub fn nearest(&self, page: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
+    /// Per vector of `page` (review `ids[i]`), per keyword, the cosine of its nearest
+    /// labelled review holding the keyword; NaN for a keyword no labelled review holds,
+    /// and for every keyword of a review that is labelled itself.
+    pub fn nearest(&self, ids: &[i64], page: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
         let mut out = vec![vec![f32::NAN; self.count]; page.len()];
         cosine_blocks(page, &self.vectors, SIMILARITIES_AT_ONCE, |start, block| {
             for (offset, similarities) in block.into_iter().enumerate() {
+                if self.ids.contains(&ids[start + offset]) {
+                    continue;
+                }
                 let best = &mut out[start + offset];
                 for (j, s) in similarities.into_iter().enumerate() {
                     for &k in &self.keywords[j] {
@@ -176,11 +180,12 @@ mod tests {
             keywords: vec![vec![0], vec![1], vec![0, 1]],
             count: 3,
         };
-        let near = labelled.nearest(&[vec![1.0, 0.1]]).unwrap();
+        let near = labelled.nearest(&[9, 1], &[vec![1.0, 0.1], vec![1.0, 0.0]]).unwrap();
         assert!(near[0][0] > 0.99, "review 1 is nearly the same: {near:?}");
         let dot = |a: &[f32], b: &[f32]| unit(a).iter().zip(unit(b)).map(|(x, y)| x * y).sum::<f32>();
         assert!((near[0][1] - dot(&[1.0, 0.1], &[0.7, 0.7])).abs() < 1e-5, "keyword 1's nearest is review 3");
         assert!(near[0][2].is_nan(), "no labelled review holds keyword 2");
+        assert!(near[1].iter().all(|s| s.is_nan()), "a labelled review is no one's neighbour: {near:?}");
     }
 
     #[test]
