@@ -5,6 +5,7 @@
 //! reviews (imported as gold annotations). Learning curves go to CSV and SVG.
 
 pub mod curves;
+pub mod oracle;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -64,7 +65,8 @@ pub struct SimulateOptions {
 struct Gold {
     pool: Vec<RawRow>,
     test_jsonl: Vec<u8>,
-    by_key: HashMap<(String, String, String), RawRow>,
+    /// Index in `pool` of each row's identity.
+    by_key: HashMap<(String, String, String), usize>,
 }
 
 fn key(mall: &str, category: &str, text: &str) -> (String, String, String) {
@@ -89,9 +91,8 @@ fn load_gold(options: &SimulateOptions) -> anyhow::Result<Gold> {
     anyhow::ensure!(!test.is_empty() && pool.len() > options.initial, "too few labelled rows to simulate");
     let by_key = pool
         .iter()
-        .map(|r| {
-            (key(r.mall.as_deref().unwrap_or(""), r.category.as_deref().unwrap_or(""), &r.text), r.clone())
-        })
+        .enumerate()
+        .map(|(i, r)| (key(r.mall.as_deref().unwrap_or(""), r.category.as_deref().unwrap_or(""), &r.text), i))
         .collect();
     Ok(Gold { test_jsonl: jsonl(&test, true), pool, by_key })
 }
@@ -145,7 +146,7 @@ pub async fn run(
     options: &SimulateOptions,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> anyhow::Result<Vec<Point>> {
-    for s in &options.strategies {
+    for s in options.strategies.iter().filter(|s| *s != oracle::ORACLE) {
         quotas(s)?;
     }
     let gold = load_gold(options)?;
@@ -207,9 +208,10 @@ impl Run<'_> {
         let taxonomy = &self.options.taxonomy;
         let options = ImportOptions::new(taxonomy, Format::Jsonl, "simulation pool");
         import::import(pool, &jsonl(&self.gold.pool, false)[..], &options).await?;
-        let mut first: Vec<&RawRow> = self.gold.pool.iter().collect();
+        let mut first: Vec<usize> = (0..self.gold.pool.len()).collect();
         first.shuffle(&mut rand::rngs::StdRng::seed_from_u64(self.seed));
-        self.reveal(pool, &first[..self.options.initial.min(first.len())]).await?;
+        let mut revealed = vec![false; self.gold.pool.len()];
+        self.reveal(pool, &first[..self.options.initial.min(first.len())], &mut revealed).await?;
         let mut points = Vec::new();
         for round in 0..=self.options.rounds {
             let point = self.train_and_test(pool, models, round).await?;
@@ -225,7 +227,7 @@ impl Run<'_> {
             ));
             points.push(point);
             if round < self.options.rounds {
-                self.next_round(pool, models, round).await?;
+                self.next_round(pool, models, round, &mut revealed).await?;
             }
         }
         Ok(points)
@@ -270,7 +272,18 @@ impl Run<'_> {
 
     /// Scores the pool (unless picking at random), composes the next round with the
     /// strategy, reveals its gold labels and closes it.
-    async fn next_round(&self, pool: &PgPool, models: &std::path::Path, round: usize) -> anyhow::Result<()> {
+    async fn next_round(
+        &self,
+        pool: &PgPool,
+        models: &std::path::Path,
+        round: usize,
+        revealed: &mut [bool],
+    ) -> anyhow::Result<()> {
+        if self.strategy == oracle::ORACLE {
+            let seed = self.seed * 1000 + round as u64;
+            let picks = oracle::balanced_picks(&self.gold.pool, revealed, self.options.batch, seed);
+            return self.reveal(pool, &picks, revealed).await;
+        }
         let quotas = quotas(self.strategy)?;
         if quotas.iter().any(|q| q.strategy != Strategy::Random) {
             let mut options = ScoreOptions::new(&self.options.taxonomy, models.to_path_buf());
@@ -299,16 +312,19 @@ impl Run<'_> {
         .bind(created.id)
         .fetch_all(pool)
         .await?;
-        let rows: Vec<&RawRow> =
-            picked.iter().filter_map(|(m, c, t)| self.gold.by_key.get(&key(m, c, t))).collect();
-        self.reveal(pool, &rows).await?;
+        let rows: Vec<usize> =
+            picked.iter().filter_map(|(m, c, t)| self.gold.by_key.get(&key(m, c, t)).copied()).collect();
+        self.reveal(pool, &rows, revealed).await?;
         crate::store::rounds::close(pool, created.id, None).await?;
         Ok(())
     }
 
-    /// The simulated annotator: the gold labels of these reviews, imported as gold.
-    async fn reveal(&self, pool: &PgPool, rows: &[&RawRow]) -> anyhow::Result<()> {
-        let owned: Vec<RawRow> = rows.iter().map(|r| (*r).clone()).collect();
+    /// The simulated annotator: the gold labels of these pool rows, imported as gold.
+    async fn reveal(&self, pool: &PgPool, rows: &[usize], revealed: &mut [bool]) -> anyhow::Result<()> {
+        for &i in rows {
+            revealed[i] = true;
+        }
+        let owned: Vec<RawRow> = rows.iter().map(|&i| self.gold.pool[i].clone()).collect();
         let mut options = ImportOptions::new(&self.options.taxonomy, Format::Jsonl, "simulated annotator");
         options.label_source = LabelSource::Gold;
         import::import(pool, &jsonl(&owned, true)[..], &options).await?;

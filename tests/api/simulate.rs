@@ -37,7 +37,7 @@ async fn a_simulation_reveals_labels_round_by_round_and_draws_the_curves() {
         test: Some(labelled_file(&dir, "test.csv", 12, 1000)),
         holdout: None,
         taxonomy: "fashion".into(),
-        strategies: vec!["random".into(), "mixed".into()],
+        strategies: vec!["random".into(), "mixed".into(), simulate::oracle::ORACLE.into()],
         rounds: 2,
         batch: 10,
         initial: 10,
@@ -50,15 +50,15 @@ async fn a_simulation_reveals_labels_round_by_round_and_draws_the_curves() {
     let mut lines = Vec::new();
     let points =
         simulate::run(&app.database_url, &options, &mut |l| lines.push(l.to_string())).await.unwrap();
-    assert_eq!(points.len(), 6, "two strategies × (first set + two rounds)");
-    for strategy in ["random", "mixed"] {
+    assert_eq!(points.len(), 9, "three strategies × (first set + two rounds)");
+    for strategy in ["random", "mixed", simulate::oracle::ORACLE] {
         let labels: Vec<usize> = points.iter().filter(|p| p.strategy == strategy).map(|p| p.labels).collect();
         assert_eq!(labels, vec![10, 20, 30], "{strategy}: each round reveals one batch");
     }
     assert!(points.iter().all(|p| (0.0..=1.0).contains(&p.keyword_macro_f1)));
-    assert_eq!(std::fs::read_to_string(dir.join("out/curves.csv")).unwrap().lines().count(), 7);
+    assert_eq!(std::fs::read_to_string(dir.join("out/curves.csv")).unwrap().lines().count(), 10);
     assert!(curves::svg(&points, curves::Metric::KeywordMacro).contains("<polyline"));
-    assert_eq!(curves::summarise(&points).len(), 2);
+    assert_eq!(curves::summarise(&points).len(), 3);
     assert!(lines.iter().any(|l| l.starts_with("mixed seed 3 round 2")));
     assert!(points.iter().all(|p| p.seed == 3));
     // This process's scratch database is gone; the app's own database saw nothing.
