@@ -142,7 +142,7 @@ impl Scorer {
         Prediction {
             review_id,
             boundary: strategies::keyword_boundary(&s.probabilities, thresholds),
-            balance: strategies::class_balance(&s.probabilities, thresholds, &self.labels),
+            balance: strategies::class_balance(&s.probabilities, &self.labels),
             boundary_keyword: strategies::least_certain_keyword(&s.probabilities, thresholds)
                 .map(|k| k as i16),
             uncertainty: strategies::sentiment_uncertainty(&distributions),
