@@ -323,24 +323,21 @@ async fn labelled_vectors(pool: &PgPool, version_id: i64) -> anyhow::Result<simi
         .collect();
     let mut out = similar::Labelled { count: taxonomy.keywords.len(), ..Default::default() };
     out.ids.extend(items.iter().map(|(review, _)| *review));
-    let mut kept = vec![0usize; out.count];
-    let open = |kept: &[usize], keywords: &[usize]| {
-        keywords.iter().any(|&k| kept[k] < similar::LABELLED_PER_KEYWORD)
-    };
+    let mut cap = similar::KeywordCap::new(out.count, similar::LABELLED_PER_KEYWORD);
     for slice in items.chunks(LABELLED_FETCHED_AT_ONCE) {
         // Counts only grow: what is open now holds everything this slice keeps.
         let wanted: Vec<i64> =
-            slice.iter().filter(|(_, ks)| open(&kept, ks)).map(|(review, _)| *review).collect();
+            slice.iter().filter(|(_, ks)| cap.open(ks)).map(|(review, _)| *review).collect();
         if wanted.is_empty() {
             continue;
         }
         let mut vectors = predictions::embeddings_of(pool, version_id, &wanted).await?;
         for (review, keywords) in slice {
-            if !open(&kept, keywords) {
+            if !cap.open(keywords) {
                 continue;
             }
             if let Some(v) = vectors.remove(review) {
-                keywords.iter().for_each(|&k| kept[k] += 1);
+                cap.take(keywords);
                 out.vectors.push(v);
                 out.keywords.push(keywords.clone());
             }

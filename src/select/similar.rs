@@ -90,6 +90,29 @@ impl Labelled {
     }
 }
 
+/// The bound on the labelled reviews compared with: a review is worth keeping while one
+/// of its keywords has fewer than `cap` kept, so a frequent keyword stops adding reviews
+/// at `cap` and a rare one loses none.
+#[derive(Debug, Clone)]
+pub struct KeywordCap {
+    kept: Vec<usize>,
+    cap: usize,
+}
+
+impl KeywordCap {
+    pub fn new(keywords: usize, cap: usize) -> KeywordCap {
+        KeywordCap { kept: vec![0; keywords], cap }
+    }
+
+    pub fn open(&self, keywords: &[usize]) -> bool {
+        keywords.iter().any(|&k| self.kept[k] < self.cap)
+    }
+
+    pub fn take(&mut self, keywords: &[usize]) {
+        keywords.iter().for_each(|&k| self.kept[k] += 1);
+    }
+}
+
 /// Each keyword's [`RANKS_KEPT`] most similar unlabelled reviews, gathered page by page.
 #[derive(Debug, Clone)]
 pub struct Nearest {
@@ -202,6 +225,24 @@ mod tests {
         order.sort_by(|a, b| scores[b].total_cmp(&scores[a]).then(a.cmp(b)));
         assert_eq!(&order[..2], &[10, 20], "{scores:?}");
         assert_eq!(order.len(), 5);
+    }
+
+    #[test]
+    fn the_cap_stops_a_frequent_keyword_and_keeps_every_review_of_a_rare_one() {
+        let mut cap = KeywordCap::new(2, 2);
+        let reviews: [&[usize]; 6] = [&[0], &[0], &[0, 1], &[0], &[1], &[1]];
+        let kept: Vec<bool> = reviews
+            .iter()
+            .map(|keywords| {
+                let open = cap.open(keywords);
+                if open {
+                    cap.take(keywords);
+                }
+                open
+            })
+            .collect();
+        assert_eq!(kept, [true, true, true, false, true, false], "keyword 0 closes at 2, keyword 1 after it");
+        assert!(!cap.open(&[0, 1]) && !cap.open(&[]), "nothing left open");
     }
 
     #[test]
