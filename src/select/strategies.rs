@@ -88,7 +88,7 @@ pub fn least_certain_keyword(probabilities: &[f32], thresholds: &[f32]) -> Optio
 /// keyword with few labels scores highest. No threshold: a keyword with three labels is
 /// rarely predicted present, yet its most probable reviews are where its next labels
 /// are. Requiring p ≥ threshold (as first built) left it the worst strategy on keyword
-/// macro F1; without it, mixed with keyword-neighbours it is the best
+/// macro F1; without it, mixed with keyword-neighbours it ends highest on macro F1
 /// (docs/benchmarks.md#simulation).
 pub fn class_balance(probabilities: &[f32], labels: &[usize]) -> f32 {
     probabilities

@@ -21,11 +21,7 @@ pub const ORACLE: &str = "oracle-balance";
 pub fn balanced_picks(pool: &[RawRow], revealed: &[bool], n: usize, seed: u64) -> Vec<usize> {
     let keywords: Vec<Vec<&str>> = pool.iter().map(keywords_of).collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for (i, _) in revealed.iter().enumerate().filter(|(_, r)| **r) {
-        for k in &keywords[i] {
-            *counts.entry(k).or_default() += 1;
-        }
-    }
+    (0..pool.len()).filter(|&i| revealed[i]).for_each(|i| count(&mut counts, &keywords[i]));
     let mut hidden: Vec<usize> = (0..pool.len()).filter(|&i| !revealed[i]).collect();
     hidden.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
     let mut picks = Vec::with_capacity(n.min(hidden.len()));
@@ -33,15 +29,26 @@ pub fn balanced_picks(pool: &[RawRow], revealed: &[bool], n: usize, seed: u64) -
         let gain = |i: usize| -> f64 {
             keywords[i].iter().map(|k| 1.0 / (1.0 + *counts.get(k).unwrap_or(&0) as f64)).sum()
         };
-        let best =
-            (0..hidden.len()).fold(0, |best, j| if gain(hidden[j]) > gain(hidden[best]) { j } else { best });
+        // The first of the best in shuffled order: each gain computed once.
+        let (best, _) = hidden.iter().enumerate().fold((0, f64::NEG_INFINITY), |(best, top), (j, &i)| {
+            let g = gain(i);
+            if g > top {
+                (j, g)
+            } else {
+                (best, top)
+            }
+        });
         let pick = hidden.swap_remove(best);
-        for k in &keywords[pick] {
-            *counts.entry(k).or_default() += 1;
-        }
+        count(&mut counts, &keywords[pick]);
         picks.push(pick);
     }
     picks
+}
+
+fn count<'a>(counts: &mut HashMap<&'a str, usize>, keywords: &[&'a str]) {
+    for k in keywords {
+        *counts.entry(k).or_default() += 1;
+    }
 }
 
 fn keywords_of(row: &RawRow) -> Vec<&str> {
