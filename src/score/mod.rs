@@ -5,6 +5,9 @@
 //! store each review once (the predictions' unique key). Clustering runs once every
 //! review is scored, a page at a time (`cluster_version`).
 
+pub mod anchors;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,7 +22,7 @@ use crate::select::{clusters, similar, strategies};
 use crate::split::Split;
 use crate::storage::{self, Storage};
 use crate::store::models::ModelVersion;
-use crate::store::predictions::{self, Prediction};
+use crate::store::predictions::{self, ClusterScores, Prediction};
 use crate::store::{models, taxonomies};
 use crate::taxonomy::Taxonomy;
 use crate::text::rarity::{self, RarityModel};
@@ -107,6 +110,7 @@ impl Scorer {
         let analyzer = tokio::task::spawn_blocking(move || Analyzer::load(&dir)).await??;
         let rarity = rarity_model(storage, models_dir, &taxonomy).await?;
         let labels = label_counts(pool, &taxonomy, &analyzer.keyword.labels.keywords).await?;
+        anchors::ensure(pool, &analyzer, &taxonomy, version.id).await?;
         Ok(Scorer { taxonomy, version, analyzer, rarity, labels })
     }
 
@@ -245,8 +249,9 @@ const CLUSTER_PAGE: usize = 5_000;
 /// k-means over the version's embeddings, in memory independent of the pool's size:
 /// fitted on a seeded sample of at most [`clusters::FIT_SAMPLE`], then two passes a page
 /// at a time (distances per cluster, then standardised scores stored). The first pass
-/// also gathers each keyword's nearest unlabelled reviews to its labelled ones, and the
-/// second stores their scores (the keyword-neighbours strategy). Returns k.
+/// also gathers each keyword's nearest unlabelled reviews to its labelled ones and to
+/// its anchor, and the second stores their scores (the keyword-neighbours and
+/// keyword-anchors strategies). Returns k.
 pub async fn cluster_version(
     pool: &PgPool,
     version_id: i64,
@@ -270,34 +275,46 @@ pub async fn cluster_in_pages(
     let k = k.unwrap_or_else(|| clusters::default_clusters(n)).clamp(1, n.saturating_sub(1).max(1));
     if n < 3 {
         let (ids, _) = predictions::embedding_page(pool, version_id, i64::MIN, n).await?;
-        let none = vec![None; ids.len()];
-        predictions::set_clusters(pool, version_id, &ids, &vec![0; ids.len()], &vec![0.0; ids.len()], &none)
-            .await?;
+        let (clusters, outliers, none) = (vec![0; ids.len()], vec![0.0; ids.len()], vec![None; ids.len()]);
+        let scores =
+            ClusterScores { clusters: &clusters, outliers: &outliers, neighbours: &none, anchored: &none };
+        predictions::set_clusters(pool, version_id, &ids, &scores).await?;
         return Ok(k);
     }
     let sample = predictions::embedding_sample(pool, version_id, clusters::FIT_SAMPLE, seed).await?;
     let centroids = Arc::new(tokio::task::spawn_blocking(move || clusters::fit(&sample, k, seed)).await??);
     let mut spread = strategies::Spread::default();
     let labelled = Arc::new(labelled_vectors(pool, version_id).await?);
-    let mut nearest = similar::Nearest::new(labelled.count, similar::RANKS_KEPT);
+    let anchored = Arc::new(anchors::as_references(predictions::anchors(pool, version_id).await?, &labelled));
+    let references = [labelled, anchored];
+    let mut nearest = references.clone().map(|r| similar::Nearest::new(r.count, similar::RANKS_KEPT));
     let mut after = i64::MIN;
-    while let Some(page) =
-        assigned_page(pool, version_id, &centroids, Some(&labelled), after, page_size).await?
-    {
+    while let Some(page) = assigned_page(pool, version_id, &centroids, &references, after, page_size).await? {
         cancel.check()?;
         spread.add(&page.distances, &page.clusters);
-        nearest.offer(&page.ids, &page.similarities);
+        for (nearest, similarities) in nearest.iter_mut().zip(&page.similarities) {
+            nearest.offer(&page.ids, similarities);
+        }
         after = page.last();
     }
-    let neighbours = nearest.scores();
+    let [neighbours, anchored] = nearest.map(similar::Nearest::scores);
     let tiny = clusters::tiny_size(n, k);
     let mut after = i64::MIN;
-    while let Some(page) = assigned_page(pool, version_id, &centroids, None, after, page_size).await? {
+    while let Some(page) = assigned_page(pool, version_id, &centroids, &[], after, page_size).await? {
         cancel.check()?;
-        let scores = spread.scores(&page.distances, &page.clusters, tiny);
-        let assigned: Vec<i32> = page.clusters.iter().map(|&c| c as i32).collect();
-        let near: Vec<Option<f32>> = page.ids.iter().map(|id| neighbours.get(id).copied()).collect();
-        predictions::set_clusters(pool, version_id, &page.ids, &assigned, &scores, &near).await?;
+        let outliers = spread.scores(&page.distances, &page.clusters, tiny);
+        let clusters: Vec<i32> = page.clusters.iter().map(|&c| c as i32).collect();
+        let stored = |scores: &HashMap<i64, f32>| -> Vec<Option<f32>> {
+            page.ids.iter().map(|id| scores.get(id).copied()).collect()
+        };
+        let (neighbours, anchored) = (stored(&neighbours), stored(&anchored));
+        let scores = ClusterScores {
+            clusters: &clusters,
+            outliers: &outliers,
+            neighbours: &neighbours,
+            anchored: &anchored,
+        };
+        predictions::set_clusters(pool, version_id, &page.ids, &scores).await?;
         after = page.last();
     }
     Ok(k)
@@ -347,12 +364,13 @@ async fn labelled_vectors(pool: &PgPool, version_id: i64) -> anyhow::Result<simi
 }
 
 /// One page of a version's embeddings, assigned to their nearest centroids, with their
-/// similarities to the labelled reviews when asked for (labelled reviews get none).
+/// similarities to each set of references asked for (labelled reviews get none).
 struct AssignedPage {
     ids: Vec<i64>,
     clusters: Vec<usize>,
     distances: Vec<f32>,
-    similarities: Vec<Vec<f32>>,
+    /// Per set of references, per review, per keyword ([`similar::Labelled::nearest`]).
+    similarities: Vec<Vec<Vec<f32>>>,
 }
 
 impl AssignedPage {
@@ -365,7 +383,7 @@ async fn assigned_page(
     pool: &PgPool,
     version_id: i64,
     centroids: &Arc<clusters::Centroids>,
-    labelled: Option<&Arc<similar::Labelled>>,
+    references: &[Arc<similar::Labelled>],
     after: i64,
     size: usize,
 ) -> anyhow::Result<Option<AssignedPage>> {
@@ -373,13 +391,13 @@ async fn assigned_page(
     if ids.is_empty() {
         return Ok(None);
     }
-    let (centroids, labelled, page_ids) = (centroids.clone(), labelled.cloned(), ids.clone());
+    let (centroids, references, page_ids) = (centroids.clone(), references.to_vec(), ids.clone());
     let (clusters, distances, similarities) = tokio::task::spawn_blocking(move || {
         let (clusters, distances) = centroids.assign(&embeddings)?;
-        let similarities = match labelled {
-            Some(labelled) => labelled.nearest(&page_ids, &embeddings)?,
-            None => Vec::new(),
-        };
+        let similarities = references
+            .iter()
+            .map(|r| r.nearest(&page_ids, &embeddings))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         anyhow::Ok((clusters, distances, similarities))
     })
     .await??;

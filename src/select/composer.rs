@@ -60,6 +60,7 @@ impl Pool {
             (Strategy::ClusterOutliers, column(pages, &order, |p| &p.outlier)),
             (Strategy::ClassBalance, column(pages, &order, |p| &p.balance)),
             (Strategy::KeywordNeighbours, column(pages, &order, |p| &p.neighbours)),
+            (Strategy::KeywordAnchors, column(pages, &order, |p| &p.anchored)),
         ]);
         Pool {
             review_ids: column(pages, &order, |p| &p.ids),

@@ -97,8 +97,9 @@ impl Best {
 struct Row {
     group: u32,
     text_key: i64,
-    /// Boundary, uncertainty, rarity, outlier, balance, neighbours (NaN where none).
-    scores: [f32; 6],
+    /// Boundary, uncertainty, rarity, outlier, balance, neighbours, anchored (NaN where
+    /// none).
+    scores: [f32; 7],
     keyword: i16,
 }
 
@@ -112,6 +113,7 @@ fn column(strategy: Strategy) -> Option<usize> {
         Strategy::ClusterOutliers => Some(3),
         Strategy::ClassBalance => Some(4),
         Strategy::KeywordNeighbours => Some(5),
+        Strategy::KeywordAnchors => Some(6),
         Strategy::KeywordQuota | Strategy::Random => None,
     }
 }
@@ -241,6 +243,7 @@ impl Shortlist {
                     page.outlier[i],
                     page.balance[i],
                     page.neighbours[i],
+                    page.anchored[i],
                 ],
                 keyword: page.boundary_keyword[i],
             };
@@ -431,6 +434,7 @@ mod tests {
                 outlier: ids.iter().map(|&id| score(id, 4, 17)).collect(),
                 balance: ids.iter().map(|&id| score(id, 5, 19)).collect(),
                 neighbours: ids.iter().map(|&id| score(id, 6, 23)).collect(),
+                anchored: ids.iter().map(|&id| score(id, 7, 29)).collect(),
                 boundary_keyword: ids.iter().map(|&id| ((id / 3) % 6) as i16 - 1).collect(),
             })
             .collect()
@@ -462,7 +466,7 @@ mod tests {
     }
 
     const QUOTAS: &str = "keyword-boundary=0.3,sentiment-uncertainty=0.15,rare-tokens=0.1,\
-                          cluster-outliers=0.1,class-balance=0.05,keyword-neighbours=0.05,keyword-quota=0.15,random=0.1";
+                          cluster-outliers=0.1,class-balance=0.05,keyword-neighbours=0.05,keyword-anchors=0.05,keyword-quota=0.1,random=0.1";
 
     #[test]
     fn a_round_composed_over_shortlists_is_the_round_composed_over_the_whole_pool() {

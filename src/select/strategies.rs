@@ -22,12 +22,15 @@ pub enum Strategy {
     KeywordQuota,
     /// Each keyword's nearest reviews to its labelled ones in turn (`select::similar`).
     KeywordNeighbours,
+    /// Each keyword's nearest reviews to its name, as the model reads it, in turn
+    /// (`score::anchors`): needs no label of the keyword.
+    KeywordAnchors,
     /// The baseline, and the first round.
     Random,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 8] = [
+    pub const ALL: [Strategy; 9] = [
         Strategy::KeywordBoundary,
         Strategy::SentimentUncertainty,
         Strategy::RareTokens,
@@ -35,6 +38,7 @@ impl Strategy {
         Strategy::ClassBalance,
         Strategy::KeywordQuota,
         Strategy::KeywordNeighbours,
+        Strategy::KeywordAnchors,
         Strategy::Random,
     ];
 
@@ -47,6 +51,7 @@ impl Strategy {
             Strategy::ClassBalance => "class-balance",
             Strategy::KeywordQuota => "keyword-quota",
             Strategy::KeywordNeighbours => "keyword-neighbours",
+            Strategy::KeywordAnchors => "keyword-anchors",
             Strategy::Random => "random",
         }
     }

@@ -192,29 +192,80 @@ pub async fn embedding_count(pool: &PgPool, model_version_id: i64) -> sqlx::Resu
     .await
 }
 
-/// The clustering pass's scores of a page: clusters, outlier scores and keyword
-/// neighbour scores (`None`: not among any keyword's nearest).
+/// The clustering pass's scores of a page, one entry per review.
+pub struct ClusterScores<'a> {
+    pub clusters: &'a [i32],
+    pub outliers: &'a [f32],
+    /// Keyword-neighbours scores (`None`: not among any keyword's nearest).
+    pub neighbours: &'a [Option<f32>],
+    /// Keyword-anchors scores (`None`: not among any keyword's nearest to its anchor).
+    pub anchored: &'a [Option<f32>],
+}
+
+/// Stores the clustering pass's scores of a page.
 pub async fn set_clusters(
     pool: &PgPool,
     model_version_id: i64,
     review_ids: &[i64],
-    clusters: &[i32],
-    outliers: &[f32],
-    neighbours: &[Option<f32>],
+    scores: &ClusterScores<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE review_scores p SET cluster = t.cluster, outlier = t.outlier, neighbours = t.neighbours
-         FROM UNNEST($2::bigint[], $3::int[], $4::real[], $5::real[]) AS t(review_id, cluster, outlier, neighbours)
+        "UPDATE review_scores p
+         SET cluster = t.cluster, outlier = t.outlier, neighbours = t.neighbours, anchored = t.anchored
+         FROM UNNEST($2::bigint[], $3::int[], $4::real[], $5::real[], $6::real[])
+              AS t(review_id, cluster, outlier, neighbours, anchored)
          WHERE p.model_version_id = $1 AND p.review_id = t.review_id",
     )
     .bind(model_version_id)
     .bind(review_ids)
-    .bind(clusters)
-    .bind(outliers)
-    .bind(neighbours)
+    .bind(scores.clusters)
+    .bind(scores.outliers)
+    .bind(scores.neighbours)
+    .bind(scores.anchored)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Whether the version's keyword anchors are stored (`score::anchors`).
+pub async fn has_anchors(pool: &PgPool, model_version_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM keyword_anchors WHERE model_version_id = $1)")
+        .bind(model_version_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Stores the version's keyword anchors, (keyword index, embedding), in one
+/// transaction. Scorers racing over one version compute the same anchors; the first
+/// insert of each keyword stays.
+pub async fn insert_anchors(
+    pool: &PgPool,
+    model_version_id: i64,
+    anchors: &[(i32, Vec<f32>)],
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    for (keyword, embedding) in anchors {
+        sqlx::query(
+            "INSERT INTO keyword_anchors (model_version_id, keyword, embedding) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(model_version_id)
+        .bind(keyword)
+        .bind(embedding)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// The version's keyword anchors: (keyword index, embedding), by keyword.
+pub async fn anchors(pool: &PgPool, model_version_id: i64) -> sqlx::Result<Vec<(i32, Vec<f32>)>> {
+    sqlx::query_as(
+        "SELECT keyword, embedding FROM keyword_anchors WHERE model_version_id = $1 ORDER BY keyword",
+    )
+    .bind(model_version_id)
+    .fetch_all(pool)
+    .await
 }
 
 /// The embeddings of these reviews under the version (those it has).
@@ -321,6 +372,7 @@ pub struct CandidatePage {
     pub outlier: Vec<f32>,
     pub balance: Vec<f32>,
     pub neighbours: Vec<f32>,
+    pub anchored: Vec<f32>,
     /// −1 where there is none.
     pub boundary_keyword: Vec<i16>,
 }
@@ -347,6 +399,7 @@ async fn candidate_page(
                 coalesce(array_agg(coalesce(p.outlier, 'NaN')), '{{}}') AS outlier,
                 coalesce(array_agg(coalesce(p.balance, 'NaN')), '{{}}') AS balance,
                 coalesce(array_agg(coalesce(p.neighbours, 'NaN')), '{{}}') AS neighbours,
+                coalesce(array_agg(coalesce(p.anchored, 'NaN')), '{{}}') AS anchored,
                 coalesce(array_agg(coalesce(p.boundary_keyword, (-1)::smallint)), '{{}}') AS boundary_keyword
          FROM reviews r
          LEFT JOIN review_scores p ON p.review_id = r.id AND p.model_version_id = $2

@@ -296,6 +296,7 @@ fn picked_by(t: &Tr, strategy: &str, score: Option<f32>) -> String {
         Some(Strategy::ClassBalance) => t.strategy_class_balance,
         Some(Strategy::KeywordQuota) => t.strategy_keyword_quota,
         Some(Strategy::KeywordNeighbours) => t.strategy_keyword_neighbours,
+        Some(Strategy::KeywordAnchors) => t.strategy_keyword_anchors,
         Some(Strategy::Random) => t.strategy_random,
         None if strategy == "proportional" => t.sampling_proportional,
         None => t.strategy_random,

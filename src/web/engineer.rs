@@ -149,6 +149,8 @@ struct RoundForm {
     #[serde(default)]
     quota_keyword_neighbours: f64,
     #[serde(default)]
+    quota_keyword_anchors: f64,
+    #[serde(default)]
     quota_random: f64,
     #[serde(default)]
     assist: String,
@@ -168,6 +170,7 @@ impl RoundForm {
             (Strategy::ClassBalance, self.quota_class_balance),
             (Strategy::KeywordQuota, self.quota_keyword_quota),
             (Strategy::KeywordNeighbours, self.quota_keyword_neighbours),
+            (Strategy::KeywordAnchors, self.quota_keyword_anchors),
             (Strategy::Random, self.quota_random),
         ]
         .into_iter()

@@ -34,6 +34,10 @@ async fn scoring_stores_what_the_strategies_need_and_resumes_where_it_stopped() 
         )
         .await;
     assert_eq!(complete, 100);
+    let anchors = "SELECT count(*) FROM keyword_anchors WHERE array_length(embedding, 1) = 32";
+    assert_eq!(app.count(anchors).await, 15, "an anchor per keyword the model scores");
+    let anchored = app.count("SELECT count(*) FROM review_scores WHERE anchored IS NOT NULL").await;
+    assert!(anchored > 0, "the clustering pass ranks reviews by the anchors");
     assert!(
         models.join("fashion/.rarity/rarity.model").is_file(),
         "the rarity model is trained once and kept"
@@ -56,6 +60,7 @@ async fn scoring_stores_what_the_strategies_need_and_resumes_where_it_stopped() 
     let again = score::run(&app.pool, &options, &mut |_, _| {}).await.unwrap();
     assert_eq!((again.scored, again.covered), (20, 100));
     assert_eq!(app.count("SELECT count(*) FROM review_scores WHERE cluster IS NULL").await, 0);
+    assert_eq!(app.count(anchors).await, 15, "anchors are stored once per version");
     // Nothing left: nothing scored, no clustering pass.
     let idle = score::run(&app.pool, &options, &mut |_, _| {}).await.unwrap();
     assert_eq!((idle.scored, idle.clusters), (0, None));
@@ -430,4 +435,43 @@ async fn keyword_neighbours_rounds_take_each_keywords_nearest_reviews_in_turn() 
     let picked = picked_in(&app, round.id).await;
     assert_eq!(picked.len(), 2);
     assert!(picked.contains(&ids[29]), "the rare keyword's nearest is in the round: {picked:?}");
+}
+
+/// Each keyword's nearest unlabelled reviews to its anchor, taken in turn: a keyword
+/// with no label at all gets its pick.
+#[tokio::test]
+async fn keyword_anchors_rounds_take_each_keywords_nearest_reviews_to_its_name() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(30, 1)).await;
+    let ids = review_ids(&app).await;
+    let annotator = crate::helpers::user_id(&app, reviewloop::store::users::Role::Annotator).await;
+    let frequent = app.taxonomy("fashion").await.keywords[0].id;
+    // Review 0, labelled, lies on keyword 3's anchor; 1–28 near keyword 0's; only
+    // review 29 anywhere near keyword 3's, and less closely than 1–28 to theirs.
+    crate::helpers::human_answer(&app, ids[0], annotator, vec![(frequent, 1)]).await;
+    let embedding = |i: usize| match i {
+        0 => vec![0.0, 0.0, 1.0],
+        29 => vec![0.5, 0.3, 1.0],
+        _ => vec![1.0, 0.05 * (i % 5) as f32, 0.2 + 0.01 * i as f32],
+    };
+    let version = embedded_version(&app, &(0..ids.len()).map(embedding).collect::<Vec<_>>()).await;
+    predictions::insert_anchors(&app.pool, version, &[(0, vec![1.0, 0.0, 0.0]), (3, vec![0.0, 0.0, 1.0])])
+        .await
+        .unwrap();
+    score::cluster_in_pages(&app.pool, version, Some(2), 7, &Default::default(), 7).await.unwrap();
+    let stored: Vec<Option<f32>> = sqlx::query_scalar(
+        "SELECT anchored FROM review_scores WHERE model_version_id = $1 ORDER BY review_id",
+    )
+    .bind(version)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(stored[0].is_none(), "a labelled review gets no score: {stored:?}");
+    assert!(stored[1..].iter().all(Option::is_some), "every unlabelled one does: {stored:?}");
+
+    let spec = RoundSpec { quotas: Quota::parse_list("keyword-anchors").unwrap(), ..round_spec(2) };
+    let round = app.create_round(&spec).await.unwrap();
+    let picked = picked_in(&app, round.id).await;
+    assert_eq!(picked.len(), 2);
+    assert!(picked.contains(&ids[29]), "the unlabelled keyword's nearest is in the round: {picked:?}");
 }
