@@ -32,12 +32,13 @@ use curves::Point;
 
 /// The mixed composer's quotas, chosen by simulation on NIKL with the default base
 /// (e5-ko in the fast mode; 1,000 held out, 800 labels, 15 seeds;
-/// docs/benchmarks.md#simulation): keyword-anchors alone. It needs 481 labels (60 %) to
-/// reach random's final keyword macro F1 and 433 (54 %) on sentiment macro F1, against
-/// 506 (63 %) and 575 (72 %) for the previous default (keyword-neighbours 0.3 +
+/// docs/benchmarks.md#simulation): keyword-anchors alone. It needs 481 labels (60.1 %)
+/// to reach random's final keyword macro F1 and 433 (54 %) on sentiment macro F1,
+/// against 506 (63 %) and 575 (72 %) for the previous default (keyword-neighbours 0.3 +
 /// class-balance 0.7), which reaches random's micro F1 sooner (92 % against 100 %). On
-/// seeds 11–15, which took no part in any choice, both need 59 % on macro F1. Mixes of
-/// the anchors with class balance or the neighbours needed more (71–82 % on seeds 1–5).
+/// seeds 11–15, which took no part in building either, both need 59 % on macro F1. Mixes
+/// of the anchors with class balance or the neighbours needed more (71–82 % on seeds
+/// 1–5); the other mixes were compared on seeds 1–5 (two of them also on 6–10).
 pub const MIXED: &str = "keyword-anchors";
 
 #[derive(Debug, Clone, Serialize)]
