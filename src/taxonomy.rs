@@ -147,15 +147,38 @@ pub fn fashion() -> TaxonomyDefinition {
     }
 }
 
+/// NIKL 2022 ABSA's entities, each with what it covers (after the corpus's annotation
+/// guide).
+const NIKL_ENTITIES: [(&str, &str); 4] = [
+    ("제품 전체", "제품을 통틀어 말할 때"),
+    ("본품", "제품의 몸체나 내용물 자체"),
+    ("패키지/구성품", "포장, 용기, 케이스, 함께 든 부속품이나 사은품"),
+    ("브랜드", "제조사, 회사, 상표"),
+];
+
+/// NIKL 2022 ABSA's attributes, each with what an entity's review says of it.
+const NIKL_ATTRIBUTES: [(&str, &str); 7] = [
+    ("일반", "전반적인 평가(좋다, 만족, 추천, 재구매)"),
+    ("가격", "가격, 가성비, 할인"),
+    ("디자인", "디자인, 모양, 색상, 외관"),
+    ("품질", "품질, 성능, 효과, 내구성, 기능"),
+    ("편의성", "사용의 편리함, 간편함, 휴대성"),
+    ("다양성", "종류, 색상, 구성 등 선택지의 다양함"),
+    ("인지도", "인지도, 유명함, 인기, 입소문"),
+];
+
 /// NIKL 2022 ABSA: entity#attribute categories, polarity negative/neutral/positive
-/// mapped to −1/0/1.
+/// mapped to −1/0/1. Each guideline says what the attribute and the entity cover, for
+/// annotators and for the keyword's anchor (score::anchors).
 pub fn nikl_absa() -> TaxonomyDefinition {
-    let entities = ["제품 전체", "본품", "패키지/구성품", "브랜드"];
-    let attributes = ["일반", "가격", "디자인", "품질", "편의성", "다양성", "인지도"];
-    let keywords = entities
+    let keywords = NIKL_ENTITIES
         .iter()
-        .flat_map(|e| attributes.iter().map(move |a| format!("{e}#{a}")))
-        .map(|name| KeywordDefinition { guideline: format!("NIKL 속성 범주 {name}"), name })
+        .flat_map(|&(entity, covers)| {
+            NIKL_ATTRIBUTES.iter().map(move |&(attribute, says)| KeywordDefinition {
+                name: format!("{entity}#{attribute}"),
+                guideline: format!("{entity}의 {says}. {entity}: {covers}."),
+            })
+        })
         .collect();
     TaxonomyDefinition {
         name: "nikl-absa".into(),
@@ -211,6 +234,10 @@ mod tests {
     fn builtin_taxonomies_match_the_seed_and_nikl() {
         assert_eq!(fashion().keywords.len(), 15);
         assert_eq!(nikl_absa().keywords.len(), 28);
-        assert!(nikl_absa().keywords.iter().any(|k| k.name == "패키지/구성품#디자인"));
+        let package = nikl_absa().keywords.into_iter().find(|k| k.name == "패키지/구성품#디자인").unwrap();
+        assert_eq!(
+            package.guideline,
+            "패키지/구성품의 디자인, 모양, 색상, 외관. 패키지/구성품: 포장, 용기, 케이스, 함께 든 부속품이나 사은품."
+        );
     }
 }
