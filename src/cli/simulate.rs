@@ -24,7 +24,8 @@ pub struct SimulateArgs {
     /// Comma-separated: random, mixed, or strategy names (keyword-boundary,
     /// sentiment-uncertainty, rare-tokens, cluster-outliers, class-balance, keyword-quota,
     /// keyword-neighbours, keyword-anchors), each alone or as quotas joined by `+`
-    /// (`keyword-quota=0.5+random=0.5`), `+diverse` for the diversity step; or
+    /// (`keyword-quota=0.5+random=0.5`), `+diverse` for the diversity step, `>` to hand
+    /// over to the next composition after a round (`keyword-anchors>class-balance`); or
     /// oracle-balance, a bound that reads the hidden gold labels to even out keywords.
     #[arg(long, value_delimiter = ',', default_value = "random,mixed")]
     strategy: Vec<String>,

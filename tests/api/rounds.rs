@@ -123,6 +123,10 @@ async fn an_engineer_creates_a_round_from_the_page_and_sees_progress() {
     ]);
     let page = engineer.post_form("/engineer/rounds", &form).await.text().await.unwrap();
     assert!(page.contains("id=\"created\""), "{page}");
+    assert!(
+        page.contains("키워드 앵커 100, 그 뒤 라운드는 키워드 이웃 30 + 클래스 균형 70"),
+        "the measured order: {page}"
+    );
     let malls = malls_of(&app, 1).await;
     assert_eq!(malls.values().copied().collect::<Vec<_>>(), vec![3, 3, 3]);
     let overview = engineer.get("/engineer?taxonomy=fashion").await.text().await.unwrap();
