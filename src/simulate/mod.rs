@@ -171,6 +171,7 @@ fn stage(strategy: &str, round: usize) -> String {
 /// Every composition a strategy entry hands over to, checked.
 fn check(strategy: &str) -> anyhow::Result<()> {
     for stage in stages(strategy) {
+        anyhow::ensure!(!stage.trim().is_empty(), "in `{strategy}`: a composition is empty");
         quotas(&stage).map_err(|e| anyhow::anyhow!("in `{strategy}`: {e}"))?;
     }
     Ok(())
@@ -424,6 +425,7 @@ mod tests {
         assert_eq!(stages[..3], ["keyword-anchors", "random+diverse", "keyword-quota=0.7+class-balance=0.3"]);
         assert_eq!(stages[3..], [stages[2].clone(), stages[2].clone()], "the last composition keeps on");
         assert!(check(entry).is_ok());
+        assert!(check("keyword-anchors>").unwrap_err().to_string().contains("a composition is empty"));
         let error = check("keyword-anchors>keyword-magic").unwrap_err().to_string();
         assert!(
             error.contains("in `keyword-anchors>keyword-magic`: unknown strategy `keyword-magic`"),
