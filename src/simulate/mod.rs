@@ -134,8 +134,13 @@ fn jsonl(rows: &[RawRow], labelled: bool) -> Vec<u8> {
 /// `+` joins quotas inside one composition, and `+diverse` adds the diversity step
 /// (`keyword-quota=0.7+random=0.3+diverse`).
 fn quotas(composition: &str) -> anyhow::Result<Vec<Quota>> {
-    let parts: Vec<&str> = composition.split('+').filter(|p| *p != "diverse").collect();
+    let parts: Vec<&str> = quota_parts(composition).collect();
     Quota::parse_list(&parts.join(",")).map_err(anyhow::Error::msg)
+}
+
+/// A composition's quotas as written, the diversity step left out.
+fn quota_parts(composition: &str) -> impl Iterator<Item = &str> {
+    composition.split('+').filter(|p| *p != "diverse")
 }
 
 fn is_diverse(composition: &str) -> bool {
@@ -152,7 +157,7 @@ fn is_diverse(composition: &str) -> bool {
 fn stages(strategy: &str) -> Vec<String> {
     let mut out = Vec::new();
     for stage in strategy.split('>') {
-        if !stage.split('+').filter(|p| *p != "diverse").eq(["mixed"]) {
+        if !quota_parts(stage).eq(["mixed"]) {
             out.push(stage.to_string());
             continue;
         }
