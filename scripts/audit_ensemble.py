@@ -44,13 +44,16 @@ def score(rows, present):
     by = {k: sum(flips[i] == k for i in hit) / v for k, v in kinds.items()}
     return len(hit) / len(top), len(hit) / n, by
 
-files = sys.argv[1:]
-runs = [load(f) for f in files]
-for f, rows in zip(files, runs):
-    pr, rc, by = score(rows, [r["present"] for r in rows])
-    print(f, "%.3f %.3f" % (pr, rc), by)
-if len(runs) > 1:
-    assert all(r["labelled"] == s["labelled"] and r["flip"] == s["flip"] for rows in runs[1:] for r, s in zip(runs[0], rows))
-    mean = [sum(rows[i]["present"] for rows in runs) / len(runs) for i in range(len(runs[0]))]
-    pr, rc, by = score(runs[0], mean)
-    print("mean of", len(runs), "%.3f %.3f" % (pr, rc), by)
+def main(files):
+    runs = [load(f) for f in files]
+    for f, rows in zip(files, runs):
+        pr, rc, by = score(rows, [r["present"] for r in rows])
+        print(f, "%.3f %.3f" % (pr, rc), by)
+    if len(runs) > 1:
+        assert all(r["labelled"] == s["labelled"] and r["flip"] == s["flip"] for rows in runs[1:] for r, s in zip(runs[0], rows))
+        mean = [sum(rows[i]["present"] for rows in runs) / len(runs) for i in range(len(runs[0]))]
+        pr, rc, by = score(runs[0], mean)
+        print("mean of", len(runs), "%.3f %.3f" % (pr, rc), by)
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

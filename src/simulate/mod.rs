@@ -43,6 +43,11 @@ use curves::Point;
 /// after the choice, it needs 383 labels (48 %) on macro F1.
 pub const MIXED: &str = "keyword-anchors>keyword-neighbours=0.3+class-balance=0.7";
 
+/// [`MIXED`]'s compositions in order, each as its quotas: what the rounds page advises.
+pub fn mixed_stages() -> Vec<Vec<Quota>> {
+    MIXED.split('>').map(|stage| quotas(stage).expect("MIXED is a valid entry")).collect()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SimulateOptions {
     pub data: PathBuf,
@@ -447,6 +452,17 @@ mod tests {
         assert_eq!(later, [Strategy::KeywordNeighbours, Strategy::ClassBalance]);
         assert!(stages("mixed+diverse").iter().all(|s| is_diverse(s)));
         assert_eq!(stages("random>mixed").len(), 3);
+        let advised: Vec<Vec<(Strategy, f64)>> = mixed_stages()
+            .iter()
+            .map(|stage| stage.iter().map(|q| (q.strategy, q.weight)).collect())
+            .collect();
+        assert_eq!(
+            advised,
+            [
+                vec![(Strategy::KeywordAnchors, 1.0)],
+                vec![(Strategy::KeywordNeighbours, 0.3), (Strategy::ClassBalance, 0.7)]
+            ]
+        );
     }
 
     #[test]

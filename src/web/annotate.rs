@@ -287,17 +287,8 @@ async fn item_page(
 }
 
 fn picked_by(t: &Tr, strategy: &str, score: Option<f32>) -> String {
-    use crate::select::Strategy;
-    let name = match Strategy::parse(strategy) {
-        Some(Strategy::KeywordBoundary) => t.strategy_keyword_boundary,
-        Some(Strategy::SentimentUncertainty) => t.strategy_sentiment_uncertainty,
-        Some(Strategy::RareTokens) => t.strategy_rare_tokens,
-        Some(Strategy::ClusterOutliers) => t.strategy_cluster_outliers,
-        Some(Strategy::ClassBalance) => t.strategy_class_balance,
-        Some(Strategy::KeywordQuota) => t.strategy_keyword_quota,
-        Some(Strategy::KeywordNeighbours) => t.strategy_keyword_neighbours,
-        Some(Strategy::KeywordAnchors) => t.strategy_keyword_anchors,
-        Some(Strategy::Random) => t.strategy_random,
+    let name = match crate::select::Strategy::parse(strategy) {
+        Some(known) => t.strategy(known),
         None if strategy == "proportional" => t.sampling_proportional,
         None => t.strategy_random,
     };

@@ -103,6 +103,8 @@ struct RoundsPage {
     rounds: Vec<RoundProgress>,
     error: Option<String>,
     created: Option<String>,
+    /// The measured order of compositions, in the form's names.
+    advice: String,
 }
 
 async fn rounds_page(user: Engineer, state: web::Data<AppState>) -> AppResult<HttpResponse> {
@@ -118,7 +120,28 @@ async fn rounds_response(
     let taxonomies = taxonomies::list(&state.pool).await?;
     let rounds = rounds::list(&state.pool).await?;
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    Ok(render_with(&RoundsPage { t: user.tr(), nav: user.nav(), taxonomies, rounds, error, created }, status))
+    let t = user.tr();
+    let page =
+        RoundsPage { t, nav: user.nav(), taxonomies, rounds, error, created, advice: quotas_advice(t) };
+    Ok(render_with(&page, status))
+}
+
+/// The order `simulate` measured best ([`crate::simulate::MIXED`], its one source), in
+/// the quota labels of the form it advises: "first round: random → next round: A 100%
+/// → every round after: B 30% + C 70%".
+fn quotas_advice(t: &Tr) -> String {
+    let stages = crate::simulate::mixed_stages();
+    let mut steps = vec![format!("{}: {}", t.advice_first_round, t.strategy_random)];
+    for (i, stage) in stages.iter().enumerate() {
+        let total: f64 = stage.iter().map(|q| q.weight).sum();
+        let shares: Vec<String> = stage
+            .iter()
+            .map(|q| format!("{} {:.0}%", t.strategy(q.strategy), 100.0 * q.weight / total))
+            .collect();
+        let when = if i + 1 == stages.len() { t.advice_later_rounds } else { t.advice_next_round };
+        steps.push(format!("{when}: {}", shares.join(" + ")));
+    }
+    format!("{}: {}.", t.quotas_advice, steps.join(" → "))
 }
 
 #[derive(Deserialize)]
@@ -390,4 +413,20 @@ async fn upload(
     // The job owns the file now: it removes it when it ends.
     file.keep()?;
     Ok(see_other(&format!("/engineer/jobs/{id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advice_names_the_default_order_as_the_form_labels_its_quotas() {
+        let advice = quotas_advice(&super::super::i18n::EN);
+        assert_eq!(
+            advice,
+            "What caught up on rare keywords with the fewest labels in simulation: first round: Random → \
+             next round: Nearest to each keyword's name and guideline 100% → every round after: \
+             Nearest to each keyword's labelled reviews 30% + Class balance (keywords with few labels) 70%."
+        );
+    }
 }

@@ -3,6 +3,8 @@
 
 use actix_web::HttpRequest;
 
+use crate::select::Strategy;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     Ko,
@@ -197,6 +199,9 @@ pub struct Tr {
     pub quotas: &'static str,
     pub quotas_hint: &'static str,
     pub quotas_advice: &'static str,
+    pub advice_first_round: &'static str,
+    pub advice_next_round: &'static str,
+    pub advice_later_rounds: &'static str,
     pub strategy_keyword_boundary: &'static str,
     pub strategy_sentiment_uncertainty: &'static str,
     pub strategy_rare_tokens: &'static str,
@@ -261,6 +266,21 @@ pub struct Tr {
 }
 
 impl Tr {
+    /// A strategy's name as the rounds form labels its quota.
+    pub fn strategy(&self, strategy: Strategy) -> &'static str {
+        match strategy {
+            Strategy::KeywordBoundary => self.strategy_keyword_boundary,
+            Strategy::SentimentUncertainty => self.strategy_sentiment_uncertainty,
+            Strategy::RareTokens => self.strategy_rare_tokens,
+            Strategy::ClusterOutliers => self.strategy_cluster_outliers,
+            Strategy::ClassBalance => self.strategy_class_balance,
+            Strategy::KeywordQuota => self.strategy_keyword_quota,
+            Strategy::KeywordNeighbours => self.strategy_keyword_neighbours,
+            Strategy::KeywordAnchors => self.strategy_keyword_anchors,
+            Strategy::Random => self.strategy_random,
+        }
+    }
+
     /// What an error status means, in this language.
     pub fn status_text(&self, status: u16) -> &'static str {
         match status {
@@ -427,7 +447,10 @@ pub static KO: Tr = Tr {
     matching_gold: "정답과 일치",
     quotas: "전략별 비중",
     quotas_hint: "하나라도 0보다 크면 현재 모델 점수로 고르고, 몰/카테고리 비율은 위의 기준을 따릅니다.",
-    quotas_advice: "희귀 키워드를 가장 적은 라벨로 따라잡은 순서(시뮬레이션 측정): 무작위 첫 라운드 다음은 키워드 앵커 100, 그 뒤 라운드는 키워드 이웃 30 + 클래스 균형 70.",
+    quotas_advice: "희귀 키워드를 가장 적은 라벨로 따라잡은 순서(시뮬레이션 측정)",
+    advice_first_round: "첫 라운드",
+    advice_next_round: "다음 라운드",
+    advice_later_rounds: "이후 모든 라운드",
     strategy_keyword_boundary: "키워드 경계",
     strategy_sentiment_uncertainty: "감성 불확실",
     strategy_rare_tokens: "희귀 토큰",
@@ -645,7 +668,10 @@ pub static EN: Tr = Tr {
     matching_gold: "Matching gold",
     quotas: "Strategy quotas",
     quotas_hint: "When any is above 0, items are picked by the serving model's scores; mall/category shares follow the grouping above.",
-    quotas_advice: "What caught up on rare keywords with the fewest labels in simulation: after a random first round, keyword anchors 100; every round after, keyword neighbours 30 + class balance 70.",
+    quotas_advice: "What caught up on rare keywords with the fewest labels in simulation",
+    advice_first_round: "first round",
+    advice_next_round: "next round",
+    advice_later_rounds: "every round after",
     strategy_keyword_boundary: "Keyword boundary",
     strategy_sentiment_uncertainty: "Sentiment uncertainty",
     strategy_rare_tokens: "Rare tokens",

@@ -124,7 +124,10 @@ async fn an_engineer_creates_a_round_from_the_page_and_sees_progress() {
     let page = engineer.post_form("/engineer/rounds", &form).await.text().await.unwrap();
     assert!(page.contains("id=\"created\""), "{page}");
     assert!(
-        page.contains("키워드 앵커 100, 그 뒤 라운드는 키워드 이웃 30 + 클래스 균형 70"),
+        page.contains(
+            "첫 라운드: 무작위 → 다음 라운드: 키워드 이름·가이드라인과 닮은 리뷰 100% → \
+             이후 모든 라운드: 키워드별 라벨과 닮은 리뷰 30% + 라벨 적은 키워드 우선 70%."
+        ),
         "the measured order: {page}"
     );
     let malls = malls_of(&app, 1).await;
