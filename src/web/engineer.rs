@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn the_advice_names_the_default_order_as_the_form_labels_its_quotas() {
-        let advice = quotas_advice(&super::super::i18n::EN);
+        let advice = quotas_advice(&crate::web::i18n::EN);
         assert_eq!(
             advice,
             "What caught up on rare keywords with the fewest labels in simulation: first round: Random → \
