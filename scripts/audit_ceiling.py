@@ -12,7 +12,7 @@ neighbours' vote is left out: it would have to be taken over the flipped labels.
 """
 import random, statistics, sys
 
-from audit_ensemble import load, suspects
+from audit_ensemble import load, score
 
 def draw(rows, rng, rate=0.05):
     """One planting: (the labels as flipped, {index: "removed" | "added"})."""
@@ -25,9 +25,10 @@ def draw(rows, rng, rate=0.05):
     return [(not l) if i in flips else l for i, l in enumerate(clean)], flips
 
 def recall(model, labelled, flips):
-    top = set(suspects(model, labelled)[: 2 * len(flips)])
-    share = lambda kind: [i in top for i, k in flips.items() if kind in (None, k)]
-    return [sum(s) / len(s) for s in (share(None), share("removed"), share("added"))]
+    """Recall overall, of removed and of added flips, counted as `audit_ensemble.score` does."""
+    planted = [{"labelled": l, "flip": flips.get(i)} for i, l in enumerate(labelled)]
+    _, found, by_kind = score(planted, model)
+    return [found, by_kind["removed"], by_kind["added"]]
 
 def main(path, draws):
     rows = load(path)

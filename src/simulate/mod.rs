@@ -46,7 +46,7 @@ pub const MIXED: &str = "keyword-anchors>keyword-neighbours=0.3+class-balance=0.
 
 /// [`MIXED`]'s compositions in order, each as its quotas: what the rounds page advises.
 pub fn mixed_stages() -> Vec<Vec<Quota>> {
-    MIXED.split('>').map(|stage| quotas(stage).expect("MIXED is a valid entry")).collect()
+    stages("mixed").iter().map(|stage| quotas(stage).expect("MIXED is a valid entry")).collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
