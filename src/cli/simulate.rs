@@ -52,6 +52,11 @@ pub struct SimulateArgs {
     /// Training batch: small, so that a few hundred labels still give enough steps.
     #[arg(long, default_value_t = 8)]
     train_batch: usize,
+    /// Fewest validation reviews whose score may discard the encoder's training stage
+    /// for the lexical part's alone (default 0: validation always decides). At a few
+    /// hundred labels the validation split holds a few dozen reviews.
+    #[arg(long, default_value_t = 0)]
+    validation_floor: usize,
     /// Encoder size of the simulated models: many rounds must fit in minutes on a CPU.
     #[arg(long, default_value_t = 2)]
     layers: usize,
@@ -76,6 +81,7 @@ pub async fn simulate(pool: &sqlx::PgPool, settings: &Settings, args: SimulateAr
     train.vocab_size = args.vocab_size;
     train.encoder_size = Some(EncoderSize { layers: args.layers, hidden: args.hidden });
     args.fast.apply(&mut train)?;
+    train.fit.validation_floor = args.validation_floor;
     let options = SimulateOptions {
         data: args.file.data,
         format: args.file.format,

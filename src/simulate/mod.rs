@@ -217,6 +217,22 @@ pub async fn run(
 }
 
 /// `curves.csv`, one SVG chart per metric and `summary.json` in `out`.
+/// Which stage each model of a round kept, for the run's log: at a few hundred labels
+/// the validation split holds a few dozen reviews, and when no encoder epoch beats the
+/// lexical stage there the model kept is the lexical part alone.
+fn kept_stages(outcome: &crate::train::pipeline::TrainOutcome) -> String {
+    let stage = |fit: &crate::train::FitReport| {
+        if fit.first_stage_epochs == 0 {
+            "one stage"
+        } else if fit.last_stage_kept() {
+            "encoder"
+        } else {
+            "lexical only"
+        }
+    };
+    format!("kept: keyword {}, sentiment {}", stage(&outcome.keyword.fit), stage(&outcome.sentiment.fit))
+}
+
 pub fn write_outputs(out: &std::path::Path, points: &[Point]) -> anyhow::Result<()> {
     std::fs::write(out.join("curves.csv"), curves::to_csv(points))?;
     for metric in curves::Metric::ALL {
@@ -262,9 +278,9 @@ impl Run<'_> {
         self.reveal(pool, &first[..self.options.initial.min(first.len())], &mut revealed).await?;
         let mut points = Vec::new();
         for round in 0..=self.options.rounds {
-            let point = self.train_and_test(pool, models, round).await?;
+            let (point, kept) = self.train_and_test(pool, models, round).await?;
             log(&format!(
-                "{} seed {} round {}: {} labels, keyword micro {:.3} macro {:.3}, sentiment macro {:.3}",
+                "{} seed {} round {}: {} labels, keyword micro {:.3} macro {:.3}, sentiment macro {:.3}; {kept}",
                 self.strategy,
                 self.seed,
                 round,
@@ -281,12 +297,13 @@ impl Run<'_> {
         Ok(points)
     }
 
+    /// The round's point, and which stage's weights each model kept (`kept_stages`).
     async fn train_and_test(
         &self,
         pool: &PgPool,
         models: &std::path::Path,
         round: usize,
-    ) -> anyhow::Result<Point> {
+    ) -> anyhow::Result<(Point, String)> {
         let mut settings = self.options.train.clone();
         settings.taxonomy = self.options.taxonomy.clone();
         // Versions go to this run's scratch folder; bases stay where they were found.
@@ -307,7 +324,8 @@ impl Run<'_> {
         let f1 = |r: &Option<crate::train::metrics::Report>, macro_avg: bool| {
             r.as_ref().map(|r| if macro_avg { r.macro_avg.f1 } else { r.micro.f1 }).unwrap_or(0.0)
         };
-        Ok(Point {
+        let kept = kept_stages(&outcome);
+        let point = Point {
             strategy: self.strategy.to_string(),
             seed: self.seed,
             round,
@@ -315,7 +333,8 @@ impl Run<'_> {
             keyword_micro_f1: f1(&evaluation.keyword, false),
             keyword_macro_f1: f1(&evaluation.keyword, true),
             sentiment_macro_f1: f1(&evaluation.sentiment, true),
-        })
+        };
+        Ok((point, kept))
     }
 
     /// Scores the pool (unless picking at random), composes the next round with the

@@ -147,6 +147,11 @@ pub struct FitOptions {
     /// What of the encoder stays fixed (a pretrained base's embeddings, lower layers).
     #[serde(default)]
     pub frozen: crate::model::encoder::Frozen,
+    /// Fewest validation reviews whose score may discard the encoder's stage in favour
+    /// of the lexical stage before it (`stages::train_model`); with fewer, the encoder
+    /// stage keeps its lowest-training-loss epoch. 0: validation always decides.
+    #[serde(default)]
+    pub validation_floor: usize,
     #[serde(skip)]
     pub parts: optim::Parts,
     /// Checked after every step: training stops with an error once it is set.
@@ -213,6 +218,9 @@ pub struct FitReport {
     pub epochs: Vec<EpochLog>,
     /// The epoch whose weights were kept.
     pub best_epoch: usize,
+    /// Epochs of a first stage (the lexical part's) before this log's last stage.
+    #[serde(default)]
+    pub first_stage_epochs: usize,
 }
 
 impl FitReport {
@@ -222,7 +230,14 @@ impl FitReport {
         let offset = self.epochs.len();
         let best_epoch = if later.best_epoch == 0 { self.best_epoch } else { later.best_epoch + offset };
         self.epochs.extend(later.epochs.into_iter().map(|e| EpochLog { epoch: e.epoch + offset, ..e }));
-        FitReport { epochs: self.epochs, best_epoch }
+        FitReport { epochs: self.epochs, best_epoch, first_stage_epochs: offset }
+    }
+
+    /// Whether the weights kept are the last stage's: false when no epoch of it beat
+    /// what the first stage left on validation (with a lexical part, the encoder then
+    /// adds nothing to the model kept).
+    pub fn last_stage_kept(&self) -> bool {
+        self.best_epoch > self.first_stage_epochs
     }
 }
 
@@ -361,7 +376,7 @@ pub fn fit(
     if let Some(weights) = &best.2 {
         restore(weights)?;
     }
-    Ok(FitReport { epochs: logs, best_epoch: best.1 })
+    Ok(FitReport { epochs: logs, best_epoch: best.1, first_stage_epochs: 0 })
 }
 
 /// Logits of a training stage, with the part it keeps fixed detached (so that no

@@ -137,6 +137,7 @@ impl TrainSettings {
                 lexical_epochs: super::default_lexical_epochs(),
                 head_rate: 1.0,
                 frozen: Default::default(),
+                validation_floor: 0,
                 parts: Default::default(),
                 cancel: Default::default(),
             },

@@ -37,7 +37,9 @@ pub(super) fn train_model(
     let mut run = |parts, stage: &str| {
         let epochs = if parts == Parts::Lexical { options.lexical_epochs } else { options.epochs };
         let options = FitOptions { parts, epochs, ..options.clone() };
-        fit(&model, &vars, outputs, &sets[0], Some(&sets[1]), &options, &mut |p| progress(stage, p))
+        let judged = parts != Parts::Encoder || sets[1].len() >= options.validation_floor;
+        let valid = judged.then_some(&sets[1]);
+        fit(&model, &vars, outputs, &sets[0], valid, &options, &mut |p| progress(stage, p))
     };
     let report = if model.lexical_buckets() > 0 {
         // Trained together, the encoder fits the training reviews within a few epochs

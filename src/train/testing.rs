@@ -17,6 +17,7 @@ pub fn toy_options(epochs: usize, seed: u64) -> FitOptions {
         lexical_epochs: 2,
         head_rate: 1.0,
         frozen: Default::default(),
+        validation_floor: 0,
         parts: Default::default(),
         cancel: Default::default(),
     }

@@ -109,11 +109,16 @@ fn two_stages_make_one_log() {
             })
             .collect(),
         best_epoch,
+        first_stage_epochs: 0,
     };
     let both = log(3, 2).then(log(2, 1));
     assert_eq!(both.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     assert_eq!(both.best_epoch, 4);
-    assert_eq!(log(3, 2).then(log(2, 0)).best_epoch, 2, "the second stage kept what the first left");
+    assert!(both.last_stage_kept());
+    let first_kept = log(3, 2).then(log(2, 0));
+    assert_eq!(first_kept.best_epoch, 2, "the second stage kept what the first left");
+    assert!(!first_kept.last_stage_kept());
+    assert!(log(3, 2).last_stage_kept(), "one stage: its best is its own");
 }
 
 #[test]

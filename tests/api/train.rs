@@ -128,6 +128,23 @@ async fn training_writes_a_loadable_version_and_records_it() {
 }
 
 #[tokio::test]
+async fn below_the_validation_floor_the_encoder_stage_is_kept_whatever_validation_says() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &labelled_csv()).await;
+    let models = scratch_dir();
+    let mut floored = settings(&models, "floored");
+    floored.fit.validation_floor = 1000;
+    let outcome = pipeline::run(&app.pool, &floored, &mut |_, _| {}).await.unwrap();
+    for fit in [&outcome.keyword.fit, &outcome.sentiment.fit] {
+        let (lexical, encoder) = fit.epochs.split_at(fit.first_stage_epochs);
+        assert!(!lexical.is_empty() && lexical.iter().all(|e| e.valid_score.is_some()), "{fit:?}");
+        assert!(!encoder.is_empty() && encoder.iter().all(|e| e.valid_score.is_none()), "{fit:?}");
+        assert!(fit.last_stage_kept(), "{fit:?}");
+    }
+    let _ = std::fs::remove_dir_all(&models);
+}
+
+#[tokio::test]
 async fn a_failed_run_leaves_no_folder_and_no_rows() {
     let app = TestApp::spawn().await;
     app.import_text("fashion", Format::Csv, &labelled_csv()).await;
