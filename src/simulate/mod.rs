@@ -216,7 +216,6 @@ pub async fn run(
     Ok(points)
 }
 
-/// `curves.csv`, one SVG chart per metric and `summary.json` in `out`.
 /// Which stage each model of a round kept, for the run's log: at a few hundred labels
 /// the validation split holds a few dozen reviews, and when no encoder epoch beats the
 /// lexical stage there the model kept is the lexical part alone.
@@ -233,6 +232,7 @@ fn kept_stages(outcome: &crate::train::pipeline::TrainOutcome) -> String {
     format!("kept: keyword {}, sentiment {}", stage(&outcome.keyword.fit), stage(&outcome.sentiment.fit))
 }
 
+/// `curves.csv`, one SVG chart per metric and `summary.json` in `out`.
 pub fn write_outputs(out: &std::path::Path, points: &[Point]) -> anyhow::Result<()> {
     std::fs::write(out.join("curves.csv"), curves::to_csv(points))?;
     for metric in curves::Metric::ALL {
