@@ -41,7 +41,7 @@ use curves::Point;
 /// the same lists; the mix learns from the labels. It pays on sentiment macro F1: 624
 /// labels (78 %), against 409 for keyword-anchors throughout. On seeds 16–20, run once
 /// after the choice, it needs 383 labels (48 %) on macro F1. With all 12 layers fine-tuned
-/// it stays ahead of random, but needs 643 labels (80 %) on seeds 1–4.
+/// it stays ahead of random, but needs 577 labels (72 %) on seeds 1–5.
 pub const MIXED: &str = "keyword-anchors>keyword-neighbours=0.3+class-balance=0.7";
 
 /// [`MIXED`]'s compositions in order, each as its quotas: what the rounds page advises.
