@@ -35,14 +35,14 @@ pub struct Settings {
     #[arg(long, env = "REVIEWLOOP_MAX_TEXT_CHARS", default_value_t = MAX_TEXT_CHARS, global = true)]
     pub max_text_chars: usize,
 
-    /// The web app's limits: `serve`'s flags, set by its handler.
-    #[arg(skip = WebLimits::default())]
-    pub web: WebLimits,
+    /// The web app's settings: `serve`'s flags, set by its handler.
+    #[arg(skip = WebSettings::default())]
+    pub web: WebSettings,
 }
 
-/// The web app's limits (flags of `serve`).
+/// The web app's settings and limits (flags of `serve`).
 #[derive(Debug, Clone, Args)]
-pub struct WebLimits {
+pub struct WebSettings {
     /// Promotion is refused when a keyword's F1 falls by more than this (unless a
     /// reason is given).
     #[arg(long, env = "REVIEWLOOP_PROMOTION_MARGIN", default_value_t = PROMOTION_MARGIN)]
@@ -53,17 +53,77 @@ pub struct WebLimits {
     #[arg(long, env = "REVIEWLOOP_MAX_UPLOAD_MB", default_value_t = MAX_UPLOAD_MB)]
     pub max_upload_mb: u64,
 
+    /// The address users reach the app at (`https://reviews.example.com`). With
+    /// `https://`, every cookie is marked Secure and browsers are told to keep to HTTPS
+    /// (HSTS).
+    #[arg(long, env = "REVIEWLOOP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Mark cookies Secure and send HSTS even without an `https://` public URL (or
+    /// `false` to never do so).
+    #[arg(
+        long,
+        env = "REVIEWLOOP_SECURE_COOKIES",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub secure_cookies: Option<bool>,
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed, as addresses or CIDR blocks
+    /// separated by commas (`127.0.0.1,10.0.0.0/8`). Login and API-key throttles count
+    /// per client address: behind a proxy that is not listed here, every client shares
+    /// the proxy's address. The header is never read from anyone else.
+    #[arg(long, env = "REVIEWLOOP_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+
     #[command(flatten)]
     pub serve: ServeLimits,
 }
 
-impl Default for WebLimits {
+impl Default for WebSettings {
     fn default() -> Self {
-        WebLimits {
+        WebSettings {
             promotion_margin: PROMOTION_MARGIN,
             max_upload_mb: MAX_UPLOAD_MB,
+            public_url: None,
+            secure_cookies: None,
+            trusted_proxies: TrustedProxies::default(),
             serve: ServeLimits::default(),
         }
+    }
+}
+
+impl WebSettings {
+    /// Whether cookies are marked Secure (and HSTS sent): as set, or else whenever the
+    /// public URL is `https://`.
+    pub fn secure(&self) -> bool {
+        self.secure_cookies.unwrap_or_else(|| {
+            self.public_url.as_deref().is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"))
+        })
+    }
+}
+
+/// Addresses and CIDR blocks of trusted reverse proxies (`--trusted-proxies`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: &std::net::IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(ip))
+    }
+}
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let nets = s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|part| {
+            part.parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{part}` is not an IP address or a CIDR block (10.0.0.0/8)"))
+        });
+        nets.collect::<Result<Vec<_>, _>>().map(TrustedProxies)
     }
 }
 
@@ -74,7 +134,7 @@ impl Settings {
             data_dir: PathBuf::from(DATA_DIR),
             storage: StorageLocation::default(),
             max_text_chars: MAX_TEXT_CHARS,
-            web: WebLimits::default(),
+            web: WebSettings::default(),
         }
     }
 }
@@ -184,4 +244,38 @@ pub fn this_process() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let host = if host.trim().is_empty() { "localhost" } else { host.trim() };
     format!("{host}:{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks_and_nothing_else() {
+        let trusted: TrustedProxies = "127.0.0.1, 10.0.0.0/8,::1".parse().unwrap();
+        for ip in ["127.0.0.1", "10.20.30.40", "::1"] {
+            assert!(trusted.contains(&ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["127.0.0.2", "11.0.0.1", "::2"] {
+            assert!(!trusted.contains(&ip.parse().unwrap()), "{ip}");
+        }
+        assert_eq!("".parse::<TrustedProxies>().unwrap(), TrustedProxies::default());
+        assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
+        assert!("proxy.example".parse::<TrustedProxies>().is_err());
+    }
+
+    #[test]
+    fn cookies_are_secure_behind_an_https_public_url_unless_told_otherwise() {
+        let mut web = WebSettings::default();
+        assert!(!web.secure());
+        web.public_url = Some("HTTPS://reviews.example.com".into());
+        assert!(web.secure());
+        web.secure_cookies = Some(false);
+        assert!(!web.secure());
+        web.public_url = Some("http://10.0.0.5:8080".into());
+        web.secure_cookies = None;
+        assert!(!web.secure());
+        web.secure_cookies = Some(true);
+        assert!(web.secure());
+    }
 }

@@ -69,6 +69,7 @@
   }
 
   function submit() {
+    if (document.getElementById("submit-button").disabled) return;
     const any = selected().length > 0;
     if (!any && !noKeyword.checked) { alert(messages.dataset.choose); return; }
     if (any && noKeyword.checked) { alert(messages.dataset.both); return; }

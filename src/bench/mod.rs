@@ -80,8 +80,8 @@ pub async fn import(settings: &Settings, rows: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Latency of the annotator's loop over real HTTP: ask for the next item, load its
-/// page, submit an answer. The pool is `pool_size` generated reviews, the round
+/// Latency of the annotator's loop over real HTTP: load an item's page, submit an
+/// answer (which claims the next item and leads to it). The pool is `pool_size` generated reviews, the round
 /// `items` of them; with `suggested`, a `shown` round whose items carry stored
 /// suggestions (three keywords with two highlighted words each, as the suggest job
 /// writes them), so the page renders them and the submit records what was kept.
@@ -130,19 +130,17 @@ pub async fn annotate(
         .bind(user.id)
         .fetch_one(&pool)
         .await?;
-    let app = crate::web::Application::build(pool.clone(), settings.clone(), "127.0.0.1:0", false).await?;
+    let app = crate::web::Application::build(pool.clone(), settings.clone(), "127.0.0.1:0").await?;
     let address = format!("127.0.0.1:{}", app.port());
     let server = actix_web::rt::spawn(app.run_until_stopped());
     let keyword = taxonomy.keywords[0].id;
-    let (mut next_ms, mut page_ms, mut submit_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut page_ms, mut submit_ms) = (Vec::new(), Vec::new());
     let annotator = http::Annotator::new(&address, &session)?;
-    loop {
-        let started = Instant::now();
-        let next = annotator.get(&format!("/annotate/rounds/{}/next", round.id)).await?;
-        next_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        let Some(item) = next.location.filter(|l| l.starts_with("/annotate/items/")) else {
-            break;
-        };
+    // The start button claims the first item; each submit claims the next one.
+    let start = [("csrf".to_string(), csrf.clone())];
+    let started = annotator.post_form(&format!("/annotate/rounds/{}/next", round.id), &start).await?;
+    let mut next = started.location;
+    while let Some(item) = next.filter(|l| l.starts_with("/annotate/items/")) {
         let started = Instant::now();
         let page = annotator.get(&item).await?;
         page_ms.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -154,13 +152,13 @@ pub async fn annotate(
             (format!("s{keyword}"), "1".to_string()),
         ];
         let started = Instant::now();
-        annotator.post_form(&item, &form).await?;
+        next = annotator.post_form(&item, &form).await?.location;
         submit_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     server.abort();
     let with = if suggested { ", suggestions shown" } else { "" };
     println!("annotate loop over HTTP: pool {pool_size} reviews, round {} items{with}", round.items);
-    for (name, mut times) in [("next item (claim)", next_ms), ("item page", page_ms), ("submit", submit_ms)] {
+    for (name, mut times) in [("item page", page_ms), ("submit + claim next", submit_ms)] {
         times.sort_by(f64::total_cmp);
         let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
         println!("  {name:<18} p50 {:6.2} ms   p99 {:6.2} ms   max {:6.2} ms", at(0.5), at(0.99), at(1.0));

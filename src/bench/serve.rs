@@ -72,7 +72,7 @@ async fn measure(
     let mut app_settings = settings.clone();
     app_settings.database_url = url.to_string();
     app_settings.web.serve.default_taxonomy = bench.taxonomy.clone();
-    let app = crate::web::Application::build(pool.clone(), app_settings, "127.0.0.1:0", false).await?;
+    let app = crate::web::Application::build(pool.clone(), app_settings, "127.0.0.1:0").await?;
     let endpoint = format!("http://127.0.0.1:{}/api/v1/analyze", app.port());
     let server = actix_web::rt::spawn(app.run_until_stopped());
     let (_, key) = crate::store::api_keys::create(pool, "bench", i32::MAX, None).await?;

@@ -1,7 +1,7 @@
 //! `serve`: the web app, with a job worker on its own thread unless told otherwise.
-//! The web app's limits are this command's flags only (other commands never show them).
+//! The web app's settings are this command's flags only (other commands never show them).
 
-use reviewloop::config::{Settings, WebLimits};
+use reviewloop::config::{Settings, WebSettings};
 use reviewloop::store;
 
 #[derive(clap::Args)]
@@ -9,14 +9,11 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "REVIEWLOOP_BIND", default_value = "127.0.0.1:8080")]
     bind: String,
-    /// Mark session cookies Secure (set this behind HTTPS).
-    #[arg(long, env = "REVIEWLOOP_SECURE_COOKIES")]
-    secure_cookies: bool,
     /// Do not run jobs in this process (run `reviewloop worker` elsewhere instead).
     #[arg(long, env = "REVIEWLOOP_NO_WORKER")]
     no_worker: bool,
     #[command(flatten)]
-    limits: WebLimits,
+    web: WebSettings,
 }
 
 pub async fn serve(pool: sqlx::PgPool, settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
@@ -24,10 +21,8 @@ pub async fn serve(pool: sqlx::PgPool, settings: &Settings, args: ServeArgs) -> 
         eprintln!("first start: created user `admin` with password `{password}`");
         eprintln!("change it with `reviewloop user passwd admin --password …`");
     }
-    let settings = Settings { web: args.limits, ..settings.clone() };
-    let app =
-        reviewloop::web::Application::build(pool.clone(), settings.clone(), &args.bind, args.secure_cookies)
-            .await?;
+    let settings = Settings { web: args.web, ..settings.clone() };
+    let app = reviewloop::web::Application::build(pool.clone(), settings.clone(), &args.bind).await?;
     eprintln!("reviewloop listening on http://{}", app.address());
     let shutdown = reviewloop::cancel::Cancel::default();
     if !args.no_worker {

@@ -2,10 +2,13 @@
 //! try-it page) holding its minute's allowance of token-passes and refilling
 //! continuously, so a caller may burst up to that allowance. A request is charged its
 //! cost, at least [`REQUEST_UNIT`]: a limit of N "requests per minute" lets N small
-//! requests through, or fewer large ones. A request larger than the whole allowance
-//! passes when the bucket is full and leaves it in debt, so a caller's large requests
-//! are spaced by their cost instead of refused forever. The buckets live in this
-//! process (one app process serves the API).
+//! requests through, or fewer large ones. The unit is charged when the request is
+//! admitted, before anything is done for it ([`RateLimiter::admit`]), so requests that
+//! are refused later still count; the rest of its cost once that is known
+//! ([`RateLimiter::charge_rest`]). A request larger than the whole allowance passes
+//! when the bucket is full and leaves it in debt, so a caller's large requests are
+//! spaced by their cost instead of refused forever. The buckets live in this process
+//! (one app process serves the API).
 //!
 //! Hand-written rather than `governor`: its weighted check refuses outright a request
 //! costing more than the burst (`InsufficientCapacity`), where a large request here
@@ -53,18 +56,25 @@ pub enum Admission {
 const RECORD_EVERY: Duration = Duration::from_secs(60);
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
-    /// Whether `key` may send a request at all (its bucket is not in debt), before its
-    /// cost is known; nothing is charged.
-    pub fn check(&self, key: &K, per_minute: u32) -> Admission {
-        self.take(key, per_minute, 0, Instant::now())
+    /// Admits a request of `key`, allowed `per_minute` requests, charging one unit.
+    pub fn admit(&self, key: &K, per_minute: u32) -> Admission {
+        self.take(key, per_minute, REQUEST_UNIT, 0, Instant::now())
     }
 
-    /// Charges a request of `cost` token-passes to `key`, allowed `per_minute` requests.
-    pub fn charge(&self, key: &K, per_minute: u32, cost: u64) -> Admission {
-        self.take(key, per_minute, cost.max(REQUEST_UNIT), Instant::now())
+    /// Charges the rest of an admitted request's `cost` (what it costs beyond the unit
+    /// paid at admission). It needs what the whole request would have needed: its
+    /// cost, or a full bucket when the cost is larger.
+    pub fn charge_rest(&self, key: &K, per_minute: u32, cost: u64) -> Admission {
+        let rest = cost.saturating_sub(REQUEST_UNIT);
+        if rest == 0 {
+            return Admission::Allowed { record_use: false };
+        }
+        self.take(key, per_minute, rest, REQUEST_UNIT, Instant::now())
     }
 
-    fn take(&self, key: &K, per_minute: u32, charge: u64, now: Instant) -> Admission {
+    /// Takes `charge` from the bucket, which must hold what the whole request needs,
+    /// less the `paid` part already taken.
+    fn take(&self, key: &K, per_minute: u32, charge: u64, paid: u64, now: Instant) -> Admission {
         let capacity = per_minute.max(1) as f64 * REQUEST_UNIT as f64;
         let per_second = capacity / 60.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
@@ -74,8 +84,8 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
         bucket.at = now;
         // A charge above the whole allowance needs a full bucket, and leaves a debt.
-        let needed = (charge as f64).min(capacity);
-        if bucket.tokens < needed || bucket.tokens <= 0.0 {
+        let needed = ((charge + paid) as f64).min(capacity) - paid as f64;
+        if bucket.tokens < needed {
             let wait = (needed.max(1.0) - bucket.tokens) / per_second;
             return Admission::Limited { retry_after: Duration::from_secs_f64(wait) };
         }
@@ -94,28 +104,52 @@ mod tests {
 
     const SMALL: u64 = 100;
 
+    /// One request of `cost` at `now`, as the API charges it: the unit, then the rest.
+    fn request(limiter: &RateLimiter<i32>, key: i32, per_minute: u32, cost: u64, now: Instant) -> Admission {
+        match limiter.take(&key, per_minute, REQUEST_UNIT, 0, now) {
+            Admission::Allowed { .. } if cost > REQUEST_UNIT => {
+                limiter.take(&key, per_minute, cost - REQUEST_UNIT, REQUEST_UNIT, now)
+            }
+            admission => admission,
+        }
+    }
+
+    fn allowed(admission: Admission) -> bool {
+        matches!(admission, Admission::Allowed { .. })
+    }
+
     #[test]
     fn a_key_bursts_its_minute_then_waits_for_refill() {
         let limiter = RateLimiter::default();
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(matches!(limiter.take(&1, 3, REQUEST_UNIT, start), Admission::Allowed { .. }));
+            assert!(allowed(request(&limiter, 1, 3, REQUEST_UNIT, start)));
         }
-        let Admission::Limited { retry_after } = limiter.take(&1, 3, REQUEST_UNIT, start) else {
+        let Admission::Limited { retry_after } = request(&limiter, 1, 3, REQUEST_UNIT, start) else {
             panic!("the fourth request in a minute of three must be limited");
         };
         assert!((retry_after.as_secs_f64() - 20.0).abs() < 0.01, "one request per 20 s: {retry_after:?}");
         let later = start + Duration::from_secs(21);
-        assert!(matches!(limiter.take(&1, 3, REQUEST_UNIT, later), Admission::Allowed { .. }));
+        assert!(allowed(request(&limiter, 1, 3, REQUEST_UNIT, later)));
     }
 
     #[test]
     fn small_requests_count_as_one_request_each() {
         let limiter = RateLimiter::default();
         for _ in 0..2 {
-            assert!(matches!(limiter.charge(&1, 2, SMALL), Admission::Allowed { .. }));
+            assert!(allowed(limiter.admit(&1, 2)) && allowed(limiter.charge_rest(&1, 2, SMALL)));
         }
-        assert!(matches!(limiter.charge(&1, 2, SMALL), Admission::Limited { .. }));
+        assert!(!allowed(limiter.admit(&1, 2)));
+    }
+
+    #[test]
+    fn admission_alone_is_charged_so_refused_requests_still_count() {
+        let limiter = RateLimiter::<i32>::default();
+        // Three requests a minute, each refused after admission (over budget, say).
+        for _ in 0..3 {
+            assert!(allowed(limiter.admit(&1, 3)));
+        }
+        assert!(!allowed(limiter.admit(&1, 3)), "the fourth is refused before any work");
     }
 
     #[test]
@@ -123,11 +157,11 @@ mod tests {
         let limiter = RateLimiter::default();
         let now = Instant::now();
         // Ten requests a minute; one request costing five of them leaves room for five.
-        assert!(matches!(limiter.take(&1, 10, 5 * REQUEST_UNIT, now), Admission::Allowed { .. }));
+        assert!(allowed(request(&limiter, 1, 10, 5 * REQUEST_UNIT, now)));
         for _ in 0..5 {
-            assert!(matches!(limiter.take(&1, 10, REQUEST_UNIT, now), Admission::Allowed { .. }));
+            assert!(allowed(request(&limiter, 1, 10, REQUEST_UNIT, now)));
         }
-        assert!(matches!(limiter.take(&1, 10, REQUEST_UNIT, now), Admission::Limited { .. }));
+        assert!(!allowed(request(&limiter, 1, 10, REQUEST_UNIT, now)));
     }
 
     #[test]
@@ -135,30 +169,29 @@ mod tests {
         let limiter = RateLimiter::default();
         let now = Instant::now();
         // One request a minute, charged three minutes' worth.
-        assert!(matches!(limiter.take(&1, 1, 3 * REQUEST_UNIT, now), Admission::Allowed { .. }));
-        assert!(matches!(limiter.check(&1, 1), Admission::Limited { .. }), "in debt: refused before reading");
-        let Admission::Limited { retry_after } = limiter.take(&1, 1, REQUEST_UNIT, now) else { panic!() };
+        assert!(allowed(request(&limiter, 1, 1, 3 * REQUEST_UNIT, now)));
+        let Admission::Limited { retry_after } = limiter.take(&1, 1, REQUEST_UNIT, 0, now) else { panic!() };
         assert!((retry_after.as_secs_f64() - 180.0).abs() < 0.01, "the debt is paid first: {retry_after:?}");
         let paid = now + Duration::from_secs(181);
-        assert!(matches!(limiter.take(&1, 1, 3 * REQUEST_UNIT, paid), Admission::Allowed { .. }));
+        assert!(allowed(request(&limiter, 1, 1, 3 * REQUEST_UNIT, paid)));
     }
 
     #[test]
     fn keys_have_separate_buckets() {
         let limiter = RateLimiter::default();
         let now = Instant::now();
-        assert!(matches!(limiter.take(&1, 1, REQUEST_UNIT, now), Admission::Allowed { .. }));
-        assert!(matches!(limiter.take(&1, 1, REQUEST_UNIT, now), Admission::Limited { .. }));
-        assert!(matches!(limiter.take(&2, 1, REQUEST_UNIT, now), Admission::Allowed { .. }));
+        assert!(allowed(request(&limiter, 1, 1, REQUEST_UNIT, now)));
+        assert!(!allowed(request(&limiter, 1, 1, REQUEST_UNIT, now)));
+        assert!(allowed(request(&limiter, 2, 1, REQUEST_UNIT, now)));
     }
 
     #[test]
     fn use_is_recorded_once_a_minute() {
         let limiter = RateLimiter::default();
         let now = Instant::now();
-        assert_eq!(limiter.take(&1, 100, SMALL, now), Admission::Allowed { record_use: true });
-        assert_eq!(limiter.take(&1, 100, SMALL, now), Admission::Allowed { record_use: false });
+        assert_eq!(limiter.take(&1, 100, SMALL, 0, now), Admission::Allowed { record_use: true });
+        assert_eq!(limiter.take(&1, 100, SMALL, 0, now), Admission::Allowed { record_use: false });
         let later = now + Duration::from_secs(61);
-        assert_eq!(limiter.take(&1, 100, SMALL, later), Admission::Allowed { record_use: true });
+        assert_eq!(limiter.take(&1, 100, SMALL, 0, later), Admission::Allowed { record_use: true });
     }
 }

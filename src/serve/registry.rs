@@ -3,7 +3,7 @@
 //! promotion never drops or mixes in-flight requests; the old model is freed when its
 //! last request ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -38,12 +38,61 @@ pub struct Registry {
     loaded: RwLock<HashMap<String, Arc<Served>>>,
     /// One load at a time: loading reads and maps a whole model.
     loading: tokio::sync::Mutex<()>,
+    /// The taxonomies that exist: a request naming any other is answered from here,
+    /// without the load lock. Re-read on a miss, one read at a time (misses waiting
+    /// meanwhile use that read), so a new taxonomy is found at once and a caller
+    /// naming made-up ones costs the database one small query at a time.
+    names: RwLock<Names>,
+    reading_names: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Names {
+    known: HashSet<String>,
+    /// Bumped by each read.
+    generation: u64,
 }
 
 impl Registry {
     pub fn new(storage: Storage, data_dir: std::path::PathBuf) -> Self {
         let pool = storage.pool().clone();
-        Registry { pool, storage, data_dir, loaded: RwLock::default(), loading: tokio::sync::Mutex::new(()) }
+        Registry {
+            pool,
+            storage,
+            data_dir,
+            loaded: RwLock::default(),
+            loading: tokio::sync::Mutex::new(()),
+            names: RwLock::default(),
+            reading_names: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Whether a taxonomy of this name exists, from the names read last, or a new read
+    /// when it is not among them.
+    async fn exists(&self, taxonomy: &str) -> Result<bool, ServeError> {
+        let seen = {
+            let names = self.names.read().unwrap_or_else(|e| e.into_inner());
+            if names.known.contains(taxonomy) {
+                return Ok(true);
+            }
+            names.generation
+        };
+        let _one_read_at_a_time = self.reading_names.lock().await;
+        let read_since = self.names.read().unwrap_or_else(|e| e.into_inner()).generation != seen;
+        if !read_since {
+            let known: HashSet<String> = store::taxonomies::names(&self.pool).await?.into_iter().collect();
+            let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+            names.known = known;
+            names.generation += 1;
+        }
+        Ok(self.names.read().unwrap_or_else(|e| e.into_inner()).known.contains(taxonomy))
+    }
+
+    /// Holds the load lock, as a load in progress does (for tests of what must not wait
+    /// for it).
+    #[doc(hidden)]
+    pub async fn hold_loading(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.loading.lock().await
     }
 
     fn cached(&self, taxonomy: &str) -> Option<Arc<Served>> {
@@ -58,6 +107,9 @@ impl Registry {
     pub async fn get(&self, taxonomy: &str) -> Result<Arc<Served>, ServeError> {
         if let Some(served) = self.cached(taxonomy) {
             return Ok(served);
+        }
+        if !self.exists(taxonomy).await? {
+            return Err(ServeError::UnknownTaxonomy(taxonomy.to_string()));
         }
         let _one_at_a_time = self.loading.lock().await;
         if let Some(served) = self.cached(taxonomy) {

@@ -25,6 +25,8 @@ pub struct Assignment {
     pub assisted: bool,
     pub suggestion: Option<serde_json::Value>,
     pub suggestion_version_id: Option<i64>,
+    /// Whether its round still takes answers.
+    pub round_open: bool,
 }
 
 impl Assignment {
@@ -36,7 +38,7 @@ impl Assignment {
 
 const SELECT: &str = "
     SELECT a.id, i.round_id, a.round_item_id, i.review_id, a.annotator_id, a.status, o.taxonomy_id, i.strategy, i.score,
-           o.assist, i.assisted, i.suggestion, i.suggestion_version_id
+           o.assist, i.assisted, i.suggestion, i.suggestion_version_id, o.status = 'open' AS round_open
     FROM assignments a JOIN round_items i ON i.id = a.round_item_id JOIN rounds o ON o.id = i.round_id";
 
 pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<Assignment>> {
@@ -107,6 +109,8 @@ pub enum Submitted {
     New(i64),
     /// The same client token was submitted before: nothing new was written.
     Repeat(i64),
+    /// The round was closed: its items take no more answers, and nothing was written.
+    RoundClosed,
 }
 
 /// Stores an answer (or a correction of an earlier one) and marks the item done, in one
@@ -131,6 +135,15 @@ pub async fn submit(
         .await?;
     if let Some(id) = existing {
         return Ok(Submitted::Repeat(id));
+    }
+    // Shares the round's row lock with closing it: an answer lands before the round
+    // closes or not at all.
+    let open: bool = sqlx::query_scalar("SELECT status = 'open' FROM rounds WHERE id = $1 FOR SHARE")
+        .bind(assignment.round_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !open {
+        return Ok(Submitted::RoundClosed);
     }
     let author = Authorship {
         source: LabelSource::Human,

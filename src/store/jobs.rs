@@ -58,6 +58,17 @@ pub enum EnqueueError {
     Database(#[from] sqlx::Error),
 }
 
+/// A duplicate is the caller's to hear about; a database failure is internal (logged,
+/// never shown).
+impl From<EnqueueError> for crate::error::AppError {
+    fn from(e: EnqueueError) -> Self {
+        match e {
+            EnqueueError::Duplicate(_) => crate::error::AppError::Conflict(e.to_string()),
+            EnqueueError::Database(e) => crate::error::AppError::Database(e),
+        }
+    }
+}
+
 /// Adds a job inside the caller's transaction, so it exists exactly when the domain
 /// write that asked for it does.
 pub async fn enqueue(tx: &mut sqlx::PgConnection, job: &NewJob<'_>) -> Result<i64, EnqueueError> {

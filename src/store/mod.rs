@@ -7,6 +7,7 @@ pub mod assignments;
 pub mod assist_stats;
 pub mod audit;
 pub mod bundles;
+pub mod devices;
 pub mod guidelines;
 pub mod jobs;
 pub mod label_issues;

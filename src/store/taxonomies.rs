@@ -128,6 +128,11 @@ pub struct TaxonomySummary {
     pub reviews: i64,
 }
 
+/// Every taxonomy's name (one small query, whatever the number of reviews).
+pub async fn names(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT name FROM taxonomies").fetch_all(pool).await
+}
+
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<TaxonomySummary>> {
     sqlx::query_as(
         "SELECT t.id, t.name, t.description,

@@ -28,14 +28,8 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/v1/analyze",
         access: Access::ApiKey,
-        register: |cfg| {
-            // route table: the body limit and JSON errors of this resource alone.
-            cfg.service(
-                web::resource("/api/v1/analyze")
-                    .app_data(json_config(BODY_LIMIT))
-                    .route(web::post().to(analyze)),
-            );
-        },
+        // route table: the body limit and JSON errors of this resource alone.
+        register: |resource| resource.app_data(json_config(BODY_LIMIT)).to(analyze),
     },
     route!(GET "/api/v1/openapi.json", public, openapi),
 ];
@@ -166,32 +160,32 @@ fn presented_key(req: &HttpRequest) -> Option<&str> {
     bearer.or_else(|| header("x-api-key")).map(str::trim)
 }
 
+/// A caller with a good key, charged one request's unit before anything else is done
+/// for it: a request that is refused later (bad body, over budget, unknown taxonomy)
+/// has still cost its key that much, so no key can loop rejected requests for free.
 async fn admit(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
     let key = presented_key(req).ok_or(ApiError::BadKey("send an API key: Authorization: Bearer rl_…"))?;
     // An address sending bad keys in a run is answered without a database query,
     // unless the key is one that authenticated lately.
-    let throttles = &state.throttles;
-    let address = super::login::address_of(req);
+    let address =
+        super::client::throttle_key(super::client::address(req, &state.settings.web.trusted_proxies));
     let hash = crate::store::sessions::hash(key);
-    if let Some(wait) = throttles.bad_keys.locked(&address).filter(|_| !throttles.good_keys.contains(&hash)) {
+    if let Some(wait) = state.bad_keys.waiting(&address).filter(|_| !state.good_keys.contains(&hash)) {
         return Err(ApiError::RateLimited(wait.as_secs().max(1)));
     }
     let Some(caller) = api_keys::authenticate(&state.pool, key).await.map_err(ServeError::from)? else {
-        throttles.bad_keys.failed(&address);
+        state.bad_keys.failed(&address, super::throttle::BAD_KEYS);
         return Err(ApiError::BadKey("this API key is unknown or revoked"));
     };
-    throttles.good_keys.remember(hash);
-    // A key in debt is refused before its body is read; the request is charged once
-    // its cost is known.
-    match state.serving.rate.check(&caller.id, caller.requests_per_minute as u32) {
-        Admission::Limited { retry_after } => Err(ApiError::RateLimited(retry_after.as_secs().max(1))),
-        Admission::Allowed { .. } => Ok(caller),
-    }
+    state.good_keys.remember(hash);
+    let per_minute = caller.requests_per_minute as u32;
+    charged(state, &caller, state.serving.rate.admit(&caller.id, per_minute))?;
+    Ok(caller)
 }
 
-/// Charges a request's cost to its key's rate limit.
-fn charge(state: &AppState, caller: &Caller, cost: u64) -> Result<(), ApiError> {
-    match state.serving.rate.charge(&caller.id, caller.requests_per_minute as u32, cost) {
+/// What a charge to the caller's rate limit came to.
+fn charged(state: &AppState, caller: &Caller, admission: Admission) -> Result<(), ApiError> {
+    match admission {
         Admission::Limited { retry_after } => Err(ApiError::RateLimited(retry_after.as_secs().max(1))),
         Admission::Allowed { record_use } => {
             if record_use {
@@ -257,8 +251,9 @@ async fn analyze(
     let model = state.serving.registry.get(&taxonomy).await?;
     let texts: Vec<String> = reviews.iter().map(|r| r.text.clone()).collect();
     let costs = state.serving.cost(&model, &texts, Ask::Analysis(highlights)).await?;
-    let cost = costs.iter().map(ReviewCost::total).sum();
-    charge(&state, &caller, cost)?;
+    let cost: u64 = costs.iter().map(ReviewCost::total).sum();
+    let per_minute = caller.requests_per_minute as u32;
+    charged(&state, &caller, state.serving.rate.charge_rest(&caller.id, per_minute, cost))?;
     let analyses = state.serving.batcher.analyze(model.clone(), texts, highlights, costs).await?;
     let ids = reviews.into_iter().map(|r| (leading_space(&r.text), r.id));
     Ok(HttpResponse::Ok().json(respond(&model, cost, ids, analyses)))

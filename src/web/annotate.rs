@@ -21,7 +21,7 @@ type Annotator = Authorized<AnnotateArea>;
 
 pub const ROUTES: &[Route] = &[
     route!(GET "/annotate", AnnotateArea, index),
-    route!(GET "/annotate/rounds/{id}/next", AnnotateArea, next),
+    route!(POST "/annotate/rounds/{id}/next", AnnotateArea, next),
     route!(GET "/annotate/rounds/{id}/back", AnnotateArea, back),
     route!(GET "/annotate/items/{id}", AnnotateArea, item),
     route!(POST "/annotate/items/{id}", AnnotateArea, submit),
@@ -54,14 +54,29 @@ async fn index(
     Ok(render(&IndexPage { t: user.tr(), nav: user.nav(), rounds, finished: query.finished }))
 }
 
-async fn next(user: Annotator, state: web::Data<AppState>, path: web::Path<i64>) -> AppResult<HttpResponse> {
+/// Claims the next item (a POST: claiming changes what others get, so no link from
+/// elsewhere can do it) and goes to it.
+async fn next(
+    request: Permitted<AnnotateArea, web::Form<CsrfForm>>,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
     let round_id = path.into_inner();
-    match rounds::access(&state.pool, round_id, user.user_id()).await? {
-        rounds::Access::NotOpen => return Err(AppError::NotFound),
+    match rounds::access(&state.pool, round_id, request.user.user_id()).await? {
+        rounds::Access::NotOpen => return Err(AppError::RoundClosed),
         rounds::Access::NotMember => return Err(AppError::Forbidden),
         rounds::Access::Allowed => {}
     }
-    Ok(match assignments::next(&state.pool, round_id, user.user_id()).await? {
+    go_to_next(&state, round_id, request.user.user_id()).await
+}
+
+/// The annotator's open item in the round (claiming one if needed), or their rounds
+/// when the round has nothing left for them.
+async fn go_to_next(state: &AppState, round_id: i64, user_id: i64) -> AppResult<HttpResponse> {
+    if !matches!(rounds::access(&state.pool, round_id, user_id).await?, rounds::Access::Allowed) {
+        return Ok(see_other("/annotate"));
+    }
+    Ok(match assignments::next(&state.pool, round_id, user_id).await? {
         Some(id) => see_other(&format!("/annotate/items/{id}")),
         None => see_other(&format!("/annotate?finished={round_id}")),
     })
@@ -81,7 +96,8 @@ async fn back(
     let round_id = path.into_inner();
     match assignments::previous(&state.pool, round_id, user.user_id(), query.before).await? {
         Some(id) => Ok(see_other(&format!("/annotate/items/{id}"))),
-        None => Ok(see_other(&format!("/annotate/rounds/{round_id}/next"))),
+        // Nothing earlier: back to the item asked from, or to the rounds (a GET claims nothing).
+        None => Ok(see_other(&query.before.map_or("/annotate".into(), |id| format!("/annotate/items/{id}")))),
     }
 }
 
@@ -196,6 +212,8 @@ struct ItemPage {
     no_keyword: bool,
     token: String,
     correcting: bool,
+    /// Whether the round still takes answers (the form is disabled when not).
+    round_open: bool,
     error: Option<&'static str>,
     done: i64,
     required: i64,
@@ -277,7 +295,8 @@ async fn item_page(
         no_keyword: answer.map(|a| a.no_keyword).unwrap_or(false),
         token: uuid::Uuid::new_v4().to_string(),
         correcting: assignment.status == "done",
-        error,
+        round_open: assignment.round_open,
+        error: error.or((!assignment.round_open).then_some(user.tr().err_round_closed)),
         done: progress.done,
         required: progress.required,
         last_hour: progress.last_hour,
@@ -374,8 +393,12 @@ async fn submit(
         )
     });
     let revision = taxonomy.guideline_revision;
-    assignments::submit(&state.pool, &assignment, &labels, revision, token, assist.as_ref()).await?;
-    Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
+    let submitted =
+        assignments::submit(&state.pool, &assignment, &labels, revision, token, assist.as_ref()).await?;
+    if matches!(submitted, assignments::Submitted::RoundClosed) {
+        return Err(AppError::RoundClosed);
+    }
+    go_to_next(&state, assignment.round_id, user.user_id()).await
 }
 
 async fn skip(
@@ -386,5 +409,5 @@ async fn skip(
     let Permitted { user, .. } = request;
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
     assignments::skip(&state.pool, &assignment).await?;
-    Ok(see_other(&format!("/annotate/rounds/{}/next", assignment.round_id)))
+    go_to_next(&state, assignment.round_id, user.user_id()).await
 }

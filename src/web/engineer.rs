@@ -408,8 +408,7 @@ async fn upload(
         crate::jobs::NewJob::new("import", serde_json::to_value(&request).map_err(anyhow::Error::from)?);
     job.created_by = Some(user.user_id());
     let mut conn = state.pool.acquire().await?;
-    let id =
-        crate::store::jobs::enqueue(&mut conn, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
+    let id = crate::store::jobs::enqueue(&mut conn, &job).await?;
     // The job owns the file now: it removes it when it ends.
     file.keep()?;
     Ok(see_other(&format!("/engineer/jobs/{id}")))

@@ -18,6 +18,18 @@ struct ErrorPage {
     message: String,
 }
 
+/// What the page says under its title: the user's language for the errors whose
+/// words are fixed (the title alone says enough for most), the handler's message for
+/// the others.
+fn in_words(t: &Tr, code: Option<&str>, message: Option<&str>) -> String {
+    match code {
+        Some("csrf") => t.err_csrf.to_string(),
+        Some("round_closed") => t.err_round_closed.to_string(),
+        Some("forbidden" | "not_found" | "internal" | "unauthenticated") => String::new(),
+        _ => message.unwrap_or_default().to_string(),
+    }
+}
+
 pub fn render_error_page<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
@@ -38,10 +50,10 @@ pub fn render_error_page<B: MessageBody + 'static>(
     let status_code = status.as_u16();
     Ok(ErrorHandlerResponse::Future(Box::pin(async move {
         let message = match body.await {
-            Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).to_string()),
+            Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(v) => in_words(t, v["error"]["code"].as_str(), v["error"]["message"].as_str()),
+                Err(_) => String::from_utf8_lossy(&bytes).to_string(),
+            },
             Err(_) => String::new(),
         };
         let page = ErrorPage { t, status: status_code, title: t.status_text(status_code), message };

@@ -263,6 +263,10 @@ pub struct Tr {
     pub err_not_found: &'static str,
     pub err_conflict: &'static str,
     pub err_internal: &'static str,
+    pub err_csrf: &'static str,
+    pub err_round_closed: &'static str,
+    pub login_busy: &'static str,
+    pub seconds: &'static str,
 }
 
 impl Tr {
@@ -512,6 +516,10 @@ pub static KO: Tr = Tr {
     err_not_found: "찾을 수 없습니다.",
     err_conflict: "다른 작업과 충돌했습니다.",
     err_internal: "서버 오류가 발생했습니다. 잠시 후 다시 시도하세요.",
+    err_csrf: "양식이 만료되었거나 이 사이트에서 보낸 것이 아닙니다. 페이지를 새로 고친 뒤 다시 시도하세요.",
+    err_round_closed: "이 라운드는 닫혔습니다. 답을 더 받지 않습니다.",
+    login_busy: "로그인 요청이 몰려 있습니다. 잠시 후 다시 시도하세요.",
+    seconds: "초",
 };
 
 pub static EN: Tr = Tr {
@@ -733,6 +741,10 @@ pub static EN: Tr = Tr {
     err_not_found: "Not found.",
     err_conflict: "This clashed with another change.",
     err_internal: "Server error. Please try again shortly.",
+    err_csrf: "The form expired or did not come from this site. Reload the page and try again.",
+    err_round_closed: "This round is closed: it takes no more answers.",
+    login_busy: "Many logins are being checked right now. Please try again in a moment.",
+    seconds: " s",
 };
 
 /// A sentiment level in words, for the scales we know.

@@ -1,9 +1,11 @@
-//! Logging in and out, and the language switch. Failed logins are throttled per
-//! account name and per address (`throttle`), with the same answer whether or not the
-//! account exists; the page a login returns to (`next`) is only ever a path of this
-//! site.
+//! Logging in and out, and the language switch. Whether a password is checked at all
+//! is the login gate's call (`login_gate`: throttles per client, address and account,
+//! counted before the check, and a cap on concurrent checks), with the same answer
+//! whether or not the account exists; the page a login returns to (`next`) is only ever
+//! a path of this site.
 
-use actix_web::cookie::{Cookie, SameSite};
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -11,10 +13,12 @@ use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 use super::auth::{home_of, AnnotateArea, CsrfForm, Permitted, SESSION_COOKIE};
+use super::cookies;
 use super::i18n::{Lang, Tr};
-use super::{render_with, AppState};
+use super::login_gate::{Client, Refused};
+use super::{client, render_with, AppState};
 use crate::error::{AppError, AppResult};
-use crate::store::{sessions, users};
+use crate::store::{devices, sessions, users};
 
 /// Before login there is no session to hold a CSRF token, so the login form uses a
 /// double-submit cookie instead.
@@ -26,8 +30,8 @@ struct LoginPage {
     t: &'static Tr,
     csrf: String,
     failed: bool,
-    /// Minutes until a locked account or address may try again.
-    locked_minutes: Option<u64>,
+    /// Why no password was checked, with the wait when there is one.
+    refused: Option<String>,
     username: String,
     next: String,
 }
@@ -36,28 +40,50 @@ struct LoginPage {
 enum Outcome {
     Blank,
     Failed,
-    Locked(std::time::Duration),
+    Refused(Refused),
 }
 
-fn login_page(t: &'static Tr, outcome: Outcome, username: String, next: Option<&str>) -> HttpResponse {
+fn login_page(
+    t: &'static Tr,
+    secure: bool,
+    outcome: Outcome,
+    username: String,
+    next: Option<&str>,
+) -> HttpResponse {
     let csrf = sessions::random_token();
-    let (status, failed, locked_minutes) = match outcome {
-        Outcome::Blank => (StatusCode::OK, false, None),
-        Outcome::Failed => (StatusCode::UNAUTHORIZED, true, None),
-        Outcome::Locked(wait) => {
-            (StatusCode::TOO_MANY_REQUESTS, false, Some(wait.as_secs().div_ceil(60).max(1)))
+    let (status, failed, refused, retry_after) = match outcome {
+        Outcome::Blank => (StatusCode::OK, false, None, None),
+        Outcome::Failed => (StatusCode::UNAUTHORIZED, true, None, None),
+        Outcome::Refused(Refused::Busy) => {
+            (StatusCode::TOO_MANY_REQUESTS, false, Some(t.login_busy.to_string()), Some(1))
+        }
+        Outcome::Refused(Refused::Wait(wait)) => {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let message = format!("{} {}", t.login_locked, wait_in_words(t, wait));
+            (StatusCode::TOO_MANY_REQUESTS, false, Some(message), Some(seconds))
         }
     };
     let next = next.and_then(safe_next).unwrap_or_default().to_string();
-    let page = LoginPage { t, csrf: csrf.clone(), failed, locked_minutes, username, next };
+    let page = LoginPage { t, csrf: csrf.clone(), failed, refused, username, next };
     let mut response = render_with(&page, status);
-    let cookie = Cookie::build(LOGIN_CSRF_COOKIE, csrf)
-        .path("/login")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
-    let _ = response.add_cookie(&cookie);
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from(seconds),
+        );
+    }
+    let _ = response.add_cookie(&cookies::LOGIN_CSRF.build(csrf, secure));
     response
+}
+
+/// "40초", "3분": seconds under a minute, else whole minutes rounded up.
+fn wait_in_words(t: &Tr, wait: Duration) -> String {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    if seconds < 60 {
+        format!("{seconds}{}", t.seconds)
+    } else {
+        format!("{}{}", seconds.div_ceil(60), t.minutes)
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,8 +91,13 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-pub async fn login_form(req: HttpRequest, query: web::Query<NextQuery>) -> HttpResponse {
-    login_page(Lang::from_request(&req).tr(), Outcome::Blank, String::new(), query.next.as_deref())
+pub async fn login_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<NextQuery>,
+) -> HttpResponse {
+    let t = Lang::from_request(&req).tr();
+    login_page(t, state.settings.web.secure(), Outcome::Blank, String::new(), query.next.as_deref())
 }
 
 #[derive(Deserialize)]
@@ -77,9 +108,16 @@ pub struct LoginForm {
     next: String,
 }
 
-/// The address failures are counted against: the peer, not a header a client writes.
-pub(super) fn address_of(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+/// The client as the login gate counts it: its address (through trusted proxies only)
+/// and the device it proved with its cookie, when that device logged in as this
+/// account before.
+async fn client_of(req: &HttpRequest, state: &AppState, username: &str) -> AppResult<Client> {
+    let address = client::throttle_key(client::address(req, &state.settings.web.trusted_proxies));
+    let device = match req.cookie(cookies::DEVICE.name) {
+        Some(cookie) => devices::known(&state.pool, cookie.value(), username).await?,
+        None => None,
+    };
+    Ok(Client { address, device })
 }
 
 pub async fn login(
@@ -88,31 +126,37 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> AppResult<HttpResponse> {
     let t = Lang::from_request(&req).tr();
+    let secure = state.settings.web.secure();
+    let again = |outcome| login_page(t, secure, outcome, form.username.clone(), Some(&form.next));
     let account = form.username.trim().to_lowercase();
-    let address = address_of(&req);
-    let throttles = &state.throttles;
-    // Locked: answered without checking the password, whether or not the account exists.
-    if let Some(wait) = throttles.accounts.locked(&account).or_else(|| throttles.addresses.locked(&address)) {
-        tracing::warn!(%account, %address, "login refused: too many failures");
-        return Ok(login_page(t, Outcome::Locked(wait), form.username.clone(), Some(&form.next)));
-    }
-    let Some(user) = users::authenticate(&state.pool, &form.username, &form.password).await? else {
-        tracing::info!(%account, %address, "failed login");
-        throttles.accounts.failed(&account);
-        throttles.addresses.failed(&address);
-        return Ok(login_page(t, Outcome::Failed, form.username.clone(), Some(&form.next)));
+    let client = client_of(&req, &state, &form.username).await?;
+    // Refused: answered without checking the password, whether or not the account exists.
+    let admitted = match state.logins.admit(&account, &client) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            tracing::warn!(%account, address = %client.address, ?refused, "login refused before its check");
+            return Ok(again(Outcome::Refused(refused)));
+        }
     };
-    throttles.accounts.succeeded(&account);
+    let Some(user) = users::authenticate(&state.pool, &form.username, &form.password).await? else {
+        tracing::info!(%account, address = %client.address, "failed login");
+        return Ok(again(Outcome::Failed));
+    };
+    admitted.succeeded();
+    // A login starts a new session (and CSRF token); the one this browser had ends.
+    if let Some(old) = req.cookie(SESSION_COOKIE) {
+        sessions::end(&state.pool, old.value()).await?;
+    }
     let token = sessions::start(&state.pool, user.id).await?;
-    let cookie = Cookie::build(SESSION_COOKIE, token)
-        .path("/")
-        .http_only(true)
-        .secure(state.secure_cookies)
-        .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::days(sessions::SESSION_DAYS))
-        .finish();
+    let presented = req.cookie(cookies::DEVICE.name).map(|c| c.value().to_string());
+    let device = devices::logged_in(&state.pool, user.id, presented.as_deref()).await?;
     let to = safe_next(&form.next).unwrap_or(home_of(user.role));
-    Ok(HttpResponse::SeeOther().insert_header(("Location", to.to_string())).cookie(cookie).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", to.to_string()))
+        .cookie(cookies::SESSION.build(token, secure))
+        .cookie(cookies::DEVICE.build(device, secure))
+        .cookie(cookies::LOGIN_CSRF.removal(secure))
+        .finish())
 }
 
 pub async fn logout(
@@ -123,14 +167,14 @@ pub async fn logout(
     if let Some(cookie) = req.cookie(SESSION_COOKIE) {
         sessions::end(&state.pool, cookie.value()).await?;
     }
-    let mut expired = Cookie::build(SESSION_COOKIE, "").path("/").finish();
-    expired.make_removal();
-    Ok(HttpResponse::SeeOther().insert_header(("Location", "/login")).cookie(expired).finish())
+    let removal = cookies::SESSION.removal(state.settings.web.secure());
+    Ok(HttpResponse::SeeOther().insert_header(("Location", "/login")).cookie(removal).finish())
 }
 
 /// Switches the UI language and returns to `next`, or to the page the link was on.
 pub async fn set_lang(
     req: HttpRequest,
+    state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<NextQuery>,
 ) -> AppResult<HttpResponse> {
@@ -144,11 +188,7 @@ pub async fn set_lang(
         .filter(|n| !n.starts_with("/lang/"))
         .unwrap_or("/");
     let code = if lang == Lang::En { "en" } else { "ko" };
-    let cookie = Cookie::build(super::i18n::LANG_COOKIE, code)
-        .path("/")
-        .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::days(365))
-        .finish();
+    let cookie = cookies::LANG.build(code.to_string(), state.settings.web.secure());
     Ok(HttpResponse::SeeOther().insert_header(("Location", next.to_string())).cookie(cookie).finish())
 }
 

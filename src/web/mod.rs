@@ -8,11 +8,15 @@ pub mod api_errors;
 pub mod api_keys;
 pub mod assets;
 pub mod auth;
+pub mod client;
+pub mod cookies;
 pub mod csrf;
 pub mod engineer;
 pub mod errors;
+pub mod headers;
 pub mod i18n;
 pub mod login;
+pub mod login_gate;
 pub mod qa;
 pub mod round_page;
 pub mod routing;
@@ -26,7 +30,7 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
+use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use askama::Template;
 use sqlx::PgPool;
@@ -37,33 +41,14 @@ use routing::{route, Route};
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
-    pub secure_cookies: bool,
     /// The analysis API's models, model thread and rate limits.
     pub serving: std::sync::Arc<crate::serve::Serving>,
-    pub throttles: Throttles,
-}
-
-/// Failure counts that slow down password guessing and key scanning.
-pub struct Throttles {
-    /// Failed logins per account name (whether or not it exists).
-    pub accounts: throttle::Throttle,
-    /// Failed logins per address.
-    pub addresses: throttle::Throttle,
+    /// Who may have a password checked now.
+    pub logins: login_gate::LoginGate,
     /// Bad API keys per address.
     pub bad_keys: throttle::Throttle,
-    /// Keys that authenticated lately: not held up by their address's lock.
+    /// Keys that authenticated lately: not held up by their address's wait.
     pub good_keys: throttle::RecentKeys,
-}
-
-impl Default for Throttles {
-    fn default() -> Self {
-        Throttles {
-            accounts: throttle::Throttle::new(throttle::ACCOUNT),
-            addresses: throttle::Throttle::new(throttle::ADDRESS),
-            bad_keys: throttle::Throttle::new(throttle::BAD_KEYS),
-            good_keys: throttle::RecentKeys::default(),
-        }
-    }
 }
 
 /// A bound server. Binding happens in `build` so that tests can ask for port 0 and
@@ -75,12 +60,7 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(
-        pool: PgPool,
-        settings: Settings,
-        bind: &str,
-        secure_cookies: bool,
-    ) -> anyhow::Result<Self> {
+    pub async fn build(pool: PgPool, settings: Settings, bind: &str) -> anyhow::Result<Self> {
         let listener =
             TcpListener::bind(bind).map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let address = listener.local_addr()?;
@@ -90,15 +70,23 @@ impl Application {
             settings.data_dir.clone(),
             settings.web.serve.clone(),
         ));
-        let throttles = Throttles::default();
-        let state = web::Data::new(AppState { pool, settings, secure_cookies, serving, throttles });
+        let secure = settings.web.secure();
+        let state = web::Data::new(AppState {
+            pool,
+            settings,
+            serving,
+            logins: login_gate::LoginGate::for_this_machine(),
+            bad_keys: throttle::Throttle::default(),
+            good_keys: throttle::RecentKeys::default(),
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(csrf::guard))
                 .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
-                .wrap(security_headers())
+                .wrap(actix_web::middleware::from_fn(headers::private_pages_are_not_stored))
+                .wrap(headers::security(secure))
                 .configure(routes)
+                .default_service(web::to(csrf::unmatched))
         })
         .listen(listener)?
         .run();
@@ -118,14 +106,6 @@ impl Application {
     }
 }
 
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"))
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "same-origin"))
-}
-
 /// The app's own routes; the others are in each audience's module (`routing::table`).
 const ROUTES: &[Route] = &[
     route!(GET "/healthz", public, || async { HttpResponse::Ok().body("ok") }),
@@ -138,11 +118,9 @@ const ROUTES: &[Route] = &[
     route!(GET "/static/{file}", public, assets::serve),
 ];
 
-/// Every route of the app, from the table.
+/// Every route of the app, from the table, each under its CSRF rule.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    for route in routing::table() {
-        (route.register)(cfg);
-    }
+    routing::register(cfg);
 }
 
 /// A query-string value, percent-encoded (taxonomy names may be Korean): everything

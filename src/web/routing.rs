@@ -1,10 +1,11 @@
 //! The app's route table. Every route is one [`Route`]: its method, path, who may use
-//! it, and how it is registered; the router is built from the table and nothing else
-//! (a unit test below refuses a route registered any other way), and the role and
-//! CSRF tests (`tests/api/roles.rs`, `tests/api/csrf.rs`) walk the same table, so a
-//! route added without a rule fails them.
+//! it, and what its resource serves; the router is built from the table and nothing
+//! else (a unit test below refuses a route registered any other way). Building it wraps
+//! each route's resource in the CSRF rule of its access (`csrf`), and the role, CSRF and
+//! security tests (`tests/api/roles.rs`, `csrf.rs`, `security.rs`) walk the same table,
+//! so a route added without a rule fails them.
 
-use actix_web::web;
+use actix_web::{guard, http::Method, web, Resource};
 
 use crate::store::users::Role;
 
@@ -26,7 +27,8 @@ pub struct Route {
     /// The actix pattern; `{…}` segments are ids.
     pub path: &'static str,
     pub access: Access,
-    pub register: fn(&mut web::ServiceConfig),
+    /// What the route's resource serves (its handler, and any data of its own).
+    pub register: fn(Resource) -> Resource,
 }
 
 impl std::fmt::Debug for Route {
@@ -43,20 +45,28 @@ macro_rules! route {
     (@access $area:ident) => {
         $crate::web::routing::Access::Roles(<$crate::web::auth::$area as $crate::web::auth::Area>::ROLES)
     };
-    (@method GET) => { actix_web::web::get() };
-    (@method POST) => { actix_web::web::post() };
     ($method:ident $path:literal, $access:tt, $handler:expr) => {
         $crate::web::routing::Route {
             method: stringify!($method),
             path: $path,
             access: route!(@access $access),
-            register: |cfg| {
-                cfg.route($path, route!(@method $method).to($handler));
-            },
+            register: |resource| resource.to($handler),
         }
     };
 }
 pub(crate) use route;
+
+/// Registers every route of the table: a resource per route, answering only its
+/// method (another method falls through to the next route, or to `csrf::unmatched`),
+/// wrapped in the CSRF rule of its access.
+pub fn register(cfg: &mut web::ServiceConfig) {
+    for route in table() {
+        let method =
+            Method::from_bytes(route.method.as_bytes()).expect("the table's methods are GET and POST");
+        let resource = (route.register)(web::resource(route.path).guard(guard::Method(method)));
+        cfg.service(super::csrf::wrap(super::csrf::Rule::of(route.access), resource));
+    }
+}
 
 /// Every route of the app.
 pub fn table() -> Vec<Route> {
@@ -92,8 +102,10 @@ mod tests {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             let lines: Vec<&str> = source.lines().collect();
             for (n, line) in lines.iter().enumerate() {
-                let registers =
-                    line.contains(".route(") || line.contains("web::resource(") || line.contains(".service(");
+                let registers = line.contains(".route(")
+                    || line.contains("web::resource(")
+                    || line.contains(".service(")
+                    || line.contains("register: |");
                 // A registration of its own says why just before it.
                 let explained = lines[n.saturating_sub(5)..n].iter().any(|l| l.contains("// route table:"));
                 let allowed = name == "routing.rs" || explained;
@@ -111,5 +123,16 @@ mod tests {
             assert!(["GET", "POST"].contains(&route.method));
         }
         assert!(seen.len() > 40);
+    }
+
+    /// Public routes that change something are checked as login forms (`csrf::Rule::of`).
+    #[test]
+    fn the_login_form_is_the_only_public_route_that_changes_something() {
+        let public_posts: Vec<&str> = table()
+            .into_iter()
+            .filter(|r| r.method != "GET" && r.access == Access::Public)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(public_posts, ["/login"]);
     }
 }

@@ -145,7 +145,7 @@ async fn launch_training(
     payload["device"] = json!(form.device()?);
     let mut job = NewJob::new("train", payload);
     job.created_by = Some(user.user_id());
-    let id = queue::enqueue(&mut tx, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
+    let id = queue::enqueue(&mut tx, &job).await?;
     crate::store::audit::record(
         &mut *tx,
         Some(user.user_id()),
@@ -168,7 +168,7 @@ async fn launch_scoring(
     job.created_by = Some(user.user_id());
     job.dedup_key = Some(format!("score:{}", form.taxonomy));
     let mut conn = state.pool.acquire().await?;
-    let id = queue::enqueue(&mut conn, &job).await.map_err(|e| AppError::Conflict(e.to_string()))?;
+    let id = queue::enqueue(&mut conn, &job).await?;
     Ok(see_other(&format!("/engineer/jobs/{id}")))
 }
 

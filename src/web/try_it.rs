@@ -114,13 +114,16 @@ async fn analyse(
     lang: super::i18n::Lang,
 ) -> Result<(String, Vec<Finding>), ServeError> {
     let serving = &state.serving;
+    let per_minute = serving.limits.try_per_minute;
+    // One unit before any work, the rest once the cost is known (`serve::rate`).
+    if let Admission::Limited { retry_after } = serving.try_rate.admit(&user_id, per_minute) {
+        return Err(ServeError::RateLimited(retry_after.as_secs().max(1)));
+    }
     let model = serving.registry.get(taxonomy).await?;
     let texts = vec![text.to_string()];
     let costs = serving.cost(&model, &texts, Ask::Analysis(Highlights::Mask)).await?;
     let cost = costs.iter().map(ReviewCost::total).sum();
-    if let Admission::Limited { retry_after } =
-        serving.try_rate.charge(&user_id, serving.limits.try_per_minute, cost)
-    {
+    if let Admission::Limited { retry_after } = serving.try_rate.charge_rest(&user_id, per_minute, cost) {
         return Err(ServeError::RateLimited(retry_after.as_secs().max(1)));
     }
     let mut analyses = serving.batcher.analyze(model.clone(), texts, Highlights::Mask, costs).await?;

@@ -17,7 +17,7 @@ pub async fn round(app: &TestApp, reviews: usize, double_share: f64) -> i64 {
 
 /// Asks for the next item; `None` when the round is done for this annotator.
 pub async fn next_item(browser: &Browser, round: i64) -> Option<String> {
-    let response = browser.get(&format!("/annotate/rounds/{round}/next")).await;
+    let response = browser.claim_next(round).await;
     assert_eq!(response.status(), 303);
     let to = location(&response);
     to.starts_with("/annotate/items/").then_some(to)

@@ -114,7 +114,7 @@ async fn every_route_that_changes_something_refuses_a_missing_or_wrong_token() {
 }
 
 #[tokio::test]
-async fn the_token_may_come_as_a_header_or_in_the_query() {
+async fn the_token_comes_as_a_header_or_a_form_field_never_in_the_query() {
     let app = TestApp::spawn().await;
     app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(4, 1)).await;
     let engineer = app.logged_in(Role::Engineer).await;
@@ -130,8 +130,12 @@ async fn the_token_may_come_as_a_header_or_in_the_query() {
     let by_header =
         engineer.client.post(&url).header("X-CSRF-Token", &csrf).form(&form).send().await.unwrap();
     assert_eq!(by_header.status(), 200);
+    let mut with_field = form.clone();
+    with_field.push(("csrf".into(), csrf.clone()));
+    assert_eq!(engineer.client.post(&url).form(&with_field).send().await.unwrap().status(), 200);
+    // A token in the URL ends up in logs and Referer headers: refused.
     let by_query = engineer.client.post(format!("{url}?csrf={csrf}")).form(&form).send().await.unwrap();
-    assert_eq!(by_query.status(), 200);
+    assert_eq!(by_query.status(), 403);
     assert_eq!(app.count("SELECT count(*) FROM rounds").await, 2);
 }
 
@@ -139,15 +143,40 @@ async fn the_token_may_come_as_a_header_or_in_the_query() {
 async fn an_upload_without_its_token_is_refused_before_its_body_is_read() {
     let app = TestApp::spawn().await;
     let engineer = app.logged_in(Role::Engineer).await;
-    // 16 MB the server never reads: the answer comes from the query alone.
+    let csrf = engineer.csrf().await;
+    // 16 MB the server never reads: the answer comes from the form's first field.
     let body = "text\n".to_string() + &"리뷰 내용\n".repeat(1_200_000);
-    let form = reqwest::multipart::Form::new()
-        .text("taxonomy", "fashion")
-        .part("file", reqwest::multipart::Part::bytes(body.into_bytes()).file_name("big.csv"));
-    let response = engineer.client.post(app.url("/engineer/import?csrf=forged")).multipart(form).send().await;
-    // The server may answer and close before the client has sent it all.
-    if let Ok(response) = response {
-        assert_eq!(response.status(), 403);
+    let upload = |first: Option<(&str, String)>| {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some((name, value)) = first {
+            form = form.text(name.to_string(), value);
+        }
+        form.text("taxonomy", "fashion")
+            .part("file", reqwest::multipart::Part::bytes(body.clone().into_bytes()).file_name("big.csv"))
+    };
+    let url = app.url("/engineer/import");
+    for (first, how) in [
+        (Some(("csrf", "forged".to_string())), "a wrong token"),
+        (None, "no token"),
+        (Some(("taxonomy", csrf.clone())), "the token under another name"),
+    ] {
+        let response = engineer.client.post(&url).multipart(upload(first)).send().await;
+        // The server may answer and close before the client has sent it all.
+        if let Ok(response) = response {
+            assert_eq!(response.status(), 403, "{how}");
+        }
     }
-    assert_eq!(app.count("SELECT count(*) FROM reviews").await, 0);
+    // In the query it is refused too, and in the right field the upload goes through.
+    let in_query = engineer.client.post(format!("{url}?csrf={csrf}")).multipart(upload(None)).send().await;
+    if let Ok(response) = in_query {
+        assert_eq!(response.status(), 403, "in the query");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM jobs WHERE kind = 'import'").await, 0);
+    let small = reqwest::multipart::Form::new().text("csrf", csrf.clone()).text("taxonomy", "fashion").part(
+        "file",
+        reqwest::multipart::Part::bytes(crate::helpers::fashion_csv(3, 1).into_bytes()).file_name("s.csv"),
+    );
+    let accepted = engineer.client.post(&url).multipart(small).send().await.unwrap();
+    assert_eq!(accepted.status(), 303, "the right token as the first field");
+    assert_eq!(app.count("SELECT count(*) FROM jobs WHERE kind = 'import'").await, 1);
 }

@@ -45,7 +45,7 @@ impl TestApp {
             std::env::temp_dir().join(format!("reviewloop-app-{}", uuid::Uuid::new_v4().simple()));
         change(&mut settings);
         let settings_data_dir = settings.data_dir.clone();
-        let app = Application::build(pool.clone(), settings, "127.0.0.1:0", false).await.expect("app binds");
+        let app = Application::build(pool.clone(), settings, "127.0.0.1:0").await.expect("app binds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         TestApp { address, pool, database_url: url, data_dir: settings_data_dir }
@@ -56,10 +56,15 @@ impl TestApp {
         let pool = store::connect(&other.database_url).await.expect("the other app's database");
         let mut settings = Settings::for_database(&other.database_url);
         settings.data_dir = data_dir.clone();
-        let app = Application::build(pool.clone(), settings, "127.0.0.1:0", false).await.expect("app binds");
+        let app = Application::build(pool.clone(), settings, "127.0.0.1:0").await.expect("app binds");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         TestApp { address, pool, database_url: other.database_url.clone(), data_dir }
+    }
+
+    /// A browser of its own (cookies, no redirects), not logged in.
+    pub fn browser(&self) -> Browser {
+        Browser { client: client(), app: self.address.clone() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -129,12 +134,32 @@ impl Browser {
             .unwrap()
     }
 
+    /// A login through a proxy that reports the client as `address` (X-Forwarded-For).
+    pub async fn login_from(&self, address: &str, username: &str, password: &str) -> Response {
+        let page = self.client.get(format!("{}/login", self.app)).header("x-forwarded-for", address);
+        let page = page.send().await.unwrap().text().await.unwrap();
+        let csrf = csrf_in(&page).expect("login form has a CSRF field");
+        self.client
+            .post(format!("{}/login", self.app))
+            .header("x-forwarded-for", address)
+            .form(&[("username", username), ("password", password), ("csrf", &csrf)])
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(format!("{}{}", self.app, path)).send().await.unwrap()
     }
 
     pub async fn post_form(&self, path: &str, form: &[(String, String)]) -> Response {
         self.client.post(format!("{}{}", self.app, path)).form(form).send().await.unwrap()
+    }
+
+    /// Claims the round's next item as the "start" button does (a POST).
+    pub async fn claim_next(&self, round: i64) -> Response {
+        let csrf = self.csrf().await;
+        self.post_form(&format!("/annotate/rounds/{round}/next"), &pairs(&[("csrf", &csrf)])).await
     }
 
     /// The session's CSRF token, read from a page as a browser would.

@@ -1,7 +1,9 @@
 //! Logging in safely: failed logins throttled per account and address without telling
-//! which accounts exist, `next` only ever a path of this site, expired sessions
-//! purged, password hashing off the async threads, API keys read as HTTP reads them
-//! and a run of bad keys slowed.
+//! which accounts exist, counted before the check so a burst cannot slip past, never
+//! turned against the owner's own browser or another address; `next` only ever a path
+//! of this site; a new session and token at each login; expired sessions purged;
+//! password hashing off the async threads; API keys read as HTTP reads them and a run
+//! of bad keys slowed.
 
 use reviewloop::store::{api_keys, users::Role};
 
@@ -140,4 +142,108 @@ async fn the_bearer_scheme_is_read_in_any_case_and_a_run_of_bad_keys_is_slowed()
     let good =
         client().post(&url).bearer_auth(&key).json(&serde_json::json!({"text": "x"})).send().await.unwrap();
     assert!(![401, 429].contains(&good.status().as_u16()), "{}", good.status());
+}
+
+/// An app that believes X-Forwarded-For from this machine, as behind a local proxy.
+async fn behind_a_proxy() -> TestApp {
+    TestApp::spawn_with(|s| s.web.trusted_proxies = "127.0.0.1".parse().unwrap()).await
+}
+
+#[tokio::test]
+async fn fifty_wrong_passwords_at_once_get_no_more_checks_than_the_policy_allows() {
+    use reviewloop::web::throttle::ACCOUNT_FROM_CLIENT;
+    let app = TestApp::spawn().await;
+    let name = app.user(Role::Annotator).await;
+    // Each guess from its own browser with its own login token, all sent together.
+    let mut prepared = Vec::new();
+    for _ in 0..50 {
+        let guesser = app.browser();
+        let page = guesser.get("/login").await.text().await.unwrap();
+        prepared.push((guesser, crate::helpers::csrf_in(&page).unwrap()));
+    }
+    let url = app.url("/login");
+    let answers = futures_util::future::join_all(prepared.iter().map(|(guesser, csrf)| {
+        let form = [("username", name.as_str()), ("password", "wrong-password"), ("csrf", csrf.as_str())];
+        guesser.client.post(&url).form(&form).send()
+    }))
+    .await;
+    let statuses: Vec<u16> = answers.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= ACCOUNT_FROM_CLIENT.free as usize, "{checked} passwords checked: {statuses:?}");
+    assert!(checked >= 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [401, 429].contains(s)), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn the_owner_logs_in_from_another_address_right_after_a_guessers_burst() {
+    let app = behind_a_proxy().await;
+    let name = app.user(Role::Engineer).await;
+    for _ in 0..30 {
+        let status = app.browser().login_from("203.0.113.7", &name, "wrong-password").await.status();
+        assert!([401, 429].contains(&status.as_u16()));
+    }
+    let guesser = app.browser().login_from("203.0.113.7", &name, PASSWORD).await;
+    assert_eq!(guesser.status(), 429, "the guesser's address waits, even with the right password");
+    let owner = app.browser().login_from("198.51.100.2", &name, PASSWORD).await;
+    assert_eq!(owner.status(), 303, "another address does not");
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+    // Nothing trusted: a guesser writing a new address into each request is still one address.
+    let app = TestApp::spawn().await;
+    let name = app.user(Role::Annotator).await;
+    for n in 0..5 {
+        let answer = app.browser().login_from(&format!("192.0.2.{n}"), &name, "wrong-password").await;
+        assert_eq!(answer.status(), 401);
+    }
+    let sixth = app.browser().login_from("192.0.2.99", &name, "wrong-password").await;
+    assert_eq!(sixth.status(), 429, "the header was ignored");
+    // A proxy list that does not hold the peer: ignored as well.
+    let app = TestApp::spawn_with(|s| s.web.trusted_proxies = "10.0.0.0/8".parse().unwrap()).await;
+    let name = app.user(Role::Annotator).await;
+    for n in 0..5 {
+        app.browser().login_from(&format!("192.0.2.{n}"), &name, "wrong-password").await;
+    }
+    assert_eq!(app.browser().login_from("192.0.2.99", &name, "wrong-password").await.status(), 429);
+    // From a trusted proxy, each client is its own.
+    let app = behind_a_proxy().await;
+    let name = app.user(Role::Annotator).await;
+    for n in 0..6 {
+        let answer = app.browser().login_from(&format!("192.0.2.{n}"), &name, "wrong-password").await;
+        assert_eq!(answer.status(), 401, "client {n}");
+    }
+}
+
+#[tokio::test]
+async fn a_guesser_on_many_addresses_slows_new_clients_but_never_the_owners_browser() {
+    use reviewloop::web::throttle::ACCOUNT_TOTAL;
+    let app = behind_a_proxy().await;
+    let name = app.user(Role::Admin).await;
+    // The owner has logged in from this browser before.
+    let owner = app.browser();
+    assert_eq!(owner.login_from("198.51.100.2", &name, PASSWORD).await.status(), 303);
+    for n in 0..ACCOUNT_TOTAL.free {
+        let answer =
+            app.browser().login_from(&format!("203.0.{}.{}", n / 250, n % 250 + 1), &name, "x").await;
+        assert_eq!(answer.status(), 401, "guess {n}");
+    }
+    let stranger = app.browser().login_from("192.0.2.50", &name, PASSWORD).await;
+    assert_eq!(stranger.status(), 429, "a browser the account has not seen waits");
+    assert_eq!(stranger.headers()["retry-after"], "1", "briefly");
+    assert!(stranger.text().await.unwrap().contains("1초"));
+    let again = owner.login_from("192.0.2.51", &name, PASSWORD).await;
+    assert_eq!(again.status(), 303, "the owner's browser passes, from anywhere");
+}
+
+#[tokio::test]
+async fn each_login_starts_a_new_session_with_a_new_token_and_ends_the_old_one() {
+    let app = TestApp::spawn().await;
+    let name = app.user(Role::Annotator).await;
+    let browser = app.login(&name).await;
+    let first = browser.csrf().await;
+    assert_eq!(browser.login(&name, PASSWORD).await.status(), 303);
+    let second = browser.csrf().await;
+    assert_ne!(first, second);
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1, "the first session ended");
 }

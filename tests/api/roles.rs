@@ -88,8 +88,10 @@ async fn logout_ends_the_session_for_every_role() {
     }
 }
 
+/// A page asked for without a session leads to login; a form sent without one has no
+/// token it could be entitled to, so it is refused like a forged one.
 #[tokio::test]
-async fn anonymous_visitors_are_sent_to_login_and_api_calls_get_401() {
+async fn anonymous_visitors_are_sent_to_login_and_their_forms_refused() {
     let (app, round) = app_with_round().await;
     let anonymous = client();
     for route in routes() {
@@ -102,7 +104,9 @@ async fn anonymous_visitors_are_sent_to_login_and_api_calls_get_401() {
             "GET" => anonymous.get(&url).send().await.unwrap(),
             _ => anonymous.post(&url).form(&[("csrf", "x")]).send().await.unwrap(),
         };
-        if path.starts_with("/api/") {
+        if method != "GET" {
+            assert_eq!(response.status(), 403, "{method} {path}");
+        } else if path.starts_with("/api/") {
             assert_eq!(response.status(), 401, "{method} {path}");
             let body: serde_json::Value = response.json().await.unwrap();
             assert_eq!(body["error"]["code"], "unauthenticated");
@@ -133,9 +137,9 @@ async fn a_members_only_round_is_closed_to_other_annotators() {
     let spec = RoundSpec { name: "private".into(), members: vec![member.clone()], ..round_spec(3) };
     let round = app.create_round(&spec).await.unwrap();
     let outsider = app.logged_in(Annotator).await;
-    assert_eq!(outsider.get(&format!("/annotate/rounds/{}/next", round.id)).await.status(), 403);
+    assert_eq!(outsider.claim_next(round.id).await.status(), 403);
     let insider = app.login(&member).await;
-    let response = insider.get(&format!("/annotate/rounds/{}/next", round.id)).await;
+    let response = insider.claim_next(round.id).await;
     assert!(location(&response).starts_with("/annotate/items/"));
     // Someone else's item is not theirs to see.
     assert_eq!(outsider.get(&location(&response)).await.status(), 403);

@@ -160,8 +160,7 @@ async fn a_strategy_round_takes_the_best_scored_reviews_and_records_why() {
     assert_eq!(sampling, "mixed");
     // The annotator sees why each review is in the round.
     let annotator = app.logged_in(reviewloop::store::users::Role::Annotator).await;
-    let first =
-        crate::helpers::location(&annotator.get(&format!("/annotate/rounds/{}/next", round.id)).await);
+    let first = crate::helpers::location(&annotator.claim_next(round.id).await);
     let page = annotator.get(&first).await.text().await.unwrap();
     assert!(page.contains("고른 이유: 키워드 경계 (0.9") || page.contains("고른 이유: 무작위<"), "{page}");
 }

@@ -1,6 +1,6 @@
 // Drives the annotation page with the keyboard only, in Debian's chromium.
 // Started by tests/api/browser.rs, which prepares the data and checks the database.
-import { launch, loggedIn, log } from "./session.mjs";
+import { launch, loggedIn, log, startRound } from "./session.mjs";
 
 const { APP_URL, APP_ROUND } = process.env;
 
@@ -8,7 +8,7 @@ const browser = await launch();
 try {
   const page = await loggedIn(browser, 20_000);
 
-  await page.goto(`${APP_URL}/annotate/rounds/${APP_ROUND}/next`);
+  await startRound(page, APP_ROUND);
   const keys = async (...list) => { for (const k of list) await page.keyboard.press(k); };
   const navigate = async (...list) => {
     const before = await page.textContent("#review-text").catch(() => "");

@@ -2,7 +2,7 @@
 // (one item accepted with one key, another corrected), an unassisted round, and a
 // shown round photographed in Korean and English. Started by tests/api/browser.rs,
 // which composes the rounds and checks the database.
-import { launch, loggedIn, log, shootItem } from "./session.mjs";
+import { launch, loggedIn, log, shootItem, startRound } from "./session.mjs";
 
 const { APP_URL, APP_PREFILLED, APP_OFF, APP_SHOWN, APP_SHOTS } = process.env;
 
@@ -27,7 +27,7 @@ try {
 
   // Prefilled, 1st item: the suggestions arrive ticked; untick one, then Shift+A
   // takes them all back, and Enter submits them as they are.
-  await page.goto(`${APP_URL}/annotate/rounds/${APP_PREFILLED}/next`);
+  await startRound(page, APP_PREFILLED);
   check(await page.getAttribute("#suggestions", "data-mode") === "prefilled", "suggestions in prefilled mode");
   check(await page.locator("#review-text mark").count() > 0, "the words that drove a keyword are marked");
   let rows = await rowsOf(page);
@@ -61,12 +61,12 @@ try {
   log("corrected", { changed: changed.name, level: row(changed).level, removed: removed.name, added: added.name });
 
   // Off: nothing of the model in the page.
-  await page.goto(`${APP_URL}/annotate/rounds/${APP_OFF}/next`);
+  await startRound(page, APP_OFF);
   check(await page.locator("#suggestions, mark, .keyword.suggested").count() === 0, "no suggestion when off");
   check((await rowsOf(page)).every((r) => !r.checked), "nothing ticked when off");
 
   // Shown: suggestions visible, nothing ticked.
-  await page.goto(`${APP_URL}/annotate/rounds/${APP_SHOWN}/next`);
+  await startRound(page, APP_SHOWN);
   check(await page.getAttribute("#suggestions", "data-mode") === "shown", "suggestions in shown mode");
   check((await rowsOf(page)).every((r) => !r.checked), "nothing ticked when shown");
   await shootItem(page, APP_SHOTS);

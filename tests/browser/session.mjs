@@ -39,3 +39,10 @@ export async function shootItem(page, dir) {
     log("photographed", lang, item);
   }
 }
+
+/// Starts round `round` from the annotator's rounds page, as a person does: its start
+/// button claims the first item (a POST) and opens it.
+export async function startRound(page, round) {
+  await page.goto(`${process.env.APP_URL}/annotate`);
+  await Promise.all([page.waitForNavigation(), page.click(`#start-${round}`)]);
+}
