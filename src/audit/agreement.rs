@@ -99,7 +99,7 @@ pub fn per_keyword(keyword_ids: &[i64], answers: &[Vec<Vec<(i64, i16)>>]) -> Vec
 /// Each human annotator's latest answer on every review that two or more annotators
 /// labelled, as (keyword id, level) lists.
 pub async fn answers(pool: &sqlx::PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<Vec<Vec<(i64, i16)>>>> {
-    let reviews = crate::store::adjudication::multiply_answered(pool, taxonomy_id).await?;
+    let reviews = crate::store::adjudication::all_multiply_answered(pool, taxonomy_id).await?;
     Ok(reviews.into_iter().map(|r| r.answers.into_iter().map(|a| a.labels.labels).collect()).collect())
 }
 

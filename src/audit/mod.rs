@@ -7,3 +7,4 @@ pub mod confident;
 pub mod finder;
 pub mod neighbours;
 pub mod power;
+pub mod summary;

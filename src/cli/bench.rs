@@ -161,6 +161,20 @@ pub enum BenchCommand {
         #[arg(long)]
         suggested: bool,
     },
+    /// The reviewer's pages (audit table, keyword pages, adjudication) over HTTP on a
+    /// taxonomy of many reviews: p50 / p99 of each (scripts/bench_qa_data.sql).
+    Qa {
+        /// Reviews in the taxonomy; a tenth are re-labelled after a guideline change.
+        #[arg(long, default_value_t = 100_000)]
+        reviews: usize,
+        /// Timed requests per page (after three untimed ones).
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        /// Time an app already serving a database that the script prepared (its
+        /// DATABASE_URL), instead of a scratch database of its own.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// Benchmarks make their own scratch databases.
@@ -236,6 +250,11 @@ pub async fn run(settings: &Settings, command: BenchCommand) -> anyhow::Result<(
         }
         BenchCommand::Annotate { pool, items, suggested } => {
             reviewloop::bench::annotate(settings, pool, items, suggested).await
+        }
+        BenchCommand::Qa { reviews, requests, url } => {
+            println!("QA pages, {reviews} reviews, {requests} requests each, one at a time:");
+            let bench = reviewloop::bench::QaBench { reviews, requests, url };
+            reviewloop::bench::qa(settings, &bench).await.map(drop)
         }
     }
 }

@@ -23,38 +23,75 @@ impl MultiplyAnswered {
     }
 }
 
-/// Every review of a taxonomy that two or more annotators answered, oldest first: what
-/// agreement is measured on and disagreements are settled from.
-pub async fn multiply_answered(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<MultiplyAnswered>> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = super::reviews::page_with_annotations(pool, taxonomy_id, after, 2000, None).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = last.id;
-        for (review, all) in page {
-            let answers: Vec<StoredAnnotation> = consensus::latest_per_labeller(&all)
-                .into_iter()
-                .filter(|a| a.source == LabelSource::Human && a.annotator_id.is_some())
-                .cloned()
-                .collect();
-            if answers.len() >= 2 {
-                let has_gold = all.iter().any(|a| a.source == LabelSource::Gold);
-                out.push(MultiplyAnswered { review_id: review.id, text: review.text, answers, has_gold });
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Up to `limit` reviews whose annotators disagree and that have no gold label yet.
-pub async fn disagreements(
+/// Reviews of a taxonomy that two or more annotators answered, in review order after
+/// `after`, at most `limit`; `unsettled`: only those whose answers differ and that
+/// have no gold label. Driven by the `multiply_answered` table, which a trigger keeps
+/// as answers arrive (the same rule as `consensus::latest_per_labeller`), so a page
+/// costs its own reviews, never the taxonomy's.
+pub async fn multiply_answered(
     pool: &PgPool,
     taxonomy_id: i64,
-    limit: usize,
+    unsettled: bool,
+    after: i64,
+    limit: i64,
 ) -> sqlx::Result<Vec<MultiplyAnswered>> {
-    let all = multiply_answered(pool, taxonomy_id).await?;
-    Ok(all.into_iter().filter(|r| !r.has_gold && r.disagree()).take(limit).collect())
+    let rows: Vec<(i64, String, bool)> = sqlx::query_as(
+        "SELECT m.review_id, r.text, m.has_gold FROM multiply_answered m JOIN reviews r ON r.id = m.review_id
+         WHERE m.taxonomy_id = $1 AND m.review_id > $2 AND (NOT $3 OR (m.disagree AND NOT m.has_gold))
+         ORDER BY m.review_id LIMIT $4",
+    )
+    .bind(taxonomy_id)
+    .bind(after)
+    .bind(unsettled)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let all = super::annotations::for_reviews(pool, &ids, None).await?;
+    let mut by_review: std::collections::HashMap<i64, Vec<StoredAnnotation>> = Default::default();
+    for a in all {
+        by_review.entry(a.review_id).or_default().push(a);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(review_id, text, has_gold)| {
+            let all = by_review.remove(&review_id).unwrap_or_default();
+            MultiplyAnswered { review_id, text, answers: human_answers(&all), has_gold }
+        })
+        .collect())
+}
+
+/// Each annotator's latest answer, when it is a human one.
+fn human_answers(all: &[StoredAnnotation]) -> Vec<StoredAnnotation> {
+    consensus::latest_per_labeller(all)
+        .into_iter()
+        .filter(|a| a.source == LabelSource::Human && a.annotator_id.is_some())
+        .cloned()
+        .collect()
+}
+
+/// How many reviews' answers differ with no gold label yet.
+pub async fn count_disagreements(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM multiply_answered WHERE taxonomy_id = $1 AND disagree AND NOT has_gold",
+    )
+    .bind(taxonomy_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// Every multiply-answered review's answers, a page at a time: what agreement is
+/// measured on.
+pub async fn all_multiply_answered(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Vec<MultiplyAnswered>> {
+    let mut out = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |r: &MultiplyAnswered| r.review_id);
+        let page = multiply_answered(pool, taxonomy_id, false, after, 2000).await?;
+        if page.is_empty() {
+            return Ok(out);
+        }
+        out.extend(page);
+    }
 }
 
 /// Adopts one annotator's answer as the review's gold label (a new annotation by the
@@ -101,7 +138,7 @@ pub async fn adjudicate(
 
 /// Per annotator: answers in all, in the last 7 days, and how many of their answers on
 /// reviews with a gold label match it exactly.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct AnnotatorStats {
     pub username: String,
     pub answers: i64,
@@ -123,7 +160,11 @@ pub async fn annotator_stats(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Ve
              WHERE r.taxonomy_id = $1 AND a.source = 'gold' ORDER BY a.review_id, a.id DESC),
          labels AS (
              SELECT annotation_id, array_agg(keyword_id::text || ':' || sentiment ORDER BY keyword_id) AS set
-             FROM annotation_labels GROUP BY annotation_id)
+             FROM annotation_labels
+             -- Only the answers compared with a gold label, and the gold labels.
+             WHERE annotation_id IN (SELECT l.id FROM latest l JOIN gold g ON g.review_id = l.review_id
+                                     UNION ALL SELECT id FROM gold)
+             GROUP BY annotation_id)
          SELECT u.username,
                 count(*) AS answers,
                 count(*) FILTER (WHERE l.created_at > now() - interval '7 days') AS last_week,

@@ -54,20 +54,54 @@ pub async fn history(pool: &PgPool, keyword_id: i64) -> sqlx::Result<Vec<Guideli
     .await
 }
 
-/// Labels with this keyword made under an earlier definition than the current one:
-/// (review id, annotation id, the guideline revision it was made under, review text).
+/// The labels with this keyword that predate its current definition and are still
+/// their review's latest annotation (re-labelled reviews are done), in annotation
+/// order after `after`, at most `limit`: (review, annotation, revision, text). Read
+/// along the keyword's labels (`annotation_labels_keyword_idx`).
 pub async fn labels_under_older_definition(
     pool: &PgPool,
     keyword_id: i64,
+    after: i64,
+    limit: i64,
 ) -> sqlx::Result<Vec<(i64, i64, i32, String)>> {
-    sqlx::query_as(
-        "SELECT a.review_id, a.id, a.guideline_revision, r.text FROM annotations a
-         JOIN reviews r ON r.id = a.review_id
-         JOIN annotation_labels l ON l.annotation_id = a.id AND l.keyword_id = $1
-         WHERE a.guideline_revision < (SELECT max(taxonomy_revision) FROM keyword_guidelines WHERE keyword_id = $1)
-         ORDER BY a.id",
-    )
+    sqlx::query_as(&format!(
+        "{OLDER} SELECT a.review_id, a.id, a.guideline_revision, r.text FROM older a
+         JOIN reviews r ON r.id = a.review_id WHERE a.id > $2 ORDER BY a.id LIMIT $3"
+    ))
     .bind(keyword_id)
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await
 }
+
+/// How many [`labels_under_older_definition`] there are, counted up to `cap` (a
+/// count costs the labels it reads; past the cap a page says "cap+").
+pub async fn count_labels_under_older_definition(
+    pool: &PgPool,
+    keyword_id: i64,
+    cap: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(&format!("{OLDER} SELECT count(*) FROM (SELECT 1 FROM older LIMIT $2) capped"))
+        .bind(keyword_id)
+        .bind(cap)
+        .fetch_one(pool)
+        .await
+}
+
+/// Whether the keyword's definition was ever edited (only then can labels predate it).
+pub async fn edited(pool: &PgPool, keyword_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT count(*) > 1 FROM keyword_guidelines WHERE keyword_id = $1")
+        .bind(keyword_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// The annotations behind [`labels_under_older_definition`] (keyword `$1`).
+const OLDER: &str = "
+    WITH older AS (
+        SELECT l.annotation_id AS id, a.review_id, a.guideline_revision FROM annotation_labels l
+        JOIN annotations a ON a.id = l.annotation_id
+        WHERE l.keyword_id = $1
+          AND a.guideline_revision < (SELECT max(taxonomy_revision) FROM keyword_guidelines WHERE keyword_id = $1)
+          AND NOT EXISTS (SELECT 1 FROM annotations b WHERE b.review_id = a.review_id AND b.id > a.id))";

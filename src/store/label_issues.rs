@@ -176,20 +176,62 @@ pub struct OpenIssue {
     pub label_levels: Vec<i16>,
 }
 
-/// A keyword's open suspects, most confident first.
-pub async fn open_for_keyword(pool: &PgPool, keyword_id: i64, limit: i64) -> sqlx::Result<Vec<OpenIssue>> {
+/// Where a page of a keyword's suspects starts: after this (confidence, id).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuspectCursor {
+    pub confidence: f32,
+    pub id: i64,
+}
+
+/// A page of a keyword's open suspects, most confident first, after `after`;
+/// `prefilled_only`: only those about labels made with prefilled suggestions (the labels
+/// most exposed to automation bias). Read along `label_issues_open_idx`.
+pub async fn open_for_keyword(
+    pool: &PgPool,
+    keyword_id: i64,
+    prefilled_only: bool,
+    after: Option<SuspectCursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<OpenIssue>> {
     sqlx::query_as(
         "SELECT i.id, i.review_id, r.text, i.kind, i.suggested, i.confidence, i.annotation_id,
                 coalesce(array_agg(l.keyword_id ORDER BY l.keyword_id) FILTER (WHERE l.keyword_id IS NOT NULL), '{}') AS label_keywords,
                 coalesce(array_agg(l.sentiment ORDER BY l.keyword_id) FILTER (WHERE l.keyword_id IS NOT NULL), '{}') AS label_levels
-         FROM label_issues i JOIN reviews r ON r.id = i.review_id
+         FROM (SELECT i.* FROM label_issues i
+               WHERE i.keyword_id = $1 AND i.status = 'open'
+                 AND ($3::real IS NULL OR i.confidence < $3 OR (i.confidence = $3 AND i.id > $4))
+                 AND (NOT $2 OR EXISTS (SELECT 1 FROM annotations a
+                                        WHERE a.id = i.annotation_id AND a.assist ->> 'mode' = 'prefilled'))
+               ORDER BY i.confidence DESC, i.id LIMIT $5) i
+         JOIN reviews r ON r.id = i.review_id
          LEFT JOIN annotation_labels l ON l.annotation_id = i.annotation_id
-         WHERE i.keyword_id = $1 AND i.status = 'open'
-         GROUP BY i.id, r.text ORDER BY i.confidence DESC, i.id LIMIT $2",
+         GROUP BY i.id, i.review_id, i.kind, i.suggested, i.confidence, i.annotation_id, r.text
+         ORDER BY i.confidence DESC, i.id",
     )
     .bind(keyword_id)
+    .bind(prefilled_only)
+    .bind(after.map(|c| c.confidence))
+    .bind(after.map_or(0, |c| c.id))
     .bind(limit)
     .fetch_all(pool)
+    .await
+}
+
+/// How many open suspects a keyword has (of labels made with prefilled suggestions).
+pub async fn count_open_for_keyword(
+    pool: &PgPool,
+    keyword_id: i64,
+    prefilled_only: bool,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM label_issues i
+         WHERE i.keyword_id = $1 AND i.status = 'open'
+           AND (NOT $2 OR EXISTS (SELECT 1 FROM annotations a
+                                  WHERE a.id = i.annotation_id AND a.assist ->> 'mode' = 'prefilled'))",
+    )
+    .bind(keyword_id)
+    .bind(prefilled_only)
+    .fetch_one(pool)
     .await
 }
 

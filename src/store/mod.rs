@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod label_issues;
 pub mod models;
 pub mod predictions;
+pub mod qa_summaries;
 pub mod reviews;
 pub mod rounds;
 pub mod scratch;

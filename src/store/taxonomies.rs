@@ -128,6 +128,24 @@ pub struct TaxonomySummary {
     pub reviews: i64,
 }
 
+/// A taxonomy as a picker offers it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TaxonomyChoice {
+    pub id: i64,
+    pub name: String,
+    pub has_reviews: bool,
+}
+
+/// Every taxonomy for a picker, without counting reviews (one index probe each).
+pub async fn choices(pool: &PgPool) -> sqlx::Result<Vec<TaxonomyChoice>> {
+    sqlx::query_as(
+        "SELECT t.id, t.name, EXISTS (SELECT 1 FROM reviews r WHERE r.taxonomy_id = t.id) AS has_reviews
+         FROM taxonomies t ORDER BY t.id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Every taxonomy's name (one small query, whatever the number of reviews).
 pub async fn names(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar("SELECT name FROM taxonomies").fetch_all(pool).await

@@ -163,6 +163,13 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<User>> {
         .await
 }
 
+/// The names of these users (a page's worth).
+pub async fn names_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<HashMap<i64, String>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, username FROM users WHERE id = ANY($1)").bind(ids).fetch_all(pool).await?;
+    Ok(rows.into_iter().collect())
+}
+
 pub async fn usernames(pool: &PgPool) -> sqlx::Result<HashMap<i64, String>> {
     let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, username FROM users").fetch_all(pool).await?;
     Ok(rows.into_iter().collect())

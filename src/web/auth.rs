@@ -64,8 +64,10 @@ impl<A: Area> Authorized<A> {
     }
 }
 
-fn wants_json(req: &HttpRequest) -> bool {
-    req.path().starts_with("/api/")
+/// Whether the request is for the JSON API: read from the path as the router decoded
+/// it (`/%61pi/…` is `/api/…` to the router, so it is to this too).
+pub fn wants_json(req: &HttpRequest) -> bool {
+    req.match_info().as_str().starts_with("/api/")
 }
 
 /// The page to come back to after logging in: the one asked for, when it was a GET.

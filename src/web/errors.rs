@@ -33,7 +33,7 @@ fn in_words(t: &Tr, code: Option<&str>, message: Option<&str>) -> String {
 pub fn render_error_page<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_api = res.request().path().starts_with("/api/");
+    let is_api = super::auth::wants_json(res.request());
     let status = res.status();
     // A page that answered with its own HTML (a form shown again with its error) stays.
     let is_html = res

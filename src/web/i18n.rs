@@ -189,6 +189,7 @@ pub struct Tr {
     pub save: &'static str,
     pub no_suspects: &'static str,
     pub run_audit: &'static str,
+    pub audit_queued: &'static str,
     pub adjudication: &'static str,
     pub adjudication_hint: &'static str,
     pub no_disagreements: &'static str,
@@ -267,6 +268,12 @@ pub struct Tr {
     pub err_round_closed: &'static str,
     pub login_busy: &'static str,
     pub seconds: &'static str,
+    pub next_page: &'static str,
+    pub first_page: &'static str,
+    pub shown_of: &'static str,
+    pub figures_as_of: &'static str,
+    pub figures_refreshing: &'static str,
+    pub figures_pending: &'static str,
 }
 
 impl Tr {
@@ -442,6 +449,7 @@ pub static KO: Tr = Tr {
     save: "저장",
     no_suspects: "열린 의심이 없습니다. `reviewloop audit`으로 찾습니다.",
     run_audit: "라벨 오류 찾기 실행 (작업)",
+    audit_queued: "라벨 오류 찾기를 작업으로 넣었습니다. 작업이 끝나면 의심 수가 바뀝니다.",
     adjudication: "판정",
     adjudication_hint: "두 명 이상의 라벨이 다른 리뷰입니다. 맞는 답을 누르면 그 라벨이 정답(gold)이 됩니다.",
     no_disagreements: "판정할 불일치가 없습니다.",
@@ -520,6 +528,12 @@ pub static KO: Tr = Tr {
     err_round_closed: "이 라운드는 닫혔습니다. 답을 더 받지 않습니다.",
     login_busy: "로그인 요청이 몰려 있습니다. 잠시 후 다시 시도하세요.",
     seconds: "초",
+    next_page: "다음 쪽",
+    first_page: "처음으로",
+    shown_of: "보이는 것",
+    figures_as_of: "집계 시각",
+    figures_refreshing: "새 라벨이 있어 다시 집계하는 중입니다. 잠시 후 새로 고치면 바뀝니다.",
+    figures_pending: "집계 중입니다. 잠시 후 새로 고치세요.",
 };
 
 pub static EN: Tr = Tr {
@@ -667,6 +681,7 @@ pub static EN: Tr = Tr {
     save: "Save",
     no_suspects: "No open suspects. `reviewloop audit` finds them.",
     run_audit: "Find label errors (job)",
+    audit_queued: "Finding label errors is queued as a job; the suspect counts change when it ends.",
     adjudication: "Adjudication",
     adjudication_hint: "Reviews whose annotators disagree. Click the right answer to make it the gold label.",
     no_disagreements: "No disagreements to settle.",
@@ -745,6 +760,12 @@ pub static EN: Tr = Tr {
     err_round_closed: "This round is closed: it takes no more answers.",
     login_busy: "Many logins are being checked right now. Please try again in a moment.",
     seconds: " s",
+    next_page: "Next page",
+    first_page: "First page",
+    shown_of: "Shown",
+    figures_as_of: "Figures as of",
+    figures_refreshing: "New labels came in: the figures are being counted again. Reload in a moment.",
+    figures_pending: "The figures are being counted. Reload in a moment.",
 };
 
 /// A sentiment level in words, for the scales we know.

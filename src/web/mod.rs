@@ -49,6 +49,8 @@ pub struct AppState {
     pub bad_keys: throttle::Throttle,
     /// Keys that authenticated lately: not held up by their address's wait.
     pub good_keys: throttle::RecentKeys,
+    /// The reviewer pages' figures, counted again off the page when labels change.
+    pub summaries: crate::audit::summary::Refresher,
 }
 
 /// A bound server. Binding happens in `build` so that tests can ask for port 0 and
@@ -78,6 +80,7 @@ impl Application {
             logins: login_gate::LoginGate::for_this_machine(),
             bad_keys: throttle::Throttle::default(),
             good_keys: throttle::RecentKeys::default(),
+            summaries: Default::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

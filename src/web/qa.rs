@@ -9,16 +9,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::auth::{Authorized, CsrfForm, Nav, Permitted, ReviewArea};
-use super::engineer::pick_taxonomy;
 use super::i18n::Tr;
 use super::routing::{route, Route};
 use super::{render, see_other, AppState};
-use crate::audit::agreement;
+use crate::audit::summary::{self, Shown};
 use crate::error::{AppError, AppResult};
 use crate::store::guidelines::{self, GuidelineVersion};
-use crate::store::label_issues::{self, Decision, OpenIssue};
-use crate::store::taxonomies::TaxonomySummary;
-use crate::store::{adjudication, annotations, models, predictions};
+use crate::store::label_issues::{self, Decision, OpenIssue, SuspectCursor};
+use crate::store::taxonomies::TaxonomyChoice;
+use crate::store::{adjudication, models};
 use crate::taxonomy::{ResolvedLabels, Taxonomy};
 use crate::train::compare::judged_report;
 use crate::train::metrics::Scores;
@@ -40,7 +39,7 @@ pub const ROUTES: &[Route] = &[
 struct KeywordRow {
     id: i64,
     name: String,
-    labelled: i64,
+    labelled: Option<i64>,
     predicted: Option<i64>,
     scores: Option<Scores>,
     kappa: Option<f64>,
@@ -52,17 +51,37 @@ struct KeywordRow {
 struct AuditPage {
     t: &'static Tr,
     nav: Nav,
-    taxonomies: Vec<TaxonomySummary>,
-    taxonomy: TaxonomySummary,
+    taxonomies: Vec<TaxonomyChoice>,
+    taxonomy: TaxonomyChoice,
     rows: Vec<KeywordRow>,
+    figures: FiguresState,
+    queued: bool,
+}
+
+/// How current the counted figures are, as the page says it.
+struct FiguresState {
+    computed_at: Option<String>,
+    refreshing: bool,
+}
+
+impl FiguresState {
+    fn of(shown: &Shown) -> Self {
+        let at = shown
+            .computed_at
+            .map(|at| at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string());
+        FiguresState { computed_at: at, refreshing: shown.refreshing }
+    }
 }
 
 #[derive(Deserialize)]
 struct AuditQuery {
     taxonomy: Option<String>,
     sort: Option<String>,
+    queued: Option<String>,
 }
 
+/// The audit table: counted figures from the taxonomy's summary (`audit::summary`:
+/// stored, recounted off the page when labels change), open suspects counted live.
 async fn audit_page(
     user: Reviewer,
     state: web::Data<AppState>,
@@ -70,47 +89,80 @@ async fn audit_page(
 ) -> AppResult<HttpResponse> {
     let (taxonomies, summary) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
     let taxonomy = crate::store::taxonomies::load(&state.pool, summary.id).await?;
-    let mut rows = keyword_rows(&state, &taxonomy).await?;
+    let shown = figures(&state, &taxonomy).await?;
+    let mut rows = keyword_rows(&state, &taxonomy, shown.figures.as_ref()).await?;
     sort_rows(&mut rows, query.sort.as_deref().unwrap_or("suspects"));
-    Ok(render(&AuditPage { t: user.tr(), nav: user.nav(), taxonomies, taxonomy: summary, rows }))
+    Ok(render(&AuditPage {
+        t: user.tr(),
+        nav: user.nav(),
+        taxonomies,
+        taxonomy: summary,
+        rows,
+        figures: FiguresState::of(&shown),
+        queued: query.queued.is_some(),
+    }))
 }
 
-async fn keyword_rows(state: &AppState, taxonomy: &Taxonomy) -> AppResult<Vec<KeywordRow>> {
+/// The taxonomies to pick from and the one asked for, or else the first with reviews;
+/// without counting any (the QA pages stay fast on large taxonomies).
+async fn pick_taxonomy(
+    state: &AppState,
+    name: Option<&str>,
+) -> AppResult<(Vec<TaxonomyChoice>, TaxonomyChoice)> {
+    let all = crate::store::taxonomies::choices(&state.pool).await?;
+    let chosen = match name {
+        Some(n) => all.iter().find(|t| t.name == n).ok_or(AppError::NotFound)?,
+        None => all.iter().find(|t| t.has_reviews).or(all.first()).ok_or(AppError::NotFound)?,
+    };
+    let chosen = chosen.clone();
+    Ok((all, chosen))
+}
+
+/// The taxonomy's counted figures, as current as `audit::summary` keeps them.
+async fn figures(state: &AppState, taxonomy: &Taxonomy) -> AppResult<Shown> {
+    let serving = models::current_keyword(&state.pool, taxonomy.id).await?;
+    let version_id = serving.as_ref().map(|v| v.id);
+    // Asked for only when the figures are counted again.
+    let thresholds = async {
+        let version = serving.as_ref()?;
+        Some(summary::Serving {
+            version_id: version.id,
+            thresholds: serving_thresholds(state, taxonomy, version).await,
+        })
+    };
+    Ok(state.summaries.shown(&state.pool, taxonomy, version_id, thresholds).await?)
+}
+
+async fn keyword_rows(
+    state: &AppState,
+    taxonomy: &Taxonomy,
+    figures: Option<&summary::Figures>,
+) -> AppResult<Vec<KeywordRow>> {
     let pool = &state.pool;
-    let labelled = annotations::label_stats(pool, taxonomy.id).await?.per_keyword;
     let suspects: HashMap<i64, i64> =
         label_issues::open_counts(pool, taxonomy.id).await?.into_iter().collect();
-    let ids: Vec<i64> = taxonomy.keywords.iter().map(|k| k.id).collect();
-    let agreement = agreement::per_keyword(&ids, &agreement::answers(pool, taxonomy.id).await?);
     let serving = models::current_keyword(pool, taxonomy.id).await?;
     let report = serving.as_ref().and_then(|v| judged_report(&v.metrics));
-    let predicted = match &serving {
-        Some(v) => Some(
-            predictions::predicted_counts(pool, v.id, &serving_thresholds(state, taxonomy, v).await).await?,
-        ),
-        None => None,
-    };
+    let counted = |id: i64| figures.and_then(|f| f.keywords.iter().find(|k| k.keyword_id == id));
     Ok(taxonomy
         .keywords
         .iter()
-        .enumerate()
-        .map(|(i, k)| KeywordRow {
+        .map(|k| KeywordRow {
             id: k.id,
             name: k.name.clone(),
-            labelled: labelled.get(i).map_or(0, |l| l.1),
-            predicted: predicted.as_ref().and_then(|p| p.get(i).copied()),
+            labelled: counted(k.id).map(|c| c.labelled),
+            predicted: counted(k.id).and_then(|c| c.predicted),
             scores: report
                 .as_ref()
                 .and_then(|r| r.labels.iter().find(|(l, _)| *l == k.name).map(|(_, s)| s.clone())),
-            kappa: agreement[i].presence_kappa,
+            kappa: counted(k.id).and_then(|c| c.kappa),
             suspects: suspects.get(&k.id).copied().unwrap_or(0),
         })
         .collect())
 }
 
-/// The serving keyword model's thresholds, from its `labels.json` (0.5 each if absent).
-/// The serving version's decision thresholds, from the model the API serves (0.5 each
-/// when it cannot be loaded).
+/// The serving version's decision thresholds, from the model the API serves (none
+/// when it cannot be loaded: predicted counts are then not shown).
 async fn serving_thresholds(
     state: &AppState,
     taxonomy: &Taxonomy,
@@ -124,10 +176,11 @@ async fn serving_thresholds(
 
 fn sort_rows(rows: &mut [KeywordRow], by: &str) {
     let f1 = |r: &KeywordRow| r.scores.as_ref().map_or(-1.0, |s| s.f1);
+    let labelled = |r: &KeywordRow| r.labelled.unwrap_or(0);
     match by {
         "name" => rows.sort_by(|a, b| a.name.cmp(&b.name)),
-        "labelled" => rows.sort_by_key(|r| std::cmp::Reverse(r.labelled)),
-        "predicted" => rows.sort_by_key(|r| std::cmp::Reverse(r.predicted.unwrap_or(0) - r.labelled)),
+        "labelled" => rows.sort_by_key(|r| std::cmp::Reverse(labelled(r))),
+        "predicted" => rows.sort_by_key(|r| std::cmp::Reverse(r.predicted.unwrap_or(0) - labelled(r))),
         "f1" => rows.sort_by(|a, b| f1(a).total_cmp(&f1(b))),
         _ => rows.sort_by_key(|r| std::cmp::Reverse(r.suspects)),
     }
@@ -165,10 +218,31 @@ struct KeywordPage {
     keyword: String,
     prefilled_only: bool,
     issues: Vec<SuspectView>,
+    issue_count: i64,
+    /// This page of suspects is not the first.
+    later_suspects: bool,
+    next_suspects: Option<String>,
     history: Vec<GuidelineVersion>,
-    /// Labels made under an older definition: (review text, revision), the first 50.
+    /// Labels made under an older definition: (review text, revision), a page of them.
     older_labels: Vec<(String, i32)>,
-    older_count: usize,
+    /// Counted up to `COUNT_CAP`.
+    older_count: String,
+    later_older: bool,
+    next_older: Option<String>,
+}
+
+/// Suspects, and labels made under an older definition, shown per page.
+const PAGE: i64 = 50;
+/// Labels under an older definition are counted up to this many ("1000+" beyond).
+const COUNT_CAP: i64 = 1000;
+
+/// A capped count as shown: the number, or the cap and a plus.
+fn counted(n: i64) -> String {
+    if n > COUNT_CAP {
+        format!("{COUNT_CAP}+")
+    } else {
+        n.to_string()
+    }
 }
 
 #[derive(Deserialize)]
@@ -176,8 +250,38 @@ struct KeywordQuery {
     /// Only suspects among labels made with prefilled suggestions (the labels most
     /// exposed to automation bias).
     prefilled: Option<String>,
+    /// The last suspect of the previous page: its confidence and id.
+    after_confidence: Option<f32>,
+    after_issue: Option<i64>,
+    /// The last older label of the previous page (its annotation id).
+    after_label: Option<i64>,
 }
 
+impl KeywordQuery {
+    fn suspects_after(&self) -> Option<SuspectCursor> {
+        Some(SuspectCursor { confidence: self.after_confidence?, id: self.after_issue? })
+    }
+
+    /// This page's address with one list moved on (the other list stays where it is).
+    fn link(&self, keyword_id: i64, suspects: Option<SuspectCursor>, older: Option<i64>) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if self.prefilled.is_some() {
+            pairs.push(("prefilled", "1".into()));
+        }
+        if let Some(c) = suspects {
+            pairs.push(("after_confidence", c.confidence.to_string()));
+            pairs.push(("after_issue", c.id.to_string()));
+        }
+        if let Some(after) = older {
+            pairs.push(("after_label", after.to_string()));
+        }
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        format!("/qa/keywords/{keyword_id}{}{query}", if query.is_empty() { "" } else { "?" })
+    }
+}
+
+/// A keyword's drill-down: its open suspects and the labels made under an older
+/// definition, each a page at a time with its count.
 async fn keyword_page(
     user: Reviewer,
     state: web::Data<AppState>,
@@ -187,13 +291,16 @@ async fn keyword_page(
     let keyword_id = path.into_inner();
     let taxonomy = taxonomy_of_keyword(&state, keyword_id).await?;
     let name = |id: i64| taxonomy.keyword_by_id(id).map(|k| k.name.clone()).unwrap_or_default();
-    let mut open = label_issues::open_for_keyword(&state.pool, keyword_id, 200).await?;
     let prefilled_only = query.prefilled.is_some();
-    if prefilled_only {
-        let ids: Vec<i64> = open.iter().filter_map(|i| i.annotation_id).collect();
-        let prefilled = annotations::made_with_prefilled(&state.pool, &ids).await?;
-        open.retain(|i| i.annotation_id.is_some_and(|a| prefilled.contains(&a)));
-    }
+    let pool = &state.pool;
+    let open = label_issues::open_for_keyword(pool, keyword_id, prefilled_only, query.suspects_after(), PAGE)
+        .await?;
+    let issue_count = label_issues::count_open_for_keyword(pool, keyword_id, prefilled_only).await?;
+    let next_suspects = (open.len() as i64 == PAGE).then(|| {
+        let last = open.last().expect("a full page");
+        let cursor = SuspectCursor { confidence: last.confidence, id: last.id };
+        query.link(keyword_id, Some(cursor), query.after_label)
+    });
     let mut marked = highlighted(&state, &taxonomy, keyword_id, &open).await.into_iter();
     let mut issues = Vec::new();
     for issue in open {
@@ -208,7 +315,22 @@ async fn keyword_page(
         let segments = marked.next().unwrap_or_else(|| vec![(issue.text.clone(), false)]);
         issues.push((issue, current.join(", "), suggestion, segments));
     }
-    let older = guidelines::labels_under_older_definition(&state.pool, keyword_id).await?;
+    let edited = guidelines::edited(pool, keyword_id).await?;
+    let older = match edited {
+        true => {
+            guidelines::labels_under_older_definition(pool, keyword_id, query.after_label.unwrap_or(0), PAGE)
+                .await?
+        }
+        false => Vec::new(),
+    };
+    let older_count = match edited {
+        true => guidelines::count_labels_under_older_definition(pool, keyword_id, COUNT_CAP + 1).await?,
+        false => 0,
+    };
+    let next_older = (older.len() as i64 == PAGE).then(|| {
+        let last = older.last().expect("a full page").1;
+        query.link(keyword_id, query.suspects_after(), Some(last))
+    });
     Ok(render(&KeywordPage {
         t: user.tr(),
         nav: user.nav(),
@@ -216,9 +338,14 @@ async fn keyword_page(
         keyword: name(keyword_id),
         prefilled_only,
         issues,
-        history: guidelines::history(&state.pool, keyword_id).await?,
-        older_count: older.len(),
-        older_labels: older.into_iter().take(50).map(|(_, _, revision, text)| (text, revision)).collect(),
+        issue_count,
+        later_suspects: query.suspects_after().is_some(),
+        next_suspects,
+        history: guidelines::history(pool, keyword_id).await?,
+        older_count: counted(older_count),
+        older_labels: older.into_iter().map(|(_, _, revision, text)| (text, revision)).collect(),
+        later_older: query.after_label.is_some(),
+        next_older,
     }))
 }
 
@@ -351,23 +478,40 @@ type Answer = (i64, String, String);
 struct AdjudicatePage {
     t: &'static Tr,
     nav: Nav,
-    taxonomy: TaxonomySummary,
+    taxonomy: TaxonomyChoice,
     disagreements: Vec<(i64, String, Vec<Answer>)>,
+    total: i64,
+    later: bool,
+    next: Option<String>,
     annotators: Vec<adjudication::AnnotatorStats>,
+    figures: FiguresState,
 }
 
+#[derive(Deserialize)]
+struct AdjudicateQuery {
+    taxonomy: Option<String>,
+    /// The last review of the previous page.
+    after: Option<i64>,
+}
+
+/// Unsettled disagreements a page at a time (oldest review first), and each
+/// annotator's figures from the taxonomy's summary.
 async fn adjudicate_page(
     user: Reviewer,
     state: web::Data<AppState>,
-    query: web::Query<AuditQuery>,
+    query: web::Query<AdjudicateQuery>,
 ) -> AppResult<HttpResponse> {
     let (_, summary) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
     let taxonomy = crate::store::taxonomies::load(&state.pool, summary.id).await?;
-    let names: HashMap<i64, String> =
-        crate::store::users::list(&state.pool).await?.into_iter().map(|u| (u.id, u.username)).collect();
+    let page =
+        adjudication::multiply_answered(&state.pool, taxonomy.id, true, query.after.unwrap_or(0), PAGE)
+            .await?;
+    let annotator_ids: Vec<i64> =
+        page.iter().flat_map(|d| d.answers.iter().filter_map(|a| a.annotator_id)).collect();
+    let names = crate::store::users::names_of(&state.pool, &annotator_ids).await?;
     let describe = |labels: &ResolvedLabels| -> String {
         if labels.no_keyword {
-            return "없음".into();
+            return user.tr().no_keyword.to_string();
         }
         let named = labels
             .labels
@@ -375,31 +519,35 @@ async fn adjudicate_page(
             .filter_map(|(k, l)| Some(format!("{}{l:+}", taxonomy.keyword_by_id(*k)?.name)));
         named.collect::<Vec<_>>().join(", ")
     };
-    let disagreements = adjudication::disagreements(&state.pool, taxonomy.id, 100)
-        .await?
+    let next = (page.len() as i64 == PAGE).then(|| {
+        let last = page.last().expect("a full page").review_id;
+        format!("/qa/adjudicate?taxonomy={}&after={last}", super::query_value(&taxonomy.name))
+    });
+    let disagreements = page
         .into_iter()
         .map(|d| {
             let answers = d
                 .answers
                 .iter()
                 .map(|a| {
-                    (
-                        a.id,
-                        names.get(&a.annotator_id.unwrap_or(0)).cloned().unwrap_or_default(),
-                        describe(&a.labels),
-                    )
+                    let who = a.annotator_id.and_then(|id| names.get(&id).cloned()).unwrap_or_default();
+                    (a.id, who, describe(&a.labels))
                 })
                 .collect();
             (d.review_id, d.text, answers)
         })
         .collect();
-    let annotators = adjudication::annotator_stats(&state.pool, taxonomy.id).await?;
+    let shown = figures(&state, &taxonomy).await?;
     Ok(render(&AdjudicatePage {
         t: user.tr(),
         nav: user.nav(),
         taxonomy: summary,
         disagreements,
-        annotators,
+        total: adjudication::count_disagreements(&state.pool, taxonomy.id).await?,
+        later: query.after.is_some(),
+        next,
+        figures: FiguresState::of(&shown),
+        annotators: shown.figures.map(|f| f.annotators).unwrap_or_default(),
     }))
 }
 
@@ -430,7 +578,7 @@ mod tests {
         KeywordRow {
             id: 0,
             name: name.into(),
-            labelled,
+            labelled: Some(labelled),
             predicted: Some(predicted),
             scores: None,
             kappa: None,

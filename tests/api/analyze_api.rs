@@ -534,3 +534,65 @@ async fn the_queue_is_charged_what_requests_cost_so_a_second_large_one_is_turned
     let answered = batcher.analyze(model.clone(), short.clone(), Highlights::Mask, costs(&short)).await;
     assert_eq!(answered.unwrap().len(), 1, "a small request still fits");
 }
+
+#[tokio::test]
+async fn refused_requests_are_charged_so_a_key_looping_them_meets_its_limit() {
+    let s = serving(|settings| settings.web.serve.max_cost = 100_000, false).await;
+    let pool = s.app.pool.clone();
+    let looping = |per_minute: i32| {
+        let pool = pool.clone();
+        async move { api_keys::create(&pool, "looping", per_minute, None).await.unwrap().1 }
+    };
+    let send = |key: String, body: Value| {
+        let request = client().post(s.app.url("/api/v1/analyze")).bearer_auth(key).json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Over the budget: tokenised and costed, then refused; each one costs the key a unit.
+    let key = looping(3).await;
+    let over = json!({"reviews": long_reviews(64)});
+    let statuses = [
+        send(key.clone(), over.clone()).await,
+        send(key.clone(), over.clone()).await,
+        send(key.clone(), over.clone()).await,
+        send(key.clone(), over.clone()).await,
+    ];
+    assert_eq!(statuses, [400, 400, 400, 429]);
+    // An unknown taxonomy, and a body that is not JSON: the same.
+    let key = looping(2).await;
+    let unknown = json!({"text": "배송이 빨라요", "taxonomy": "no-such-taxonomy"});
+    assert_eq!(send(key.clone(), unknown.clone()).await, 404);
+    assert_eq!(send(key.clone(), unknown.clone()).await, 404);
+    assert_eq!(send(key.clone(), unknown).await, 429);
+    let key = looping(1).await;
+    let broken = |key: String| {
+        let request = client().post(s.app.url("/api/v1/analyze")).bearer_auth(key).body("{not json");
+        async move { request.header("content-type", "application/json").send().await.unwrap().status() }
+    };
+    assert_eq!(broken(key.clone()).await, 400);
+    assert_eq!(broken(key).await, 429);
+}
+
+#[tokio::test]
+async fn an_unknown_taxonomy_is_answered_without_waiting_for_a_model_to_load() {
+    use reviewloop::serve::{Registry, ServeError};
+    let app = TestApp::spawn().await;
+    let storage =
+        reviewloop::storage::Storage::open(&app.pool, &reviewloop::config::StorageLocation::Postgres)
+            .unwrap();
+    let registry = Registry::new(storage, app.data_dir.clone());
+    let _loading = registry.hold_loading().await;
+    let answer = tokio::time::timeout(Duration::from_secs(20), registry.get("no-such-taxonomy")).await;
+    assert!(
+        matches!(answer, Ok(Err(ServeError::UnknownTaxonomy(_)))),
+        "answered from the names, not behind the load"
+    );
+    // A taxonomy made after the names were read is found at once (it then waits to load).
+    let def: reviewloop::taxonomy::TaxonomyDefinition = serde_json::from_value(
+        json!({"name": "shoes", "scale_min": -1, "scale_max": 1, "keywords": [{"name": "사이즈"}]}),
+    )
+    .unwrap();
+    reviewloop::store::taxonomies::create(&app.pool, &def).await.unwrap();
+    drop(_loading);
+    let answer = tokio::time::timeout(Duration::from_secs(20), registry.get("shoes")).await;
+    assert!(matches!(answer, Ok(Err(ServeError::NoModel(_)))), "known, with nothing trained");
+}

@@ -215,3 +215,44 @@ async fn the_item_page_speaks_korean_by_default_and_english_on_request() {
     // Only local paths are followed after switching.
     assert_eq!(location(&annotator.get("/lang/ko?next=//evil.example").await), "/");
 }
+
+#[tokio::test]
+async fn a_closed_round_takes_no_more_answers_and_says_so() {
+    let app = TestApp::spawn().await;
+    let round = round(&app, 3, 0.0).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let annotator = app.logged_in(Role::Annotator).await;
+    let item = next_item(&annotator, round).await.unwrap();
+    let form = answer(&annotator, &item, &taxonomy, &[("배송", 1)]).await;
+    reviewloop::store::rounds::close(&app.pool, round, None).await.unwrap();
+    let refused = annotator.post_form(&item, &form).await;
+    assert_eq!(refused.status(), 409);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("이 라운드는 닫혔습니다"), "{page}");
+    assert_eq!(app.count("SELECT count(*) FROM annotations").await, 0, "nothing stored");
+    // The item's page says so, its form disabled; starting the round again is refused.
+    let shown = annotator.get(&item).await.text().await.unwrap();
+    assert!(shown.contains("이 라운드는 닫혔습니다"), "{shown}");
+    assert!(shown.contains("id=\"submit-button\" disabled"), "{shown}");
+    assert_eq!(annotator.claim_next(round).await.status(), 409);
+}
+
+#[tokio::test]
+async fn following_a_link_claims_nothing_only_the_start_button_does() {
+    let app = TestApp::spawn().await;
+    let round = round(&app, 3, 0.0).await;
+    let annotator = app.logged_in(Role::Annotator).await;
+    // The old link, as a page elsewhere could embed it: no such page, nothing claimed.
+    assert_eq!(annotator.get(&format!("/annotate/rounds/{round}/next")).await.status(), 404);
+    // The start button's request without its token, as another site could send it.
+    let forged = annotator.post_form(&format!("/annotate/rounds/{round}/next"), &[]).await;
+    assert_eq!(forged.status(), 403);
+    assert_eq!(app.count("SELECT count(*) FROM assignments").await, 0);
+    let rounds = annotator.get("/annotate").await.text().await.unwrap();
+    assert!(
+        rounds.contains(&format!("<form method=\"post\" action=\"/annotate/rounds/{round}/next\"")),
+        "{rounds}"
+    );
+    assert!(next_item(&annotator, round).await.is_some());
+    assert_eq!(app.count("SELECT count(*) FROM assignments").await, 1);
+}

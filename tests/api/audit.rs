@@ -265,8 +265,38 @@ async fn an_edited_guideline_is_a_new_version_and_older_labels_can_be_listed() {
     );
     // The label made before the edit is listed; one made after is not.
     app.import_text("fashion", Format::Csv, "text,labels\n원단이 짱짱해요,품질1\n").await;
-    let older = guidelines::labels_under_older_definition(&app.pool, quality.id).await.unwrap();
+    let older = guidelines::labels_under_older_definition(&app.pool, quality.id, 0, 50).await.unwrap();
     assert_eq!(older.len(), 1);
     assert_eq!((older[0].2, older[0].3.as_str()), (1, "바지가 쫀쫀해요"), "made under revision 1");
+    assert_eq!(
+        guidelines::count_labels_under_older_definition(&app.pool, quality.id, 1000).await.unwrap(),
+        1
+    );
+    assert!(
+        guidelines::labels_under_older_definition(&app.pool, quality.id, older[0].1, 50)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing after the last one"
+    );
+    // Once the review is labelled again under the new definition, it is done.
+    let annotator = crate::helpers::user_id(&app, reviewloop::store::users::Role::Annotator).await;
+    let author = reviewloop::store::annotations::Authorship {
+        source: reviewloop::consensus::LabelSource::Human,
+        annotator_id: Some(annotator),
+        assignment_id: None,
+        import_batch_id: None,
+        guideline_revision: 2,
+        client_token: None,
+        assist: None,
+    };
+    let labels = reviewloop::taxonomy::ResolvedLabels { no_keyword: false, labels: vec![(quality.id, 1)] };
+    let mut tx = app.pool.begin().await.unwrap();
+    reviewloop::store::annotations::insert(&mut tx, older[0].0, &author, &labels).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        guidelines::count_labels_under_older_definition(&app.pool, quality.id, 1000).await.unwrap(),
+        0
+    );
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'guideline.edit'").await, 1);
 }

@@ -20,6 +20,7 @@ mod promotion;
 mod qa;
 mod roles;
 mod rounds;
+mod security;
 mod select;
 mod simulate;
 mod train;

@@ -189,3 +189,218 @@ async fn suspects_show_the_words_the_serving_model_weighs() {
     assert!(again.contains("<mark>"), "marked by the loaded model");
     let _ = std::fs::remove_dir_all(&models);
 }
+
+/// `n` reviews, each labelled 배송 by one annotator, with a suspect on each of
+/// confidence 0.01 × i: (keyword id, reviews).
+async fn suspects(app: &TestApp, n: usize) -> (i64, Vec<i64>) {
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(n, 2)).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
+    let reviews: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let annotator = user_id(app, Role::Annotator).await;
+    let mut issues = Vec::new();
+    for (i, review) in reviews.iter().enumerate() {
+        let annotation = human_answer(app, *review, annotator, vec![(delivery, 1)]).await;
+        let confidence = (i % 100) as f32 / 100.0;
+        issues.push(NewIssue {
+            review_id: *review,
+            keyword_id: delivery,
+            kind: "wrong",
+            annotation_id: annotation,
+            suggested: 0,
+            confidence,
+        });
+    }
+    label_issues::record(&app.pool, &issues).await.unwrap();
+    (delivery, reviews)
+}
+
+/// The issue ids on a page, in its order.
+fn issue_ids(page: &str) -> Vec<i64> {
+    page.split("<tr id=\"issue-").skip(1).map(|s| s[..s.find('"').unwrap()].parse().unwrap()).collect()
+}
+
+fn next_link(page: &str) -> Option<String> {
+    let marker = "id=\"next-page\" href=\"";
+    let start = page.find(marker)? + marker.len();
+    Some(page[start..start + page[start..].find('"')?].replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn a_keywords_suspects_come_a_page_at_a_time_most_confident_first_with_their_count() {
+    let app = TestApp::spawn().await;
+    let (delivery, _) = suspects(&app, 120).await;
+    let reviewer = app.logged_in(Role::Reviewer).await;
+    let mut url = format!("/qa/keywords/{delivery}");
+    let mut seen: Vec<i64> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = reviewer.get(&url).await.text().await.unwrap();
+        assert!(page.contains("<span id=\"suspect-count\">120</span>"), "{page}");
+        let ids = issue_ids(&page);
+        assert!(ids.len() <= 50);
+        seen.extend(ids);
+        pages += 1;
+        match next_link(&page) {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (120, 120), "every suspect once");
+    let in_order: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM label_issues WHERE status = 'open' ORDER BY confidence DESC, id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(seen, in_order, "most confident first, ties by id");
+}
+
+#[tokio::test]
+async fn disagreements_come_a_page_at_a_time_and_their_count_is_exact() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(70, 2)).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
+    let reviews: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let (a, b) = (user_id(&app, Role::Annotator).await, user_id(&app, Role::Annotator).await);
+    for (i, review) in reviews.iter().enumerate() {
+        human_answer(&app, *review, a, vec![(delivery, 1)]).await;
+        // Sixty disagree, ten agree.
+        human_answer(&app, *review, b, vec![(delivery, if i < 60 { -1 } else { 1 })]).await;
+    }
+    let reviewer = app.logged_in(Role::Reviewer).await;
+    let first = reviewer.get("/qa/adjudicate?taxonomy=fashion").await.text().await.unwrap();
+    assert!(first.contains("<span id=\"disagreement-count\">60</span>"), "{first}");
+    assert_eq!(first.matches("<tr id=\"review-").count(), 50);
+    let second = reviewer.get(&next_link(&first).unwrap()).await.text().await.unwrap();
+    assert_eq!(second.matches("<tr id=\"review-").count(), 10);
+    assert!(next_link(&second).is_none());
+    for review in &reviews[..60] {
+        let row = format!("<tr id=\"review-{review}\"");
+        assert!(first.contains(&row) != second.contains(&row), "review {review} on exactly one page");
+    }
+}
+
+/// The `multiply_answered` table, kept by a trigger, says what the Rust rule says of
+/// each review's annotations.
+#[tokio::test]
+async fn the_table_of_multiply_answered_reviews_follows_the_rule_of_consensus() {
+    use reviewloop::consensus::LabelSource;
+    use reviewloop::store::annotations::{self, Authorship};
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(6, 1)).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let k = |name: &str| taxonomy.keywords.iter().find(|k| k.name == name).unwrap().id;
+    let r: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let (a, b, c) = (
+        user_id(&app, Role::Annotator).await,
+        user_id(&app, Role::Annotator).await,
+        user_id(&app, Role::Reviewer).await,
+    );
+    let answer = |review: i64, who: i64, source: LabelSource, labels: Vec<(i64, i16)>| {
+        let pool = app.pool.clone();
+        async move {
+            let author = Authorship {
+                source,
+                annotator_id: Some(who),
+                assignment_id: None,
+                import_batch_id: None,
+                guideline_revision: 1,
+                client_token: None,
+                assist: None,
+            };
+            let labels = reviewloop::taxonomy::ResolvedLabels { no_keyword: labels.is_empty(), labels };
+            let mut tx = pool.begin().await.unwrap();
+            annotations::insert(&mut tx, review, &author, &labels).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    use LabelSource::{Gold, Human, Review};
+    // 0: one answer. 1: two agreeing. 2: two differing. 3: differing, then corrected to agree.
+    answer(r[0], a, Human, vec![(k("배송"), 1)]).await;
+    answer(r[1], a, Human, vec![(k("배송"), 1)]).await;
+    answer(r[1], b, Human, vec![(k("배송"), 1)]).await;
+    answer(r[2], a, Human, vec![(k("배송"), 1)]).await;
+    answer(r[2], b, Human, vec![(k("배송"), 1), (k("색상"), 2)]).await;
+    answer(r[3], a, Human, vec![(k("배송"), 1)]).await;
+    answer(r[3], b, Human, vec![]).await;
+    answer(r[3], b, Human, vec![(k("배송"), 1)]).await;
+    // 4: differing, settled by a gold label. 5: three answers, the third's latest a QA fix.
+    answer(r[4], a, Human, vec![(k("배송"), 1)]).await;
+    answer(r[4], b, Human, vec![(k("배송"), -1)]).await;
+    answer(r[4], c, Gold, vec![(k("배송"), 1)]).await;
+    answer(r[5], a, Human, vec![(k("배송"), 1)]).await;
+    answer(r[5], b, Human, vec![(k("배송"), 1)]).await;
+    answer(r[5], c, Human, vec![(k("배송"), -1)]).await;
+    answer(r[5], c, Review, vec![(k("배송"), 1)]).await;
+
+    let table: Vec<(i64, i32, bool, bool)> = sqlx::query_as(
+        "SELECT review_id, answers, disagree, has_gold FROM multiply_answered ORDER BY review_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let all = reviewloop::store::adjudication::all_multiply_answered(&app.pool, taxonomy.id).await.unwrap();
+    let by_rule: Vec<(i64, i32, bool, bool)> =
+        all.iter().map(|m| (m.review_id, m.answers.len() as i32, m.disagree(), m.has_gold)).collect();
+    assert_eq!(table, by_rule);
+    assert_eq!(
+        table,
+        [
+            (r[1], 2, false, false),
+            (r[2], 2, true, false),
+            (r[3], 2, false, false),
+            (r[4], 2, true, true),
+            (r[5], 2, false, false)
+        ]
+    );
+    // Computed again for every review (as the migration did for existing data): the same.
+    sqlx::query("SELECT note_multiple_answers(id) FROM reviews").execute(&app.pool).await.unwrap();
+    let again: Vec<(i64, i32, bool, bool)> = sqlx::query_as(
+        "SELECT review_id, answers, disagree, has_gold FROM multiply_answered ORDER BY review_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(again, table);
+}
+
+/// Past a small database the audit table's figures are counted off the page: the page
+/// answers at once with the figures it has, says they are being counted again, and
+/// shows the new ones once that is done.
+#[tokio::test]
+async fn on_a_large_database_the_audit_figures_are_counted_off_the_page() {
+    let app = TestApp::spawn().await;
+    app.import_text("fashion", Format::Csv, "text,labels\n배송이 빨라요,배송1\n").await;
+    let reviewer = app.logged_in(Role::Reviewer).await;
+    let page = reviewer.get("/qa/audit?taxonomy=fashion&sort=name").await.text().await.unwrap();
+    assert!(!page.contains("다시 집계하는 중"), "small: counted on the page");
+    // As if there were many annotations: the next ones get ids past the inline limit.
+    let past = reviewloop::audit::summary::INLINE_BELOW + 10;
+    sqlx::query("SELECT setval('annotations_id_seq', $1)").bind(past).execute(&app.pool).await.unwrap();
+    app.import_text("fashion", Format::Csv, "text,labels\n배송이 느려요,배송-1\n").await;
+    let page = reviewer.get("/qa/audit?taxonomy=fashion&sort=name").await.text().await.unwrap();
+    assert!(page.contains("다시 집계하는 중"), "{page}");
+    let delivery = app.taxonomy("fashion").await.keywords.iter().find(|k| k.name == "배송").unwrap().id;
+    let row = |count: i64| {
+        format!("<a href=\"/qa/keywords/{delivery}\">배송</a></td>\n    <td class=\"num\">{count}</td>")
+    };
+    assert!(page.contains(&row(1)), "the stored figures meanwhile: {page}");
+    let mut counted = false;
+    for _ in 0..100 {
+        let page = reviewer.get("/qa/audit?taxonomy=fashion&sort=name").await.text().await.unwrap();
+        if page.contains(&row(2)) && !page.contains("다시 집계하는 중") {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(counted, "counted again in the background");
+}

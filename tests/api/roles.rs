@@ -24,7 +24,7 @@ fn allowed(route: &Route) -> Option<&'static [Role]> {
     }
 }
 
-async fn app_with_round() -> (TestApp, i64) {
+pub(crate) async fn app_with_round() -> (TestApp, i64) {
     let app = TestApp::spawn().await;
     app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(5, 1)).await;
     let round = app.create_round(&round_spec(5)).await.unwrap();
@@ -33,7 +33,7 @@ async fn app_with_round() -> (TestApp, i64) {
 
 /// The path with its ids filled in: an open round for round paths, else an id that
 /// does not exist (a role that may use the route then gets 404, not 403).
-fn concrete(path: &str, round: i64) -> String {
+pub(crate) fn concrete(path: &str, round: i64) -> String {
     let round_path = path.starts_with("/annotate/rounds/") || path.starts_with("/engineer/rounds/");
     let id = if round_path { round.to_string() } else { "999999".to_string() };
     let mut out = String::new();
