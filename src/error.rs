@@ -14,6 +14,9 @@ pub enum AppError {
     Csrf,
     #[error("not found")]
     NotFound,
+    /// The path exists with these other methods (the `Allow` header).
+    #[error("this address takes {0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -35,6 +38,7 @@ impl ResponseError for AppError {
             AppError::Unauthenticated { wants_json: true, .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) | AppError::RoundClosed => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -60,7 +64,11 @@ impl ResponseError for AppError {
         } else {
             self.to_string()
         };
-        HttpResponse::build(status).json(serde_json::json!({
+        let mut response = HttpResponse::build(status);
+        if let AppError::MethodNotAllowed(allowed) = self {
+            response.insert_header((header::ALLOW, allowed.as_str()));
+        }
+        response.json(serde_json::json!({
             "error": { "code": self.code(), "message": message }
         }))
     }
@@ -74,6 +82,7 @@ impl AppError {
             AppError::Forbidden => "forbidden",
             AppError::Csrf => "csrf",
             AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::BadRequest(_) => "bad_request",
             AppError::Conflict(_) => "conflict",
             AppError::RoundClosed => "round_closed",

@@ -37,8 +37,9 @@ use crate::store::sessions;
 
 /// Largest form body read for its token; forms here are a few kilobytes.
 const FORM_LIMIT: usize = 1024 * 1024;
-/// Most of an upload read to find its first field, and the longest token.
-const MULTIPART_PREFIX_LIMIT: usize = 64 * 1024;
+/// Most of an upload read to find its first field (a chunk or two of the socket's
+/// reads), and the longest token.
+const MULTIPART_PREFIX_LIMIT: usize = 1024 * 1024;
 const TOKEN_LIMIT: usize = 256;
 
 pub const HEADER: &str = "x-csrf-token";
@@ -81,11 +82,15 @@ pub async fn guard(
 }
 
 /// The app's default service: a request no route matched is checked like any other,
-/// then answered 404.
+/// then answered 405 (with the methods its path has) or 404.
 pub async fn unmatched(req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, AppError> {
     let mut req = ServiceRequest::from_parts(req, payload.into_inner());
     verify(Rule::Unmatched, &mut req).await?;
-    Err(AppError::NotFound)
+    let allowed = super::routing::methods_of(req.match_info().as_str());
+    if allowed.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    Err(AppError::MethodNotAllowed(allowed.join(", ")))
 }
 
 /// Whether a method may change something.
@@ -178,6 +183,11 @@ async fn multipart_token(req: &mut ServiceRequest) -> Result<Option<String>, App
     let tap = {
         let (source, seen) = (source.clone(), seen.clone());
         futures_util::stream::poll_fn(move |cx| {
+            let read: usize = seen.borrow().iter().map(|b| b.len()).sum();
+            if read > MULTIPART_PREFIX_LIMIT {
+                // No first field within the limit: the parser stops here.
+                return std::task::Poll::Ready(Some(Err(actix_web::error::PayloadError::Overflow)));
+            }
             let polled = source.borrow_mut().poll_next_unpin(cx);
             if let std::task::Poll::Ready(Some(Ok(chunk))) = &polled {
                 seen.borrow_mut().push(chunk.clone());
@@ -187,7 +197,7 @@ async fn multipart_token(req: &mut ServiceRequest) -> Result<Option<String>, App
     };
     let mut parts = actix_multipart::Multipart::new(req.headers(), tap);
     let token = match parts.next().await {
-        Some(Ok(field)) if field.name() == Some("csrf") => field_value(field, &seen).await,
+        Some(Ok(field)) if field.name() == Some("csrf") => field_value(field).await,
         _ => None,
     };
     drop(parts);
@@ -198,14 +208,13 @@ async fn multipart_token(req: &mut ServiceRequest) -> Result<Option<String>, App
     Ok(token)
 }
 
-/// A short field's text; `None` when it is longer than a token or the upload's
-/// beginning runs past the prefix limit before it ends.
-async fn field_value(mut field: actix_multipart::Field, seen: &RefCell<Vec<web::Bytes>>) -> Option<String> {
+/// A short field's text; `None` when it is longer than a token (or runs past the
+/// prefix limit).
+async fn field_value(mut field: actix_multipart::Field) -> Option<String> {
     let mut value = Vec::new();
     while let Some(chunk) = field.next().await {
         value.extend_from_slice(&chunk.ok()?);
-        let read: usize = seen.borrow().iter().map(|b| b.len()).sum();
-        if value.len() > TOKEN_LIMIT || read > MULTIPART_PREFIX_LIMIT {
+        if value.len() > TOKEN_LIMIT {
             return None;
         }
     }

@@ -25,7 +25,9 @@ fn in_words(t: &Tr, code: Option<&str>, message: Option<&str>) -> String {
     match code {
         Some("csrf") => t.err_csrf.to_string(),
         Some("round_closed") => t.err_round_closed.to_string(),
-        Some("forbidden" | "not_found" | "internal" | "unauthenticated") => String::new(),
+        Some("forbidden" | "not_found" | "internal" | "unauthenticated" | "method_not_allowed") => {
+            String::new()
+        }
         _ => message.unwrap_or_default().to_string(),
     }
 }
@@ -46,6 +48,11 @@ pub fn render_error_page<B: MessageBody + 'static>(
     }
     let t = Lang::from_request(res.request()).tr();
     let (req, response) = res.into_parts();
+    // What the answer tells a client besides its body stays on the page.
+    let kept: Vec<_> = [header::ALLOW, header::RETRY_AFTER]
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), response.headers().get(&name)?.clone())))
+        .collect();
     let body = actix_web::body::to_bytes(response.into_body());
     let status_code = status.as_u16();
     Ok(ErrorHandlerResponse::Future(Box::pin(async move {
@@ -58,9 +65,12 @@ pub fn render_error_page<B: MessageBody + 'static>(
         };
         let page = ErrorPage { t, status: status_code, title: t.status_text(status_code), message };
         let html = page.render().unwrap_or_else(|_| format!("error {status_code}"));
-        let response = actix_web::HttpResponse::build(status)
-            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-            .body(BoxBody::new(html));
+        let mut response = actix_web::HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"));
+        for header in kept {
+            response.insert_header(header);
+        }
+        let response = response.body(BoxBody::new(html));
         Ok(ServiceResponse::new(req, response).map_into_right_body())
     })))
 }

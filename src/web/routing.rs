@@ -56,6 +56,20 @@ macro_rules! route {
 }
 pub(crate) use route;
 
+/// The methods the table has for a path (as the router decoded it): a path with no
+/// route of the request's method is answered 405 with these, not 404.
+pub fn methods_of(path: &str) -> Vec<&'static str> {
+    static PATTERNS: std::sync::OnceLock<Vec<(actix_web::dev::ResourceDef, &'static str)>> =
+        std::sync::OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        table().into_iter().map(|r| (actix_web::dev::ResourceDef::new(r.path), r.method)).collect()
+    });
+    let mut methods: Vec<&'static str> =
+        patterns.iter().filter(|(def, _)| def.is_match(path)).map(|(_, method)| *method).collect();
+    methods.dedup();
+    methods
+}
+
 /// Registers every route of the table: a resource per route, answering only its
 /// method (another method falls through to the next route, or to `csrf::unmatched`),
 /// wrapped in the CSRF rule of its access.

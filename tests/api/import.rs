@@ -128,6 +128,7 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
     let engineer = app.logged_in(reviewloop::store::users::Role::Engineer).await;
     let csrf = engineer.csrf().await;
     let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
         .text("taxonomy", "fashion")
         .text("format", "auto")
         .text("label_source", "silver")
@@ -137,8 +138,8 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
             reqwest::multipart::Part::bytes("text,labels\n예뻐요,디자인2\n,\n".as_bytes().to_vec())
                 .file_name("upload.csv"),
         );
-    // An upload's token is in the query: it is checked before the body is read.
-    let url = app.url(&format!("/engineer/import?csrf={csrf}"));
+    // An upload's token is its first field: checked before the file is read.
+    let url = app.url("/engineer/import");
     let response = engineer.client.post(url).multipart(form).send().await.unwrap();
     // The request ends once the file is stored; the import runs as a job.
     assert_eq!(response.status(), 303);
@@ -167,9 +168,10 @@ async fn an_upload_over_the_size_limit_is_refused_and_nothing_is_kept() {
     let csrf = engineer.csrf().await;
     let body = "text\n".to_string() + &"옷이 예뻐요\n".repeat(200_000);
     let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
         .text("taxonomy", "fashion")
         .part("file", reqwest::multipart::Part::bytes(body.into_bytes()).file_name("big.csv"));
-    let url = app.url(&format!("/engineer/import?csrf={csrf}"));
+    let url = app.url("/engineer/import");
     if let Ok(response) = engineer.client.post(url).multipart(form).send().await {
         assert_eq!(response.status(), 413);
     }

@@ -224,8 +224,12 @@ async fn every_route_every_identity_and_every_spelling_gets_the_answer_the_rules
     for method in ["PUT", "DELETE", "PATCH"] {
         assert_eq!(raw(&app, method, "/admin/users", &cookie, "name=x").await.status, 403, "{method}");
     }
+    // With the token, the method is what is wrong.
     let with_token = format!("csrf={}", admin.csrf.as_deref().unwrap());
-    assert_eq!(raw(&app, "DELETE", "/admin/users", &cookie, &with_token).await.status, 404);
+    let answer = raw(&app, "DELETE", "/admin/users", &cookie, &with_token).await;
+    assert_eq!((answer.status, answer.header("allow")), (405, Some("GET, POST")));
+    assert_eq!(raw(&app, "GET", "/logout", &cookie, "").await.status, 405, "a POST-only route");
+    assert_eq!(raw(&app, "DELETE", "/no-such-page", &cookie, &with_token).await.status, 404);
 }
 
 /// The attack of the issue: the login form's check skipped by spelling its path
