@@ -242,8 +242,8 @@ async fn following_a_link_claims_nothing_only_the_start_button_does() {
     let app = TestApp::spawn().await;
     let round = round(&app, 3, 0.0).await;
     let annotator = app.logged_in(Role::Annotator).await;
-    // The old link, as a page elsewhere could embed it: no such page, nothing claimed.
-    assert_eq!(annotator.get(&format!("/annotate/rounds/{round}/next")).await.status(), 404);
+    // The old link, as a page elsewhere could embed it: not a GET address, nothing claimed.
+    assert_eq!(annotator.get(&format!("/annotate/rounds/{round}/next")).await.status(), 405);
     // The start button's request without its token, as another site could send it.
     let forged = annotator.post_form(&format!("/annotate/rounds/{round}/next"), &[]).await;
     assert_eq!(forged.status(), 403);
