@@ -19,6 +19,10 @@ pub enum AppError {
     MethodNotAllowed(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A query string or form that does not parse (what the parser said, for logs and
+    /// API clients; a page says it in the user's language).
+    #[error("{0}")]
+    BadInput(String),
     #[error("{0}")]
     Conflict(String),
     #[error("this round is closed: it takes no more answers")]
@@ -39,7 +43,7 @@ impl ResponseError for AppError {
             AppError::Forbidden | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::BadRequest(_) | AppError::BadInput(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) | AppError::RoundClosed => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,6 +88,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::BadRequest(_) => "bad_request",
+            AppError::BadInput(_) => "bad_input",
             AppError::Conflict(_) => "conflict",
             AppError::RoundClosed => "round_closed",
             AppError::TooLarge(_) => "too_large",

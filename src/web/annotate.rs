@@ -364,6 +364,10 @@ async fn submit(
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
     let assignment = own_assignment(&state, &user, path.into_inner()).await?;
+    // Said first, whatever the form holds (and checked again where the answer is stored).
+    if !assignment.round_open {
+        return Err(AppError::RoundClosed);
+    }
     let taxonomy = taxonomies::load(&state.pool, assignment.taxonomy_id).await?;
     let answer = Answer::parse(&form, &taxonomy).map_err(AppError::BadRequest)?;
     let token = answer.token.ok_or_else(|| AppError::BadRequest("missing submit token".into()))?;

@@ -379,19 +379,20 @@ async fn upload(
         "tsv" => Some(Format::Tsv),
         "jsonl" => Some(Format::Jsonl),
         "nikl-absa" => Some(Format::NiklAbsa),
-        other => return Err(AppError::BadRequest(format!("unknown format {other}"))),
+        other => return Err(AppError::BadInput(format!("unknown format {other}"))),
     };
     let (taxonomy, label_source) =
         (upload.field("taxonomy").to_string(), upload.field("label_source").to_string());
     let (mall, category) = (upload.field("mall").to_string(), upload.field("category").to_string());
+    let t = user.tr();
     let Some((file, filename)) = upload.file.as_mut() else {
-        return Ok(render(&page(None, Some("no file".into()))));
+        return Ok(render(&page(None, Some(t.import_no_file.into()))));
     };
     let Some(format) = format else {
-        return Ok(render(&page(None, Some(format!("cannot tell the format of {filename}; choose one")))));
+        return Ok(render(&page(None, Some(t.import_unknown_format.replace("{file}", filename)))));
     };
     if taxonomies::find_id(&state.pool, &taxonomy).await?.is_none() {
-        return Ok(render(&page(None, Some(format!("unknown taxonomy `{taxonomy}`")))));
+        return Ok(render(&page(None, Some(t.import_unknown_taxonomy.replace("{taxonomy}", &taxonomy)))));
     }
     let request = crate::jobs::import_job::ImportJob {
         file: file.name.clone(),

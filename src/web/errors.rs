@@ -18,17 +18,19 @@ struct ErrorPage {
     message: String,
 }
 
-/// What the page says under its title: the user's language for the errors whose
-/// words are fixed (the title alone says enough for most), the handler's message for
-/// the others.
-fn in_words(t: &Tr, code: Option<&str>, message: Option<&str>) -> String {
+/// The page's title and what it says under it: the user's language for the errors
+/// whose words are fixed (the status's own title says enough for most), the handler's
+/// message for the others.
+fn in_words(t: &Tr, status: u16, code: Option<&str>, message: Option<&str>) -> (&'static str, String) {
     match code {
-        Some("csrf") => t.err_csrf.to_string(),
-        Some("round_closed") => t.err_round_closed.to_string(),
+        // Not a matter of role: the form, not the user, was refused.
+        Some("csrf") => (t.err_bad_request, t.err_csrf.to_string()),
+        Some("round_closed") => (t.status_text(status), t.err_round_closed.to_string()),
+        Some("bad_input") => (t.status_text(status), t.err_bad_input.to_string()),
         Some("forbidden" | "not_found" | "internal" | "unauthenticated" | "method_not_allowed") => {
-            String::new()
+            (t.status_text(status), String::new())
         }
-        _ => message.unwrap_or_default().to_string(),
+        _ => (t.status_text(status), message.unwrap_or_default().to_string()),
     }
 }
 
@@ -56,14 +58,16 @@ pub fn render_error_page<B: MessageBody + 'static>(
     let body = actix_web::body::to_bytes(response.into_body());
     let status_code = status.as_u16();
     Ok(ErrorHandlerResponse::Future(Box::pin(async move {
-        let message = match body.await {
+        let (title, message) = match body.await {
             Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(v) => in_words(t, v["error"]["code"].as_str(), v["error"]["message"].as_str()),
-                Err(_) => String::from_utf8_lossy(&bytes).to_string(),
+                Ok(v) => {
+                    in_words(t, status_code, v["error"]["code"].as_str(), v["error"]["message"].as_str())
+                }
+                Err(_) => (t.status_text(status_code), String::from_utf8_lossy(&bytes).to_string()),
             },
-            Err(_) => String::new(),
+            Err(_) => (t.status_text(status_code), String::new()),
         };
-        let page = ErrorPage { t, status: status_code, title: t.status_text(status_code), message };
+        let page = ErrorPage { t, status: status_code, title, message };
         let html = page.render().unwrap_or_else(|_| format!("error {status_code}"));
         let mut response = actix_web::HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"));

@@ -59,7 +59,7 @@ fn login_page(
         }
         Outcome::Refused(Refused::Wait(wait)) => {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-            let message = format!("{} {}", t.login_locked, wait_in_words(t, wait));
+            let message = t.login_locked.replace("{wait}", &wait_in_words(t, wait));
             (StatusCode::TOO_MANY_REQUESTS, false, Some(message), Some(seconds))
         }
     };

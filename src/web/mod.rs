@@ -85,6 +85,8 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| bad_input(e)))
+                .app_data(web::FormConfig::default().error_handler(|e, _| bad_input(e)))
                 .wrap(ErrorHandlers::new().default_handler(errors::render_error_page))
                 .wrap(actix_web::middleware::from_fn(headers::private_pages_are_not_stored))
                 .wrap(headers::security(secure))
@@ -149,6 +151,11 @@ pub fn render_with<T: Template>(page: &T, status: StatusCode) -> HttpResponse {
             HttpResponse::InternalServerError().body("template error")
         }
     }
+}
+
+/// A query string or form that does not parse: 400, said on the page in the user's language.
+fn bad_input(e: impl std::fmt::Display) -> actix_web::Error {
+    crate::error::AppError::BadInput(e.to_string()).into()
 }
 
 pub fn see_other(location: &str) -> HttpResponse {

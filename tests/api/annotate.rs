@@ -235,6 +235,17 @@ async fn a_closed_round_takes_no_more_answers_and_says_so() {
     assert!(shown.contains("이 라운드는 닫혔습니다"), "{shown}");
     assert!(shown.contains("id=\"submit-button\" disabled"), "{shown}");
     assert_eq!(annotator.claim_next(round).await.status(), 409);
+    // Where the answer is stored the round is checked again, under its row lock: an
+    // answer read while the round was open and stored after it closed is refused too.
+    use reviewloop::store::assignments::{self, Submitted};
+    let id: i64 = item.trim_start_matches("/annotate/items/").parse().unwrap();
+    let mut open_then = assignments::get(&app.pool, id).await.unwrap().unwrap();
+    open_then.round_open = true;
+    let labels = reviewloop::taxonomy::ResolvedLabels { no_keyword: true, labels: vec![] };
+    let stored =
+        assignments::submit(&app.pool, &open_then, &labels, 1, uuid::Uuid::new_v4(), None).await.unwrap();
+    assert!(matches!(stored, Submitted::RoundClosed));
+    assert_eq!(app.count("SELECT count(*) FROM annotations").await, 0);
 }
 
 #[tokio::test]

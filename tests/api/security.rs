@@ -354,3 +354,22 @@ async fn a_database_error_while_queueing_a_job_is_not_shown() {
     assert!(!page.contains("secret detail") && !page.contains("jobs_internal"), "{page}");
     assert!(page.contains("서버 오류"), "{page}");
 }
+
+/// A query string or a form that does not parse gets a page in the user's language,
+/// never the parser's words.
+#[tokio::test]
+async fn a_malformed_query_or_form_is_answered_in_the_users_language() {
+    let (app, _) = app_with_round().await;
+    let engineer = app.logged_in(Role::Engineer).await;
+    let csrf = engineer.csrf().await;
+    let query = engineer.get("/qa/keywords/1?after_confidence=abc").await;
+    let form = engineer
+        .post_form("/engineer/rounds", &pairs(&[("csrf", &csrf), ("taxonomy", "fashion"), ("size", "열 개")]))
+        .await;
+    for answer in [query, form] {
+        assert_eq!(answer.status(), 400);
+        let page = answer.text().await.unwrap();
+        assert!(page.contains("올바르지 않은 것이 있습니다"), "{page}");
+        assert!(!page.contains("deserialize") && !page.contains("Parse error"), "{page}");
+    }
+}
