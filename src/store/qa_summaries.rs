@@ -28,19 +28,31 @@ pub struct Stored {
     pub figures: serde_json::Value,
 }
 
+#[derive(sqlx::FromRow)]
+struct Row {
+    annotations_through: i64,
+    predictions_through: i64,
+    model_version_id: Option<i64>,
+    computed_at: chrono::DateTime<chrono::Utc>,
+    figures: serde_json::Value,
+}
+
 pub async fn get(pool: &PgPool, taxonomy_id: i64) -> sqlx::Result<Option<Stored>> {
-    let row: Option<(i64, i64, Option<i64>, chrono::DateTime<chrono::Utc>, serde_json::Value)> =
-        sqlx::query_as(
-            "SELECT annotations_through, predictions_through, model_version_id, computed_at, figures
-             FROM qa_summaries WHERE taxonomy_id = $1",
-        )
-        .bind(taxonomy_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(|(annotations_through, predictions_through, model_version_id, computed_at, figures)| Stored {
-        stamp: Stamp { annotations_through, predictions_through, model_version_id },
-        computed_at,
-        figures,
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT annotations_through, predictions_through, model_version_id, computed_at, figures
+         FROM qa_summaries WHERE taxonomy_id = $1",
+    )
+    .bind(taxonomy_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| Stored {
+        stamp: Stamp {
+            annotations_through: r.annotations_through,
+            predictions_through: r.predictions_through,
+            model_version_id: r.model_version_id,
+        },
+        computed_at: r.computed_at,
+        figures: r.figures,
     }))
 }
 

@@ -109,14 +109,21 @@ async fn a_reviewer_audits_a_keyword_fixes_one_suspect_and_dismisses_another() {
     assert_eq!(empty.status(), 400);
 }
 
-#[tokio::test]
-async fn a_reviewer_settles_a_disagreement_into_a_gold_label() {
-    let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(2, 1)).await;
+/// `n` unlabelled fashion reviews: the id of 배송 and the reviews' ids in order.
+async fn delivery_and_reviews(app: &TestApp, n: usize) -> (i64, Vec<i64>) {
+    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(n, 2)).await;
     let taxonomy = app.taxonomy("fashion").await;
     let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
     let reviews: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    (delivery, reviews)
+}
+
+#[tokio::test]
+async fn a_reviewer_settles_a_disagreement_into_a_gold_label() {
+    let app = TestApp::spawn().await;
+    let (delivery, reviews) = delivery_and_reviews(&app, 2).await;
+    let taxonomy = app.taxonomy("fashion").await;
     let (a, b) = (user_id(&app, Role::Annotator).await, user_id(&app, Role::Annotator).await);
     let right = human_answer(&app, reviews[0], a, vec![(delivery, 1)]).await;
     human_answer(&app, reviews[0], b, vec![(delivery, -1)]).await;
@@ -193,11 +200,7 @@ async fn suspects_show_the_words_the_serving_model_weighs() {
 /// `n` reviews, each labelled 배송 by one annotator, with a suspect on each of
 /// confidence 0.01 × i: (keyword id, reviews).
 async fn suspects(app: &TestApp, n: usize) -> (i64, Vec<i64>) {
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(n, 2)).await;
-    let taxonomy = app.taxonomy("fashion").await;
-    let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
-    let reviews: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let (delivery, reviews) = delivery_and_reviews(app, n).await;
     let annotator = user_id(app, Role::Annotator).await;
     let mut issues = Vec::new();
     for (i, review) in reviews.iter().enumerate() {
@@ -263,11 +266,7 @@ async fn a_keywords_suspects_come_a_page_at_a_time_most_confident_first_with_the
 #[tokio::test]
 async fn disagreements_come_a_page_at_a_time_and_their_count_is_exact() {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, &crate::helpers::fashion_csv(70, 2)).await;
-    let taxonomy = app.taxonomy("fashion").await;
-    let delivery = taxonomy.keywords.iter().find(|k| k.name == "배송").unwrap().id;
-    let reviews: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM reviews ORDER BY id").fetch_all(&app.pool).await.unwrap();
+    let (delivery, reviews) = delivery_and_reviews(&app, 70).await;
     let (a, b) = (user_id(&app, Role::Annotator).await, user_id(&app, Role::Annotator).await);
     for (i, review) in reviews.iter().enumerate() {
         human_answer(&app, *review, a, vec![(delivery, 1)]).await;
