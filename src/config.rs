@@ -77,6 +77,11 @@ pub struct WebSettings {
     #[arg(long, env = "REVIEWLOOP_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
+    /// Password checks at once (argon2 takes a blocking thread and 19 MiB each); more
+    /// logins at that moment are answered 429 at once. Default: two per core.
+    #[arg(long, env = "REVIEWLOOP_LOGIN_CHECKS")]
+    pub login_checks: Option<usize>,
+
     #[command(flatten)]
     pub serve: ServeLimits,
 }
@@ -89,6 +94,7 @@ impl Default for WebSettings {
             public_url: None,
             secure_cookies: None,
             trusted_proxies: TrustedProxies::default(),
+            login_checks: None,
             serve: ServeLimits::default(),
         }
     }

@@ -37,7 +37,12 @@ pub enum Refused {
 pub struct LoginGate {
     throttle: Throttle,
     checks: Semaphore,
-    slots: usize,
+}
+
+/// Two checks per core: enough to keep the cores busy, at 19 MiB each.
+pub fn default_slots() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (2 * cores).clamp(2, 32)
 }
 
 /// A login allowed to have its password checked; holds its check slot until dropped.
@@ -51,17 +56,7 @@ pub struct Admitted<'a> {
 impl LoginGate {
     /// A gate with `slots` concurrent password checks.
     pub fn new(slots: usize) -> Self {
-        LoginGate { throttle: Throttle::default(), checks: Semaphore::new(slots), slots }
-    }
-
-    /// Two checks per core: enough to keep the cores busy, and 19 MiB each.
-    pub fn for_this_machine() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::new((2 * cores).clamp(2, 32))
-    }
-
-    pub fn slots(&self) -> usize {
-        self.slots
+        LoginGate { throttle: Throttle::default(), checks: Semaphore::new(slots) }
     }
 
     pub fn admit(&self, account: &str, client: &Client) -> Result<Admitted<'_>, Refused> {

@@ -73,11 +73,13 @@ impl Application {
             settings.web.serve.clone(),
         ));
         let secure = settings.web.secure();
+        let logins =
+            login_gate::LoginGate::new(settings.web.login_checks.unwrap_or_else(login_gate::default_slots));
         let state = web::Data::new(AppState {
             pool,
             settings,
             serving,
-            logins: login_gate::LoginGate::for_this_machine(),
+            logins,
             bad_keys: throttle::Throttle::default(),
             good_keys: throttle::RecentKeys::default(),
             summaries: Default::default(),

@@ -152,7 +152,8 @@ async fn behind_a_proxy() -> TestApp {
 #[tokio::test]
 async fn fifty_wrong_passwords_at_once_get_no_more_checks_than_the_policy_allows() {
     use reviewloop::web::throttle::ACCOUNT_FROM_CLIENT;
-    let app = TestApp::spawn().await;
+    // Check slots for all of them, so that only the count holds them back.
+    let app = TestApp::spawn_with(|s| s.web.login_checks = Some(64)).await;
     let name = app.user(Role::Annotator).await;
     // Each guess from its own browser with its own login token, all sent together.
     let mut prepared = Vec::new();
