@@ -50,6 +50,15 @@ impl KeptPieces {
         Ok(KeptPieces { ids, texts: 0 })
     }
 
+    /// Adds every piece made only of characters Korean reviews are written in (see
+    /// [`in_korean_reviews`]). No corpus is needed: any text of those characters is
+    /// covered, so the trimmed base serves reviews it has never seen exactly as the
+    /// full one does.
+    pub fn add_korean_script(&mut self, tokenizer: &Tokenizer) {
+        let vocab = tokenizer.get_vocab(false);
+        self.ids.extend(vocab.iter().filter(|(piece, _)| piece.chars().all(in_korean_reviews)).map(|(_, id)| *id));
+    }
+
     /// Adds the pieces of a batch of texts (encoded in parallel).
     pub fn add(&mut self, tokenizer: &Tokenizer, texts: Vec<String>) -> anyhow::Result<()> {
         self.texts += texts.len();
@@ -59,6 +68,23 @@ impl KeptPieces {
         }
         Ok(())
     }
+}
+
+/// Characters of Korean reviews: Hangul (syllables and jamo), ASCII (Latin letters,
+/// digits, punctuation), general and CJK punctuation, full-width forms, arrows and
+/// shapes (SentencePiece's word marker among them), emoji and their variation selector.
+pub fn in_korean_reviews(c: char) -> bool {
+    matches!(c as u32,
+        0x20..=0x7E                 // ASCII
+        | 0xA0..=0xBF | 0xD7 | 0xF7 // Latin-1 symbols (·, ×, ÷, «»)
+        | 0x1100..=0x11FF | 0x3130..=0x318F | 0xA960..=0xA97F | 0xAC00..=0xD7A3 | 0xD7B0..=0xD7FF // Hangul
+        | 0x2000..=0x206F           // general punctuation (…, ‘’, “”)
+        | 0x2190..=0x21FF | 0x2460..=0x24FF // arrows, enclosed numbers
+        | 0x2500..=0x27BF           // shapes, dingbats, and ▁ (U+2581), the word marker
+        | 0x3000..=0x303F | 0x3200..=0x32FF // CJK punctuation, enclosed Hangul
+        | 0xFE0F | 0xFF01..=0xFF65 // variation selector, full-width forms
+        | 0x1F000..=0x1FAFF         // emoji
+    )
 }
 
 /// The Unigram piece with the lowest score (none for other models).

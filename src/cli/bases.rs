@@ -40,6 +40,10 @@ pub enum BaseCommand {
         /// Text files (one review per line, or a TSV with a `text` column; .gz allowed).
         #[arg(long)]
         corpus: Vec<PathBuf>,
+        /// Keep every piece written only in the characters of Korean reviews (Hangul,
+        /// ASCII, punctuation, emoji): no corpus needed, and unseen reviews stay covered.
+        #[arg(long)]
+        korean: bool,
         /// Name of the new base (default: <base>-<taxonomy>).
         #[arg(long)]
         name: Option<SafeName>,
@@ -98,9 +102,12 @@ pub async fn run(settings: &Settings, command: BaseCommand) -> anyhow::Result<()
             }
         }
         BaseCommand::List { json } => list(data_dir, json)?,
-        BaseCommand::Trim { base, taxonomy, corpus, name, default, store } => {
-            anyhow::ensure!(taxonomy.is_some() || !corpus.is_empty(), "pass --taxonomy, --corpus or both");
-            let suffix = taxonomy.clone().unwrap_or_else(|| "corpus".into());
+        BaseCommand::Trim { base, taxonomy, corpus, korean, name, default, store } => {
+            anyhow::ensure!(
+                korean || taxonomy.is_some() || !corpus.is_empty(),
+                "pass --korean, --taxonomy or --corpus (or several)"
+            );
+            let suffix = taxonomy.clone().unwrap_or_else(|| if korean { "ko".into() } else { "corpus".into() });
             let name = match name {
                 Some(name) => name,
                 None => SafeName::parse(&format!("{base}-{suffix}")).context("pass --name")?,
@@ -109,6 +116,10 @@ pub async fn run(settings: &Settings, command: BaseCommand) -> anyhow::Result<()
             let tokenizer = reviewloop::model::folder::ModelFolder::open(&dir)?.tokenizer;
             let mut kept = trim::KeptPieces::new(&tokenizer)?;
             let mut sources = Vec::new();
+            if korean {
+                kept.add_korean_script(&tokenizer);
+                sources.push("the characters of Korean reviews".to_string());
+            }
             if let Some(taxonomy) = &taxonomy {
                 let pool = reviewloop::store::connect(&settings.database_url).await?;
                 kept.add(&tokenizer, taxonomy_texts(&pool, taxonomy).await?)?;
