@@ -281,5 +281,38 @@ mod tests {
         std::fs::remove_dir_all(data_dir).unwrap();
     }
 
+    /// Trimmed to Korean-review characters with no corpus, a base covers reviews it
+    /// never saw (any mix of Hangul, English, digits and emoji) exactly as before.
+    #[test]
+    fn trimmed_to_korean_characters_a_base_covers_reviews_it_never_saw() {
+        let data_dir = std::env::temp_dir().join(format!("trim-ko-{}", uuid::Uuid::new_v4().simple()));
+        base_from_fixture(&data_dir, "tiny-xlmr", "tiny-xlmr");
+        let base = SafeName::parse("tiny-xlmr").unwrap();
+        let folder = ModelFolder::open(&super::super::resolve(&data_dir, &base).unwrap()).unwrap();
+        let mut kept = KeptPieces::new(&folder.tokenizer).unwrap();
+        kept.add_korean_script(&folder.tokenizer);
+        let name = SafeName::parse("tiny-xlmr-ko").unwrap();
+        let (dir, report) = trim(&data_dir, &base, &name, &kept, "Korean characters").unwrap();
+        // The fixture's vocabulary is Korean already: what is cut is shown on e5 in the docs.
+        assert!(report.pieces_after <= report.pieces_before, "{report:?}");
+        let trimmed = ModelFolder::open(&dir).unwrap();
+        for text in ["핏이쁜데 넘 얇아요ㅠㅠ", "Good quality! 배송 2일 👍", "사이즈 M, 키 163cm…"] {
+            let a = folder.tokenizer.encode(text, true).unwrap();
+            let b = trimmed.tokenizer.encode(text, true).unwrap();
+            assert_eq!(a.get_tokens(), b.get_tokens(), "{text}");
+        }
+        std::fs::remove_dir_all(data_dir).unwrap();
+    }
+
+    #[test]
+    fn korean_review_characters_are_hangul_ascii_punctuation_and_emoji() {
+        for c in ['가', 'ㅋ', 'ㅠ', 'A', '7', '!', '…', '·', '😊', '👍', '▁', '～'] {
+            assert!(in_korean_reviews(c), "{c}");
+        }
+        for c in ['漢', 'Ж', 'ก', 'é', '\u{7}'] {
+            assert!(!in_korean_reviews(c), "{c:?}");
+        }
+    }
+
     use crate::model::encoder::Encoder;
 }
