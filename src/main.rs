@@ -73,6 +73,10 @@ enum Command {
     Agreement(cli::audit::AgreementArgs),
     /// Replay the loop on a labelled file: learning curves of each strategy against random.
     Simulate(cli::simulate::SimulateArgs),
+    /// The loop policy of a taxonomy (retrain, compare, promote, score, compose by
+    /// itself) and its cycles.
+    #[command(subcommand)]
+    Loop(cli::loop_policy::LoopCommand),
     /// List model versions, promote one (behind the F1 gate) or roll back.
     #[command(subcommand)]
     Model(cli::active::ModelCommand),
@@ -140,6 +144,7 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Worker(args) => cli::active::worker(&pool, settings, args).await,
         Command::Job(cmd) => cli::active::job(&pool, cmd).await,
         Command::Model(cmd) => cli::active::model(&pool, cmd).await,
+        Command::Loop(cmd) => cli::loop_policy::run(&pool, settings, cmd).await,
         Command::Agreement(args) => cli::audit::agreement(&pool, args).await,
         Command::Audit(args) => cli::audit::audit(&pool, settings, args).await,
         Command::Simulate(args) => cli::simulate::simulate(&pool, settings, args).await,

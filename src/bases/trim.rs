@@ -56,7 +56,9 @@ impl KeptPieces {
     /// full one does.
     pub fn add_korean_script(&mut self, tokenizer: &Tokenizer) {
         let vocab = tokenizer.get_vocab(false);
-        self.ids.extend(vocab.iter().filter(|(piece, _)| piece.chars().all(in_korean_reviews)).map(|(_, id)| *id));
+        self.ids.extend(
+            vocab.iter().filter(|(piece, _)| piece.chars().all(in_korean_reviews)).map(|(_, id)| *id),
+        );
     }
 
     /// Adds the pieces of a batch of texts (encoded in parallel).
@@ -296,7 +298,8 @@ mod tests {
         // The fixture's vocabulary is Korean already: what is cut is shown on e5 in the docs.
         assert!(report.pieces_after <= report.pieces_before, "{report:?}");
         let trimmed = ModelFolder::open(&dir).unwrap();
-        for text in ["핏이쁜데 넘 얇아요ㅠㅠ", "Good quality! 배송 2일 👍", "사이즈 M, 키 163cm…"] {
+        for text in ["핏이쁜데 넘 얇아요ㅠㅠ", "Good quality! 배송 2일 👍", "사이즈 M, 키 163cm…"]
+        {
             let a = folder.tokenizer.encode(text, true).unwrap();
             let b = trimmed.tokenizer.encode(text, true).unwrap();
             assert_eq!(a.get_tokens(), b.get_tokens(), "{text}");

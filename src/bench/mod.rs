@@ -110,6 +110,7 @@ pub async fn annotate(
         assist: if suggested { crate::rounds::Assist::Shown } else { crate::rounds::Assist::Off },
         assist_doubled: false,
         diverse: false,
+        cycle: None,
     };
     let round = crate::rounds::create(&pool, taxonomy.id, &spec, None).await?;
     if suggested {

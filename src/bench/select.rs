@@ -47,6 +47,7 @@ pub async fn select(
             assist: Default::default(),
             assist_doubled: false,
             diverse: false,
+            cycle: None,
         };
         let started = Instant::now();
         let round = crate::rounds::create(&pool, taxonomy_id, &spec, None).await?;

@@ -107,7 +107,8 @@ pub async fn run(settings: &Settings, command: BaseCommand) -> anyhow::Result<()
                 korean || taxonomy.is_some() || !corpus.is_empty(),
                 "pass --korean, --taxonomy or --corpus (or several)"
             );
-            let suffix = taxonomy.clone().unwrap_or_else(|| if korean { "ko".into() } else { "corpus".into() });
+            let suffix =
+                taxonomy.clone().unwrap_or_else(|| if korean { "ko".into() } else { "corpus".into() });
             let name = match name {
                 Some(name) => name,
                 None => SafeName::parse(&format!("{base}-{suffix}")).context("pass --name")?,

@@ -8,6 +8,7 @@ pub mod bases;
 pub mod bench;
 pub mod data;
 pub mod lighter;
+pub mod loop_policy;
 pub mod models;
 pub mod pretrain;
 pub mod rounds;

@@ -85,6 +85,7 @@ pub async fn round(pool: &sqlx::PgPool, cmd: RoundCommand) -> anyhow::Result<()>
                 assist,
                 assist_doubled,
                 diverse,
+                cycle: None,
             };
             let round = rounds::create(pool, taxonomy_id, &spec, None).await?;
             println!("round {} created: {} items, {} double-assigned", round.id, round.items, round.doubled);

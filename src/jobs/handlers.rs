@@ -19,14 +19,30 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<Value> {
         "audit" => audit(cx).await,
         "import" => super::import_job::run(cx).await,
         "suggest" => super::suggest_job::run(cx).await,
+        "compare" => crate::cycles::compare(cx.pool, cx.storage, &cx.config.models_dir, cycle_of(cx)?).await,
+        "compose" => crate::cycles::compose(cx.pool, cycle_of(cx)?).await,
         other => anyhow::bail!("unknown job kind `{other}`"),
     }
 }
 
+/// The loop cycle a step's job belongs to.
+fn cycle_of(cx: &JobContext<'_>) -> anyhow::Result<i64> {
+    cx.job
+        .payload
+        .get("cycle")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| anyhow::anyhow!("no cycle in the payload"))
+}
+
 /// A training job: [`TrainSettings`] with the version folder root set by the worker.
+/// A named version that an earlier attempt finished (its success not recorded: the
+/// worker died) is reported, not trained again.
 async fn train(cx: &JobContext<'_>) -> anyhow::Result<Value> {
     let (pool, config, job, cancel, state) = (cx.pool, cx.config, cx.job, cx.cancel, cx.state);
     let mut settings: TrainSettings = serde_json::from_value(job.payload.clone())?;
+    if let Some(done) = finished_before(pool, &settings).await? {
+        return Ok(done);
+    }
     settings.models_dir = config.models_dir.clone();
     settings.storage = Some(config.storage.clone());
     settings.fit.cancel = cancel.clone();
@@ -60,6 +76,17 @@ async fn train(cx: &JobContext<'_>) -> anyhow::Result<Value> {
         "keyword": outcome.keyword.validation.as_ref().map(|r| json!({"micro_f1": r.micro.f1, "macro_f1": r.macro_avg.f1})),
         "sentiment": outcome.sentiment.validation.as_ref().map(|r| json!({"micro_f1": r.micro.f1, "macro_f1": r.macro_avg.f1})),
     }))
+}
+
+async fn finished_before(pool: &sqlx::PgPool, settings: &TrainSettings) -> anyhow::Result<Option<Value>> {
+    let Some(name) = &settings.name else { return Ok(None) };
+    let Some(taxonomy) = crate::store::taxonomies::find_id(pool, &settings.taxonomy).await? else {
+        return Ok(None);
+    };
+    let version = crate::store::models::by_name(pool, taxonomy, "keyword", name).await?;
+    Ok(version
+        .filter(|v| matches!(v.status.as_str(), "ready" | "active" | "retired"))
+        .map(|v| json!({"version": v.name, "keyword_version_id": v.id, "finished_before": true})))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,4 +13,5 @@ pub use crate::store::jobs::{Job, NewJob};
 pub use context::WorkerConfig;
 
 /// The kinds of job a worker can run.
-pub const KINDS: [&str; 7] = ["train", "score", "score-chunk", "eval", "audit", "import", "suggest"];
+pub const KINDS: [&str; 9] =
+    ["train", "score", "score-chunk", "eval", "audit", "import", "suggest", "compare", "compose"];

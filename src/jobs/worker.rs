@@ -25,6 +25,9 @@ pub enum Outcome {
     Abandoned,
 }
 
+/// How often a worker says it is alive (the `workers` table: the loop looks for GPUs).
+const SEEN_EVERY: Duration = Duration::from_secs(30);
+
 /// Runs jobs until `shutdown` is set, sleeping on `LISTEN` (or the poll interval) when
 /// the queue is empty.
 pub async fn run(pool: &PgPool, config: &WorkerConfig, shutdown: &Cancel) -> anyhow::Result<()> {
@@ -34,8 +37,17 @@ pub async fn run(pool: &PgPool, config: &WorkerConfig, shutdown: &Cancel) -> any
     }
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(queue::CHANNEL).await?;
+    let mut seen = std::time::Instant::now() - SEEN_EVERY;
     while !shutdown.is_cancelled() {
+        if seen.elapsed() >= SEEN_EVERY {
+            crate::store::loops::worker_seen(pool, &config.id, &config.kinds, &config.devices).await?;
+            seen = std::time::Instant::now();
+        }
         if run_next(pool, config).await?.is_none() {
+            // Idle: what the loop policies ask for next (a cycle to start, a round to compose).
+            if let Err(e) = crate::cycles::tick(pool, &config.models_dir).await {
+                tracing::error!("loop policies not checked: {e:#}");
+            }
             tokio::select! {
                 received = listener.recv() => {
                     // A lost connection is retried by the next recv; wait meanwhile.
@@ -105,7 +117,13 @@ async fn execute(pool: &PgPool, config: &WorkerConfig, job: &Job) -> anyhow::Res
     let progress = state.lock().expect("job state lock").progress.clone();
     let error = match ran {
         Ok(Ok(result)) => {
-            let recorded = queue::succeed(pool, job.id, &config.id, &result, &progress).await?;
+            // The job's loop cycle (if any) moves on in the same transaction.
+            let mut tx = pool.begin().await?;
+            let recorded = queue::succeed(&mut *tx, job.id, &config.id, &result, &progress).await?;
+            if recorded {
+                crate::cycles::advance(&mut tx, job, &result).await?;
+            }
+            tx.commit().await?;
             return Ok(if recorded { Outcome::Succeeded } else { Outcome::Abandoned });
         }
         Ok(Err(e)) => format!("{e:#}"),

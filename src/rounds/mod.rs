@@ -66,6 +66,9 @@ pub struct RoundSpec {
     /// (strategy, group) cell over the embeddings, so no batch is near-duplicates.
     #[serde(default)]
     pub diverse: bool,
+    /// The loop cycle that composed it (`cycles`), if one did.
+    #[serde(default)]
+    pub cycle: Option<i64>,
 }
 
 /// How a round's items show the serving model's suggestions.

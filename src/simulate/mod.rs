@@ -370,6 +370,7 @@ impl Run<'_> {
             assist: Default::default(),
             assist_doubled: false,
             diverse: is_diverse(&stage),
+            cycle: None,
         };
         let taxonomy_id =
             crate::store::taxonomies::find_id(pool, &self.options.taxonomy).await?.context("taxonomy")?;

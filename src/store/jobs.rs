@@ -256,13 +256,16 @@ pub async fn heartbeat(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn succeed(
-    pool: &PgPool,
+pub async fn succeed<'e, E>(
+    executor: E,
     job_id: i64,
     worker_id: &str,
     result: &Value,
     progress: &Value,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
     let done = sqlx::query(
         "UPDATE jobs SET status = 'succeeded', finished_at = now(), result = $3, progress = $4, lease_expires_at = NULL
          WHERE id = $1 AND worker_id = $2 AND status = 'running'",
@@ -271,7 +274,7 @@ pub async fn succeed(
     .bind(worker_id)
     .bind(result)
     .bind(progress)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -317,6 +320,13 @@ pub async fn log(pool: &PgPool, job_id: i64, line: &str) -> sqlx::Result<()> {
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// The status of each of these jobs.
+pub async fn statuses(pool: &PgPool, ids: &[i64]) -> sqlx::Result<std::collections::HashMap<i64, String>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, status FROM jobs WHERE id = ANY($1)").bind(ids).fetch_all(pool).await?;
+    Ok(rows.into_iter().collect())
 }
 
 pub async fn get(pool: &PgPool, job_id: i64) -> sqlx::Result<Option<Job>> {

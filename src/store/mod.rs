@@ -11,6 +11,7 @@ pub mod devices;
 pub mod guidelines;
 pub mod jobs;
 pub mod label_issues;
+pub mod loops;
 pub mod models;
 pub mod predictions;
 pub mod qa_summaries;

@@ -257,3 +257,33 @@ pub async fn close(pool: &PgPool, round_id: i64, actor: Option<i64>) -> sqlx::Re
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// How far the taxonomy's open rounds are: (answers required, answers given), across
+/// all of them; (0, 0) when none is open.
+pub async fn open_progress(conn: &mut PgConnection, taxonomy_id: i64) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(i.copies), 0) FROM round_items i JOIN rounds o ON o.id = i.round_id
+                 WHERE o.taxonomy_id = $1 AND o.status = 'open')::bigint,
+                (SELECT count(*) FROM assignments a JOIN round_items i ON i.id = a.round_item_id
+                 JOIN rounds o ON o.id = i.round_id
+                 WHERE o.taxonomy_id = $1 AND o.status = 'open' AND a.status = 'done')",
+    )
+    .bind(taxonomy_id)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// The round a loop cycle composed, and how many the loop has composed for the taxonomy.
+pub async fn of_cycle(conn: &mut PgConnection, cycle_id: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM rounds WHERE (params->>'cycle')::bigint = $1")
+        .bind(cycle_id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+pub async fn composed_by_loop(conn: &mut PgConnection, taxonomy_id: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM rounds WHERE taxonomy_id = $1 AND params->>'cycle' IS NOT NULL")
+        .bind(taxonomy_id)
+        .fetch_one(&mut *conn)
+        .await
+}

@@ -22,8 +22,12 @@ pub async fn of_keyword(pool: &PgPool, keyword_id: i64) -> sqlx::Result<Option<i
         .await
 }
 
-pub async fn find_id(pool: &PgPool, name: &str) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = $1").bind(name).fetch_optional(pool).await
+pub async fn find_id<'e>(executor: impl sqlx::PgExecutor<'e>, name: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT id FROM taxonomies WHERE name = $1").bind(name).fetch_optional(executor).await
+}
+
+pub async fn name_of<'e>(executor: impl sqlx::PgExecutor<'e>, id: i64) -> sqlx::Result<String> {
+    sqlx::query_scalar("SELECT name FROM taxonomies WHERE id = $1").bind(id).fetch_one(executor).await
 }
 
 pub async fn create(pool: &PgPool, def: &TaxonomyDefinition) -> anyhow::Result<i64> {

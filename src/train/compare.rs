@@ -56,12 +56,13 @@ pub fn deltas(candidate: &Report, active: Option<&Report>) -> Vec<LabelDelta> {
     rows
 }
 
-/// Labels whose F1 falls by more than `margin` (labels the active version had no
-/// support for are not judged: their F1 was 0 anyway).
+/// Labels whose F1 falls by more than `margin`. Labels the active version was judged
+/// on with fewer than `evidence::MIN_KEYWORD_SUPPORT` test labels are not judged: their
+/// F1 is noise (a keyword with one test label moves by 1.0 on one review).
 pub fn regressions(deltas: &[LabelDelta], margin: f64) -> Vec<&LabelDelta> {
     deltas
         .iter()
-        .filter(|d| d.active.as_ref().is_some_and(|a| a.support > 0))
+        .filter(|d| d.active.as_ref().is_some_and(|a| a.support >= crate::evidence::MIN_KEYWORD_SUPPORT))
         .filter(|d| match (d.delta_f1, &d.candidate) {
             (Some(delta), _) => delta < -margin,
             (None, None) => true,

@@ -236,6 +236,7 @@ async fn create_round(
         assist: Assist::parse(&form.assist).unwrap_or_default(),
         assist_doubled: form.assist_doubled.is_some(),
         diverse: form.diverse.is_some(),
+        cycle: None,
     };
     match crate::rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
         Ok(round) => {

@@ -91,6 +91,7 @@ pub fn table() -> Vec<Route> {
         engineer::ROUTES,
         round_page::ROUTES,
         training::ROUTES,
+        loop_page::ROUTES,
         versions::ROUTES,
         simulations::ROUTES,
         qa::ROUTES,

@@ -217,6 +217,7 @@ pub fn round_spec(size: usize) -> RoundSpec {
         assist: Default::default(),
         assist_doubled: false,
         diverse: false,
+        cycle: None,
     }
 }
 

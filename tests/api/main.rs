@@ -15,6 +15,7 @@ mod jobs;
 mod layers;
 mod lighter;
 mod login;
+mod loop_cycles;
 mod pretrain;
 mod promotion;
 mod qa;
