@@ -12,8 +12,9 @@ pub const MIN_TRAINING_LABELS: usize = 10;
 pub const MIN_KEYWORD_SUPPORT: usize = 10;
 /// Test labels in all before a report's averages count.
 pub const MIN_REPORT_SUPPORT: usize = 30;
-/// Labels of a keyword before the audit judges its labels.
-pub const MIN_AUDIT_LABELS: usize = 20;
+/// Labels of a keyword before the audit judges them (fewer leave the fold models
+/// nothing to learn the keyword from, and every label looks suspect).
+pub const MIN_AUDIT_LABELS: usize = 10;
 
 /// A score with the labels behind it, or too few labels to give one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

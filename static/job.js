@@ -1,8 +1,12 @@
-// Live progress of one job: polls its status every two seconds until it ends.
+// Live progress of one job: polls its status every two seconds while it is queued or
+// running, and reloads the page when it ends (the page then shows what it did, and no
+// cancel button). A finished job's log is read once.
 (function () {
+  "use strict";
   const box = document.getElementById("job");
   if (!box) return;
   const id = box.dataset.id;
+  const live = box.dataset.live === "true";
   let after = 0;
   const set = (key, value) => {
     const el = document.getElementById(key);
@@ -18,28 +22,30 @@
       return setTimeout(poll, 5000);
     }
     const job = data.job, p = job.progress || {};
-    set("job-status", job.status);
+    const running = job.status === "queued" || job.status === "running";
+    if (live && !running) return window.location.reload();
+    set("job-status", data.words.status);
     set("job-attempts", `${job.attempts}/${job.max_attempts}`);
-    set("job-stage", p.stage);
+    set("job-stage", data.words.stage);
     set("job-epoch", p.epoch);
-    set("job-loss", typeof p.loss === "number" ? p.loss.toFixed(4) : p.loss);
+    set("job-loss", typeof p.loss === "number" ? p.loss.toFixed(4) : "");
     if (p.chunks) {
       const c = p.chunks, all = c.queued + c.running + c.succeeded + c.failed;
       set("job-chunks", `${c.succeeded} / ${all} · ${c.workers}`);
     }
-    set("job-eta", p.eta_seconds === undefined ? "" : `${p.eta_seconds} s`);
+    set("job-eta", typeof p.eta_seconds === "number" ? `${Math.round(p.eta_seconds)} s` : "");
     const done = p.step ?? p.done, total = p.total_steps ?? p.total;
-    if (total) {
-      document.getElementById("job-meter").value = done / total;
+    const meter = document.getElementById("job-meter");
+    if (total && meter) {
+      meter.value = done / total;
       set("job-steps", `${done} / ${total}`);
     }
-    if (job.result) set("job-result", JSON.stringify(job.result, null, 2));
     const log = document.getElementById("job-log");
     for (const line of data.logs) {
       log.textContent += `${line.at.slice(11, 19)} ${line.line}\n`;
       after = line.id;
     }
-    if (job.status === "queued" || job.status === "running") setTimeout(poll, 2000);
+    if (running) setTimeout(poll, 2000);
   }
   poll();
 })();

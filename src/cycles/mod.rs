@@ -81,7 +81,7 @@ async fn begin(
     if let Some(open) = loops::open_cycle(tx, policy.taxonomy_id).await? {
         return Ok(Err(Refusal::Running(open.id)));
     }
-    let labelled = labelled_reviews(tx, policy.taxonomy_id).await?;
+    let labelled = crate::store::annotations::labelled_reviews(&mut *tx, policy.taxonomy_id, None).await?;
     if labelled < MIN_TRAINING_LABELS as i64 {
         return Ok(Err(Refusal::TooFewLabels { labels: labelled, needed: MIN_TRAINING_LABELS }));
     }
@@ -130,17 +130,6 @@ async fn training(
         settings.make_fast(0)?;
     }
     Ok((settings, if full && gpu { "cuda" } else { "any" }))
-}
-
-/// Labelled reviews of a taxonomy (any source).
-async fn labelled_reviews(conn: &mut PgConnection, taxonomy_id: i64) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(DISTINCT a.review_id) FROM annotations a JOIN reviews r ON r.id = a.review_id
-         WHERE r.taxonomy_id = $1",
-    )
-    .bind(taxonomy_id)
-    .fetch_one(conn)
-    .await
 }
 
 /// New labels since the taxonomy's last cycle took its snapshot.

@@ -322,6 +322,17 @@ pub async fn log(pool: &PgPool, job_id: i64, line: &str) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// The newest job of a kind for a taxonomy (its payload's `taxonomy`).
+pub async fn latest_for(pool: &PgPool, kind: &str, taxonomy: &str) -> sqlx::Result<Option<Job>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM jobs WHERE kind = $1 AND payload->>'taxonomy' = $2 ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(kind)
+    .bind(taxonomy)
+    .fetch_optional(pool)
+    .await
+}
+
 /// The status of each of these jobs.
 pub async fn statuses(pool: &PgPool, ids: &[i64]) -> sqlx::Result<std::collections::HashMap<i64, String>> {
     let rows: Vec<(i64, String)> =

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::auth::{Authorized, CsrfForm, EngineerArea, Nav, Permitted};
+use super::form_fields::{blank_as_none, blank_as_zero};
 use super::i18n::Tr;
 use super::routing::{route, Route};
 use super::{render, render_with, see_other, AppState};
@@ -151,29 +152,29 @@ struct RoundForm {
     size: usize,
     sampling: String,
     group_by: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     double_share_percent: f64,
     #[serde(default)]
     annotators: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_none")]
     seed: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_keyword_boundary: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_sentiment_uncertainty: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_rare_tokens: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_cluster_outliers: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_class_balance: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_keyword_quota: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_keyword_neighbours: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_keyword_anchors: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "blank_as_zero")]
     quota_random: f64,
     #[serde(default)]
     assist: String,
@@ -240,18 +241,32 @@ async fn create_round(
     };
     match crate::rounds::create(&state.pool, taxonomy, &spec, Some(user.user_id())).await {
         Ok(round) => {
-            let message = format!(
-                "#{} {} ({} {}, 2× {})",
-                round.id,
-                spec.name,
-                round.items,
-                user.tr().items,
-                round.doubled
-            );
+            let t = user.tr();
+            let mut message =
+                format!("#{} {} ({} {}, 2× {})", round.id, spec.name, round.items, t.items, round.doubled);
+            if round.items < spec.size {
+                // Never silently smaller: the pool had only so many reviews to give.
+                let fewer = t
+                    .round_smaller
+                    .replace("{asked}", &spec.size.to_string())
+                    .replace("{made}", &round.items.to_string());
+                message = format!("{message} — {fewer}");
+            }
             rounds_response(&user, &state, None, Some(message)).await
         }
         Err(crate::rounds::RoundError::Database(e)) => Err(e.into()),
-        Err(e) => rounds_response(&user, &state, Some(e.to_string()), None).await,
+        Err(e) => rounds_response(&user, &state, Some(round_refusal(user.tr(), &e)), None).await,
+    }
+}
+
+/// Why no round was made, in the user's language.
+fn round_refusal(t: &Tr, e: &crate::rounds::RoundError) -> String {
+    use crate::rounds::RoundError;
+    match e {
+        RoundError::Empty => t.round_empty.to_string(),
+        RoundError::PoolEmpty => t.round_pool_empty.to_string(),
+        RoundError::UnknownMember(name) => t.round_unknown_member.replace("{name}", name),
+        RoundError::Database(_) => t.err_internal.to_string(),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod form_fields;
 pub mod headers;
 pub mod i18n;
+pub mod job_summary;
 pub mod login;
 pub mod login_gate;
 pub mod loop_page;

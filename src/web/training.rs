@@ -10,8 +10,9 @@ use super::auth::{CsrfForm, EngineerArea, Nav, Permitted};
 use super::engineer::{pick_taxonomy, taxonomy_id, Engineer, TaxonomyForm};
 use super::i18n::Tr;
 use super::routing::{route, Route};
-use super::{render, see_other, AppState};
+use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
+use crate::evidence::MIN_TRAINING_LABELS;
 use crate::jobs::{Job, NewJob};
 use crate::store::jobs as queue;
 use crate::store::taxonomies::TaxonomySummary;
@@ -40,6 +41,7 @@ struct TrainingPage {
     /// The base the defaults are those of (`none`: the encoder trained here).
     chosen_base: String,
     jobs: Vec<Job>,
+    error: Option<String>,
 }
 
 async fn training_page(
@@ -47,17 +49,29 @@ async fn training_page(
     state: web::Data<AppState>,
     query: web::Query<TrainingQuery>,
 ) -> AppResult<HttpResponse> {
-    let (taxonomies, taxonomy) = pick_taxonomy(&state, query.taxonomy.as_deref()).await?;
+    let page = training(&user, &state, query.taxonomy.as_deref(), query.base.as_deref(), None).await?;
+    Ok(render(&page))
+}
+
+/// The training form for a taxonomy and base, with an error when a launch was refused.
+async fn training(
+    user: &Engineer,
+    state: &AppState,
+    taxonomy: Option<&str>,
+    base: Option<&str>,
+    error: Option<String>,
+) -> AppResult<TrainingPage> {
+    let (taxonomies, taxonomy) = pick_taxonomy(state, taxonomy).await?;
     let snapshots = crate::store::models::snapshots(&state.pool, taxonomy.id, 50).await?;
     let data_dir = &state.settings.data_dir;
     let bases = crate::bases::list(data_dir)?;
-    let defaults = match query.base.as_deref() {
+    let defaults = match base {
         None => TrainSettings::configured(&taxonomy.name, data_dir.clone())?,
         Some(chosen) => profile(data_dir, &taxonomy.name, chosen)?,
     };
     let chosen_base = defaults.base.as_ref().map_or("none".into(), |b| b.to_string());
     let jobs = queue::recent(&state.pool, 30).await?;
-    Ok(render(&TrainingPage {
+    Ok(TrainingPage {
         t: user.tr(),
         nav: user.nav(),
         taxonomies,
@@ -67,7 +81,8 @@ async fn training_page(
         bases,
         chosen_base,
         jobs,
-    }))
+        error,
+    })
 }
 
 #[derive(Deserialize)]
@@ -135,6 +150,22 @@ async fn launch_training(
     let Permitted { user, input: form } = request;
     let taxonomy =
         crate::store::taxonomies::find_id(&state.pool, &form.taxonomy).await?.ok_or(AppError::NotFound)?;
+    // Refused here, saying what it needs, rather than as a job failing three times.
+    let up_to = match form.snapshot.parse::<i64>() {
+        Ok(id) => Some(crate::store::models::snapshot_cutoff(&state.pool, taxonomy, id).await?),
+        Err(_) => None,
+    };
+    let labelled = crate::store::annotations::labelled_reviews(&state.pool, taxonomy, up_to).await?;
+    if labelled < MIN_TRAINING_LABELS as i64 {
+        let message = user
+            .tr()
+            .too_few_to_train
+            .replace("{labels}", &labelled.to_string())
+            .replace("{needed}", &MIN_TRAINING_LABELS.to_string());
+        let page =
+            training(&user, &state, Some(&form.taxonomy), Some(form.base.as_str()), Some(message)).await?;
+        return Ok(render_with(&page, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY));
+    }
     let mut tx = state.pool.begin().await?;
     let snapshot = match form.snapshot.as_str() {
         "new" => crate::store::models::snapshot(&mut *tx, taxonomy, Some(user.user_id())).await?.0,
@@ -168,8 +199,12 @@ async fn launch_scoring(
     job.created_by = Some(user.user_id());
     job.dedup_key = Some(format!("score:{}", form.taxonomy));
     let mut conn = state.pool.acquire().await?;
-    let id = queue::enqueue(&mut conn, &job).await?;
-    Ok(see_other(&format!("/engineer/jobs/{id}")))
+    Ok(match queue::enqueue(&mut conn, &job).await {
+        Ok(id) => see_other(&format!("/engineer/jobs/{id}")),
+        // Already queued or running (a promotion queues it, say): that one's page.
+        Err(queue::EnqueueError::Duplicate(id)) => see_other(&format!("/engineer/jobs/{id}?duplicate=1")),
+        Err(e) => return Err(e.into()),
+    })
 }
 
 #[derive(Template)]
@@ -178,17 +213,42 @@ struct JobPage {
     t: &'static Tr,
     nav: Nav,
     job: Job,
-    payload: String,
+    status: String,
+    /// What the job did, as lines (never its raw result).
+    lines: Vec<super::job_summary::Line>,
+    /// Still queued or running: the page follows it, and it may be cancelled.
+    live: bool,
+    stage: String,
+    epoch: String,
+    loss: String,
+    eta: String,
+    duplicate: bool,
+}
+
+#[derive(Deserialize)]
+struct JobQuery {
+    /// Sent here because the same job was asked for again.
+    duplicate: Option<String>,
 }
 
 async fn job_page(
     user: Engineer,
     state: web::Data<AppState>,
     path: web::Path<i64>,
+    query: web::Query<JobQuery>,
 ) -> AppResult<HttpResponse> {
     let job = queue::get(&state.pool, path.into_inner()).await?.ok_or(AppError::NotFound)?;
-    let payload = serde_json::to_string_pretty(&job.payload).unwrap_or_default();
-    Ok(render(&JobPage { t: user.tr(), nav: user.nav(), job, payload }))
+    let duplicate = query.duplicate.is_some();
+    let t = user.tr();
+    let lines = super::job_summary::lines(t, &job);
+    let live = matches!(job.status.as_str(), "queued" | "running");
+    let status = t.job_status(&job.status);
+    let p = &job.progress;
+    let stage = t.stage_name(p["stage"].as_str().unwrap_or_default());
+    let epoch = p["epoch"].as_u64().map_or(String::new(), |e| e.to_string());
+    let loss = p["loss"].as_f64().map_or(String::new(), |l| format!("{l:.4}"));
+    let eta = p["eta_seconds"].as_f64().map_or(String::new(), |s| format!("{s:.0} s"));
+    Ok(render(&JobPage { t, nav: user.nav(), status, lines, live, stage, epoch, loss, eta, duplicate, job }))
 }
 
 #[derive(Deserialize)]
@@ -197,9 +257,10 @@ struct StatusQuery {
     after: i64,
 }
 
-/// What the job page polls: the job row and the log lines after `after`.
+/// What the job page polls: the job row (its status and stage also in the user's
+/// words) and the log lines after `after`.
 async fn job_status(
-    _user: Engineer,
+    user: Engineer,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     query: web::Query<StatusQuery>,
@@ -207,7 +268,12 @@ async fn job_status(
     let id = path.into_inner();
     let job = queue::get(&state.pool, id).await?.ok_or(AppError::NotFound)?;
     let logs = queue::logs(&state.pool, id, query.after).await?;
-    Ok(HttpResponse::Ok().json(json!({"job": job, "logs": logs})))
+    let t = user.tr();
+    let words = json!({
+        "status": t.job_status(&job.status),
+        "stage": t.stage_name(job.progress["stage"].as_str().unwrap_or_default()),
+    });
+    Ok(HttpResponse::Ok().json(json!({"job": job, "words": words, "logs": logs})))
 }
 
 async fn cancel_job(

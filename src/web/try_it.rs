@@ -82,24 +82,27 @@ async fn try_analyze(
     if crate::text::normalize(&form.text).is_empty() {
         return Ok(render(&shown));
     }
+    let t = user.tr();
     if form.text.chars().count() > state.settings.max_text_chars {
-        return Err(AppError::BadRequest(format!(
-            "a review may have at most {} characters",
-            state.settings.max_text_chars
-        )));
+        shown.error = Some(t.try_too_long.replace("{chars}", &state.settings.max_text_chars.to_string()));
+        return Ok(super::render_with(&shown, actix_web::http::StatusCode::BAD_REQUEST));
     }
     match analyse(&state, user.user_id(), &form.text, &form.taxonomy, user.lang).await {
         Ok((version, findings)) => {
             shown.version = Some(version);
             shown.findings = Some(findings);
         }
-        Err(
-            e @ (ServeError::NoModel(_)
-            | ServeError::UnknownTaxonomy(_)
-            | ServeError::Overloaded
-            | ServeError::OverBudget { .. }
-            | ServeError::RateLimited(_)),
-        ) => shown.error = Some(e.to_string()),
+        Err(ServeError::NoModel(taxonomy)) => {
+            shown.error = Some(t.try_no_model.replace("{taxonomy}", &taxonomy))
+        }
+        Err(ServeError::UnknownTaxonomy(taxonomy)) => {
+            shown.error = Some(t.try_unknown_taxonomy.replace("{taxonomy}", &taxonomy))
+        }
+        Err(ServeError::Overloaded) => shown.error = Some(t.try_overloaded.to_string()),
+        Err(ServeError::OverBudget { .. }) => shown.error = Some(t.try_over_budget.to_string()),
+        Err(ServeError::RateLimited(seconds)) => {
+            shown.error = Some(t.try_rate_limited.replace("{seconds}", &seconds.to_string()))
+        }
         Err(e) => return Err(AppError::Internal(e.into())),
     }
     Ok(render(&shown))

@@ -13,11 +13,12 @@ use super::i18n::Tr;
 use super::routing::{route, Route};
 use super::{render_with, see_other, AppState};
 use crate::error::AppResult;
+use crate::evidence::{Evidence, MIN_KEYWORD_SUPPORT, MIN_REPORT_SUPPORT};
 use crate::promotion::{self, Gate, PromoteError, Switched};
 use crate::store::models::{self, ModelVersion};
 use crate::store::taxonomies::TaxonomySummary;
 use crate::train::compare::{deltas, judged_report, regressions, LabelDelta};
-use crate::train::metrics::Report;
+use crate::train::metrics::{Report, Scores};
 
 pub const ROUTES: &[Route] = &[
     route!(GET "/engineer/models", EngineerArea, models_page),
@@ -25,10 +26,21 @@ pub const ROUTES: &[Route] = &[
     route!(POST "/engineer/models/rollback", EngineerArea, rollback),
 ];
 
-/// One version's row in the list.
+/// One version's row in the list: its averages, or "too few labels" (evidence).
 struct VersionRow {
     version: ModelVersion,
-    report: Report,
+    micro: String,
+    macro_avg: String,
+}
+
+/// A keyword's line of the comparison; F1s below their evidence say so, and a delta
+/// is given only when both F1s count.
+struct CompareRow {
+    label: String,
+    active: String,
+    candidate: String,
+    delta: Option<f64>,
+    support: Option<usize>,
 }
 
 #[derive(Template)]
@@ -42,7 +54,7 @@ struct ModelsPage {
     active: Option<String>,
     /// The version compared with the serving one, and the rows.
     candidate: Option<String>,
-    rows: Vec<LabelDelta>,
+    rows: Vec<CompareRow>,
     /// Labels beyond the margin, shown in red.
     fallen: Vec<String>,
     margin: f64,
@@ -87,17 +99,16 @@ async fn page(
         .as_ref()
         .and_then(|c| listed.iter().find(|v| &v.name == c))
         .and_then(|v| judged_report(&v.metrics));
-    let rows = candidate_report.map(|r| deltas(&r, active_report.as_ref())).unwrap_or_default();
+    let deltas = candidate_report.map(|r| deltas(&r, active_report.as_ref())).unwrap_or_default();
     let margin = state.settings.web.promotion_margin;
-    let fallen = regressions(&rows, margin).iter().map(|d| d.label.clone()).collect();
+    let fallen = regressions(&deltas, margin).iter().map(|d| d.label.clone()).collect();
+    let t = user.tr();
+    let rows = deltas.iter().map(|d| compare_row(t, d)).collect();
     let page = ModelsPage {
         t: user.tr(),
         nav: user.nav(),
         active: active.map(|a| a.name.clone()),
-        versions: listed
-            .into_iter()
-            .map(|v| VersionRow { report: judged_report(&v.metrics).unwrap_or_default(), version: v })
-            .collect(),
+        versions: listed.into_iter().map(|v| version_row(t, v)).collect(),
         taxonomies,
         taxonomy,
         candidate,
@@ -108,6 +119,43 @@ async fn page(
     };
     let status = if page.error.is_some() { StatusCode::CONFLICT } else { StatusCode::OK };
     Ok(render_with(&page, status))
+}
+
+fn version_row(t: &Tr, version: ModelVersion) -> VersionRow {
+    let report: Report = judged_report(&version.metrics).unwrap_or_default();
+    let labels = report.micro.support;
+    let average = |f1: f64| t.evidence(Evidence::of(f1, labels, MIN_REPORT_SUPPORT));
+    VersionRow { micro: average(report.micro.f1), macro_avg: average(report.macro_avg.f1), version }
+}
+
+fn compare_row(t: &Tr, d: &LabelDelta) -> CompareRow {
+    let f1 = |s: &Option<Scores>| s.as_ref().map(|s| Evidence::of(s.f1, s.support, MIN_KEYWORD_SUPPORT));
+    let (active, candidate) = (f1(&d.active), f1(&d.candidate));
+    let counted = active.and_then(|a| a.value()).is_some() && candidate.and_then(|c| c.value()).is_some();
+    let shown = |e: Option<Evidence>| e.map(|e| t.evidence(e)).unwrap_or_default();
+    CompareRow {
+        label: d.label.clone(),
+        active: shown(active),
+        candidate: shown(candidate),
+        delta: d.delta_f1.filter(|_| counted),
+        support: d.candidate.as_ref().map(|c| c.support),
+    }
+}
+
+/// Why a switch was refused, in the user's language.
+fn refusal(t: &Tr, e: &PromoteError) -> String {
+    match e {
+        PromoteError::NotFound(name) => t.gate_not_found.replace("{name}", name),
+        PromoteError::AlreadyActive(name) => t.gate_already_serving.replace("{name}", name),
+        PromoteError::Regressions { margin, labels } => {
+            t.gate_regressions.replace("{labels}", labels).replace("{margin}", &margin.to_string())
+        }
+        PromoteError::TooFewLabels { labels, needed } => {
+            t.gate_too_few.replace("{labels}", &labels.to_string()).replace("{needed}", &needed.to_string())
+        }
+        PromoteError::NothingToRollBack => t.gate_nothing_to_roll_back.to_string(),
+        PromoteError::Database(_) => t.err_internal.to_string(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -151,6 +199,6 @@ async fn answer(
     match switched {
         Ok(_) => Ok(see_other(&format!("/engineer/models?taxonomy={}", super::query_value(taxonomy)))),
         Err(PromoteError::Database(e)) => Err(e.into()),
-        Err(e) => page(user, state, Some(taxonomy), compare, Some(e.to_string())).await,
+        Err(e) => page(user, state, Some(taxonomy), compare, Some(refusal(user.tr(), &e))).await,
     }
 }

@@ -151,7 +151,8 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
     reviewloop::jobs::worker::run_next(&app.pool, &config).await.unwrap().expect("the import job ran");
     assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "the job removed the file");
     let html = engineer.get(&job_page).await.text().await.unwrap();
-    assert!(html.contains("missing text") || html.contains("rejected"), "{html}");
+    assert!(html.contains("<dt>거부</dt><dd>1</dd>"), "{html}");
+    assert!(html.contains("3 · 거부 · missing text"), "the bad row by its line: {html}");
     let (mall, source): (String, String) = sqlx::query_as(
         "SELECT r.mall, a.source::text FROM reviews r JOIN annotations a ON a.review_id = r.id",
     )

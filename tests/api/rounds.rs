@@ -148,5 +148,5 @@ async fn an_engineer_creates_a_round_from_the_page_and_sees_progress() {
     ]);
     let response = engineer.post_form("/engineer/rounds", &bad).await;
     assert_eq!(response.status(), 400);
-    assert!(response.text().await.unwrap().contains("unknown annotator"));
+    assert!(response.text().await.unwrap().contains("작업자 `nobody`이 없습니다"));
 }

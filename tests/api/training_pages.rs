@@ -30,6 +30,14 @@ async fn an_engineer_launches_training_follows_it_and_cancels_it() {
     let app = TestApp::spawn().await;
     app.import_text("fashion", Format::Csv, "text,labels\n배송이 빨라요,배송1\n").await;
     let engineer = app.logged_in(Role::Engineer).await;
+    // One labelled review: refused on the form, saying how many it needs, nothing queued.
+    let csrf = engineer.csrf().await;
+    let refused = engineer.post_form("/engineer/training", &train_form(&csrf, "new")).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("라벨된 리뷰가 1개입니다. 학습하려면 10개가 필요합니다."));
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 0);
+    app.import_text("fashion", Format::Csv, &crate::train::labelled_csv()).await;
+    let engineer = app.logged_in(Role::Engineer).await;
     let page = engineer.get("/engineer/training?taxonomy=fashion").await.text().await.unwrap();
     assert!(page.contains("id=\"train-form\"") && page.contains("value=\"40\""), "defaults are shown");
     let csrf = engineer.csrf().await;
@@ -49,7 +57,9 @@ async fn an_engineer_launches_training_follows_it_and_cancels_it() {
     assert_eq!(app.count(&format!("SELECT count(*) FROM label_snapshots WHERE id = {snapshot}")).await, 1);
 
     let page = engineer.get(&job_url).await.text().await.unwrap();
-    assert!(page.contains("/static/job.js") && page.contains(">queued<"));
+    assert!(
+        page.contains("/static/job.js") && page.contains("data-status=\"queued\"") && page.contains(">대기<")
+    );
     sqlx::query("INSERT INTO job_logs (job_id, line) VALUES ($1, 'keyword: epoch 1')")
         .bind(id)
         .execute(&app.pool)
@@ -93,7 +103,7 @@ async fn an_engineer_launches_training_follows_it_and_cancels_it() {
 #[tokio::test]
 async fn the_training_page_picks_a_base_from_those_on_disk_only() {
     let app = TestApp::spawn().await;
-    app.import_text("fashion", Format::Csv, "text,labels\n배송이 빨라요,배송1\n").await;
+    app.import_text("fashion", Format::Csv, &crate::train::labelled_csv()).await;
     crate::train::tiny_base(&app.data_dir);
     let engineer = app.logged_in(Role::Engineer).await;
     let page = engineer.get("/engineer/training?taxonomy=fashion").await.text().await.unwrap();
