@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use super::confident::{keyword_suspects, suspects};
 use super::neighbours::{ranked, Neighbourhood, NEIGHBOURS};
+use crate::evidence::MIN_AUDIT_LABELS;
 use crate::store::label_issues::{self, NewIssue};
 use crate::taxonomy::Taxonomy;
 use crate::train::data::{self, LabelledText};
@@ -21,6 +22,8 @@ pub struct AuditSummary {
     pub per_keyword: Vec<(String, usize, usize)>,
     /// New issues recorded (open ones refreshed, decided ones not raised again).
     pub added: usize,
+    /// Keywords not judged, with their labels: fewer than `evidence::MIN_AUDIT_LABELS`.
+    pub too_few: Vec<(String, usize)>,
 }
 
 pub async fn run(
@@ -41,7 +44,19 @@ pub async fn run(
     let per_keyword =
         taxonomy.keywords.iter().map(|k| (k.name.clone(), count(k.id, false), count(k.id, true))).collect();
     let added = label_issues::record(pool, &issues).await?;
-    Ok(AuditSummary { reviews: items.len(), per_keyword, added })
+    let too_few = taxonomy
+        .keywords
+        .iter()
+        .enumerate()
+        .map(|(k, keyword)| (keyword.name.clone(), labels_of(&items, k)))
+        .filter(|(_, n)| *n < MIN_AUDIT_LABELS)
+        .collect();
+    Ok(AuditSummary { reviews: items.len(), per_keyword, added, too_few })
+}
+
+/// How many of `items` are labelled with keyword `k`.
+fn labels_of(items: &[LabelledText], k: usize) -> usize {
+    items.iter().filter(|i| i.labels.iter().any(|(kw, _)| *kw == k)).count()
 }
 
 /// Every suspect, keyword by keyword, most confident first within each. A keyword's
@@ -55,6 +70,10 @@ pub fn find(
 ) -> Vec<NewIssue> {
     let mut issues = Vec::new();
     for (k, keyword) in taxonomy.keywords.iter().enumerate() {
+        // Too few labels to judge: the summary says which.
+        if labels_of(items, k) < MIN_AUDIT_LABELS {
+            continue;
+        }
         let labelled: Vec<bool> = items.iter().map(|i| i.labels.iter().any(|(kw, _)| *kw == k)).collect();
         let present = ranked(&out.keyword_column(k), neighbourhood.vote(&labelled).as_deref());
         for s in keyword_suspects(&present, &labelled) {

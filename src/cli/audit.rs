@@ -20,6 +20,8 @@ pub struct AuditArgs {
     /// when absent.
     #[arg(long)]
     base: Option<SafeName>,
+    #[command(flatten)]
+    fast: super::FastMode,
     /// Queue an audit job for a worker instead of auditing here.
     #[arg(long)]
     queue: bool,
@@ -28,7 +30,8 @@ pub struct AuditArgs {
 pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) -> anyhow::Result<()> {
     if args.queue {
         let payload = serde_json::json!({
-            "taxonomy": args.taxonomy, "folds": args.folds, "epochs": args.epochs, "base": args.base
+            "taxonomy": args.taxonomy, "folds": args.folds, "epochs": args.epochs, "base": args.base,
+            "fast": args.fast.fast.then_some(args.fast.trained_layers),
         });
         let mut job = reviewloop::jobs::NewJob::new("audit", payload);
         job.dedup_key = Some(format!("audit:{}", args.taxonomy));
@@ -39,6 +42,7 @@ pub async fn audit(pool: &sqlx::PgPool, settings: &Settings, args: AuditArgs) ->
     }
     let mut train = TrainSettings::starting_from(&args.taxonomy, settings.data_dir.clone(), args.base);
     train.fit.epochs = args.epochs;
+    args.fast.apply(&mut train)?;
     let summary = reviewloop::audit::finder::run(pool, &train, args.folds, &mut |stage, p| {
         if p.step == 1 {
             eprintln!("{stage}: {} steps", p.total_steps);

@@ -32,7 +32,7 @@ pub struct DataFile {
     pub taxonomy: Option<String>,
 }
 
-/// The fast mode of `simulate` and `bench audit` with a base.
+/// The fast mode of `simulate`, `audit` and `bench audit` with a base.
 #[derive(clap::Args)]
 pub struct FastMode {
     /// Keep the base's encoder frozen (but for its top --trained-layers) and compute

@@ -25,6 +25,11 @@ pub async fn run(cx: &JobContext<'_>) -> anyhow::Result<Value> {
     }
 }
 
+/// A report's averages and the labels behind them (pages show too few as such).
+fn scores(report: &crate::train::metrics::Report) -> Value {
+    json!({"micro_f1": report.micro.f1, "macro_f1": report.macro_avg.f1, "labels": report.micro.support})
+}
+
 /// The loop cycle a step's job belongs to.
 fn cycle_of(cx: &JobContext<'_>) -> anyhow::Result<i64> {
     cx.job
@@ -73,8 +78,8 @@ async fn train(cx: &JobContext<'_>) -> anyhow::Result<Value> {
         "dir": outcome.dir,
         "keyword_version_id": outcome.version_ids.0,
         "sentiment_version_id": outcome.version_ids.1,
-        "keyword": outcome.keyword.validation.as_ref().map(|r| json!({"micro_f1": r.micro.f1, "macro_f1": r.macro_avg.f1})),
-        "sentiment": outcome.sentiment.validation.as_ref().map(|r| json!({"micro_f1": r.micro.f1, "macro_f1": r.macro_avg.f1})),
+        "keyword": outcome.keyword.validation.as_ref().map(scores),
+        "sentiment": outcome.sentiment.validation.as_ref().map(scores),
     }))
 }
 
@@ -123,6 +128,10 @@ pub struct AuditJob {
     /// A base under the data dir for the fold models; the offline encoder when absent.
     #[serde(default)]
     pub base: Option<crate::names::SafeName>,
+    /// With a base: the fast mode, the encoder frozen but for this many top layers
+    /// (minutes on two cores where fine-tuning five fold models takes an hour).
+    #[serde(default)]
+    pub fast: Option<usize>,
 }
 
 fn default_folds() -> usize {
@@ -140,6 +149,9 @@ async fn audit(cx: &JobContext<'_>) -> anyhow::Result<Value> {
         TrainSettings::starting_from(&request.taxonomy, cx.config.models_dir.clone(), request.base);
     settings.fit.epochs = request.epochs;
     settings.fit.cancel = cx.cancel.clone();
+    if let Some(trained) = request.fast {
+        settings.make_fast(trained)?;
+    }
     let started = Instant::now();
     let summary = crate::audit::finder::run(cx.pool, &settings, request.folds, &mut |stage, p| {
         let progress = json!({"stage": stage, "step": p.step, "total_steps": p.total_steps, "loss": p.loss});

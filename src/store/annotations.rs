@@ -287,3 +287,19 @@ pub async fn made_with_prefilled(
     .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// Reviews of a taxonomy with at least one label (any source), up to an annotation id.
+pub async fn labelled_reviews<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    taxonomy_id: i64,
+    up_to: Option<i64>,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(DISTINCT a.review_id) FROM annotations a JOIN reviews r ON r.id = a.review_id
+         WHERE r.taxonomy_id = $1 AND a.id <= coalesce($2, 9223372036854775807)",
+    )
+    .bind(taxonomy_id)
+    .bind(up_to)
+    .fetch_one(executor)
+    .await
+}

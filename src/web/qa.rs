@@ -56,6 +56,9 @@ struct AuditPage {
     rows: Vec<KeywordRow>,
     figures: FiguresState,
     queued: bool,
+    /// The latest label-error search for this taxonomy, as reviewers may see it (they
+    /// cannot open job pages): its status and, when done, what it found.
+    last_audit: Option<String>,
 }
 
 /// How current the counted figures are, as the page says it.
@@ -92,6 +95,7 @@ async fn audit_page(
     let shown = figures(&state, &taxonomy).await?;
     let mut rows = keyword_rows(&state, &taxonomy, shown.figures.as_ref()).await?;
     sort_rows(&mut rows, query.sort.as_deref().unwrap_or("suspects"));
+    let last_audit = last_audit(&state, user.tr(), &summary.name).await?;
     Ok(render(&AuditPage {
         t: user.tr(),
         nav: user.nav(),
@@ -100,6 +104,7 @@ async fn audit_page(
         rows,
         figures: FiguresState::of(&shown),
         queued: query.queued.is_some(),
+        last_audit,
     }))
 }
 
@@ -116,6 +121,37 @@ async fn pick_taxonomy(
     };
     let chosen = chosen.clone();
     Ok((all, chosen))
+}
+
+/// "Running (40 %)", "Done 12:03: 12 new suspects", "Failed: …" for the latest audit job.
+async fn last_audit(state: &AppState, t: &'static Tr, taxonomy: &str) -> AppResult<Option<String>> {
+    let Some(job) = crate::store::jobs::latest_for(&state.pool, "audit", taxonomy).await? else {
+        return Ok(None);
+    };
+    let status = t.job_status(&job.status);
+    let when = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map(|at| at.with_timezone(&chrono::Local).format("%m-%d %H:%M").to_string()).unwrap_or_default()
+    };
+    let text = match job.status.as_str() {
+        "running" => {
+            let p = &job.progress;
+            match (p["step"].as_f64(), p["total_steps"].as_f64()) {
+                (Some(step), Some(total)) if total > 0.0 => {
+                    format!("{status} ({:.0} %)", 100.0 * step / total)
+                }
+                _ => status,
+            }
+        }
+        "succeeded" => {
+            let lines = super::job_summary::lines(t, &job);
+            let found: Vec<String> =
+                lines.iter().skip(1).map(|l| format!("{} {}", l.label, l.value)).collect();
+            format!("{status} {} · {}", when(job.finished_at), found.join(" · "))
+        }
+        "failed" => format!("{status}: {}", job.last_error.unwrap_or_default()),
+        _ => status,
+    };
+    Ok(Some(text))
 }
 
 /// The taxonomy's counted figures, as current as `audit::summary` keeps them.
@@ -193,7 +229,11 @@ async fn launch_audit(
 ) -> AppResult<HttpResponse> {
     let Permitted { user, input: form } = request;
     super::engineer::taxonomy_id(&state, &form.taxonomy).await?;
-    let mut job = crate::jobs::NewJob::new("audit", serde_json::json!({"taxonomy": form.taxonomy}));
+    // The fold models in the fast mode on the default base, as the loop trains: minutes.
+    let base = crate::bases::default_name(&state.settings.data_dir).ok().flatten();
+    let fast = base.as_ref().map(|_| 0);
+    let payload = serde_json::json!({"taxonomy": form.taxonomy, "base": base, "fast": fast});
+    let mut job = crate::jobs::NewJob::new("audit", payload);
     job.dedup_key = Some(format!("audit:{}", form.taxonomy));
     job.created_by = Some(user.user_id());
     let mut conn = state.pool.acquire().await?;
@@ -216,6 +256,8 @@ struct KeywordPage {
     nav: Nav,
     keyword_id: i64,
     keyword: String,
+    /// The keyword's taxonomy (the audit button runs on it).
+    taxonomy: String,
     prefilled_only: bool,
     issues: Vec<SuspectView>,
     issue_count: i64,
@@ -336,6 +378,7 @@ async fn keyword_page(
         nav: user.nav(),
         keyword_id,
         keyword: name(keyword_id),
+        taxonomy: taxonomy.name.clone(),
         prefilled_only,
         issues,
         issue_count,

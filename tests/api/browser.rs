@@ -303,3 +303,53 @@ async fn an_annotator_accepts_suggestions_with_one_key_and_corrects_others_in_th
         assert!(png.starts_with(b"\x89PNG"), "{lang} is a PNG");
     }
 }
+
+/// Item 2 of the loop's issue, in a browser: the demo on a tiny base, its first cycle
+/// started as `scripts/serve.sh` starts it, a worker running; every role's first steps
+/// (see `tests/browser/journey.mjs`), no error page anywhere.
+#[tokio::test]
+async fn a_newcomer_sees_the_loop_work_as_every_role_without_an_error_page() {
+    use reviewloop::store::loops::{self, Policy};
+    if skipped() {
+        return;
+    }
+    // A failed request's cause, printed with the test's output.
+    let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_test_writer().try_init();
+    let app = TestApp::spawn().await;
+    let base = crate::train::tiny_base(&app.data_dir);
+    reviewloop::bases::set_default(&app.data_dir, &base).unwrap();
+    let demo =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/demo/fashion-reviews.csv")).unwrap();
+    app.import_text("fashion", reviewloop::import::Format::Csv, &demo).await;
+    let taxonomy = app.taxonomy("fashion").await.id;
+    let policy = Policy { enabled: true, round_size: 10, ..Policy::default_for(taxonomy) };
+    loops::save_policy(&app.pool, &policy, None).await.unwrap();
+    reviewloop::cycles::start(&app.pool, &app.data_dir, taxonomy, "first start", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut config = reviewloop::jobs::WorkerConfig::new(app.data_dir.clone());
+    config.poll = std::time::Duration::from_millis(200);
+    let shutdown = reviewloop::cancel::Cancel::default();
+    // On a thread and pool of its own, as `serve` runs it: training on this test's
+    // runtime would stall the app's connections made here.
+    let worker = reviewloop::jobs::worker::spawn(app.database_url.clone(), config, shutdown.clone()).unwrap();
+    let env = [
+        ("APP_PASSWORD", PASSWORD.to_string()),
+        ("APP_ANNOTATOR", app.user(Role::Annotator).await),
+        ("APP_ENGINEER", app.user(Role::Engineer).await),
+        ("APP_REVIEWER", app.user(Role::Reviewer).await),
+        ("APP_SHOTS", std::env::var("APP_SHOTS").unwrap_or_default()),
+    ];
+    let (success, log) = run_script(&app, "journey.mjs", &env).await;
+    shutdown.cancel();
+    tokio::task::spawn_blocking(move || worker.join()).await.unwrap().unwrap();
+    assert!(success, "browser script failed:\n{log}");
+    assert!(
+        app.count("SELECT count(*) FROM annotations WHERE source = 'human' AND annotator_id IS NOT NULL")
+            .await
+            >= 3
+    );
+    assert_eq!(app.count("SELECT count(*) FROM rounds WHERE name = '빈칸 라운드'").await, 1, "{log}");
+    assert!(app.count("SELECT count(*) FROM jobs WHERE kind = 'audit'").await >= 1, "{log}");
+}

@@ -76,7 +76,8 @@ async fn labels_start_cycles_that_train_compare_promote_score_and_compose_by_the
     let taxonomy = app.taxonomy("fashion").await;
     let policy = Policy {
         enabled: true,
-        every_labels: Some(5),
+        // The round's size: the sixth answer, not an earlier one, starts the next cycle.
+        every_labels: Some(6),
         round_size: 6,
         double_share: 0.0,
         mostly_done: 1.0,

@@ -1,0 +1,104 @@
+// A newcomer's first start, in Debian's chromium, as each role: the engineer watches the
+// loop's first cycle end on its timeline and reads its jobs; the annotator starts the
+// round the model picked and labels with its suggestions; the reviewer runs the audit
+// and gets told so; anyone analyses a review at /try; the engineer composes a round
+// with the optional fields left blank. Any page answered with an error fails it.
+// Started by tests/api/browser.rs, which serves the demo on a tiny base with a worker.
+import { launch, log } from "./session.mjs";
+
+const { APP_URL, APP_PASSWORD, APP_ANNOTATOR, APP_ENGINEER, APP_REVIEWER, APP_SHOTS } = process.env;
+const errors = [];
+const pages = {};
+
+const browser = await launch();
+async function as(user) {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(30_000);
+  page.on("dialog", (d) => { log("unexpected dialog:", d.message()); d.dismiss(); });
+  page.on("response", (r) => {
+    if (r.request().resourceType() === "document" && r.status() >= 400) errors.push(`${r.status()} ${r.url()}`);
+  });
+  await page.goto(`${APP_URL}/login`);
+  await page.fill("input[name=username]", user);
+  await page.fill("input[name=password]", APP_PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.press("input[name=password]", "Enter")]);
+  log(user, "logged in at", page.url());
+  pages[user] = page;
+  return page;
+}
+const shot = async (page, name) => { if (APP_SHOTS) await page.screenshot({ path: `${APP_SHOTS}/${name}.png`, fullPage: true }); };
+
+try {
+  // The engineer: the first cycle on the timeline, until its round is made.
+  const engineer = await as(APP_ENGINEER);
+  await engineer.goto(`${APP_URL}/engineer/loop`);
+  const deadline = Date.now() + 300_000;
+  while (!(await engineer.textContent("#cycles")).includes("끝")) {
+    if (Date.now() > deadline) throw new Error(`the first cycle did not end: ${await engineer.textContent("#cycles")}`);
+    await new Promise((r) => setTimeout(r, 2000));
+    await engineer.reload();
+  }
+  const timeline = (await engineer.textContent("#cycles")).replace(/\s+/g, " ");
+  log("timeline:", timeline);
+  if (!timeline.includes("첫 시작") || !timeline.includes("승격했습니다")) throw new Error(`timeline: ${timeline}`);
+  await shot(engineer, "journey-loop");
+  // Its round step links to the job that composed the round: a page, not JSON.
+  const jobs = engineer.locator("#cycles .steps a");
+  await Promise.all([engineer.waitForNavigation(), jobs.last().click()]);
+  const result = await engineer.textContent("#job-result");
+  if (!result.includes("#") || result.includes("{")) throw new Error(`compose job result: ${result}`);
+  if (await engineer.isVisible("#cancel-job")) throw new Error("a finished job offers to cancel");
+
+  // The annotator: the round the model picked, with its suggestions.
+  const annotator = await as(APP_ANNOTATOR);
+  await annotator.goto(`${APP_URL}/annotate`);
+  await Promise.all([annotator.waitForNavigation(), annotator.click("button[id^=start-]")]);
+  // Items double-assigned for agreement are shown without suggestions, and a tiny
+  // base's model may find nothing in a review: walk until one shows them.
+  let assisted = 0;
+  for (let i = 0; i < 6; i++) {
+    await annotator.waitForSelector("#label-form");
+    if (await annotator.isVisible("#suggestions")) {
+      if (assisted++ === 0) await shot(annotator, "journey-item");
+    }
+    await annotator.keyboard.press("1");
+    await Promise.all([annotator.waitForNavigation(), annotator.keyboard.press("Enter")]);
+  }
+  log("annotator labelled 6 items,", assisted, "with suggestions, now at", annotator.url());
+  if (assisted === 0) throw new Error("no item of the model's round showed its suggestions");
+
+  // The reviewer: runs the label-error search and is told it is queued.
+  const reviewer = await as(APP_REVIEWER);
+  await reviewer.goto(`${APP_URL}/qa/audit?taxonomy=fashion`);
+  await Promise.all([reviewer.waitForNavigation(), reviewer.click("#run-audit button")]);
+  if (!(await reviewer.isVisible("#audit-queued"))) throw new Error("no word that the audit was queued");
+  log("reviewer queued the audit at", reviewer.url());
+  await shot(reviewer, "journey-audit");
+  await Promise.all([reviewer.waitForNavigation(), reviewer.click("#audit a[href^='/qa/keywords/']")]);
+  log("reviewer on", reviewer.url());
+
+  // Anyone: the seed's example at /try.
+  await reviewer.goto(`${APP_URL}/try`);
+  await reviewer.fill("textarea[name=text]", "옷은 예쁘지만 배송은 늦어요");
+  await Promise.all([reviewer.waitForNavigation(), reviewer.click("#try-form button[type=submit]")]);
+  if (!(await reviewer.isVisible("#findings, #no-findings"))) throw new Error("no analysis at /try");
+
+  // The engineer again: a round with every optional field left blank.
+  await engineer.goto(`${APP_URL}/engineer/rounds`);
+  await engineer.fill("input[name=name]", "빈칸 라운드");
+  await engineer.fill("input[name=size]", "5");
+  await engineer.fill("input[name=seed]", "");
+  await engineer.fill("input[name=quota_random]", "");
+  await Promise.all([engineer.waitForNavigation(), engineer.click("form.card button[type=submit]")]);
+  const created = await engineer.textContent("#created");
+  log("round:", created);
+  await engineer.goto(`${APP_URL}/engineer/models`);
+  await engineer.goto(`${APP_URL}/engineer/training`);
+} catch (e) {
+  for (const [user, page] of Object.entries(pages)) { log(user, "was at", page.url()); await shot(page, `failed-${user}`); }
+  throw e;
+} finally {
+  await browser.close();
+}
+if (errors.length) throw new Error(`error pages:\n${errors.join("\n")}`);
+log("done");
