@@ -94,6 +94,44 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
     let _ = std::fs::remove_dir_all(&models);
 }
 
+/// Out-of-sample probabilities that agree with every label but the planted one's.
+fn agreeing_with_the_truth(items: &[data::LabelledText], keyword: usize, planted: &str) -> folds::OutOfSample {
+    let keyword_probabilities = items
+        .iter()
+        .map(|i| {
+            let about = i.labels.iter().any(|(k, _)| *k == keyword) || i.text.ends_with(planted);
+            let mut p = vec![0.01; 15];
+            p[keyword] = if about { 0.99 } else { 0.01 };
+            p
+        })
+        .collect();
+    folds::OutOfSample { keyword: keyword_probabilities, sentiment: vec![vec![]; items.len()], vectors: vec![] }
+}
+
+#[tokio::test]
+async fn a_keyword_with_fewer_labels_than_the_minimum_is_not_judged() {
+    let app = TestApp::spawn().await;
+    import_two_kinds(&app, 40, Some(6)).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let delivery = taxonomy.keywords.iter().position(|k| k.name == "배송").unwrap();
+    let all = data::labelled(&app.pool, &taxonomy, None).await.unwrap();
+    let none = Neighbourhood::of(&[], NEIGHBOURS).unwrap();
+    let flagged = |items: &[data::LabelledText]| {
+        let out = agreeing_with_the_truth(items, delivery, " 6번");
+        finder::find(&taxonomy, items, &out, &none)
+            .iter()
+            .filter(|i| i.keyword_id == taxonomy.keywords[delivery].id)
+            .count()
+    };
+    assert_eq!(flagged(&all), 1, "19 labels of 배송: the planted one is found");
+    // The first 17 reviews hold 8 labels of 배송, fewer than the minimum: not judged.
+    let number = |i: &data::LabelledText| i.text.rsplit(' ').next().unwrap().trim_end_matches('번').parse::<usize>().unwrap();
+    let few: Vec<_> = all.iter().filter(|i| number(i) < 17).cloned().collect();
+    let labels = few.iter().filter(|i| i.labels.iter().any(|(k, _)| *k == delivery)).count();
+    assert!(labels < reviewloop::evidence::MIN_AUDIT_LABELS, "{labels}");
+    assert_eq!(flagged(&few), 0);
+}
+
 #[tokio::test]
 async fn with_a_pretrained_base_the_neighbours_of_a_mislabelled_review_vote_for_its_keyword() {
     let app = TestApp::spawn().await;
