@@ -204,13 +204,30 @@ pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<RoundProgress>> 
     sqlx::query_as(&format!("{PROGRESS} WHERE o.id = $1")).bind(id).fetch_optional(pool).await
 }
 
-/// Open rounds this user may work on: those without members, or with them as member.
-pub async fn open_for(pool: &PgPool, user_id: i64) -> sqlx::Result<Vec<RoundProgress>> {
+/// An open round as one annotator sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenRound {
+    #[sqlx(flatten)]
+    pub progress: RoundProgress,
+    /// Whether anything is left for this annotator: an item they hold, or one with a
+    /// free copy they have not answered (the others' copies of doubled items are not).
+    pub left_for_me: bool,
+}
+
+/// Open rounds this user may work on: those without members, or with them as member;
+/// those with something left for them first.
+pub async fn open_for(pool: &PgPool, user_id: i64) -> sqlx::Result<Vec<OpenRound>> {
     sqlx::query_as(&format!(
-        "{PROGRESS} WHERE o.status = 'open' AND (
+        "SELECT p.*,
+                EXISTS (SELECT 1 FROM assignments a JOIN round_items i ON i.id = a.round_item_id
+                        WHERE i.round_id = p.id AND a.annotator_id = $1 AND a.status = 'pending')
+                OR EXISTS (SELECT 1 FROM round_items i WHERE i.round_id = p.id AND i.assigned < i.copies
+                           AND NOT EXISTS (SELECT 1 FROM assignments a
+                                           WHERE a.round_item_id = i.id AND a.annotator_id = $1)) AS left_for_me
+         FROM ({PROGRESS} WHERE o.status = 'open' AND (
             NOT EXISTS (SELECT 1 FROM round_members m WHERE m.round_id = o.id)
-            OR EXISTS (SELECT 1 FROM round_members m WHERE m.round_id = o.id AND m.user_id = $1))
-         ORDER BY o.id"
+            OR EXISTS (SELECT 1 FROM round_members m WHERE m.round_id = o.id AND m.user_id = $1))) p
+         ORDER BY left_for_me DESC, p.id"
     ))
     .bind(user_id)
     .fetch_all(pool)

@@ -12,7 +12,7 @@ use super::{render, render_with, see_other, AppState};
 use crate::error::{AppError, AppResult};
 use crate::store::assignments::{self, Assignment};
 use crate::store::reviews::{self, Review};
-use crate::store::rounds::{self, RoundProgress};
+use crate::store::rounds;
 use crate::store::taxonomies;
 use crate::taxonomy::{ResolvedLabels, Taxonomy};
 use actix_web::http::StatusCode;
@@ -36,7 +36,7 @@ const KEYS: &str = "1234567890qwertyuiopasdfghjklzxcvbnm";
 struct IndexPage {
     t: &'static Tr,
     nav: Nav,
-    rounds: Vec<RoundProgress>,
+    rounds: Vec<rounds::OpenRound>,
     finished: Option<i64>,
 }
 

@@ -66,6 +66,27 @@ async fn an_annotator_labels_every_item_of_a_round_and_is_told_when_done() {
     assert_eq!(app.count("SELECT count(*) FROM assignments WHERE status = 'done'").await, 3);
 }
 
+/// A round whose items all go to two annotators: once one has answered every item,
+/// their list says their part is done instead of offering a start that leads nowhere,
+/// while the other still gets the start button.
+#[tokio::test]
+async fn a_round_with_only_others_copies_left_is_not_offered_to_start() {
+    let app = TestApp::spawn().await;
+    let round = round(&app, 2, 1.0).await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let (first, second) = (app.logged_in(Role::Annotator).await, app.logged_in(Role::Annotator).await);
+    let start = format!("id=\"start-{round}\"");
+    assert!(first.get("/annotate").await.text().await.unwrap().contains(&start));
+    while let Some(item) = next_item(&first, round).await {
+        let form = answer(&first, &item, &taxonomy, &[("배송", 1)]).await;
+        assert_eq!(first.post_form(&item, &form).await.status(), 303);
+    }
+    let page = first.get("/annotate").await.text().await.unwrap();
+    assert!(!page.contains(&start) && page.contains(&format!("id=\"done-{round}\"")), "{page}");
+    assert!(page.contains("내 몫은 끝남"), "{page}");
+    assert!(second.get("/annotate").await.text().await.unwrap().contains(&start));
+}
+
 #[tokio::test]
 async fn submitting_the_same_form_twice_stores_one_label() {
     let app = TestApp::spawn().await;
