@@ -2,6 +2,7 @@
 //! so a file of any size is read in constant memory, and reports a bad row with its
 //! line number instead of stopping.
 
+use super::reason::Reason;
 use std::io::{BufRead, Read};
 
 use serde_json::Value;
@@ -54,13 +55,13 @@ pub struct RawRow {
     pub labels: Option<LabelSet>,
     pub split: Option<Split>,
     /// Something worth telling the user that did not stop the row.
-    pub warning: Option<String>,
+    pub warning: Option<Reason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowProblem {
     pub line: u64,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 pub type RowResult = Result<RawRow, RowProblem>;
@@ -82,7 +83,7 @@ pub fn rows<'a, R: BufRead + Send + 'a>(
     })
 }
 
-fn problem(line: u64, reason: impl Into<String>) -> RowProblem {
+fn problem(line: u64, reason: impl Into<Reason>) -> RowProblem {
     RowProblem { line, reason: reason.into() }
 }
 
@@ -92,24 +93,21 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 /// Labels written as JSON (`{..}` / `[..]`) or in the compact form.
-fn parse_label_cell(cell: &str) -> Result<Option<LabelSet>, String> {
+fn parse_label_cell(cell: &str) -> Result<Option<LabelSet>, Reason> {
     let trimmed = cell.trim();
-    let parsed = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        serde_json::from_str::<Value>(trimmed)
-            .map_err(|e| format!("labels are not valid JSON: {e}"))
-            .and_then(|v| LabelSet::parse_json(&v).map_err(|e| e.to_string()))
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let value = serde_json::from_str::<Value>(trimmed)
+            .map_err(|e| Reason::LabelsJson { detail: e.to_string() })?;
+        Ok(LabelSet::parse_json(&value)?)
     } else {
-        LabelSet::parse_compact(trimmed).map_err(|e| e.to_string())
-    };
-    parsed
+        Ok(LabelSet::parse_compact(trimmed)?)
+    }
 }
 
-fn parse_split(cell: &str) -> Result<Option<Split>, String> {
+fn parse_split(cell: &str) -> Result<Option<Split>, Reason> {
     match non_empty(cell) {
         None => Ok(None),
-        Some(s) => Split::parse(&s)
-            .map(Some)
-            .ok_or_else(|| format!("unknown split `{s}` (train, validation or test)")),
+        Some(s) => Split::parse(&s).map(Some).ok_or(Reason::Split { split: s }),
     }
 }
 
@@ -183,15 +181,12 @@ impl<R: BufRead> DelimitedRows<R> {
         };
         std::str::from_utf8(bytes)
             .map(|s| Some(crate::csv_cells::restore(s.to_string())))
-            .map_err(|_| problem(line, format!("invalid UTF-8 in column `{name}`")))
+            .map_err(|_| problem(line, Reason::ColumnUtf8 { column: name.to_string() }))
     }
 
     fn parse_record(&self, line: u64) -> RowResult {
         if self.record.len() != self.width {
-            return Err(problem(
-                line,
-                format!("expected {} fields, found {}", self.width, self.record.len()),
-            ));
+            return Err(problem(line, Reason::FieldCount { expected: self.width, found: self.record.len() }));
         }
         let c = &self.columns;
         let text = self.field(Some(c.text), line, "text")?.unwrap_or_default();
@@ -232,9 +227,9 @@ impl<R: BufRead> Iterator for DelimitedRows<R> {
                 // An I/O error ends the stream; a malformed record only costs that row.
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                     self.failed = true;
-                    return Some(Err(problem(line, format!("read error: {e}"))));
+                    return Some(Err(problem(line, Reason::Read { detail: e.to_string() })));
                 }
-                Some(Err(problem(line, format!("malformed row: {e}"))))
+                Some(Err(problem(line, Reason::Malformed { detail: e.to_string() })))
             }
         }
     }
@@ -272,20 +267,19 @@ impl<R: BufRead> Iterator for JsonLines<R> {
                 Ok(_) => {}
                 Err(e) => {
                     self.failed = true;
-                    return Some(Err(problem(self.line, format!("read error: {e}"))));
+                    return Some(Err(problem(self.line, Reason::Read { detail: e.to_string() })));
                 }
             }
             if self.buffer.len() > MAX_LINE_BYTES {
                 // The rest of the line is read past, never held.
                 if let Err(e) = skip_line(&mut self.reader) {
                     self.failed = true;
-                    return Some(Err(problem(self.line, format!("read error: {e}"))));
+                    return Some(Err(problem(self.line, Reason::Read { detail: e.to_string() })));
                 }
-                let message = format!("the line is longer than {MAX_LINE_BYTES} bytes; skipped");
-                return Some(Err(problem(self.line, message)));
+                return Some(Err(problem(self.line, Reason::LineTooLong { limit: MAX_LINE_BYTES })));
             }
             let Ok(text) = std::str::from_utf8(&self.buffer) else {
-                return Some(Err(problem(self.line, "invalid UTF-8")));
+                return Some(Err(problem(self.line, Reason::LineUtf8)));
             };
             let text = text.trim();
             if text.is_empty() {
@@ -293,7 +287,7 @@ impl<R: BufRead> Iterator for JsonLines<R> {
             }
             return Some(match serde_json::from_str::<Value>(text) {
                 Ok(value) => (self.parse)(self.line, value),
-                Err(e) => Err(problem(self.line, format!("not valid JSON: {e}"))),
+                Err(e) => Err(problem(self.line, Reason::Json { detail: e.to_string() })),
             });
         }
     }
@@ -334,10 +328,10 @@ fn string_field(value: &Value, names: &[&str]) -> Option<String> {
 
 fn parse_jsonl_row(line: u64, value: Value) -> RowResult {
     if !value.is_object() {
-        return Err(problem(line, "each line must be a JSON object"));
+        return Err(problem(line, Reason::NotObject));
     }
     let labels = match value.get("labels") {
-        Some(v) => LabelSet::parse_json(v).map_err(|e| problem(line, e.to_string()))?,
+        Some(v) => LabelSet::parse_json(v).map_err(|e| problem(line, e))?,
         None => None,
     };
     let split =
@@ -357,22 +351,23 @@ fn parse_jsonl_row(line: u64, value: Value) -> RowResult {
 /// NIKL 2022 ABSA: `{"id", "sentence_form", "annotation": [[category, [target, s, e], polarity], ..]}`.
 /// An empty annotation list is how the corpus marks unlabelled sentences.
 fn parse_nikl_row(line: u64, value: Value) -> RowResult {
-    let text =
-        string_field(&value, &["sentence_form"]).ok_or_else(|| problem(line, "missing `sentence_form`"))?;
+    let text = string_field(&value, &["sentence_form"])
+        .ok_or_else(|| problem(line, Reason::MissingField { field: "sentence_form".into() }))?;
     let annotation = value.get("annotation").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut labels: Vec<Label> = Vec::new();
     let mut conflicts = Vec::new();
     for item in &annotation {
-        let category = item
-            .get(0)
-            .and_then(Value::as_str)
-            .ok_or_else(|| problem(line, "annotation without a category"))?;
+        let category =
+            item.get(0).and_then(Value::as_str).ok_or_else(|| problem(line, Reason::NoCategory))?;
         let polarity = item.get(2).and_then(Value::as_str).unwrap_or("");
         let level = match polarity {
             "positive" => 1,
             "neutral" => 0,
             "negative" => -1,
-            other => return Err(problem(line, format!("unknown polarity `{other}` for `{category}`"))),
+            other => {
+                let (polarity, category) = (other.to_string(), category.to_string());
+                return Err(problem(line, Reason::Polarity { polarity, category }));
+            }
         };
         match labels.iter_mut().find(|l| l.keyword == category) {
             // The rule for one category named twice with different polarities: the
@@ -385,9 +380,7 @@ fn parse_nikl_row(line: u64, value: Value) -> RowResult {
             None => labels.push(Label { keyword: category.to_string(), sentiment: level }),
         }
     }
-    let warning = (!conflicts.is_empty()).then(|| {
-        format!("{} has different polarities in one sentence; labelled neutral (0)", conflicts.join(", "))
-    });
+    let warning = (!conflicts.is_empty()).then(|| Reason::MixedPolarity { categories: conflicts.join(", ") });
     Ok(RawRow {
         line,
         text,
@@ -428,8 +421,12 @@ mod tests {
             b"text,labels\n\xff\xfe,\nok,\"\xec\xa2\x8b,,\"\nfine,\xeb\xb0\xb0\xec\x86\xa1\n".to_vec();
         let rows: Vec<_> = rows(Format::Csv, &input[..]).unwrap().collect();
         assert_eq!(rows[0].as_ref().unwrap_err().line, 2);
-        assert!(rows[0].as_ref().unwrap_err().reason.contains("UTF-8"));
-        assert!(rows[2].as_ref().unwrap_err().reason.contains("sentiment level"), "{:?}", rows[2]);
+        assert!(rows[0].as_ref().unwrap_err().reason.to_string().contains("UTF-8"));
+        assert!(
+            rows[2].as_ref().unwrap_err().reason.to_string().contains("sentiment level"),
+            "{:?}",
+            rows[2]
+        );
         assert_eq!(rows[2].as_ref().unwrap_err().line, 4);
     }
 
@@ -441,7 +438,7 @@ mod tests {
         assert_eq!(rows.len(), 4);
         let problem = rows[1].as_ref().unwrap_err();
         assert_eq!(problem.line, 2);
-        assert!(problem.reason.contains("longer than"), "{}", problem.reason);
+        assert!(problem.reason.to_string().contains("longer than"), "{}", problem.reason);
         assert_eq!(rows[2].as_ref().unwrap().text, "셋째");
         assert_eq!(rows[2].as_ref().unwrap().line, 3);
         assert_eq!(rows[3].as_ref().unwrap_err().line, 4, "a long last line without a newline");
@@ -461,7 +458,7 @@ mod tests {
         let line = r#"{"id":"x-1","sentence_form":"좋다 싫다","annotation":[["본품#품질",["a",0,1],"positive"],["본품#품질",[null,0,0],"negative"],["브랜드#일반",[null,0,0],"neutral"]]}"#;
         let row = collect(Format::NiklAbsa, line).remove(0).unwrap();
         assert_eq!(row.labels.unwrap().to_compact(), "본품#품질0, 브랜드#일반0");
-        assert!(row.warning.unwrap().contains("본품#품질"));
+        assert!(row.warning.unwrap().to_string().contains("본품#품질"));
         let unlabelled = r#"{"id":"u-1","sentence_form":"그냥","annotation":[]}"#;
         assert!(collect(Format::NiklAbsa, unlabelled).remove(0).unwrap().labels.is_none());
     }

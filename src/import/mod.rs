@@ -3,6 +3,7 @@
 //! while the good rows land.
 
 pub mod formats;
+pub mod reason;
 
 use std::collections::HashSet;
 use std::io::BufRead;
@@ -53,7 +54,16 @@ impl ImportOptions {
 pub struct Problem {
     pub line: u64,
     pub severity: &'static str,
+    /// The sentence, in English (the command line's, and older rows').
     pub reason: String,
+    /// The same as data, for the pages to say in their language.
+    pub detail: reason::Reason,
+}
+
+impl Problem {
+    fn new(line: u64, severity: &'static str, detail: reason::Reason) -> Problem {
+        Problem { line, severity, reason: detail.to_string(), detail }
+    }
 }
 
 /// How many problems a summary keeps in memory; all of them are in `import_problems`.
@@ -116,9 +126,7 @@ pub async fn import_reporting<R: BufRead + Send>(
     for row in rows {
         match row.and_then(|raw| validate(raw, &taxonomy, options, &mut run.problems)) {
             Ok(valid) => run.batch.push(valid),
-            Err(RowProblem { line, reason }) => {
-                run.problems.push(Problem { line, severity: "rejected", reason })
-            }
+            Err(RowProblem { line, reason }) => run.problems.push(Problem::new(line, "rejected", reason)),
         }
         if run.batch.len() >= options.batch_size {
             run.flush().await?;
@@ -197,24 +205,21 @@ fn validate(
     problems: &mut Vec<Problem>,
 ) -> Result<ValidRow, RowProblem> {
     let line = raw.line;
-    let reject = |reason: String| RowProblem { line, reason };
+    let reject = |reason: reason::Reason| RowProblem { line, reason };
     let normalized = text::normalize(&raw.text);
     if normalized.is_empty() {
-        return Err(reject("missing text".into()));
+        return Err(reject(reason::Reason::MissingText));
     }
     let chars = normalized.chars().count();
     if chars > options.max_text_chars {
-        return Err(reject(format!(
-            "text is {chars} characters, over the limit of {}",
-            options.max_text_chars
-        )));
+        return Err(reject(reason::Reason::TooLong { chars, limit: options.max_text_chars }));
     }
     let labels = match &raw.labels {
-        Some(set) => Some(taxonomy.resolve(set).map_err(|e| reject(e.to_string()))?),
+        Some(set) => Some(taxonomy.resolve(set).map_err(|e| reject(e.into()))?),
         None => None,
     };
     if let Some(reason) = raw.warning {
-        problems.push(Problem { line, severity: "warning", reason });
+        problems.push(Problem::new(line, "warning", reason));
     }
     let mall = raw.mall.map(|m| m.trim().to_string()).unwrap_or_else(|| options.default_mall.clone());
     let category =
@@ -263,13 +268,14 @@ async fn record_problems(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO import_problems (batch_id, line, severity, reason)
-         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[])",
+        "INSERT INTO import_problems (batch_id, line, severity, reason, detail)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::jsonb[])",
     )
     .bind(summary.batch_id)
     .bind(problems.iter().map(|p| p.line as i64).collect::<Vec<_>>())
     .bind(problems.iter().map(|p| p.severity).collect::<Vec<_>>())
     .bind(problems.iter().map(|p| p.reason.clone()).collect::<Vec<_>>())
+    .bind(problems.iter().map(|p| serde_json::to_value(&p.detail).unwrap_or_default()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     for p in problems.drain(..) {

@@ -60,8 +60,11 @@ pub fn lines(t: &Tr, job: &Job) -> Vec<Line> {
             // Each bad row by its line number (the first 50).
             for p in result["problems"].as_array().into_iter().flatten().take(50) {
                 let severity = if p["severity"] == "warning" { t.warnings } else { t.rejected };
-                let what =
-                    format!("{} · {severity} · {}", p["line"], p["reason"].as_str().unwrap_or_default());
+                // Older results hold only the English sentence.
+                let reason = serde_json::from_value(p["detail"].clone())
+                    .map(|detail| t.import_reason(&detail))
+                    .unwrap_or_else(|_| p["reason"].as_str().unwrap_or_default().to_string());
+                let what = format!("{} · {severity} · {reason}", p["line"]);
                 out.push(line(t.line, what));
             }
             out

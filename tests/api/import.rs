@@ -34,6 +34,11 @@ async fn good_rows_land_while_each_bad_row_is_reported_with_its_line() {
     assert!(reasons[4].0 == 10 && reasons[4].1.contains("invalid UTF-8"), "{reasons:?}");
     assert_eq!(app.count("SELECT count(*) FROM reviews").await, 4);
     assert_eq!(app.count("SELECT count(*) FROM import_problems WHERE severity = 'rejected'").await, 5);
+    // Stored as data too, for the pages to say in their language.
+    assert_eq!(
+        app.count("SELECT count(*) FROM import_problems WHERE detail->>'code' = 'unknown_keyword'").await,
+        1
+    );
     assert_eq!(app.count("SELECT count(*) FROM annotations WHERE no_keyword").await, 1);
 }
 
@@ -152,7 +157,10 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
     assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "the job removed the file");
     let html = engineer.get(&job_page).await.text().await.unwrap();
     assert!(html.contains("<dt>거부</dt><dd>1</dd>"), "{html}");
-    assert!(html.contains("3 · 거부 · missing text"), "the bad row by its line: {html}");
+    assert!(html.contains("3 · 거부 · 리뷰 본문이 없습니다"), "the bad row by its line, in Korean: {html}");
+    engineer.get("/lang/en").await;
+    let html = engineer.get(&job_page).await.text().await.unwrap();
+    assert!(html.contains("3 · Rejected · missing text"), "and in English: {html}");
     let (mall, source): (String, String) = sqlx::query_as(
         "SELECT r.mall, a.source::text FROM reviews r JOIN annotations a ON a.review_id = r.id",
     )
