@@ -124,7 +124,7 @@ pub async fn run(pool: &sqlx::PgPool, settings: &Settings, command: LoopCommand)
             }
             let mut policy = loops::policy(pool, id).await?;
             args.apply(&mut policy);
-            reviewloop::cycles::check(&policy).map_err(anyhow::Error::msg)?;
+            reviewloop::cycles::check(&policy)?;
             loops::save_policy(pool, &policy, None).await?;
             println!("{}", serde_json::to_string_pretty(&policy)?);
         }

@@ -27,20 +27,33 @@ use crate::train::settings::TrainSettings;
 
 pub use steps::{compare, compose};
 
-/// A policy's values within their ranges (the pages and the command say which is not).
-pub fn check(policy: &Policy) -> Result<(), String> {
+/// A policy value out of its range (the pages say it in their language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyProblem {
+    #[error("round_size: at least 1")]
+    RoundSize,
+    #[error("margin and max_drop: zero or more")]
+    Negative,
+    #[error("double_share and mostly_done: between 0 and 1")]
+    Share,
+    #[error("an enabled policy needs every_labels or every_hours")]
+    NoTrigger,
+}
+
+/// A policy's values within their ranges.
+pub fn check(policy: &Policy) -> Result<(), PolicyProblem> {
     let share = |v: f32| (0.0..=1.0).contains(&v);
     if policy.round_size < 1 {
-        return Err("round_size: at least 1".into());
+        return Err(PolicyProblem::RoundSize);
     }
     if !(policy.margin >= 0.0 && policy.max_drop >= 0.0) {
-        return Err("margin and max_drop: zero or more".into());
+        return Err(PolicyProblem::Negative);
     }
     if !(share(policy.double_share) && share(policy.mostly_done)) {
-        return Err("double_share and mostly_done: between 0 and 1".into());
+        return Err(PolicyProblem::Share);
     }
     if policy.enabled && policy.every_labels.is_none() && policy.every_hours.is_none() {
-        return Err("an enabled policy needs every_labels or every_hours".into());
+        return Err(PolicyProblem::NoTrigger);
     }
     Ok(())
 }

@@ -331,6 +331,11 @@ pub struct Tr {
     pub loop_running: &'static str,
     pub too_few_to_train: &'static str,
     pub loop_policy_refused: &'static str,
+    pub test_labels: &'static str,
+    pub policy_round_size: &'static str,
+    pub policy_negative: &'static str,
+    pub policy_share: &'static str,
+    pub policy_no_trigger: &'static str,
     pub loop_new_version: &'static str,
     pub loop_serving: &'static str,
     pub loop_nothing_serving: &'static str,
@@ -388,6 +393,57 @@ impl Tr {
         }
     }
 
+    /// Why an import row was rejected or warned about (English: the reason's own sentence).
+    pub fn import_reason(&self, reason: &crate::import::reason::Reason) -> String {
+        use crate::import::reason::Reason as R;
+        if self.code != "ko" {
+            return reason.to_string();
+        }
+        match reason {
+            R::ColumnUtf8 { column } => format!("`{column}` 열이 올바른 UTF-8이 아닙니다"),
+            R::LineUtf8 => "올바른 UTF-8이 아닙니다".into(),
+            R::FieldCount { expected, found } => format!("열이 {expected}개여야 하는데 {found}개입니다"),
+            R::Read { detail } => format!("읽기 오류: {detail}"),
+            R::Malformed { detail } => format!("행 형식 오류: {detail}"),
+            R::LineTooLong { limit } => format!("줄이 {limit}바이트보다 길어 건너뛰었습니다"),
+            R::Json { detail } => format!("올바른 JSON이 아닙니다: {detail}"),
+            R::LabelsJson { detail } => format!("라벨이 올바른 JSON이 아닙니다: {detail}"),
+            R::LabelsShape { json } => format!("라벨 JSON을 이해할 수 없습니다: {json}"),
+            R::NotObject => "각 줄은 JSON 객체여야 합니다".into(),
+            R::MissingField { field } => format!("`{field}` 항목이 없습니다"),
+            R::NoCategory => "범주가 없는 주석입니다".into(),
+            R::Polarity { polarity, category } => {
+                format!("`{category}`의 극성 `{polarity}`을(를) 알 수 없습니다")
+            }
+            R::Split { split } => format!("알 수 없는 분할 `{split}` (train, validation, test 중 하나)"),
+            R::NoLevel { label } => {
+                format!("라벨 `{label}`에 감성 수준이 없습니다 (`배송-1`, `만족도 2`처럼 쓰세요)")
+            }
+            R::NoKeyword { label } => format!("라벨 `{label}`에 키워드가 없습니다"),
+            R::TwoLevels { keyword } => format!("키워드 `{keyword}`가 서로 다른 수준으로 두 번 나옵니다"),
+            R::UnknownKeyword { keyword } => format!("알 수 없는 키워드 `{keyword}`"),
+            R::OutOfScale { keyword, level, min, max } => {
+                format!("`{keyword}`의 감성 {level}이(가) 척도 {min}..{max} 밖입니다")
+            }
+            R::MissingText => "리뷰 본문이 없습니다".into(),
+            R::TooLong { chars, limit } => format!("본문이 {chars}자로 한도 {limit}자를 넘습니다"),
+            R::MixedPolarity { categories } => {
+                format!("{categories}: 한 문장에 극성이 엇갈려 중립(0)으로 라벨링했습니다")
+            }
+        }
+    }
+
+    /// Why a loop policy was refused.
+    pub fn policy_problem(&self, problem: crate::cycles::PolicyProblem) -> &'static str {
+        use crate::cycles::PolicyProblem as P;
+        match problem {
+            P::RoundSize => self.policy_round_size,
+            P::Negative => self.policy_negative,
+            P::Share => self.policy_share,
+            P::NoTrigger => self.policy_no_trigger,
+        }
+    }
+
     /// A figure that needs enough labels: the score, or "too few labels (n)".
     pub fn evidence(&self, e: crate::evidence::Evidence) -> String {
         match e {
@@ -413,6 +469,49 @@ impl Tr {
             ("cluster", "군집"),
         ];
         WORDS.iter().fold(stage.to_string(), |s, (en, ko)| s.replace(en, ko))
+    }
+
+    /// A stored word the pages show (a job's kind, a version's or round's status, a
+    /// suspicion's kind) in this language; an unknown one as it is.
+    pub fn term(&self, word: &str) -> String {
+        const KO: [(&str, &str); 24] = [
+            ("train", "학습"),
+            ("score", "점수 매기기"),
+            ("score-chunk", "점수 매기기 (조각)"),
+            ("eval", "평가"),
+            ("audit", "라벨 오류 찾기"),
+            ("import", "가져오기"),
+            ("suggest", "모델 제안 계산"),
+            ("compare", "비교"),
+            ("compose", "라운드 구성"),
+            ("pretrain", "사전 학습"),
+            ("training", "학습 중"),
+            ("ready", "준비됨"),
+            ("failed", "실패"),
+            ("active", "서비스 중"),
+            ("retired", "물러남"),
+            ("open", "진행 중"),
+            ("closed", "닫힘"),
+            ("missing", "빠진 키워드"),
+            ("wrong", "틀린 키워드"),
+            ("sentiment", "감성"),
+            ("random", "무작위"),
+            ("mixed", "혼합"),
+            ("rejected", "거부"),
+            ("warning", "경고"),
+        ];
+        const EN: [(&str, &str); 8] = [
+            ("score-chunk", "score (chunk)"),
+            ("suggest", "suggestions"),
+            ("compose", "compose a round"),
+            ("active", "serving"),
+            ("missing", "missing keyword"),
+            ("wrong", "wrong keyword"),
+            ("audit", "label audit"),
+            ("eval", "evaluation"),
+        ];
+        let table: &[(&str, &str)] = if self.code == "ko" { &KO } else { &EN };
+        table.iter().find(|(w, _)| *w == word).map_or(word, |(_, said)| said).to_string()
     }
 
     pub fn job_status(&self, status: &str) -> String {
@@ -775,6 +874,11 @@ pub static KO: Tr = Tr {
     loop_running: "#{id} 바퀴가 아직 돌고 있습니다.",
     too_few_to_train: "라벨된 리뷰가 {labels}개입니다. 학습하려면 {needed}개가 필요합니다.",
     loop_policy_refused: "정책을 저장하지 않았습니다",
+    test_labels: "테스트 라벨",
+    policy_round_size: "라운드 크기는 1 이상이어야 합니다",
+    policy_negative: "F1 차이와 허용 하락은 0 이상이어야 합니다",
+    policy_share: "두 명에게 주는 비율과 다음 라운드 기준은 0~100 % 사이여야 합니다",
+    policy_no_trigger: "정책을 켜려면 '새 라벨 몇 개마다' 또는 '몇 시간마다' 중 하나는 적어야 합니다",
     loop_new_version: "새 버전",
     loop_serving: "서비스 중",
     loop_nothing_serving: "서비스 중인 모델 없음",
@@ -1100,6 +1204,11 @@ pub static EN: Tr = Tr {
     loop_running: "Cycle #{id} is still running.",
     too_few_to_train: "{labels} labelled reviews: a training needs {needed}.",
     loop_policy_refused: "The policy was not saved",
+    test_labels: "test labels",
+    policy_round_size: "the round size must be at least 1",
+    policy_negative: "the F1 margin and the allowed drop must be zero or more",
+    policy_share: "the doubled share and the next-round threshold must be between 0 and 100 %",
+    policy_no_trigger: "an enabled policy needs 'every N new labels' or 'every H hours'",
     loop_new_version: "new version",
     loop_serving: "serving",
     loop_nothing_serving: "nothing serving",

@@ -235,7 +235,7 @@ async fn save_policy(
         mostly_done: form.mostly_done_percent / 100.0,
     };
     if let Err(problem) = crate::cycles::check(&policy) {
-        let message = format!("{}: {problem}", user.tr().loop_policy_refused);
+        let message = format!("{}: {}", user.tr().loop_policy_refused, user.tr().policy_problem(problem));
         return page(
             &user,
             &state,

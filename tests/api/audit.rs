@@ -95,7 +95,11 @@ async fn cross_validation_scores_every_label_out_of_sample_and_finds_a_planted_e
 }
 
 /// Out-of-sample probabilities that agree with every label but the planted one's.
-fn agreeing_with_the_truth(items: &[data::LabelledText], keyword: usize, planted: &str) -> folds::OutOfSample {
+fn agreeing_with_the_truth(
+    items: &[data::LabelledText],
+    keyword: usize,
+    planted: &str,
+) -> folds::OutOfSample {
     let keyword_probabilities = items
         .iter()
         .map(|i| {
@@ -105,7 +109,11 @@ fn agreeing_with_the_truth(items: &[data::LabelledText], keyword: usize, planted
             p
         })
         .collect();
-    folds::OutOfSample { keyword: keyword_probabilities, sentiment: vec![vec![]; items.len()], vectors: vec![] }
+    folds::OutOfSample {
+        keyword: keyword_probabilities,
+        sentiment: vec![vec![]; items.len()],
+        vectors: vec![],
+    }
 }
 
 #[tokio::test]
@@ -125,7 +133,9 @@ async fn a_keyword_with_fewer_labels_than_the_minimum_is_not_judged() {
     };
     assert_eq!(flagged(&all), 1, "19 labels of 배송: the planted one is found");
     // The first 17 reviews hold 8 labels of 배송, fewer than the minimum: not judged.
-    let number = |i: &data::LabelledText| i.text.rsplit(' ').next().unwrap().trim_end_matches('번').parse::<usize>().unwrap();
+    let number = |i: &data::LabelledText| {
+        i.text.rsplit(' ').next().unwrap().trim_end_matches('번').parse::<usize>().unwrap()
+    };
     let few: Vec<_> = all.iter().filter(|i| number(i) < 17).cloned().collect();
     let labels = few.iter().filter(|i| i.labels.iter().any(|(k, _)| *k == delivery)).count();
     assert!(labels < reviewloop::evidence::MIN_AUDIT_LABELS, "{labels}");

@@ -169,3 +169,48 @@ async fn a_step_run_again_after_a_killed_worker_is_taken_once() {
     assert_eq!(again["round_id"].as_i64(), record.round_id);
     assert_eq!(app.count("SELECT count(*) FROM rounds").await, 1);
 }
+
+/// The policy form: saved as entered (blank hours: no schedule); a policy that could
+/// never start a cycle is refused in the page's language, and nothing is saved.
+#[tokio::test]
+async fn the_policy_form_saves_and_refuses_in_the_pages_language() {
+    let app = TestApp::spawn().await;
+    let taxonomy = app.taxonomy("fashion").await;
+    let engineer = app.logged_in(Role::Engineer).await;
+    let form = |page: &str, every_labels: &str| -> Vec<(String, String)> {
+        [
+            ("csrf", crate::helpers::csrf_in(page).unwrap().as_str()),
+            ("taxonomy", "fashion"),
+            ("enabled", "on"),
+            ("every_labels", every_labels),
+            ("every_hours", ""),
+            ("profile", "fast"),
+            ("promote", "hold"),
+            ("margin", "0.01"),
+            ("max_drop", "0.1"),
+            ("round_size", "20"),
+            ("assist", "prefilled"),
+            ("double_share_percent", "0"),
+            ("mostly_done_percent", "90"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let page = engineer.get("/engineer/loop").await.text().await.unwrap();
+    assert_eq!(engineer.post_form("/engineer/loop", &form(&page, "40")).await.status(), 303);
+    let saved = loops::policy(&app.pool, taxonomy.id).await.unwrap();
+    assert_eq!((saved.enabled, saved.every_labels, saved.every_hours), (true, Some(40), None));
+    assert_eq!((saved.promote.as_str(), saved.round_size, saved.mostly_done), ("hold", 20, 0.9));
+
+    // On, with neither trigger: refused, said in Korean, then in English.
+    let refused = engineer.post_form("/engineer/loop", &form(&page, "")).await;
+    assert_eq!(refused.status(), 422);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("정책을 저장하지 않았습니다") && body.contains("새 라벨 몇 개마다"), "{body}");
+    assert_eq!(loops::policy(&app.pool, taxonomy.id).await.unwrap().every_labels, Some(40), "nothing saved");
+    engineer.get("/lang/en?next=/engineer/loop").await;
+    let page = engineer.get("/engineer/loop").await.text().await.unwrap();
+    let body = engineer.post_form("/engineer/loop", &form(&page, "")).await.text().await.unwrap();
+    assert!(body.contains("an enabled policy needs") && body.contains("every N new labels"), "{body}");
+}
