@@ -54,14 +54,7 @@ pub async fn promote(
     gate: &Gate<'_>,
 ) -> Result<Switched, PromoteError> {
     let mut tx = pool.begin().await?;
-    models::lock_switch(&mut tx, taxonomy_id).await?;
-    let candidate = models::by_name(&mut *tx, taxonomy_id, "keyword", name)
-        .await?
-        .filter(|v| matches!(v.status.as_str(), "ready" | "active" | "retired"))
-        .ok_or_else(|| PromoteError::NotFound(name.to_string()))?;
-    if candidate.status == "active" {
-        return Err(PromoteError::AlreadyActive(name.to_string()));
-    }
+    let candidate = switchable(&mut tx, taxonomy_id, name).await?;
     let active = models::active(&mut *tx, taxonomy_id, "keyword").await?;
     let reason = gate.override_reason.map(str::trim).filter(|r| !r.is_empty());
     let new = judged_report(&candidate.metrics).unwrap_or_default();
@@ -92,14 +85,7 @@ pub async fn promote_judged(
     verdict: &Verdict,
 ) -> Result<Switched, PromoteError> {
     let mut tx = pool.begin().await?;
-    models::lock_switch(&mut tx, taxonomy_id).await?;
-    let candidate = models::by_name(&mut *tx, taxonomy_id, "keyword", name)
-        .await?
-        .filter(|v| matches!(v.status.as_str(), "ready" | "active" | "retired"))
-        .ok_or_else(|| PromoteError::NotFound(name.to_string()))?;
-    if candidate.status == "active" {
-        return Err(PromoteError::AlreadyActive(name.to_string()));
-    }
+    switchable(&mut tx, taxonomy_id, name).await?;
     let from = models::active(&mut *tx, taxonomy_id, "keyword").await?.map(|a| a.name);
     let details = json!({"by": "loop", "verdict": verdict});
     switch(tx, taxonomy_id, from, name, None, "model.promote", details).await
@@ -170,6 +156,24 @@ pub fn judge(candidate: &Report, serving: Option<&Report>, rule: &Rule) -> Verdi
         return hold(HoldReason::KeywordDrops { keywords: drops, max_drop: rule.max_drop });
     }
     Verdict::Promote { candidate: new, serving: Some(old) }
+}
+
+/// Takes the taxonomy's switch lock in `tx` and reads `name`'s keyword model: one that
+/// finished training and is not already serving.
+async fn switchable(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    taxonomy_id: i64,
+    name: &str,
+) -> Result<models::ModelVersion, PromoteError> {
+    models::lock_switch(tx, taxonomy_id).await?;
+    let candidate = models::by_name(&mut **tx, taxonomy_id, "keyword", name)
+        .await?
+        .filter(|v| matches!(v.status.as_str(), "ready" | "active" | "retired"))
+        .ok_or_else(|| PromoteError::NotFound(name.to_string()))?;
+    if candidate.status == "active" {
+        return Err(PromoteError::AlreadyActive(name.to_string()));
+    }
+    Ok(candidate)
 }
 
 /// Serves again the version that was promoted before the current one.
