@@ -500,7 +500,9 @@ impl Tr {
             ("rejected", "거부"),
             ("warning", "경고"),
         ];
-        const EN: [(&str, &str); 8] = [
+        const EN: [(&str, &str); 10] = [
+            ("rejected", "Rejected"),
+            ("warning", "Warning"),
             ("score-chunk", "score (chunk)"),
             ("suggest", "suggestions"),
             ("compose", "compose a round"),

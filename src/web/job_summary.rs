@@ -24,6 +24,23 @@ fn linked(label: &'static str, value: impl ToString, link: String) -> Line {
     Line { label, value: value.to_string(), link: Some(link) }
 }
 
+/// An import's bad rows (the first 50), each as line number, severity and reason in
+/// the user's language, for a table under the figures.
+pub fn import_problems(t: &Tr, job: &Job) -> Vec<(u64, String, String)> {
+    let Some(result) = job.result.as_ref().filter(|_| job.kind == "import") else { return Vec::new() };
+    let problems = result["problems"].as_array().into_iter().flatten().take(50);
+    problems
+        .map(|p| {
+            let severity = t.term(p["severity"].as_str().unwrap_or_default());
+            // Older results hold only the English sentence.
+            let reason = serde_json::from_value(p["detail"].clone())
+                .map(|detail| t.import_reason(&detail))
+                .unwrap_or_else(|_| p["reason"].as_str().unwrap_or_default().to_string());
+            (p["line"].as_u64().unwrap_or(0), severity, reason)
+        })
+        .collect()
+}
+
 pub fn lines(t: &Tr, job: &Job) -> Vec<Line> {
     let Some(result) = job.result.as_ref() else { return Vec::new() };
     let text = |key: &str| result[key].as_str().unwrap_or_default().to_string();
@@ -51,23 +68,12 @@ pub fn lines(t: &Tr, job: &Job) -> Vec<Line> {
         "score-chunk" => vec![line(t.reviews_scored, count("scored"))],
         "suggest" => vec![line(t.items_suggested, count("suggested"))],
         "import" => {
-            let mut out = vec![
+            vec![
                 line(t.imported, count("imported")),
                 line(t.duplicates, count("duplicates")),
                 line(t.rejected, count("rejected")),
                 line(t.labels_added, count("labels_added")),
-            ];
-            // Each bad row by its line number (the first 50).
-            for p in result["problems"].as_array().into_iter().flatten().take(50) {
-                let severity = if p["severity"] == "warning" { t.warnings } else { t.rejected };
-                // Older results hold only the English sentence.
-                let reason = serde_json::from_value(p["detail"].clone())
-                    .map(|detail| t.import_reason(&detail))
-                    .unwrap_or_else(|_| p["reason"].as_str().unwrap_or_default().to_string());
-                let what = format!("{} · {severity} · {reason}", p["line"]);
-                out.push(line(t.line, what));
-            }
-            out
+            ]
         }
         "audit" => {
             let mut out = vec![line(t.reviews, count("reviews")), line(t.new_suspects, count("added"))];

@@ -216,6 +216,8 @@ struct JobPage {
     status: String,
     /// What the job did, as lines (never its raw result).
     lines: Vec<super::job_summary::Line>,
+    /// An import's bad rows: line, severity, reason.
+    problems: Vec<(u64, String, String)>,
     /// Still queued or running: the page follows it, and it may be cancelled.
     live: bool,
     stage: String,
@@ -241,6 +243,7 @@ async fn job_page(
     let duplicate = query.duplicate.is_some();
     let t = user.tr();
     let lines = super::job_summary::lines(t, &job);
+    let problems = super::job_summary::import_problems(t, &job);
     let live = matches!(job.status.as_str(), "queued" | "running");
     let status = t.job_status(&job.status);
     let p = &job.progress;
@@ -248,7 +251,20 @@ async fn job_page(
     let epoch = p["epoch"].as_u64().map_or(String::new(), |e| e.to_string());
     let loss = p["loss"].as_f64().map_or(String::new(), |l| format!("{l:.4}"));
     let eta = p["eta_seconds"].as_f64().map_or(String::new(), |s| format!("{s:.0} s"));
-    Ok(render(&JobPage { t, nav: user.nav(), status, lines, live, stage, epoch, loss, eta, duplicate, job }))
+    Ok(render(&JobPage {
+        t,
+        nav: user.nav(),
+        status,
+        lines,
+        problems,
+        live,
+        stage,
+        epoch,
+        loss,
+        eta,
+        duplicate,
+        job,
+    }))
 }
 
 #[derive(Deserialize)]

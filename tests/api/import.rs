@@ -157,10 +157,16 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
     assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "the job removed the file");
     let html = engineer.get(&job_page).await.text().await.unwrap();
     assert!(html.contains("<dt>거부</dt><dd>1</dd>"), "{html}");
-    assert!(html.contains("3 · 거부 · 리뷰 본문이 없습니다"), "the bad row by its line, in Korean: {html}");
+    let row = |severity: &str, reason: &str| {
+        format!("<tr><td class=\"num\">3</td><td>{severity}</td><td>{reason}</td></tr>")
+    };
+    assert!(
+        html.contains(&row("거부", "리뷰 본문이 없습니다")),
+        "the bad row by its line, in Korean: {html}"
+    );
     engineer.get("/lang/en").await;
     let html = engineer.get(&job_page).await.text().await.unwrap();
-    assert!(html.contains("3 · Rejected · missing text"), "and in English: {html}");
+    assert!(html.contains(&row("Rejected", "missing text")), "and in English: {html}");
     let (mall, source): (String, String) = sqlx::query_as(
         "SELECT r.mall, a.source::text FROM reviews r JOIN annotations a ON a.review_id = r.id",
     )
