@@ -164,6 +164,7 @@ async fn an_engineer_uploads_a_file_and_sees_the_summary() {
         html.contains(&row("거부", "리뷰 본문이 없습니다")),
         "the bad row by its line, in Korean: {html}"
     );
+    assert!(!html.contains("id=\"job-epoch\""), "no empty epoch for a job that has none");
     engineer.get("/lang/en").await;
     let html = engineer.get(&job_page).await.text().await.unwrap();
     assert!(html.contains(&row("Rejected", "missing text")), "and in English: {html}");
