@@ -80,6 +80,32 @@ pub struct JobContext<'a> {
     pub storage: &'a Storage,
 }
 
+/// The share done of work in a known number of stages run one after another, each
+/// counting its own steps from 1 (a new stage name starts the next stage).
+pub struct Stages {
+    count: usize,
+    current: String,
+    finished: usize,
+}
+
+impl Stages {
+    pub fn new(count: usize) -> Stages {
+        Stages { count: count.max(1), current: String::new(), finished: 0 }
+    }
+
+    /// Step `step` of `total` in stage `stage`: the share of all the stages done (0–1).
+    pub fn overall(&mut self, stage: &str, step: usize, total: usize) -> f64 {
+        if stage != self.current {
+            if !self.current.is_empty() {
+                self.finished += 1;
+            }
+            self.current = stage.to_string();
+        }
+        let within = step.min(total) as f64 / total.max(1) as f64;
+        ((self.finished as f64 + within) / self.count as f64).min(1.0)
+    }
+}
+
 /// A progress value with an estimate of the time left from the rate so far.
 pub fn with_eta(mut progress: Value, done: f64, total: f64, elapsed: Duration) -> Value {
     if done > 0.0 && total >= done {
@@ -87,4 +113,21 @@ pub fn with_eta(mut progress: Value, done: f64, total: f64, elapsed: Duration) -
         progress["eta_seconds"] = json!(eta.round());
     }
     progress
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_add_up_to_the_whole_and_the_estimate_follows_it() {
+        let mut stages = Stages::new(4);
+        assert_eq!(stages.overall("fold 1/2 keyword", 5, 10), 0.125);
+        assert_eq!(stages.overall("fold 1/2 keyword", 10, 10), 0.25);
+        assert_eq!(stages.overall("fold 1/2 sentiment", 1, 4), 0.3125, "a new stage starts after the first");
+        assert_eq!(stages.overall("fold 2/2 keyword", 10, 10), 0.75);
+        // Half done in 60 s: 60 s left (not the hours a stage's own steps would give).
+        let eta = with_eta(json!({}), 0.5, 1.0, Duration::from_secs(60));
+        assert_eq!(eta["eta_seconds"], 60.0);
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::context::{publish, with_eta, JobContext};
+use super::context::{publish, with_eta, JobContext, Stages};
 use crate::train::pipeline;
 use crate::train::settings::TrainSettings;
 
@@ -153,10 +153,15 @@ async fn audit(cx: &JobContext<'_>) -> anyhow::Result<Value> {
         settings.make_fast(trained)?;
     }
     let started = Instant::now();
+    // Each fold trains four stages (keyword and sentiment, each a lexical part then the
+    // encoder), each counting its own steps: the estimate is over all of them.
+    let mut stages = Stages::new(request.folds * 4);
     let summary = crate::audit::finder::run(cx.pool, &settings, request.folds, &mut |stage, p| {
-        let progress = json!({"stage": stage, "step": p.step, "total_steps": p.total_steps, "loss": p.loss});
+        let overall = stages.overall(stage, p.step, p.total_steps);
+        let progress = json!({"stage": stage, "step": p.step, "total_steps": p.total_steps, "loss": p.loss,
+                              "overall": overall});
         let log = (p.step == 1).then(|| format!("{stage}: {} steps", p.total_steps));
-        publish(cx.state, with_eta(progress, p.step as f64, p.total_steps as f64, started.elapsed()), log);
+        publish(cx.state, with_eta(progress, overall, 1.0, started.elapsed()), log);
     })
     .await?;
     Ok(serde_json::to_value(summary)?)

@@ -134,12 +134,10 @@ async fn last_audit(state: &AppState, t: &'static Tr, taxonomy: &str) -> AppResu
     };
     let text = match job.status.as_str() {
         "running" => {
-            let p = &job.progress;
-            match (p["step"].as_f64(), p["total_steps"].as_f64()) {
-                (Some(step), Some(total)) if total > 0.0 => {
-                    format!("{status} ({:.0} %)", 100.0 * step / total)
-                }
-                _ => status,
+            // The whole audit's share done (a stage's own steps restart at each stage).
+            match job.progress["overall"].as_f64() {
+                Some(done) => format!("{status} ({:.0} %)", 100.0 * done),
+                None => status,
             }
         }
         "succeeded" => {
