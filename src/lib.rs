@@ -20,6 +20,7 @@ pub mod labels;
 pub mod model;
 pub mod names;
 pub mod promotion;
+pub mod retention;
 pub mod rounds;
 pub mod score;
 pub mod select;

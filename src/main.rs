@@ -143,7 +143,7 @@ async fn run(command: Command, settings: &Settings, pool: sqlx::PgPool) -> anyho
         Command::Score(args) => cli::active::score(&pool, settings, args).await,
         Command::Worker(args) => cli::active::worker(&pool, settings, args).await,
         Command::Job(cmd) => cli::active::job(&pool, cmd).await,
-        Command::Model(cmd) => cli::active::model(&pool, cmd).await,
+        Command::Model(cmd) => cli::active::model(&pool, settings, cmd).await,
         Command::Loop(cmd) => cli::loop_policy::run(&pool, settings, cmd).await,
         Command::Agreement(args) => cli::audit::agreement(&pool, args).await,
         Command::Audit(args) => cli::audit::audit(&pool, settings, args).await,

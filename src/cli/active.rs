@@ -198,12 +198,39 @@ pub enum ModelCommand {
         #[arg(long, default_value = "fashion")]
         taxonomy: String,
     },
+    /// Delete old versions' files (stored and cached), keeping the serving one, the one
+    /// a rollback would serve, the last --keep made, pinned ones and those a job names.
+    Prune {
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+        #[arg(long, default_value_t = reviewloop::retention::KEEP_LAST)]
+        keep: usize,
+        /// Only say what would go.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Never prune this version.
+    Pin {
+        name: String,
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+    },
+    /// Let the rule prune this version again.
+    Unpin {
+        name: String,
+        #[arg(long, default_value = "fashion")]
+        taxonomy: String,
+    },
 }
 
-pub async fn model(pool: &sqlx::PgPool, cmd: ModelCommand) -> anyhow::Result<()> {
-    use reviewloop::promotion;
+pub async fn model(
+    pool: &sqlx::PgPool,
+    settings: &reviewloop::config::Settings,
+    cmd: ModelCommand,
+) -> anyhow::Result<()> {
     use reviewloop::store::{models, taxonomies};
     use reviewloop::train::compare::judged_report;
+    use reviewloop::{promotion, retention};
     match cmd {
         ModelCommand::List { taxonomy } => {
             let id = taxonomies::load_by_name(pool, &taxonomy).await?.id;
@@ -231,6 +258,46 @@ pub async fn model(pool: &sqlx::PgPool, cmd: ModelCommand) -> anyhow::Result<()>
             let switched = promotion::rollback(pool, id, None).await?;
             println!("{} serves again (was {})", switched.to, switched.from.as_deref().unwrap_or("none"));
         }
+        ModelCommand::Prune { taxonomy, keep, dry_run } => {
+            let id = taxonomies::load_by_name(pool, &taxonomy).await?.id;
+            if dry_run {
+                let plan = retention::plan(pool, id, keep).await?;
+                let bytes: i64 = plan.iter().map(|p| p.bytes).sum();
+                let names: Vec<&str> = plan.iter().map(|p| p.name.as_str()).collect();
+                println!(
+                    "would prune {} versions ({}), {:.1} MB stored",
+                    names.len(),
+                    names.join(", "),
+                    mb(bytes)
+                );
+                return Ok(());
+            }
+            let storage = reviewloop::storage::Storage::open(pool, &settings.storage)?;
+            let done = retention::prune(&storage, &settings.data_dir, &taxonomy, id, keep).await?;
+            println!(
+                "pruned {} versions ({}): {:.1} MB stored and {:.1} MB cached here freed",
+                done.versions.len(),
+                done.versions.join(", "),
+                mb(done.stored_bytes),
+                mb(done.cached_bytes as i64)
+            );
+        }
+        ModelCommand::Pin { name, taxonomy } => pin(pool, &taxonomy, &name, true).await?,
+        ModelCommand::Unpin { name, taxonomy } => pin(pool, &taxonomy, &name, false).await?,
     }
     Ok(())
+}
+
+async fn pin(pool: &sqlx::PgPool, taxonomy: &str, name: &str, pinned: bool) -> anyhow::Result<()> {
+    let id = reviewloop::store::taxonomies::load_by_name(pool, taxonomy).await?.id;
+    anyhow::ensure!(
+        reviewloop::retention::pin(pool, id, name, pinned).await?,
+        "no version `{name}` (or it was pruned)"
+    );
+    println!("{name} {}", if pinned { "pinned: never pruned" } else { "unpinned" });
+    Ok(())
+}
+
+fn mb(bytes: i64) -> f64 {
+    bytes as f64 / 1e6
 }

@@ -158,6 +158,26 @@ impl Storage {
         Ok(Some(stored))
     }
 
+    /// Deletes bundle `name` wherever its bytes live (the object store's files first,
+    /// then the rows, so a failure leaves a bundle that can be deleted again); its size,
+    /// or `None` when no such bundle is stored.
+    pub async fn delete(&self, name: &str) -> anyhow::Result<Option<i64>> {
+        let Some(bundle) = self.find(name).await? else { return Ok(None) };
+        if let Some((store, prefix)) = &self.objects {
+            for file in bundles::files(&self.pool, bundle.id).await? {
+                let key = object_key(prefix, &bundle.name, &file.path);
+                match store.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e).with_context(|| format!("deleting {key}")),
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        bundles::delete(&mut tx, bundle.id).await?;
+        tx.commit().await?;
+        Ok(Some(bundle.bytes))
+    }
+
     /// The bundle called `name`, if stored.
     pub async fn find(&self, name: &str) -> anyhow::Result<Option<Bundle>> {
         Ok(bundles::by_name(&self.pool, name).await?)

@@ -107,6 +107,16 @@ pub async fn read_chunks(
     Ok(())
 }
 
+/// Removes a bundle's rows (its files' and, in PostgreSQL, their pieces go with it).
+pub async fn delete(tx: &mut PgConnection, bundle_id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE model_versions SET bundle_id = NULL WHERE bundle_id = $1")
+        .bind(bundle_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM bundles WHERE id = $1").bind(bundle_id).execute(&mut *tx).await?;
+    Ok(())
+}
+
 /// Names and sizes of the stored bundles whose name starts with `prefix`.
 pub async fn list(pool: &PgPool, prefix: &str) -> sqlx::Result<Vec<Bundle>> {
     sqlx::query_as("SELECT id, name, location, bytes FROM bundles WHERE starts_with(name, $1) ORDER BY name")

@@ -12,9 +12,10 @@ use super::engineer::{taxonomy_id, Engineer, TaxonomyForm};
 use super::i18n::Tr;
 use super::routing::{route, Route};
 use super::{render_with, see_other, AppState};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::evidence::{Evidence, MIN_KEYWORD_SUPPORT, MIN_REPORT_SUPPORT};
 use crate::promotion::{self, Gate, PromoteError, Switched};
+use crate::retention;
 use crate::store::models::{self, ModelVersion};
 use crate::store::taxonomies::TaxonomySummary;
 use crate::train::compare::{deltas, judged_report, regressions, LabelDelta};
@@ -24,6 +25,8 @@ pub const ROUTES: &[Route] = &[
     route!(GET "/engineer/models", EngineerArea, models_page),
     route!(POST "/engineer/models/promote", EngineerArea, promote),
     route!(POST "/engineer/models/rollback", EngineerArea, rollback),
+    route!(POST "/engineer/models/prune", EngineerArea, prune),
+    route!(POST "/engineer/models/pin", EngineerArea, pin),
 ];
 
 /// One version's row in the list: its averages, or "too few labels" (evidence).
@@ -59,9 +62,20 @@ struct ModelsPage {
     fallen: Vec<String>,
     margin: f64,
     error: Option<String>,
+    /// What the retention rule would prune now, and the stored megabytes it holds.
+    prunable: Vec<String>,
+    prunable_mb: String,
+    pinned: Vec<String>,
+    keep_last: usize,
+    /// What the last pruning freed.
+    notice: Option<String>,
 }
 
 impl ModelsPage {
+    fn is_pinned(&self, name: &str) -> bool {
+        self.pinned.iter().any(|p| p == name)
+    }
+
     fn is_fallen(&self, label: &str) -> bool {
         self.fallen.iter().any(|f| f == label)
     }
@@ -71,6 +85,9 @@ impl ModelsPage {
 struct ModelsQuery {
     taxonomy: Option<String>,
     compare: Option<String>,
+    /// Versions just pruned and the stored megabytes freed (after a pruning).
+    pruned: Option<usize>,
+    freed_mb: Option<f64>,
 }
 
 async fn models_page(
@@ -79,7 +96,12 @@ async fn models_page(
     query: web::Query<ModelsQuery>,
 ) -> AppResult<HttpResponse> {
     let query = query.into_inner();
-    page(&user, &state, query.taxonomy.as_deref(), query.compare, None).await
+    let notice = query.pruned.map(|n| {
+        let t = user.tr();
+        let mb = format!("{:.1}", query.freed_mb.unwrap_or(0.0));
+        t.pruned_notice.replace("{n}", &n.to_string()).replace("{mb}", &mb)
+    });
+    page(&user, &state, query.taxonomy.as_deref(), query.compare, None, notice).await
 }
 
 async fn page(
@@ -88,8 +110,12 @@ async fn page(
     taxonomy: Option<&str>,
     compare: Option<String>,
     error: Option<String>,
+    notice: Option<String>,
 ) -> AppResult<HttpResponse> {
     let (taxonomies, taxonomy) = super::engineer::pick_taxonomy(state, taxonomy).await?;
+    let prunable = retention::plan(&state.pool, taxonomy.id, retention::KEEP_LAST).await?;
+    let prunable_mb = format!("{:.1}", prunable.iter().map(|p| p.bytes).sum::<i64>() as f64 / 1e6);
+    let pinned = retention::pinned(&state.pool, taxonomy.id).await?;
     let listed = models::list(&state.pool, taxonomy.id, "keyword").await?;
     let active = listed.iter().find(|v| v.status == "active");
     let active_report = active.and_then(|a| judged_report(&a.metrics));
@@ -116,6 +142,11 @@ async fn page(
         fallen,
         margin,
         error,
+        prunable: prunable.into_iter().map(|p| p.name).collect(),
+        prunable_mb,
+        pinned,
+        keep_last: retention::KEEP_LAST,
+        notice,
     };
     let status = if page.error.is_some() { StatusCode::CONFLICT } else { StatusCode::OK };
     Ok(render_with(&page, status))
@@ -188,6 +219,51 @@ async fn rollback(
     answer(&user, &state, &form.taxonomy, None, switched).await
 }
 
+/// Prunes by the rule (keeping the last `retention::KEEP_LAST`), then back to the
+/// list saying what was freed.
+async fn prune(
+    request: Permitted<EngineerArea, web::Form<TaxonomyForm>>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    let taxonomy = taxonomy_id(&state, &form.taxonomy).await?;
+    let storage = crate::storage::Storage::open(&state.pool, &state.settings.storage)?;
+    let data_dir = &state.settings.data_dir;
+    let done = retention::prune(&storage, data_dir, &form.taxonomy, taxonomy, retention::KEEP_LAST).await?;
+    let details = serde_json::to_value(&done).unwrap_or_default();
+    crate::store::audit::record(&state.pool, Some(user.user_id()), "model.prune", &form.taxonomy, details)
+        .await?;
+    Ok(see_other(&format!(
+        "/engineer/models?taxonomy={}&pruned={}&freed_mb={:.1}",
+        super::query_value(&form.taxonomy),
+        done.versions.len(),
+        done.stored_bytes as f64 / 1e6
+    )))
+}
+
+#[derive(Deserialize)]
+struct PinForm {
+    taxonomy: String,
+    name: String,
+    #[serde(default, deserialize_with = "super::form_fields::checkbox")]
+    pinned: bool,
+}
+
+async fn pin(
+    request: Permitted<EngineerArea, web::Form<PinForm>>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let Permitted { user, input: form } = request;
+    let taxonomy = taxonomy_id(&state, &form.taxonomy).await?;
+    if !retention::pin(&state.pool, taxonomy, &form.name, form.pinned).await? {
+        return Err(AppError::NotFound);
+    }
+    let details = serde_json::json!({"name": form.name, "pinned": form.pinned});
+    crate::store::audit::record(&state.pool, Some(user.user_id()), "model.pin", &form.taxonomy, details)
+        .await?;
+    Ok(see_other(&format!("/engineer/models?taxonomy={}", super::query_value(&form.taxonomy))))
+}
+
 /// Back to the list after a switch; the page again with the reason when refused.
 async fn answer(
     user: &Engineer,
@@ -199,6 +275,6 @@ async fn answer(
     match switched {
         Ok(_) => Ok(see_other(&format!("/engineer/models?taxonomy={}", super::query_value(taxonomy)))),
         Err(PromoteError::Database(e)) => Err(e.into()),
-        Err(e) => page(user, state, Some(taxonomy), compare, Some(refusal(user.tr(), &e))).await,
+        Err(e) => page(user, state, Some(taxonomy), compare, Some(refusal(user.tr(), &e)), None).await,
     }
 }

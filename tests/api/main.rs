@@ -19,6 +19,7 @@ mod loop_cycles;
 mod pretrain;
 mod promotion;
 mod qa;
+mod retention;
 mod roles;
 mod rounds;
 mod security;
