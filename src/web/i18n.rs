@@ -483,7 +483,7 @@ impl Tr {
     /// A stored word the pages show (a job's kind, a version's or round's status, a
     /// suspicion's kind) in this language; an unknown one as it is.
     pub fn term(&self, word: &str) -> String {
-        const KO: [(&str, &str); 24] = [
+        const KO: [(&str, &str); 25] = [
             ("train", "학습"),
             ("score", "점수 매기기"),
             ("score-chunk", "점수 매기기 (조각)"),
@@ -499,6 +499,7 @@ impl Tr {
             ("failed", "실패"),
             ("active", "서비스 중"),
             ("retired", "물러남"),
+            ("pruned", "정리됨 (파일 삭제)"),
             ("open", "진행 중"),
             ("closed", "닫힘"),
             ("missing", "빠진 키워드"),
@@ -509,13 +510,14 @@ impl Tr {
             ("rejected", "거부"),
             ("warning", "경고"),
         ];
-        const EN: [(&str, &str); 10] = [
+        const EN: [(&str, &str); 11] = [
             ("rejected", "Rejected"),
             ("warning", "Warning"),
             ("score-chunk", "score (chunk)"),
             ("suggest", "suggestions"),
             ("compose", "compose a round"),
             ("active", "serving"),
+            ("pruned", "pruned (files deleted)"),
             ("missing", "missing keyword"),
             ("wrong", "wrong keyword"),
             ("audit", "label audit"),

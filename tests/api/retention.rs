@@ -134,6 +134,7 @@ async fn an_engineer_sees_what_would_go_pins_one_and_prunes_the_rest_from_the_ve
     assert_eq!(pruned.status(), 303);
     let page = engineer.get(&crate::helpers::location(&pruned)).await.text().await.unwrap();
     assert!(page.contains("버전 1개의 파일을 지웠습니다") && page.contains("지울 버전이 없습니다"), "{page}");
+    assert!(page.contains("정리됨 (파일 삭제)"), "v2 is listed as pruned: {page}");
     assert_eq!(
         app.count("SELECT count(*) FROM model_versions WHERE status = 'pruned'").await,
         2,
