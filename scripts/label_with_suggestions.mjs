@@ -2,19 +2,11 @@
 // item without any is marked "no keyword"), round after round, LABELS items in all,
 // then shoots SHOT_PAGE as ENGINEER into SHOT (when given). Used by
 // scripts/first_start.sh --two-cycles to let the loop run its second cycle.
-import { launch, log } from "../tests/browser/session.mjs";
+import { launch, loggedIn, log } from "../tests/browser/session.mjs";
 
-const { APP_URL, APP_PASSWORD, APP_ANNOTATOR, APP_ENGINEER, LABELS = "10", SHOT, SHOT_PAGE } = process.env;
+const { APP_URL, APP_ANNOTATOR, APP_ENGINEER, LABELS = "10", SHOT, SHOT_PAGE } = process.env;
 const browser = await launch();
-async function as(user) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(30_000);
-  await page.goto(`${APP_URL}/login`);
-  await page.fill("input[name=username]", user);
-  await page.fill("input[name=password]", APP_PASSWORD);
-  await Promise.all([page.waitForNavigation(), page.press("input[name=password]", "Enter")]);
-  return page;
-}
+const as = (user) => loggedIn(browser, 30_000, { user, viewport: { width: 1280, height: 900 } });
 try {
   const page = await as(APP_ANNOTATOR);
   let labelled = 0;

@@ -35,6 +35,7 @@ pub struct Pruned {
 
 /// The versions of `taxonomy_id` the rule prunes, oldest first.
 pub async fn plan(pool: &PgPool, taxonomy_id: i64, keep_last: usize) -> sqlx::Result<Vec<Prunable>> {
+    let rollback = crate::store::models::promoted_before(&mut *pool.acquire().await?, taxonomy_id).await?;
     sqlx::query_as::<_, (String, i64)>(
         "WITH versions AS (
              SELECT name, max(created_at) AS made, bool_or(status = 'active') AS serving,
@@ -44,15 +45,14 @@ pub async fn plan(pool: &PgPool, taxonomy_id: i64, keep_last: usize) -> sqlx::Re
          ranked AS (SELECT *, row_number() OVER (ORDER BY made DESC) AS newest FROM versions)
          SELECT r.name, coalesce(b.bytes, 0) FROM ranked r LEFT JOIN bundles b ON b.id = r.bundle_id
          WHERE NOT r.serving AND NOT r.pinned AND r.finished AND r.newest > $2
-           AND r.name IS DISTINCT FROM (SELECT name FROM model_versions
-                                        WHERE taxonomy_id = $1 AND kind = 'keyword' AND status = 'ready'
-                                          AND promoted_at IS NOT NULL ORDER BY promoted_at DESC LIMIT 1)
+           AND r.name IS DISTINCT FROM $3
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.status IN ('queued', 'running')
                            AND jsonb_path_exists(j.payload, '$.** ? (@ == $name)', jsonb_build_object('name', r.name)))
          ORDER BY r.made",
     )
     .bind(taxonomy_id)
     .bind(keep_last as i64)
+    .bind(rollback)
     .fetch_all(pool)
     .await
     .map(|rows| rows.into_iter().map(|(name, bytes)| Prunable { name, bytes }).collect())

@@ -54,9 +54,14 @@ pub async fn run(
     Ok(AuditSummary { reviews: items.len(), per_keyword, added, too_few })
 }
 
+/// Whether each of `items` is labelled with keyword `k`.
+fn labelled_with(items: &[LabelledText], k: usize) -> Vec<bool> {
+    items.iter().map(|i| i.labels.iter().any(|(kw, _)| *kw == k)).collect()
+}
+
 /// How many of `items` are labelled with keyword `k`.
 fn labels_of(items: &[LabelledText], k: usize) -> usize {
-    items.iter().filter(|i| i.labels.iter().any(|(kw, _)| *kw == k)).count()
+    labelled_with(items, k).iter().filter(|l| **l).count()
 }
 
 /// Every suspect, keyword by keyword, most confident first within each. A keyword's
@@ -70,11 +75,11 @@ pub fn find(
 ) -> Vec<NewIssue> {
     let mut issues = Vec::new();
     for (k, keyword) in taxonomy.keywords.iter().enumerate() {
+        let labelled = labelled_with(items, k);
         // Too few labels to judge: the summary says which.
-        if labels_of(items, k) < MIN_AUDIT_LABELS {
+        if labelled.iter().filter(|l| **l).count() < MIN_AUDIT_LABELS {
             continue;
         }
-        let labelled: Vec<bool> = items.iter().map(|i| i.labels.iter().any(|(kw, _)| *kw == k)).collect();
         let present = ranked(&out.keyword_column(k), neighbourhood.vote(&labelled).as_deref());
         for s in keyword_suspects(&present, &labelled) {
             let Some((review_id, annotation_id)) = items[s.index].stored else { continue };

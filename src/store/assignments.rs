@@ -63,22 +63,32 @@ pub async fn next(pool: &PgPool, round_id: i64, annotator_id: i64) -> sqlx::Resu
     claim(pool, round_id, annotator_id).await
 }
 
+/// SQL: round item `i` has a free copy that the annotator (the query parameter
+/// `annotator`, e.g. `$2`) has not taken. What [`claim`] takes, and what the rounds list
+/// offers to start (`rounds::open_for`).
+pub fn claimable(annotator: &str) -> String {
+    format!(
+        "i.assigned < i.copies
+         AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.round_item_id = i.id AND a.annotator_id = {annotator})"
+    )
+}
+
 /// Claims the first item with a free copy. Another claimer holding that item's row is
 /// skipped, not waited for; the `assigned < copies` test is re-checked by PostgreSQL
 /// against the newest row version once the lock is taken.
 async fn claim(pool: &PgPool, round_id: i64, annotator_id: i64) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(&format!(
         "WITH candidate AS (
              SELECT i.id FROM round_items i
-             WHERE i.round_id = $1 AND i.assigned < i.copies
-               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.round_item_id = i.id AND a.annotator_id = $2)
+             WHERE i.round_id = $1 AND {}
              ORDER BY i.position LIMIT 1
              FOR UPDATE SKIP LOCKED),
          bumped AS (
              UPDATE round_items SET assigned = assigned + 1 FROM candidate
              WHERE round_items.id = candidate.id RETURNING round_items.id)
          INSERT INTO assignments (round_item_id, annotator_id) SELECT id, $2 FROM bumped RETURNING id",
-    )
+        claimable("$2")
+    ))
     .bind(round_id)
     .bind(annotator_id)
     .fetch_optional(pool)

@@ -221,13 +221,12 @@ pub async fn open_for(pool: &PgPool, user_id: i64) -> sqlx::Result<Vec<OpenRound
         "SELECT p.*,
                 EXISTS (SELECT 1 FROM assignments a JOIN round_items i ON i.id = a.round_item_id
                         WHERE i.round_id = p.id AND a.annotator_id = $1 AND a.status = 'pending')
-                OR EXISTS (SELECT 1 FROM round_items i WHERE i.round_id = p.id AND i.assigned < i.copies
-                           AND NOT EXISTS (SELECT 1 FROM assignments a
-                                           WHERE a.round_item_id = i.id AND a.annotator_id = $1)) AS left_for_me
+                OR EXISTS (SELECT 1 FROM round_items i WHERE i.round_id = p.id AND {claimable}) AS left_for_me
          FROM ({PROGRESS} WHERE o.status = 'open' AND (
             NOT EXISTS (SELECT 1 FROM round_members m WHERE m.round_id = o.id)
             OR EXISTS (SELECT 1 FROM round_members m WHERE m.round_id = o.id AND m.user_id = $1))) p
-         ORDER BY left_for_me DESC, p.id"
+         ORDER BY left_for_me DESC, p.id",
+        claimable = super::assignments::claimable("$1")
     ))
     .bind(user_id)
     .fetch_all(pool)

@@ -483,7 +483,7 @@ impl Tr {
     /// A stored word the pages show (a job's kind, a version's or round's status, a
     /// suspicion's kind) in this language; an unknown one as it is.
     pub fn term(&self, word: &str) -> String {
-        const KO: [(&str, &str); 25] = [
+        const KO: [(&str, &str); 23] = [
             ("train", "학습"),
             ("score", "점수 매기기"),
             ("score-chunk", "점수 매기기 (조각)"),
@@ -497,7 +497,6 @@ impl Tr {
             ("training", "학습 중"),
             ("ready", "준비됨"),
             ("failed", "실패"),
-            ("active", "서비스 중"),
             ("retired", "물러남"),
             ("pruned", "정리됨 (파일 삭제)"),
             ("open", "진행 중"),
@@ -507,22 +506,25 @@ impl Tr {
             ("sentiment", "감성"),
             ("random", "무작위"),
             ("mixed", "혼합"),
-            ("rejected", "거부"),
             ("warning", "경고"),
         ];
-        const EN: [(&str, &str); 11] = [
-            ("rejected", "Rejected"),
+        const EN: [(&str, &str); 9] = [
             ("warning", "Warning"),
             ("score-chunk", "score (chunk)"),
             ("suggest", "suggestions"),
             ("compose", "compose a round"),
-            ("active", "serving"),
             ("pruned", "pruned (files deleted)"),
             ("missing", "missing keyword"),
             ("wrong", "wrong keyword"),
             ("audit", "label audit"),
             ("eval", "evaluation"),
         ];
+        // Words the pages already have a field for.
+        match word {
+            "active" => return self.active.to_string(),
+            "rejected" => return self.rejected.to_string(),
+            _ => {}
+        }
         let table: &[(&str, &str)] = if self.code == "ko" { &KO } else { &EN };
         table.iter().find(|(w, _)| *w == word).map_or(word, |(_, said)| said).to_string()
     }

@@ -4,9 +4,9 @@
 // and gets told so; anyone analyses a review at /try; the engineer composes a round
 // with the optional fields left blank. Any page answered with an error fails it.
 // Started by tests/api/browser.rs, which serves the demo on a tiny base with a worker.
-import { launch, log } from "./session.mjs";
+import { launch, loggedIn, log } from "./session.mjs";
 
-const { APP_URL, APP_PASSWORD, APP_ANNOTATOR, APP_ENGINEER, APP_REVIEWER, APP_SHOTS } = process.env;
+const { APP_URL, APP_ANNOTATOR, APP_ENGINEER, APP_REVIEWER, APP_SHOTS } = process.env;
 // How long the first cycle may take (scripts/first_start.sh waits on a real base).
 const WAIT_S = Number(process.env.APP_WAIT_S || 300);
 // The seed's examples and hard cases (DESIGN.md), each with the keyword it is about.
@@ -23,16 +23,12 @@ const pages = {};
 
 const browser = await launch();
 async function as(user) {
-  const page = await browser.newPage();
-  page.setDefaultTimeout(30_000);
-  page.on("dialog", (d) => { log("unexpected dialog:", d.message()); d.dismiss(); });
-  page.on("response", (r) => {
-    if (r.request().resourceType() === "document" && r.status() >= 400) errors.push(`${r.status()} ${r.url()}`);
+  const page = await loggedIn(browser, 30_000, {
+    user,
+    setup: (page) => page.on("response", (r) => {
+      if (r.request().resourceType() === "document" && r.status() >= 400) errors.push(`${r.status()} ${r.url()}`);
+    }),
   });
-  await page.goto(`${APP_URL}/login`);
-  await page.fill("input[name=username]", user);
-  await page.fill("input[name=password]", APP_PASSWORD);
-  await Promise.all([page.waitForNavigation(), page.press("input[name=password]", "Enter")]);
   log(user, "logged in at", page.url());
   pages[user] = page;
   return page;

@@ -15,14 +15,16 @@ export async function launch() {
   });
 }
 
-/// A new page logged in as APP_USER, failing loudly on unexpected dialogs.
-export async function loggedIn(browser, timeout) {
-  const { APP_URL, APP_USER, APP_PASSWORD } = process.env;
-  const page = await browser.newPage();
+/// A new page logged in as `user` (APP_USER by default) with APP_PASSWORD, failing
+/// loudly on unexpected dialogs; `setup(page)` runs before the login page is opened.
+export async function loggedIn(browser, timeout, { user = process.env.APP_USER, viewport, setup } = {}) {
+  const { APP_URL, APP_PASSWORD } = process.env;
+  const page = await browser.newPage(viewport ? { viewport } : undefined);
   page.setDefaultTimeout(timeout);
   page.on("dialog", (d) => { log("unexpected dialog:", d.message()); d.dismiss(); });
+  if (setup) setup(page);
   await page.goto(`${APP_URL}/login`);
-  await page.fill("input[name=username]", APP_USER);
+  await page.fill("input[name=username]", user);
   await page.fill("input[name=password]", APP_PASSWORD);
   await Promise.all([page.waitForNavigation(), page.press("input[name=password]", "Enter")]);
   return page;
